@@ -1,0 +1,31 @@
+/* buf.h: a growable byte buffer. The struct is owned by whoever embeds it;
+ * its storage is freed by kg_buf_free. Data is always NUL-terminated (the
+ * terminator is not counted in len) so it can be handed to C string APIs. */
+#ifndef KG_BUF_H
+#define KG_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct kg_buf {
+  char *data;  /* owned; NULL until the first append */
+  size_t len;  /* bytes in use */
+  size_t cap;  /* bytes allocated (excluding the terminator slot) */
+} kg_buf;
+
+#define KG_BUF_INIT {NULL, 0, 0}
+
+void kg_buf_reserve(kg_buf *b, size_t extra);
+void kg_buf_append(kg_buf *b, const void *p, size_t n);
+void kg_buf_appends(kg_buf *b, const char *s);
+void kg_buf_appendf(kg_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void kg_buf_vappendf(kg_buf *b, const char *fmt, va_list ap);
+/* Drops the first n bytes, keeping the rest. */
+void kg_buf_consume(kg_buf *b, size_t n);
+void kg_buf_reset(kg_buf *b);  /* len = 0, keeps the storage */
+void kg_buf_free(kg_buf *b);   /* frees the storage, back to KG_BUF_INIT */
+/* Hands the storage to the caller (free with free()); b becomes empty. */
+char *kg_buf_steal(kg_buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,40 @@
+/* common.h: conventions every kagami module follows.
+ *
+ * Errors: functions return 0 on success and a negative code on failure,
+ * libuv's codes (UV_ENOMEM, UV_EINVAL, ...) where one fits. A function that
+ * takes a callback and fails never calls that callback.
+ *
+ * Memory: allocation failure is not recoverable in a proxy that must stay
+ * consistent, so every allocation goes through kg_malloc/kg_calloc/
+ * kg_realloc/kg_strdup, which abort with a message instead of returning NULL.
+ * Whoever allocates a thing says in the header who frees it.
+ */
+#ifndef KG_COMMON_H
+#define KG_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KG_VERSION "0.1.0"
+
+#define KG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define KG_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define KG_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* Recover the struct that embeds a member (libuv handles embedded in ours). */
+#define KG_CONTAINER_OF(ptr, type, field) \
+  ((type *)((char *)(ptr) - offsetof(type, field)))
+
+void *kg_malloc(size_t n);
+void *kg_calloc(size_t count, size_t size);
+void *kg_realloc(void *p, size_t n);
+char *kg_strdup(const char *s);
+char *kg_strndup(const char *s, size_t n);
+
+/* Case-insensitive ASCII comparison of a (ptr,len) with a C string. */
+bool kg_str_ieq(const char *a, size_t alen, const char *b);
+
+/* Monotonic clock in nanoseconds (for elapsed times). */
+uint64_t kg_now_ns(void);
+
+#endif

@@ -1,0 +1,40 @@
+/* difflog.h: the diff log, one JSON object per compared request.
+ *
+ * Shared by every worker and written only from the thread pool. Each record
+ * is formatted completely first and then appended with one write(2) on an
+ * O_APPEND descriptor under a lock, so a reader (or a kill -9) never sees
+ * half a line from us, and records from different threads never interleave. */
+#ifndef KG_DIFFLOG_H
+#define KG_DIFFLOG_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+#include "compare.h"
+#include "hooks.h"
+
+typedef struct kg_difflog kg_difflog;
+
+/* What one line says. Everything is borrowed for the call. */
+typedef struct kg_record {
+  const char *id;
+  struct timespec ts;         /* wall clock when the request arrived */
+  const char *method;
+  const char *url;
+  const kg_resp_view *resps;  /* master first */
+  size_t n;
+  const kg_result *result;
+} kg_record;
+
+/* Opens (creating, appending) `path`. Returns 0 or a negative errno. */
+int kg_difflog_open(const char *path, kg_difflog **out);
+/* Appends one line. Returns 0 or a negative errno (the line is lost). */
+int kg_difflog_append(kg_difflog *d, const char *line, size_t len);
+/* fsyncs and closes. */
+void kg_difflog_close(kg_difflog *d);
+
+/* Formats r as one JSON line (with the trailing newline) into out. */
+void kg_record_format(const kg_record *r, kg_buf *out);
+
+#endif

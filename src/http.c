@@ -1,0 +1,353 @@
+/* http.c: the HTTP/1.x parser adapter (see http.h). */
+#include "http.h"
+
+#include <limits.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common.h"
+
+void kg_http_msg_init(kg_http_msg *m) {
+  memset(m, 0, sizeof(*m));
+}
+
+void kg_http_msg_reset(kg_http_msg *m) {
+  kg_buf_reset(&m->url);
+  kg_buf_reset(&m->reason);
+  kg_hdrs_reset(&m->hdrs);
+  m->method = m->status = m->http_major = m->http_minor = 0;
+  m->keep_alive = m->chunked = m->has_length = m->upgrade = false;
+  m->expect_continue = false;
+  m->content_length = 0;
+}
+
+void kg_http_msg_free(kg_http_msg *m) {
+  kg_buf_free(&m->url);
+  kg_buf_free(&m->reason);
+  kg_hdrs_free(&m->hdrs);
+}
+
+void kg_http_msg_move(kg_http_msg *dst, kg_http_msg *src) {
+  kg_http_msg_free(dst);
+  *dst = *src;
+  kg_http_msg_init(src);
+}
+
+static kg_http *kg_http_of(http_parser *p) { return (kg_http *)p->data; }
+
+static int kg_http_fail(kg_http *h, int status, const char *why) {
+  if (h->error_status == 0) {
+    h->error_status = status;
+    h->error_text = why;
+  }
+  return -1;
+}
+
+static int kg_http_count_head(kg_http *h, size_t n) {
+  h->head_bytes += n;
+  if (h->limits.max_head_bytes && h->head_bytes > h->limits.max_head_bytes)
+    return kg_http_fail(h, 431, "request header too large");
+  return 0;
+}
+
+static int kg_http_on_begin(http_parser *p) {
+  kg_http *h = kg_http_of(p);
+  kg_http_msg_reset(&h->msg);
+  h->head_bytes = 0;
+  h->in_value = false;
+  h->in_message = true;
+  return 0;
+}
+
+static int kg_http_on_url(http_parser *p, const char *at, size_t n) {
+  kg_http *h = kg_http_of(p);
+  kg_buf_append(&h->msg.url, at, n);
+  return kg_http_count_head(h, n);
+}
+
+static int kg_http_on_status(http_parser *p, const char *at, size_t n) {
+  kg_http *h = kg_http_of(p);
+  kg_buf_append(&h->msg.reason, at, n);
+  return kg_http_count_head(h, n);
+}
+
+static int kg_http_on_field(http_parser *p, const char *at, size_t n) {
+  kg_http *h = kg_http_of(p);
+  /* A name piece after a value, or the very first piece, starts a field;
+   * otherwise the name was split across two reads. */
+  if (h->in_value || h->msg.hdrs.n == 0) {
+    if (h->limits.max_headers && h->msg.hdrs.n >= h->limits.max_headers)
+      return kg_http_fail(h, 431, "too many header fields");
+    kg_hdrs_add(&h->msg.hdrs, at, n, "", 0);
+  } else {
+    kg_hdrs_extend_last_name(&h->msg.hdrs, at, n);
+  }
+  h->in_value = false;
+  return kg_http_count_head(h, n + 4); /* ": " and CRLF count too */
+}
+
+static int kg_http_on_value(http_parser *p, const char *at, size_t n) {
+  kg_http *h = kg_http_of(p);
+  kg_hdrs_extend_last_value(&h->msg.hdrs, at, n);
+  h->in_value = true;
+  return kg_http_count_head(h, n);
+}
+
+/* Field values are forwarded as they came: one holding a bare CR, LF or
+ * NUL (obs-fold leaves CRLF inside a value) could split into two fields on
+ * the next hop, so it is refused here. */
+static bool kg_http_values_clean(const kg_hdrs *hd) {
+  for (size_t i = 0; i < hd->n; i++) {
+    const char *v = kg_hdrs_value(hd, i);
+    for (uint32_t j = 0; j < hd->v[i].value_len; j++)
+      if (v[j] == '\r' || v[j] == '\n' || v[j] == '\0') return false;
+  }
+  return true;
+}
+
+static int kg_http_on_headers_complete(http_parser *p) {
+  kg_http *h = kg_http_of(p);
+  kg_http_msg *m = &h->msg;
+  bool request = p->type == HTTP_REQUEST;
+  m->method = (int)p->method;
+  m->status = (int)p->status_code;
+  m->http_major = p->http_major;
+  m->http_minor = p->http_minor;
+  m->keep_alive = http_should_keep_alive(p) != 0;
+  m->chunked = (p->flags & F_CHUNKED) != 0;
+  m->has_length = !m->chunked && p->content_length != ULLONG_MAX;
+  m->content_length = m->has_length ? p->content_length : 0;
+  m->upgrade = p->upgrade != 0;
+
+  if (!kg_http_values_clean(&m->hdrs))
+    return kg_http_fail(h, request ? 400 : 502, "invalid header value");
+  if (request) {
+    const char *why = NULL;
+    int st = kg_http_check_request_framing(&m->hdrs, m->http_major,
+                                           m->http_minor, &why);
+    if (st) return kg_http_fail(h, st, why);
+    long e = kg_hdrs_find(&m->hdrs, "expect");
+    if (e >= 0) {
+      const char *v = kg_hdrs_value(&m->hdrs, (size_t)e);
+      if (strcasecmp(v, "100-continue") != 0)
+        return kg_http_fail(h, 417, "unsupported expectation");
+      m->expect_continue = true;
+    }
+  }
+  int r = h->ops->on_head(h->ud, m);
+  if (r >= 400) return kg_http_fail(h, r, "rejected");
+  return r == 1 ? 1 : 0;
+}
+
+static int kg_http_on_body(http_parser *p, const char *at, size_t n) {
+  kg_http *h = kg_http_of(p);
+  int r = h->ops->on_body(h->ud, at, n);
+  if (r >= 400) return kg_http_fail(h, r, "body rejected");
+  return 0;
+}
+
+static int kg_http_on_complete(http_parser *p) {
+  kg_http *h = kg_http_of(p);
+  h->in_message = false;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static const http_parser_settings kg_http_settings = {
+    .on_message_begin = kg_http_on_begin,
+    .on_url = kg_http_on_url,
+    .on_status = kg_http_on_status,
+    .on_header_field = kg_http_on_field,
+    .on_header_value = kg_http_on_value,
+    .on_headers_complete = kg_http_on_headers_complete,
+    .on_body = kg_http_on_body,
+    .on_message_complete = kg_http_on_complete,
+};
+
+void kg_http_init(kg_http *h, enum http_parser_type type,
+                  const kg_http_ops *ops, void *ud, kg_http_limits limits) {
+  memset(h, 0, sizeof(*h));
+  http_parser_init(&h->parser, type);
+  h->parser.data = h;
+  h->ops = ops;
+  h->ud = ud;
+  h->limits = limits;
+  kg_http_msg_init(&h->msg);
+}
+
+void kg_http_free(kg_http *h) { kg_http_msg_free(&h->msg); }
+
+static kg_http_state kg_http_result(kg_http *h) {
+  enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
+  if (e == HPE_OK) return KG_HTTP_MORE;
+  if (e == HPE_PAUSED) return KG_HTTP_PAUSED;
+  if (h->error_status == 0) {
+    bool request = h->parser.type == HTTP_REQUEST;
+    if (e == HPE_HEADER_OVERFLOW && request) {
+      h->error_status = 431;
+      h->error_text = "request header too large";
+    } else {
+      h->error_status = request ? 400 : 502;
+      h->error_text = http_errno_description(e);
+    }
+  }
+  return KG_HTTP_ERROR;
+}
+
+kg_http_state kg_http_feed(kg_http *h, const char *p, size_t n, size_t *used) {
+  *used = http_parser_execute(&h->parser, &kg_http_settings, p, n);
+  return kg_http_result(h);
+}
+
+kg_http_state kg_http_eof(kg_http *h) {
+  if (!h->in_message) return KG_HTTP_MORE;
+  http_parser_execute(&h->parser, &kg_http_settings, NULL, 0);
+  kg_http_state st = kg_http_result(h);
+  if (st == KG_HTTP_MORE) {
+    /* The parser accepted EOF without completing: the message was cut. */
+    h->error_status = h->parser.type == HTTP_REQUEST ? 400 : 502;
+    h->error_text = "connection closed mid-message";
+    return KG_HTTP_ERROR;
+  }
+  return st;
+}
+
+void kg_http_resume(kg_http *h) { http_parser_pause(&h->parser, 0); }
+
+/* --- framing rules -------------------------------------------------------- */
+
+static bool kg_is_tchar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Calls fn for each element of a comma-separated list field value,
+ * trimmed of optional whitespace; empty elements are skipped as RFC 9110
+ * 5.6.1 allows. Stops early when fn returns non-zero and returns that. */
+static int kg_http_each_token(const char *v, size_t len,
+                              int (*fn)(const char *, size_t, void *),
+                              void *ud) {
+  size_t i = 0;
+  while (i < len) {
+    size_t start = i;
+    while (i < len && v[i] != ',') i++;
+    size_t end = i;
+    while (start < end && (v[start] == ' ' || v[start] == '\t')) start++;
+    while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) end--;
+    if (end > start) {
+      int r = fn(v + start, end - start, ud);
+      if (r) return r;
+    }
+    i++;
+  }
+  return 0;
+}
+
+typedef struct kg_te_scan {
+  int count;         /* codings seen */
+  bool last_chunked; /* the latest coding was chunked */
+  bool chunked_twice;
+  bool other;        /* a coding other than chunked */
+  bool invalid;      /* not a token */
+} kg_te_scan;
+
+static int kg_http_te_token(const char *t, size_t n, void *ud) {
+  kg_te_scan *s = ud;
+  for (size_t i = 0; i < n; i++)
+    if (!kg_is_tchar(t[i]) && t[i] != ';' && t[i] != '=' && t[i] != ' ') {
+      s->invalid = true;
+      return 1;
+    }
+  bool chunked = kg_str_ieq(t, n, "chunked");
+  if (chunked && s->last_chunked) s->chunked_twice = true;
+  if (chunked && s->count > 0 && !s->last_chunked) s->other = true;
+  if (!chunked) s->other = true;
+  s->last_chunked = chunked;
+  s->count++;
+  return 0;
+}
+
+int kg_http_check_request_framing(const kg_hdrs *h, int http_major,
+                                  int http_minor, const char **why) {
+  size_t ncl = 0;
+  kg_te_scan te = {0};
+  bool has_te = false;
+  for (size_t i = 0; i < h->n; i++) {
+    const char *name = kg_hdrs_name(h, i);
+    const char *v = kg_hdrs_value(h, i);
+    size_t vlen = h->v[i].value_len;
+    if (strcasecmp(name, "content-length") == 0) {
+      ncl++;
+      if (vlen == 0 || vlen > 18) {
+        *why = "invalid Content-Length";
+        return 400;
+      }
+      for (size_t j = 0; j < vlen; j++)
+        if (v[j] < '0' || v[j] > '9') {
+          *why = "invalid Content-Length";
+          return 400;
+        }
+    } else if (strcasecmp(name, "transfer-encoding") == 0) {
+      has_te = true;
+      kg_http_each_token(v, vlen, kg_http_te_token, &te);
+    }
+  }
+  if (ncl > 1) {
+    *why = "more than one Content-Length";
+    return 400;
+  }
+  if (!has_te) return 0;
+  if (ncl) {
+    *why = "both Content-Length and Transfer-Encoding";
+    return 400;
+  }
+  if (http_major == 1 && http_minor == 0) {
+    *why = "Transfer-Encoding in an HTTP/1.0 request";
+    return 400;
+  }
+  if (te.invalid || te.count == 0 || te.chunked_twice) {
+    *why = "invalid Transfer-Encoding";
+    return 400;
+  }
+  if (!te.last_chunked) {
+    *why = "chunked is not the final transfer coding";
+    return 400;
+  }
+  if (te.other) {
+    *why = "unsupported transfer coding";
+    return 501;
+  }
+  return 0;
+}
+
+/* --- hop-by-hop fields ---------------------------------------------------- */
+
+bool kg_http_is_hop_by_hop(const char *name, size_t len) {
+  static const char *const hop[] = {
+      "connection", "keep-alive", "proxy-connection", "te",
+      "trailer",    "transfer-encoding", "upgrade",
+  };
+  for (size_t i = 0; i < KG_ARRAY_SIZE(hop); i++)
+    if (kg_str_ieq(name, len, hop[i])) return true;
+  return false;
+}
+
+typedef struct kg_conn_lookup {
+  const char *name;
+  size_t len;
+} kg_conn_lookup;
+
+static int kg_http_conn_token(const char *t, size_t n, void *ud) {
+  kg_conn_lookup *l = ud;
+  return n == l->len && strncasecmp(t, l->name, n) == 0;
+}
+
+bool kg_http_connection_lists(const kg_hdrs *h, const char *name, size_t len) {
+  kg_conn_lookup l = {name, len};
+  for (size_t i = 0; i < h->n; i++)
+    if (strcasecmp(kg_hdrs_name(h, i), "connection") == 0 &&
+        kg_http_each_token(kg_hdrs_value(h, i), h->v[i].value_len,
+                           kg_http_conn_token, &l))
+      return true;
+  return false;
+}

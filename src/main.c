@@ -1,0 +1,226 @@
+/* main.c: the command line: run, check, --version, --help. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common.h"
+#include "config.h"
+#include "difflog.h"
+#include "hooks.h"
+#include "log.h"
+#include "worker.h"
+
+static const char kg_usage[] =
+    "usage: kagami <command> [arguments]\n"
+    "\n"
+    "HTTP shadow proxy: sends every request to the master backend and a copy\n"
+    "to shadow backends, answers with the master's response only, and logs\n"
+    "where the shadows answer differently.\n"
+    "\n"
+    "commands:\n"
+    "  run CONFIG.lua     run the proxy in the foreground (SIGINT/SIGTERM stop it\n"
+    "                     gracefully)\n"
+    "  check CONFIG.lua   validate a config; exit 0, or 1 with FILE:LINE: errors\n"
+    "  --version          print the version\n"
+    "  --help             print this help\n";
+
+typedef struct kg_main {
+  kg_config *cfg;
+  kg_difflog *difflog;
+  kg_worker *workers;
+  int nworkers;
+  uv_loop_t loop;          /* main thread: signals only */
+  uv_signal_t sigint, sigterm;
+  uv_async_t exit_async;   /* a worker's loop ended */
+  bool stopping;
+} kg_main;
+
+static void kg_main_on_signal(uv_signal_t *s, int signum) {
+  kg_main *m = s->data;
+  if (m->stopping) {
+    kg_log_warn("second signal: exiting now");
+    _exit(1);
+  }
+  m->stopping = true;
+  kg_log_info("received %s: stopping (finishing in-flight requests)",
+              signum == SIGINT ? "SIGINT" : "SIGTERM");
+  for (int i = 0; i < m->nworkers; i++) kg_worker_request_stop(&m->workers[i]);
+  /* A second signal must still reach us, so the handlers stay until the
+   * workers are done; see kg_main_run. */
+}
+
+static void kg_worker_thread(void *arg) {
+  kg_worker *w = arg;
+  kg_worker_run(w);
+  atomic_store(&w->exited, true);
+  uv_async_send(w->exit_async);
+}
+
+/* Once every worker has ended, close the main loop's handles so that it
+ * ends too. Until then signals keep being handled. */
+static void kg_main_on_worker_exit(uv_async_t *a) {
+  kg_main *m = a->data;
+  for (int i = 0; i < m->nworkers; i++)
+    if (!atomic_load(&m->workers[i].exited)) return;
+  uv_close((uv_handle_t *)&m->sigint, NULL);
+  uv_close((uv_handle_t *)&m->sigterm, NULL);
+  uv_close((uv_handle_t *)&m->exit_async, NULL);
+}
+
+static void kg_log_start(const kg_config *cfg) {
+  kg_buf b = KG_BUF_INIT;
+  kg_buf_appendf(&b, "kagami %s listening on", KG_VERSION);
+  for (size_t i = 0; i < cfg->nlisten; i++)
+    kg_buf_appendf(&b, "%s %s", i ? "," : "", cfg->listen[i].text);
+  kg_buf_appendf(&b, " (%d worker%s); master %s %s", cfg->workers,
+                 cfg->workers == 1 ? "" : "s", cfg->backends[0].name,
+                 cfg->backends[0].url);
+  for (size_t i = 1; i < cfg->nbackends; i++)
+    kg_buf_appendf(&b, "%s %s %s", i == 1 ? "; shadows" : ",",
+                   cfg->backends[i].name, cfg->backends[i].url);
+  if (cfg->diff_log) kg_buf_appendf(&b, "; diff log %s", cfg->diff_log);
+  kg_log_info("%s", b.data);
+  kg_buf_free(&b);
+}
+
+static void kg_log_stop(const kg_main *m) {
+  kg_stats t = {0};
+  for (int i = 0; i < m->nworkers; i++) {
+    const kg_stats *s = &m->workers[i].stats;
+    t.connections += s->connections;
+    t.requests += s->requests;
+    t.bad_requests += s->bad_requests;
+    t.shadowed += s->shadowed;
+    t.compared += s->compared;
+    t.differing += s->differing;
+    t.dropped += s->dropped;
+    t.aborted += s->aborted;
+    t.master_errors += s->master_errors;
+    t.shadow_errors += s->shadow_errors;
+  }
+  kg_log_info(
+      "stopped listening on %s: %llu connections, %llu requests, %llu bad, "
+      "%llu shadowed, %llu compared, %llu differing, %llu dropped, "
+      "%llu aborted, %llu master errors, %llu shadow errors",
+      m->cfg->listen[0].text, (unsigned long long)t.connections,
+      (unsigned long long)t.requests, (unsigned long long)t.bad_requests,
+      (unsigned long long)t.shadowed, (unsigned long long)t.compared,
+      (unsigned long long)t.differing, (unsigned long long)t.dropped,
+      (unsigned long long)t.aborted, (unsigned long long)t.master_errors,
+      (unsigned long long)t.shadow_errors);
+}
+
+static int kg_main_run(const char *path) {
+  char err[1024];
+  kg_main m = {0};
+  if (kg_config_load(path, &m.cfg, err, sizeof(err)) < 0) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  int rc = 1;
+  /* Requests are bounded by the config; the parser's own global limit
+   * only needs to stay above ours (backend heads are not limited). */
+  http_parser_set_max_header_size(
+      (uint32_t)KG_MAX(m.cfg->max_header_bytes * 2, 256 * 1024));
+  signal(SIGPIPE, SIG_IGN);
+  if (kg_worker_check_addresses(m.cfg, err, sizeof(err)) < 0) {
+    kg_log_error("%s", err);
+    goto out;
+  }
+  if (m.cfg->diff_log) {
+    int r = kg_difflog_open(m.cfg->diff_log, &m.difflog);
+    if (r < 0) {
+      kg_log_error("diff log %s: %s", m.cfg->diff_log, strerror(-r));
+      goto out;
+    }
+  }
+  m.workers = kg_calloc((size_t)m.cfg->workers, sizeof(kg_worker));
+  for (; m.nworkers < m.cfg->workers; m.nworkers++) {
+    if (kg_worker_init(&m.workers[m.nworkers], m.nworkers, m.cfg, m.difflog,
+                       err, sizeof(err)) < 0) {
+      kg_log_error("%s", err);
+      goto stop_workers;
+    }
+  }
+  uv_loop_init(&m.loop);
+  uv_signal_init(&m.loop, &m.sigint);
+  uv_signal_init(&m.loop, &m.sigterm);
+  m.sigint.data = m.sigterm.data = &m;
+  uv_signal_start(&m.sigint, kg_main_on_signal, SIGINT);
+  uv_signal_start(&m.sigterm, kg_main_on_signal, SIGTERM);
+  uv_async_init(&m.loop, &m.exit_async, kg_main_on_worker_exit);
+  m.exit_async.data = &m;
+  for (int i = 0; i < m.nworkers; i++) {
+    m.workers[i].exit_async = &m.exit_async;
+    uv_thread_create(&m.workers[i].thread, kg_worker_thread, &m.workers[i]);
+  }
+  kg_log_start(m.cfg);
+  uv_run(&m.loop, UV_RUN_DEFAULT);
+  for (int i = 0; i < m.nworkers; i++) uv_thread_join(&m.workers[i].thread);
+  uv_loop_close(&m.loop);
+  kg_log_stop(&m);
+  rc = 0;
+stop_workers:
+  for (int i = 0; i < m.nworkers; i++) {
+    if (rc != 0) { /* init failed part-way: unwind the ones that started */
+      kg_worker_request_stop(&m.workers[i]);
+      kg_worker_run(&m.workers[i]);
+    }
+    kg_worker_destroy(&m.workers[i]);
+  }
+  free(m.workers);
+out:
+  kg_difflog_close(m.difflog);
+  kg_config_free(m.cfg);
+  return rc;
+}
+
+static int kg_main_check(const char *path) {
+  char err[1024];
+  kg_config *cfg = NULL;
+  if (kg_config_load(path, &cfg, err, sizeof(err)) < 0) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  kg_hooks *h = NULL;
+  if (kg_hooks_new(cfg, &h, err, sizeof(err)) < 0) {
+    fprintf(stderr, "%s\n", err);
+    kg_config_free(cfg);
+    return 1;
+  }
+  printf("%s: ok (master %s, %zu shadow%s)\n", path, cfg->backends[0].name,
+         cfg->nbackends - 1, cfg->nbackends == 2 ? "" : "s");
+  kg_hooks_free(h);
+  kg_config_free(cfg);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(kg_usage, stderr);
+    return 1;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+      strcmp(cmd, "help") == 0) {
+    fputs(kg_usage, stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("kagami %s\n", KG_VERSION);
+    return 0;
+  }
+  if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
+    if (argc != 3 || argv[2][0] == '-') {
+      fprintf(stderr, "kagami %s: expected exactly one CONFIG.lua argument\n%s",
+              cmd, kg_usage);
+      return 1;
+    }
+    return cmd[0] == 'r' ? kg_main_run(argv[2]) : kg_main_check(argv[2]);
+  }
+  fprintf(stderr, "kagami: unknown %s '%s'\n%s",
+          cmd[0] == '-' ? "option" : "command", cmd, kg_usage);
+  return 1;
+}

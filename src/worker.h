@@ -1,0 +1,88 @@
+/* worker.h: one event loop and everything that lives on it.
+ *
+ * kagami runs cfg->workers workers, each a thread with its own libuv loop,
+ * its own listening sockets (bound with SO_REUSEPORT so the kernel spreads
+ * connections), its own backend pools, Lua state and counters. Nothing on
+ * the request path is shared between workers except the diff log writer,
+ * which has its own lock and is only touched from the thread pool. */
+#ifndef KG_WORKER_H
+#define KG_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "hooks.h"
+#include "sample.h"
+#include "upstream.h"
+
+typedef struct kg_client kg_client;
+typedef struct kg_difflog kg_difflog;
+
+typedef struct kg_stats {
+  uint64_t connections;     /* client connections accepted */
+  uint64_t requests;        /* requests parsed and dispatched */
+  uint64_t bad_requests;    /* rejected with 4xx/5xx before dispatch */
+  uint64_t shadowed;        /* requests sent to at least one shadow */
+  uint64_t compared;        /* results written */
+  uint64_t differing;       /* results that were not equal */
+  uint64_t dropped;         /* shadow copies not sent (over a limit) */
+  uint64_t aborted;         /* exchanges dropped because the client left */
+  uint64_t master_errors;   /* 502/504 answered to clients */
+  uint64_t shadow_errors;   /* shadow legs that failed */
+} kg_stats;
+
+typedef struct kg_worker {
+  uv_loop_t loop;             /* this worker's loop */
+  int id;                     /* 0..workers-1 */
+  const kg_config *cfg;       /* shared, read-only, owned by main */
+  kg_hooks *hooks;            /* owned: this worker's Lua state */
+  kg_difflog *difflog;        /* shared, not owned; may be NULL */
+  kg_pool pools[KG_MAX_BACKENDS]; /* one per backend, same order as cfg */
+  uv_tcp_t *listeners;        /* owned array of cfg->nlisten handles */
+  size_t nlisteners;          /* listeners initialised */
+  size_t nlisteners_open;     /* listeners not yet closed */
+  uv_async_t stop_async;      /* main -> worker: begin graceful stop */
+  uv_timer_t stop_timer;      /* bounds the graceful stop */
+  bool stopping;              /* no new connections or requests */
+  bool finished;              /* the last handles are closing */
+  kg_client *clients;         /* every open client (intrusive list) */
+  kg_client *flush_head;      /* clients with response bytes to write */
+  uv_check_t flush_check;     /* writes them once per loop iteration */
+  size_t nclients;
+  size_t nexchanges;          /* exchanges alive (incl. comparing) */
+  uint64_t seq;               /* per-worker request counter, for ids */
+  kg_rng rng;                 /* sampling decisions */
+  kg_stats stats;
+  uv_thread_t thread;
+  uv_async_t *exit_async;     /* main's: told when this worker's loop ends */
+  atomic_bool exited;         /* set by the worker thread at its end */
+  int listen_fd_error;        /* set if the listeners failed to bind */
+  char readbuf[64 * 1024];    /* every read on this loop lands here and is
+                                 consumed before the next read */
+} kg_worker;
+
+/* Creates the worker's loop, pools, hooks and listening sockets. Returns 0,
+ * or -1 with a message in err. */
+int kg_worker_init(kg_worker *w, int id, const kg_config *cfg,
+                   kg_difflog *difflog, char *err, size_t errlen);
+/* Before any worker binds with SO_REUSEPORT: fails (with a message) when
+ * a listen address is already taken, e.g. by another running kagami. */
+int kg_worker_check_addresses(const kg_config *cfg, char *err, size_t errlen);
+/* Runs the loop until a graceful stop completes. */
+void kg_worker_run(kg_worker *w);
+/* Thread-safe: asks the worker to stop gracefully. */
+void kg_worker_request_stop(kg_worker *w);
+/* Frees what kg_worker_init made (after kg_worker_run returned). */
+void kg_worker_destroy(kg_worker *w);
+
+/* libuv alloc callback handing out w->readbuf (handle->data's loop). */
+void kg_worker_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Called by proxy.c / exchange.c when a client or exchange goes away, so a
+ * stopping worker can finish as soon as nothing is left. */
+void kg_worker_maybe_finish(kg_worker *w);
+
+#endif
