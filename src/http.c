@@ -93,6 +93,21 @@ static int kg_http_on_value(http_parser *p, const char *at, size_t n) {
   return kg_http_count_head(h, n);
 }
 
+static bool kg_is_tchar(char c);
+
+/* http_parser (unless built strict) lets a space into a field name, as in
+ * "Transfer-Encoding : chunked". Such a field is not what it looks like to
+ * us, but may be to a backend: a classic smuggling vector, so it is refused. */
+static bool kg_http_names_clean(const kg_hdrs *hd) {
+  for (size_t i = 0; i < hd->n; i++) {
+    const char *n = kg_hdrs_name(hd, i);
+    if (hd->v[i].name_len == 0) return false;
+    for (uint32_t j = 0; j < hd->v[i].name_len; j++)
+      if (!kg_is_tchar(n[j])) return false;
+  }
+  return true;
+}
+
 /* Field values are forwarded as they came: one holding a bare CR, LF or
  * NUL (obs-fold leaves CRLF inside a value) could split into two fields on
  * the next hop, so it is refused here. */
@@ -119,6 +134,8 @@ static int kg_http_on_headers_complete(http_parser *p) {
   m->content_length = m->has_length ? p->content_length : 0;
   m->upgrade = p->upgrade != 0;
 
+  if (!kg_http_names_clean(&m->hdrs))
+    return kg_http_fail(h, request ? 400 : 502, "invalid header name");
   if (!kg_http_values_clean(&m->hdrs))
     return kg_http_fail(h, request ? 400 : 502, "invalid header value");
   if (request) {
@@ -217,8 +234,8 @@ void kg_http_resume(kg_http *h) { http_parser_pause(&h->parser, 0); }
 /* --- framing rules -------------------------------------------------------- */
 
 static bool kg_is_tchar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+  return c != '\0' && ( (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* Calls fn for each element of a comma-separated list field value,

@@ -46,8 +46,8 @@ typedef struct kg_http_ops {
   int (*on_head)(void *ud, kg_http_msg *m);
   /* Body bytes, already de-chunked. Return 0, or a status >= 400. */
   int (*on_body)(void *ud, const char *p, size_t n);
-  /* The message is complete; the adapter is paused until kg_http_resume. */
-  void (*on_complete)(void *ud, kg_http_msg *m);
+  /* (A complete message is reported by kg_http_feed returning PAUSED, so
+   * that the owner acts on it outside the parser's callbacks.) */
 } kg_http_ops;
 
 typedef struct kg_http_limits {
