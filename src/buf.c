@@ -11,7 +11,9 @@ void kg_buf_reserve(kg_buf *b, size_t extra) {
   if (b->data != NULL && b->len + extra <= b->cap) return;
   size_t cap = b->cap ? b->cap : 64;
   while (cap < b->len + extra) cap *= 2;
+  bool fresh = b->data == NULL;
   b->data = kg_realloc(b->data, cap + 1);
+  if (fresh) b->data[0] = '\0';
   b->cap = cap;
 }
 
@@ -64,7 +66,10 @@ void kg_buf_free(kg_buf *b) {
 }
 
 char *kg_buf_steal(kg_buf *b, size_t *len) {
-  if (b->data == NULL) kg_buf_reserve(b, 0);
+  if (b->data == NULL) {
+    kg_buf_reserve(b, 0);
+    b->data[0] = '\0';
+  }
   char *p = b->data;
   if (len) *len = b->len;
   b->data = NULL;
