@@ -65,6 +65,7 @@ struct kg_client {
   bool master_paused;        /* we paused the master (slow reader) */
   bool head_started;         /* the current response's head is out */
   bool reading;              /* uv_read_start is in effect */
+  bool broken;               /* a write failed: output is dropped */
   int open_handles;          /* free at 0 */
 };
 
@@ -100,6 +101,7 @@ static void kg_client_unqueue_flush(kg_client *c) {
 }
 
 static void kg_client_out(kg_client *c, const void *p, size_t n) {
+  if (c->broken) return;
   kg_buf_append(&c->out, p, n);
   kg_client_queue_flush(c);
 }
@@ -107,6 +109,7 @@ static void kg_client_out(kg_client *c, const void *p, size_t n) {
 static void kg_client_outf(kg_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void kg_client_outf(kg_client *c, const char *fmt, ...) {
+  if (c->broken) return;
   va_list ap;
   va_start(ap, fmt);
   kg_buf_vappendf(&c->out, fmt, ap);
@@ -115,6 +118,15 @@ static void kg_client_outf(kg_client *c, const char *fmt, ...) {
 }
 
 static void kg_client_on_timer(uv_timer_t *t);
+static void kg_client_close_soon(kg_client *c);
+
+/* A write failed: the client is gone. Closing is deferred because an
+ * exchange may be streaming to us further up the stack. */
+static void kg_client_broken(kg_client *c) {
+  c->broken = true;
+  kg_buf_reset(&c->out);
+  kg_client_close_soon(c);
+}
 
 static void kg_client_on_shutdown(uv_shutdown_t *req, int status) {
   kg_client *c = req->data;
@@ -169,7 +181,7 @@ static void kg_client_on_write(uv_write_t *req, int status) {
 
 /* Writes c->out: directly when the socket takes it all, else queued. */
 static void kg_client_flush(kg_client *c) {
-  if (c->state == KG_CLIENT_CLOSED) return;
+  if (c->state == KG_CLIENT_CLOSED || c->broken) return;
   if (c->out.len == 0) {
     kg_client_after_write(c);
     return;
@@ -182,7 +194,7 @@ static void kg_client_flush(kg_client *c) {
     return;
   }
   if (n < 0 && n != UV_EAGAIN) {
-    kg_client_close(c);
+    kg_client_broken(c);
     return;
   }
   if (n > 0) kg_buf_consume(&c->out, (size_t)n);
@@ -194,7 +206,7 @@ static void kg_client_flush(kg_client *c) {
   if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, kg_client_on_write) < 0) {
     free(wr->data);
     free(wr);
-    kg_client_close(c);
+    kg_client_broken(c);
     return;
   }
   if (c->ex && !c->master_paused &&
