@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs="build-essential pkg-config libuv1-dev libhttp-parser-dev liblua5.4-dev
-  libsqlite3-dev libjansson-dev zlib1g-dev libpcre2-dev libxml2-dev"
+  libsqlite3-dev libjansson-dev zlib1g-dev libpcre2-dev libxml2-dev uthash-dev"
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest curl nginx wrk"
 
 want="$build_pkgs"

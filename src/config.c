@@ -1063,6 +1063,43 @@ static bool has_position(const char *msg) {
   return *p == ':';
 }
 
+/* Lua cuts chunk names to 60 bytes ("...long/path/kagami.lua:3:"), which
+ * would break FILE:LINE for long paths. So the chunk gets a short marker
+ * name, and messages get the full path put back in its place. */
+#define KG_CHUNK_MARK "\x01config"
+
+int kg_config_lua_load(lua_State *L, const char *path) {
+  int eno = 0;
+  char *src = read_file(path, &eno);
+  if (src == NULL) {
+    lua_pushfstring(L, "%s: cannot read: %s", path, strerror(eno));
+    return LUA_ERRFILE;
+  }
+  /* A first line starting with '#' (a shebang) is skipped, as luaL_loadfile
+   * would, but kept as an empty line so line numbers stay right. */
+  const char *code = src;
+  if (src[0] == '#') code = src + strcspn(src, "\n");
+  /* "t": a config is text; precompiled bytecode can crash the VM. */
+  int st = luaL_loadbufferx(L, code, strlen(code), "=" KG_CHUNK_MARK, "t");
+  free(src);
+  return st;
+}
+
+void kg_config_lua_message(const char *msg, const char *path, kg_buf *out) {
+  const size_t mlen = strlen(KG_CHUNK_MARK);
+  for (const char *p = msg;;) {
+    const char *hit = strstr(p, KG_CHUNK_MARK);
+    if (hit == NULL) {
+      kg_buf_appends(out, p);
+      break;
+    }
+    kg_buf_append(out, p, (size_t)(hit - p));
+    kg_buf_appends(out, path);
+    p = hit + mlen;
+  }
+  if (out->data == NULL) kg_buf_append(out, "", 0);
+}
+
 int kg_config_load(const char *path, kg_config **out, char *err,
                    size_t errlen) {
   *out = NULL;
@@ -1089,18 +1126,20 @@ int kg_config_load(const char *path, kg_config **out, char *err,
   }
   luaL_openlibs(L);
 
-  /* "t": a config is text; precompiled bytecode can crash the VM. */
-  int st = luaL_loadfilex(L, path, "t");
+  int st = kg_config_lua_load(L, path);
   if (st == LUA_OK) st = lua_pcall(L, 0, 1, 0);
   if (st != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    if (msg == NULL)
+    const char *raw = lua_tostring(L, -1);
+    kg_buf msg = KG_BUF_INIT;
+    if (raw != NULL) kg_config_lua_message(raw, path, &msg);
+    if (raw == NULL)
       fail_at(&c, 1, "", "the config raised an error that is not a string (%s)",
               luaL_typename(L, -1));
-    else if (!has_position(msg))
-      fail_at(&c, 1, "", "%s", msg);
+    else if (!has_position(msg.data))
+      fail_at(&c, 1, "", "%s", msg.data);
     else if (err != NULL && errlen > 0)
-      snprintf(err, errlen, "%s", msg); /* Lua's own FILE:LINE: msg */
+      snprintf(err, errlen, "%s", msg.data); /* Lua's own FILE:LINE: msg */
+    kg_buf_free(&msg);
     goto done;
   }
   if (lua_type(L, -1) != LUA_TTABLE) {

@@ -63,6 +63,16 @@ typedef struct kg_config {
 int kg_config_load(const char *path, kg_config **out, char *err, size_t errlen);
 void kg_config_free(kg_config *cfg);
 
+/* Loads the config file as a Lua chunk onto L's stack (lua_load's status;
+ * on failure the message is on the stack). Messages that Lua makes about
+ * this chunk must go through kg_config_lua_message, which puts the file's
+ * full path where Lua's (length-limited) chunk name stands. */
+typedef struct lua_State lua_State;
+struct kg_buf;
+int kg_config_lua_load(lua_State *L, const char *path);
+void kg_config_lua_message(const char *msg, const char *path,
+                           struct kg_buf *out);
+
 /* Index of the backend called `name`, or -1. */
 int kg_config_backend_index(const kg_config *cfg, const char *name);
 

@@ -14,6 +14,7 @@
  * metatables are far shorter to write in Lua than through the C API, and
  * it runs only when a hook touches headers. */
 #include "hooks.h"
+#include "log.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -477,14 +478,17 @@ static int run_hook(call_ctx *x) {
   /* msgh, plus the error message on failure: nothing else may be left. */
   assert(lua_gettop(L) == top + (st == LUA_OK ? 1 : 2));
   if (st != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    fprintf(stderr, "kagami: hook %s failed: %s\n", name,
-            msg != NULL ? msg : "(no message)");
+    const char *raw = lua_tostring(L, -1);
+    kg_buf msg = KG_BUF_INIT;
+    kg_config_lua_message(raw != NULL ? raw : "(no message)", x->h->cfg->path,
+                          &msg);
+    kg_log_warn("hook %s failed: %s", name, msg.data);
+    kg_buf_free(&msg);
   }
   lua_settop(L, top);
   if (st != LUA_OK) return -1;
   if (x->why[0] != '\0') {
-    fprintf(stderr, "kagami: hook %s failed: %s\n", name, x->why);
+    kg_log_warn("hook %s failed: %s", name, x->why);
     return -1;
   }
   return 0;
@@ -499,14 +503,12 @@ int kg_hooks_select_backends(kg_hooks *h, const kg_req_view *req,
   if (run_hook(&x) != 0) return 0;
   if (x.nunknown > 0) {
     if (x.nunknown > 1)
-      fprintf(stderr,
-              "kagami: hook select_backends: unknown backend \"%s\" (and %zu "
-              "more) ignored\n",
-              x.unknown, x.nunknown - 1);
+      kg_log_warn("hook select_backends: unknown backend \"%s\" (and %zu "
+                  "more) ignored",
+                  x.unknown, x.nunknown - 1);
     else
-      fprintf(stderr,
-              "kagami: hook select_backends: unknown backend \"%s\" ignored\n",
-              x.unknown);
+      kg_log_warn("hook select_backends: unknown backend \"%s\" ignored",
+                  x.unknown);
   }
   if (!x.listed) return 0;
   *mask = x.mask;
@@ -598,11 +600,15 @@ int kg_hooks_new(const kg_config *cfg, kg_hooks **out, char *err,
   luaL_openlibs(L);
   if (load_helpers(h, err, errlen) != 0) goto fail;
 
-  int st = luaL_loadfilex(L, cfg->path, "t");
+  int st = kg_config_lua_load(L, cfg->path);
   if (st == LUA_OK) st = lua_pcall(L, 0, 1, 0);
   if (st != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    set_err(err, errlen, "%s", msg != NULL ? msg : "config raised an error");
+    const char *raw = lua_tostring(L, -1);
+    kg_buf msg = KG_BUF_INIT;
+    kg_config_lua_message(raw != NULL ? raw : "config raised an error",
+                          cfg->path, &msg);
+    set_err(err, errlen, "%s", msg.data);
+    kg_buf_free(&msg);
     goto fail;
   }
   if (lua_type(L, -1) != LUA_TTABLE) {

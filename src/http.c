@@ -138,6 +138,12 @@ static int kg_http_on_headers_complete(http_parser *p) {
     return kg_http_fail(h, request ? 400 : 502, "invalid header name");
   if (!kg_http_values_clean(&m->hdrs))
     return kg_http_fail(h, request ? 400 : 502, "invalid header value");
+  if (request && m->http_major != 1) {
+    /* http_parser reads "GET /" without a version as HTTP/0.9, which has
+     * no header fields at all: not something to forward. */
+    return m->http_major == 0 ? kg_http_fail(h, 400, "HTTP/0.9 request")
+                              : kg_http_fail(h, 505, "HTTP version not supported");
+  }
   if (request) {
     const char *why = NULL;
     int st = kg_http_check_request_framing(&m->hdrs, m->http_major,

@@ -100,16 +100,21 @@ static void kg_log_stop(const kg_main *m) {
     t.master_errors += s->master_errors;
     t.shadow_errors += s->shadow_errors;
   }
+  kg_buf be = KG_BUF_INIT;
+  for (size_t i = 0; i < m->cfg->nbackends; i++)
+    kg_buf_appendf(&be, "%s%s%s", i ? ", " : "", m->cfg->backends[i].name,
+                   i == 0 ? " (master)" : "");
   kg_log_info(
-      "stopped listening on %s: %llu connections, %llu requests, %llu bad, "
+      "stopped listening on %s (backends %s): %llu connections, %llu requests, %llu bad, "
       "%llu shadowed, %llu compared, %llu differing, %llu dropped, "
       "%llu aborted, %llu master errors, %llu shadow errors",
-      m->cfg->listen[0].text, (unsigned long long)t.connections,
+      m->cfg->listen[0].text, be.data, (unsigned long long)t.connections,
       (unsigned long long)t.requests, (unsigned long long)t.bad_requests,
       (unsigned long long)t.shadowed, (unsigned long long)t.compared,
       (unsigned long long)t.differing, (unsigned long long)t.dropped,
       (unsigned long long)t.aborted, (unsigned long long)t.master_errors,
       (unsigned long long)t.shadow_errors);
+  kg_buf_free(&be);
 }
 
 static int kg_main_run(const char *path) {

@@ -1,0 +1,213 @@
+"""kagami demo (`make demo`): two versions of a small shop behind kagami.
+
+1. starts the shop (examples/app.py) twice: production (the master) and
+   newdb (a shadow that differs on a few paths);
+2. runs `build/kagami run` with examples/demo.lua, moved to free ports and
+   a diff log in a temporary directory;
+3. sends about 50 requests through kagami, as a browser would;
+4. waits for the diff log and prints what kagami found.
+
+Standard library only; takes a few seconds. The binary is $KAGAMI_BIN,
+default build/kagami.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import app  # noqa: E402  (examples/app.py, next to this file)
+
+KAGAMI = Path(os.environ.get("KAGAMI_BIN", ROOT / "build" / "kagami"))
+REQUESTS = 50
+PATHS = (["/"] * 6 + ["/about"] * 3 + ["/products"] * 6
+         + ["/products/%d" % i for i in (1, 2, 3, 4, 4, 5, 9)]
+         + ["/api/products"] * 5 + ["/api/products/%d" % i for i in (2, 4)]
+         + ["/search?q=tea", "/search?q=cup", "/search?q=kettle"] * 2
+         + ["/ads"] * 4)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(workdir, listen, prod_port, newdb_port):
+    """examples/demo.lua with its addresses and diff log moved."""
+    text = (HERE / "demo.lua").read_text()
+    diff_log = workdir / "kagami-diffs.jsonl"
+    for old, new in (('"127.0.0.1:8090"', '"127.0.0.1:%d"' % listen),
+                     ('"http://127.0.0.1:9001"',
+                      '"http://127.0.0.1:%d"' % prod_port),
+                     ('"http://127.0.0.1:9002"',
+                      '"http://127.0.0.1:%d"' % newdb_port),
+                     ('"kagami-diffs.jsonl"', '"%s"' % diff_log)):
+        assert text.count(old) == 1, "demo.lua: expected one %s" % old
+        text = text.replace(old, new)
+    path = workdir / "demo.lua"
+    path.write_text(text)
+    return path, diff_log
+
+
+def wait_listening(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("kagami exited with %d" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("kagami is not listening on port %d" % port)
+
+
+def send_traffic(port):
+    """Sends REQUESTS GETs; returns {path: count}."""
+    rng = random.Random(42)
+    sent = defaultdict(int)
+    for _ in range(REQUESTS):
+        path = rng.choice(PATHS)
+        url = "http://127.0.0.1:%d%s" % (port, path)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                resp.read()
+        except urllib.error.HTTPError as e:  # 404 pages are traffic too
+            e.read()
+        sent[path] += 1
+    return sent
+
+
+def read_log(path, want, timeout=5.0):
+    """The diff log's entries, once `want` are there (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lines = path.read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= want or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines if line.strip()]
+        time.sleep(0.05)
+
+
+def summarize(entries, sent):
+    total = sum(sent.values())
+    differed = [e for e in entries if not e.get("equal")]
+    print("\nkagami demo: %d requests sent, %d compared with the shadow, "
+          "%d differed\n" % (total, len(entries), len(differed)))
+
+    by_path = defaultdict(list)
+    for e in entries:
+        by_path[e["url"].split("?")[0]].append(e)
+    print("  %-18s %8s %8s %14s %10s" % ("path", "compared", "differed",
+                                         "production ms", "newdb ms"))
+    for path in sorted(by_path):
+        es = by_path[path]
+        print("  %-18s %8d %8d %14s %10s" % (
+            path, len(es), sum(1 for e in es if not e.get("equal")),
+            mean_ms(es, "production"), mean_ms(es, "newdb")))
+    skipped = sorted(set(sent) - {e["url"] for e in entries})
+    if skipped:
+        print("  not shadowed (select_backends): %s" % ", ".join(skipped))
+
+    slower = [p for p, es in sorted(by_path.items())
+              if ratio(es) is not None and ratio(es) > 3]
+    if slower:
+        print("\n  slower on newdb: %s" % ", ".join(slower))
+
+    example = next((e for e in differed if e.get("diff")), None)
+    if example:
+        print("\nexample: %s %s\n" % (example["method"], example["url"]))
+        print("    " + example["diff"].rstrip("\n").replace("\n", "\n    "))
+    print()
+
+
+def elapsed(es, name):
+    vals = [e["backends"][name]["elapsed_ms"] for e in es
+            if "elapsed_ms" in e["backends"].get(name, {})]
+    return sum(vals) / len(vals) if vals else None
+
+
+def mean_ms(es, name):
+    v = elapsed(es, name)
+    return "-" if v is None else "%.1f" % v
+
+
+def ratio(es):
+    p, n = elapsed(es, "production"), elapsed(es, "newdb")
+    if p is None or n is None or n < 50:
+        return None
+    return n / max(p, 0.1)
+
+
+def print_report(config, diff_log):
+    """The place for the report command's output (`kagami report`), once it
+    exists: run it on this demo's results and print what it says."""
+    return
+
+
+def main():
+    if not KAGAMI.is_file():
+        print("demo: %s not found; run `make` first" % KAGAMI, file=sys.stderr)
+        return 1
+    prod_port, newdb_port, listen = free_port(), free_port(), free_port()
+    servers = [app.serve(prod_port, "production"),
+               app.serve(newdb_port, "newdb")]
+    proc = None
+    with tempfile.TemporaryDirectory(prefix="kagami-demo-") as tmp:
+        workdir = Path(tmp)
+        config, diff_log = write_config(workdir, listen, prod_port,
+                                        newdb_port)
+        stderr = open(workdir / "kagami.log", "wb")
+        try:
+            proc = subprocess.Popen([str(KAGAMI), "run", str(config)],
+                                    stdout=stderr, stderr=stderr,
+                                    stdin=subprocess.DEVNULL, cwd=workdir)
+            wait_listening(listen, proc)
+            print("kagami on 127.0.0.1:%d: production on :%d (master), "
+                  "newdb on :%d" % (listen, prod_port, newdb_port))
+            sent = send_traffic(listen)
+            compared = sum(n for p, n in sent.items() if p != "/ads")
+            entries = read_log(diff_log, compared)
+            if len(entries) < compared:
+                print("note: %d of %d diff-log lines after 5 s"
+                      % (len(entries), compared))
+            summarize(entries, sent)
+            print_report(config, diff_log)
+        finally:
+            rc = None
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    rc = proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    rc = proc.wait()
+            for s in servers:
+                s.shutdown()
+                s.server_close()
+            stderr.close()
+            if rc not in (None, 0):
+                print("kagami exited with %s; its log:" % rc, file=sys.stderr)
+                sys.stderr.write((workdir / "kagami.log").read_text(
+                    errors="replace")[-3000:])
+    return 0 if rc == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
