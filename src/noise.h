@@ -1,0 +1,56 @@
+/* noise.h: learned noise, per endpoint.
+ *
+ * A "noise pair" is two answers to the same request that should be equal
+ * because they come from the same code: the master and a secondary
+ * instance of it (Twitter Diffy's way), or the same shadow asked twice.
+ * Whatever differs within such a pair is noise: timestamps, random ids,
+ * tokens. For each endpoint kagami counts the pairs seen and, per
+ * difference pattern (a JSON path with [*] for indices, an XPath without
+ * positions, a generalised text line), how many pairs differed there. A
+ * pattern that differed in at least `threshold` of at least `min_pairs`
+ * pairs is noisy: master-vs-shadow differences there are suppressed and
+ * listed as such, while differences elsewhere in the same response are
+ * still reported.
+ *
+ * Shared by every worker and used from the thread pool: one lock inside.
+ * Bounded: at most KG_NOISE_MAX_ENDPOINTS endpoints and
+ * KG_NOISE_MAX_PATTERNS patterns per endpoint are tracked; the rest are
+ * not learned (and so never suppressed). */
+#ifndef KG_NOISE_H
+#define KG_NOISE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KG_NOISE_MAX_ENDPOINTS 4096
+#define KG_NOISE_MAX_PATTERNS 512
+
+typedef struct kg_noise kg_noise;
+
+/* A list of noisy patterns for one endpoint, copied out under the lock so
+ * a comparison can consult it without holding it. */
+typedef struct kg_noise_view {
+  char **patterns;  /* owned */
+  size_t n;
+} kg_noise_view;
+
+kg_noise *kg_noise_new(double threshold, uint64_t min_pairs);
+void kg_noise_free(kg_noise *n);
+
+/* Records one noise pair of `endpoint` whose differences had these
+ * patterns (n may be 0: a pair that agreed). Duplicates in the list count
+ * once. */
+void kg_noise_observe(kg_noise *n, const char *endpoint,
+                      const char *const *patterns, size_t count);
+/* The patterns noisy for `endpoint` now. Free with kg_noise_view_free. */
+void kg_noise_view_get(kg_noise *n, const char *endpoint, kg_noise_view *out);
+bool kg_noise_view_has(const kg_noise_view *v, const char *pattern);
+void kg_noise_view_free(kg_noise_view *v);
+
+/* Statistics of one pattern, for reports and tests: pairs seen for the
+ * endpoint and pairs in which the pattern differed. */
+void kg_noise_stats(kg_noise *n, const char *endpoint, const char *pattern,
+                    uint64_t *pairs, uint64_t *differed);
+
+#endif
