@@ -1,0 +1,982 @@
+/* jsondiff.c: structural JSON differ (see jsondiff.h).
+ *
+ * Design:
+ *   - jansson parses; we only walk its values, so no JSON parsing here.
+ *   - The current path is a stack of levels (one per depth). Each level also
+ *     holds, for every pattern, the set of pattern positions still alive
+ *     (a tiny NFA, one bit per position), so testing "is this node ignored /
+ *     unordered" costs one step per push instead of re-matching strings.
+ *   - Unordered arrays pair elements through a 64-bit hash of a canonical
+ *     form (key order, number spelling and ignored parts removed), confirmed
+ *     by an equality walk, so 10k-element arrays cost O(n log n).
+ *   - Recursion depth follows the documents' depth, which jansson caps at
+ *     JSON_PARSER_MAX_DEPTH; frames are small (~150 bytes a level): the
+ *     deepest input, jansson's parse included, fits in 384 KB in a release
+ *     build and 1.5 MB under ASan, against 8 MB for libuv's pool threads. */
+#include "compare/jsondiff.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "common.h"
+
+_Static_assert(JSON_PARSER_MAX_DEPTH <= 4096,
+               "jsondiff recurses once per nesting level; re-check stack use");
+
+#define NONE SIZE_MAX
+/* Pattern positions are bits of a uint64_t, plus one bit for "matched". */
+#define PAT_MAX_SEGS 63
+/* In one hash group of an unordered array, how many candidates a master
+ * element is compared with. Equal hashes almost always mean equal values;
+ * the cap only keeps crafted collisions from going quadratic. */
+#define PAIR_TRIES 8
+
+/* ------------------------------------------------------------------------ */
+/* Patterns                                                                 */
+
+enum { P_KEY, P_ANYKEY, P_INDEX, P_ANYINDEX };
+
+typedef struct pseg {
+  unsigned char kind; /* P_* */
+  bool deep;          /* written "..": any number of segments may precede */
+  char *key;          /* P_KEY: unescaped bytes (owned) */
+  size_t keylen;
+  size_t index;       /* P_INDEX */
+} pseg;
+
+typedef struct pat {
+  const char *text; /* as configured (not owned): what suppression reports */
+  pseg *seg;        /* owned */
+  size_t n, cap;
+} pat;
+
+static void pat_free(pat *p) {
+  for (size_t i = 0; i < p->n; i++) free(p->seg[i].key);
+  free(p->seg);
+  p->seg = NULL;
+  p->n = p->cap = 0;
+}
+
+static int pat_fail(char *err, size_t errlen, size_t at, const char *msg) {
+  if (err && errlen) snprintf(err, errlen, "offset %zu: %s", at, msg);
+  return -1;
+}
+
+static bool ident_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+static bool ident_char(char c) {
+  return ident_start(c) || (c >= '0' && c <= '9');
+}
+
+/* Parses "[...]" at s[*i] into g; advances *i past the ']'. */
+static int parse_bracket(const char *s, size_t *i, pseg *g, char *err,
+                         size_t errlen) {
+  size_t at = *i, j = at + 1;
+  if (s[j] == '*') {
+    g->kind = P_ANYINDEX;
+    j++;
+  } else if (s[j] >= '0' && s[j] <= '9') {
+    if (s[j] == '0' && s[j + 1] >= '0' && s[j + 1] <= '9')
+      return pat_fail(err, errlen, j, "array index with a leading zero");
+    size_t v = 0;
+    for (; s[j] >= '0' && s[j] <= '9'; j++) {
+      if (v > (SIZE_MAX - 9) / 10)
+        return pat_fail(err, errlen, at, "array index too large");
+      v = v * 10 + (size_t)(s[j] - '0');
+    }
+    g->kind = P_INDEX;
+    g->index = v;
+  } else if (s[j] == '"') {
+    /* Find the closing quote, then let jansson do the unescaping. */
+    size_t k = j + 1;
+    while (s[k] && s[k] != '"') k += (s[k] == '\\' && s[k + 1]) ? 2 : 1;
+    if (s[k] != '"') return pat_fail(err, errlen, j, "unterminated key string");
+    json_error_t e;
+    json_t *str = json_loadb(s + j, k + 1 - j, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                             &e);
+    if (str == NULL || !json_is_string(str)) {
+      json_decref(str);
+      return pat_fail(err, errlen, j, "key is not a valid JSON string");
+    }
+    size_t len = json_string_length(str);
+    if (memchr(json_string_value(str), '\0', len) != NULL) {
+      json_decref(str);
+      return pat_fail(err, errlen, j, "key contains U+0000 (never in a path)");
+    }
+    g->kind = P_KEY;
+    g->key = kg_strndup(json_string_value(str), len);
+    g->keylen = len;
+    json_decref(str);
+    j = k + 1;
+  } else {
+    return pat_fail(err, errlen, j,
+                    "expected an index, '*' or a JSON string after '['");
+  }
+  if (s[j] != ']') {
+    free(g->key);
+    g->key = NULL;
+    return pat_fail(err, errlen, j, "expected ']'");
+  }
+  *i = j + 1;
+  return 0;
+}
+
+/* Compiles s into p. path_mode parses a concrete or generalised path:
+ * [*] is allowed there (the pattern form of a difference) but .* and ..
+ * are not, and there is no segment limit. p->text points at s. */
+static int pat_parse(pat *p, const char *s, bool path_mode, char *err,
+                     size_t errlen) {
+  memset(p, 0, sizeof(*p));
+  p->text = s;
+  if (s == NULL || s[0] != '$')
+    return pat_fail(err, errlen, 0, "a path starts with '$'");
+  size_t i = 1;
+  while (s[i]) {
+    pseg g = {0};
+    size_t at = i;
+    if (s[i] == '.') {
+      i++;
+      if (s[i] == '.') {
+        if (path_mode)
+          return pat_free(p), pat_fail(err, errlen, at, "'..' in a path");
+        g.deep = true;
+        i++;
+      }
+      if (g.deep && s[i] == '[') {
+        if (parse_bracket(s, &i, &g, err, errlen) < 0)
+          return pat_free(p), -1;
+      } else if (s[i] == '*') {
+        if (path_mode)
+          return pat_free(p), pat_fail(err, errlen, at, "'.*' in a path");
+        g.kind = P_ANYKEY;
+        i++;
+      } else if (ident_start(s[i])) {
+        size_t st = i;
+        while (ident_char(s[i])) i++;
+        g.kind = P_KEY;
+        g.key = kg_strndup(s + st, i - st);
+        g.keylen = i - st;
+      } else {
+        pat_free(p);
+        return pat_fail(err, errlen, i,
+                        g.deep ? "expected a name, '*' or '[' after '..'"
+                               : "expected a name or '*' after '.' (other keys "
+                                 "are written [\"key\"])");
+      }
+    } else if (s[i] == '[') {
+      if (parse_bracket(s, &i, &g, err, errlen) < 0)
+        return pat_free(p), -1;
+    } else {
+      pat_free(p);
+      return pat_fail(err, errlen, i, "expected '.' or '['");
+    }
+    if (!path_mode && p->n == PAT_MAX_SEGS) {
+      free(g.key);
+      pat_free(p);
+      return pat_fail(err, errlen, at, "more than 63 segments");
+    }
+    if (p->n == p->cap) {
+      p->cap = p->cap ? p->cap * 2 : 8;
+      p->seg = kg_realloc(p->seg, p->cap * sizeof(*p->seg));
+    }
+    p->seg[p->n++] = g;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Path segments and pattern matching                                      */
+
+enum { S_KEY, S_INDEX, S_ANYINDEX };
+
+typedef struct seg {
+  unsigned char kind; /* S_*; S_ANYINDEX is an unordered array's element */
+  const char *key;    /* S_KEY: points into the parsed document */
+  size_t keylen;
+  size_t index;       /* S_INDEX */
+} seg;
+
+static bool seg_match(const pseg *p, const seg *s) {
+  switch (p->kind) {
+    case P_KEY:
+      return s->kind == S_KEY && s->keylen == p->keylen &&
+             memcmp(s->key, p->key, p->keylen) == 0;
+    case P_ANYKEY:
+      return s->kind == S_KEY;
+    case P_INDEX:
+      return s->kind == S_INDEX && s->index == p->index;
+    default: /* P_ANYINDEX */
+      return s->kind != S_KEY;
+  }
+}
+
+static uint64_t accept_bit(const pat *p) { return (uint64_t)1 << p->n; }
+
+/* One NFA step: bit i of st means "segments 0..i-1 matched so far". A deep
+ * segment may also absorb any path segment. sticky keeps a match once made
+ * (ignore patterns cover whole subtrees; unordered ones name one array). */
+static uint64_t pat_step(const pat *p, uint64_t st, const seg *s, bool sticky) {
+  uint64_t acc = accept_bit(p);
+  if (sticky && (st & acc)) return acc;
+  uint64_t nx = 0;
+  for (size_t i = 0; i < p->n && (st >> i) != 0; i++) {
+    if (!((st >> i) & 1)) continue;
+    if (p->seg[i].deep) nx |= (uint64_t)1 << i;
+    if (seg_match(&p->seg[i], s)) nx |= (uint64_t)1 << (i + 1);
+  }
+  return nx;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Walker state                                                             */
+
+typedef struct level {
+  seg s;            /* segment leading here from the parent (unused at root) */
+  size_t ign_depth; /* shallowest depth at or above this node that an ignore
+                       pattern matched, or NONE */
+  size_t ign_pat;   /* index of that pattern */
+  bool unordered;   /* this exact path matches an unordered pattern */
+} level;
+
+typedef struct walker {
+  pat *ign;          /* compiled ignore patterns (owned) */
+  size_t nign;
+  pat *uno;          /* compiled unordered patterns (owned) */
+  size_t nuno;
+  level *lv;         /* lv[0..depth]: the current path (owned) */
+  uint64_t *st;      /* NFA states, (nign + nuno) per level (owned) */
+  size_t depth, cap;
+  size_t cut;        /* a suppression was recorded for the ignored subtree at
+                        this depth: stop walking it (NONE: no cut) */
+  kg_buf where, gen; /* scratch: rendered path and its [*] form */
+  kg_buf vm, vs;     /* scratch: rendered values */
+  kg_diffs *out;
+} walker;
+
+static void push(walker *w, seg s) {
+  size_t d = w->depth + 1, nst = w->nign + w->nuno;
+  if (d == w->cap) {
+    w->cap *= 2;
+    w->lv = kg_realloc(w->lv, w->cap * sizeof(*w->lv));
+    w->st = kg_realloc(w->st, w->cap * (nst ? nst : 1) * sizeof(*w->st));
+  }
+  level *par = &w->lv[d - 1], *lv = &w->lv[d];
+  const uint64_t *ps = w->st + (d - 1) * nst;
+  uint64_t *ns = w->st + d * nst;
+  lv->s = s;
+  lv->ign_depth = par->ign_depth;
+  lv->ign_pat = par->ign_pat;
+  for (size_t k = 0; k < w->nign; k++) {
+    /* Under an ignored node everything is ignored: skip the stepping. */
+    ns[k] = par->ign_depth == NONE ? pat_step(&w->ign[k], ps[k], &s, true) : 0;
+    if (lv->ign_depth == NONE && (ns[k] & accept_bit(&w->ign[k]))) {
+      lv->ign_depth = d;
+      lv->ign_pat = k;
+    }
+  }
+  lv->unordered = false;
+  for (size_t k = 0; k < w->nuno; k++) {
+    size_t x = w->nign + k;
+    ns[x] = pat_step(&w->uno[k], ps[x], &s, false);
+    if (ns[x] & accept_bit(&w->uno[k])) lv->unordered = true;
+  }
+  w->depth = d;
+}
+
+static void pop(walker *w) { w->depth--; }
+
+static void push_key(walker *w, const char *key, size_t len) {
+  seg s = {S_KEY, key, len, 0};
+  push(w, s);
+}
+static void push_index(walker *w, size_t i) {
+  seg s = {S_INDEX, NULL, 0, i};
+  push(w, s);
+}
+static void push_any(walker *w) {
+  seg s = {S_ANYINDEX, NULL, 0, 0};
+  push(w, s);
+}
+
+static bool ignored(const walker *w) {
+  return w->lv[w->depth].ign_depth != NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rendering                                                                */
+
+/* Appends s as a JSON string: quotes, backslashes and control bytes are
+ * escaped; UTF-8 stays as is (jansson has validated it). */
+static void put_str(kg_buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  kg_buf_append(b, "\"", 1);
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    kg_buf_append(b, s + run, i - run);
+    run = i + 1;
+    char e[6] = {'\\', 0};
+    size_t elen = 2;
+    switch (c) {
+      case '"': e[1] = '"'; break;
+      case '\\': e[1] = '\\'; break;
+      case '\n': e[1] = 'n'; break;
+      case '\r': e[1] = 'r'; break;
+      case '\t': e[1] = 't'; break;
+      case '\b': e[1] = 'b'; break;
+      case '\f': e[1] = 'f'; break;
+      default:
+        memcpy(e + 1, "u00", 3);
+        e[4] = hex[c >> 4];
+        e[5] = hex[c & 15];
+        elen = 6;
+    }
+    kg_buf_append(b, e, elen);
+  }
+  kg_buf_append(b, s + run, n - run);
+  kg_buf_append(b, "\"", 1);
+}
+
+/* Shortest decimal that reads back as d (jansson's dump always uses 17
+ * digits, which turns 0.1 into 0.10000000000000001). */
+static void put_real(kg_buf *b, double d) {
+  char tmp[40];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+    if (strtod(tmp, NULL) == d) break;
+  }
+  bool looks_real = false;
+  for (char *c = tmp; *c; c++) {
+    if (*c == ',') *c = '.'; /* a locale's decimal comma */
+    if (*c == '.' || *c == 'e') looks_real = true;
+  }
+  kg_buf_appends(b, tmp);
+  if (!looks_real) kg_buf_append(b, ".0", 2);
+}
+
+/* Compact JSON text of v, object members in document order. */
+static void put_value(kg_buf *b, const json_t *v) {
+  switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+      kg_buf_append(b, "{", 1);
+      bool first = true;
+      for (void *it = json_object_iter((json_t *)v); it;
+           it = json_object_iter_next((json_t *)v, it)) {
+        if (!first) kg_buf_append(b, ",", 1);
+        first = false;
+        put_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+        kg_buf_append(b, ":", 1);
+        put_value(b, json_object_iter_value(it));
+      }
+      kg_buf_append(b, "}", 1);
+      break;
+    }
+    case JSON_ARRAY: {
+      kg_buf_append(b, "[", 1);
+      size_t n = json_array_size(v);
+      for (size_t i = 0; i < n; i++) {
+        if (i) kg_buf_append(b, ",", 1);
+        put_value(b, json_array_get(v, i));
+      }
+      kg_buf_append(b, "]", 1);
+      break;
+    }
+    case JSON_STRING:
+      put_str(b, json_string_value(v), json_string_length(v));
+      break;
+    case JSON_INTEGER:
+      kg_buf_appendf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+      break;
+    case JSON_REAL:
+      put_real(b, json_real_value(v));
+      break;
+    case JSON_TRUE:
+      kg_buf_appends(b, "true");
+      break;
+    case JSON_FALSE:
+      kg_buf_appends(b, "false");
+      break;
+    default:
+      kg_buf_appends(b, "null");
+      break;
+  }
+}
+
+static bool is_ident(const char *k, size_t n) {
+  if (n == 0 || !ident_start(k[0])) return false;
+  for (size_t i = 1; i < n; i++)
+    if (!ident_char(k[i])) return false;
+  return true;
+}
+
+/* Renders the current path into w->where and its [*] form into w->gen. */
+static void render_path(walker *w) {
+  kg_buf_reset(&w->where);
+  kg_buf_reset(&w->gen);
+  kg_buf_append(&w->where, "$", 1);
+  kg_buf_append(&w->gen, "$", 1);
+  for (size_t d = 1; d <= w->depth; d++) {
+    const seg *s = &w->lv[d].s;
+    size_t from = w->where.len;
+    if (s->kind == S_KEY) {
+      if (is_ident(s->key, s->keylen)) {
+        kg_buf_append(&w->where, ".", 1);
+        kg_buf_append(&w->where, s->key, s->keylen);
+      } else {
+        kg_buf_append(&w->where, "[", 1);
+        put_str(&w->where, s->key, s->keylen);
+        kg_buf_append(&w->where, "]", 1);
+      }
+      kg_buf_append(&w->gen, w->where.data + from, w->where.len - from);
+    } else {
+      if (s->kind == S_INDEX)
+        kg_buf_appendf(&w->where, "[%zu]", s->index);
+      else
+        kg_buf_append(&w->where, "[*]", 3);
+      kg_buf_append(&w->gen, "[*]", 3);
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Values                                                                   */
+
+/* A number reduced to one form per mathematical value: an integral value
+ * in int64 range is an integer whatever its spelling (1, 1.0, 1e0, -0.0),
+ * anything else a double. Equal forms mean equal values, exactly: the
+ * integers 2^63-1 and 2^63-2 differ, and so do the integer 2^53+1 and the
+ * real 9007199254740992.0, which a comparison as doubles would confuse.
+ * The hash of unordered elements relies on this being an equivalence. */
+typedef struct num {
+  bool isint;
+  int64_t i;
+  double d;
+} num;
+
+static num num_of(const json_t *v) {
+  num n = {true, 0, 0.0};
+  if (json_is_integer(v)) {
+    n.i = (int64_t)json_integer_value(v);
+    return n;
+  }
+  double d = json_real_value(v);
+  /* The range test comes first: casting an out-of-range double is UB. */
+  if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+      (double)(int64_t)d == d) {
+    n.i = (int64_t)d;
+    return n;
+  }
+  n.isint = false;
+  n.d = d;
+  return n;
+}
+
+static bool num_eq(const json_t *a, const json_t *b) {
+  num x = num_of(a), y = num_of(b);
+  if (x.isint != y.isint) return false;
+  return x.isint ? x.i == y.i : x.d == y.d;
+}
+
+static bool str_eq(const json_t *a, const json_t *b) {
+  size_t n = json_string_length(a);
+  return n == json_string_length(b) &&
+         memcmp(json_string_value(a), json_string_value(b), n) == 0;
+}
+
+static bool both_numbers(const json_t *a, const json_t *b) {
+  return json_is_number(a) && json_is_number(b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Canonical hash and equality "modulo noise"                               */
+/* Both are computed at the current path (pushed by the caller) and skip
+ * ignored parts, so that two unordered-array elements that differ only in
+ * ignored fields (a timestamp) still pair up. Invariant: eq(a, b) implies
+ * hash(a) == hash(b). */
+
+static uint64_t mix(uint64_t x) { /* splitmix64 finaliser */
+  x ^= x >> 30;
+  x *= UINT64_C(0xbf58476d1ce4e5b9);
+  x ^= x >> 27;
+  x *= UINT64_C(0x94d049bb133111eb);
+  x ^= x >> 31;
+  return x;
+}
+
+static uint64_t hash_bytes(const char *p, size_t n) {
+  uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ n;
+  while (n >= 8) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    h = (h ^ v) * UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 32;
+    p += 8;
+    n -= 8;
+  }
+  uint64_t v = 0;
+  memcpy(&v, p, n);
+  return mix(h ^ v);
+}
+
+static uint64_t hash_value(walker *w, const json_t *v);
+static bool eq_value(walker *w, const json_t *a, const json_t *b);
+
+static uint64_t hash_value(walker *w, const json_t *v) {
+  switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+      /* A sum is order-independent, as object members are. */
+      uint64_t h = 0x0b1ec7;
+      for (void *it = json_object_iter((json_t *)v); it;
+           it = json_object_iter_next((json_t *)v, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t kl = json_object_iter_key_len(it);
+        push_key(w, k, kl);
+        if (!ignored(w))
+          h += mix(hash_bytes(k, kl) ^
+                   (hash_value(w, json_object_iter_value(it)) * 31));
+        pop(w);
+      }
+      return mix(h);
+    }
+    case JSON_ARRAY: {
+      size_t n = json_array_size(v);
+      uint64_t h = 0xa77a7;
+      if (w->lv[w->depth].unordered) {
+        push_any(w);
+        if (!ignored(w))
+          for (size_t i = 0; i < n; i++)
+            h += hash_value(w, json_array_get(v, i));
+        pop(w);
+        return mix(h ^ 0x5e7);
+      }
+      /* Index mixed in, so that skipping an ignored index keeps positions. */
+      for (size_t i = 0; i < n; i++) {
+        push_index(w, i);
+        if (!ignored(w))
+          h += mix(hash_value(w, json_array_get(v, i)) +
+                   i * UINT64_C(0x9e3779b97f4a7c15));
+        pop(w);
+      }
+      return mix(h);
+    }
+    case JSON_STRING:
+      return hash_bytes(json_string_value(v), json_string_length(v)) ^ 0x57;
+    case JSON_INTEGER:
+    case JSON_REAL: {
+      num x = num_of(v);
+      if (x.isint) return mix((uint64_t)x.i ^ 0x1117);
+      uint64_t bits;
+      memcpy(&bits, &x.d, sizeof(bits));
+      return mix(bits ^ 0x7ea1);
+    }
+    case JSON_TRUE:
+      return 0x7707;
+    case JSON_FALSE:
+      return 0xfa15e;
+    default:
+      return 0x0011;
+  }
+}
+
+typedef struct hent {
+  uint64_t h;
+  size_t i;
+} hent;
+
+static int hent_cmp(const void *x, const void *y) {
+  const hent *a = x, *b = y;
+  if (a->h != b->h) return a->h < b->h ? -1 : 1;
+  return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* Pairs the elements of arrays a and b (the current node) as multisets:
+ * pa[i] = the shadow index paired with master element i, pb[j] the reverse,
+ * NONE when unpaired. Each master element, in index order, takes the first
+ * unpaired equal shadow element. Returns true, pairing nothing, when the
+ * elements themselves are ignored. */
+static bool pair_elements(walker *w, const json_t *a, const json_t *b,
+                          size_t *pa, size_t *pb) {
+  size_t n = json_array_size(a), m = json_array_size(b);
+  for (size_t i = 0; i < n; i++) pa[i] = NONE;
+  for (size_t j = 0; j < m; j++) pb[j] = NONE;
+  push_any(w);
+  if (ignored(w)) {
+    pop(w);
+    return true;
+  }
+  hent *ha = kg_malloc(n * sizeof(*ha)), *hb = kg_malloc(m * sizeof(*hb));
+  for (size_t i = 0; i < n; i++)
+    ha[i] = (hent){hash_value(w, json_array_get(a, i)), i};
+  for (size_t j = 0; j < m; j++)
+    hb[j] = (hent){hash_value(w, json_array_get(b, j)), j};
+  qsort(ha, n, sizeof(*ha), hent_cmp);
+  qsort(hb, m, sizeof(*hb), hent_cmp);
+  size_t i = 0, j = 0;
+  while (i < n && j < m) {
+    if (ha[i].h < hb[j].h) {
+      i++;
+    } else if (ha[i].h > hb[j].h) {
+      j++;
+    } else {
+      uint64_t h = ha[i].h;
+      size_t ie = i, je = j;
+      while (ie < n && ha[ie].h == h) ie++;
+      while (je < m && hb[je].h == h) je++;
+      size_t first = j; /* shadow entries before this are all paired */
+      for (size_t x = i; x < ie; x++) {
+        size_t tries = 0;
+        for (size_t y = first; y < je && tries < PAIR_TRIES; y++) {
+          if (pb[hb[y].i] != NONE) {
+            if (y == first) first++;
+            continue;
+          }
+          tries++;
+          if (eq_value(w, json_array_get(a, ha[x].i),
+                       json_array_get(b, hb[y].i))) {
+            pa[ha[x].i] = hb[y].i;
+            pb[hb[y].i] = ha[x].i;
+            if (y == first) first++;
+            break;
+          }
+        }
+      }
+      i = ie;
+      j = je;
+    }
+  }
+  free(ha);
+  free(hb);
+  pop(w);
+  return false;
+}
+
+static bool eq_object(walker *w, const json_t *a, const json_t *b) {
+  if (w->nign == 0 && json_object_size(a) != json_object_size(b)) return false;
+  for (void *it = json_object_iter((json_t *)a); it;
+       it = json_object_iter_next((json_t *)a, it)) {
+    const char *k = json_object_iter_key(it);
+    size_t kl = json_object_iter_key_len(it);
+    push_key(w, k, kl);
+    bool ok = true;
+    if (!ignored(w)) {
+      const json_t *vb = json_object_getn(b, k, kl);
+      ok = vb != NULL && eq_value(w, json_object_iter_value(it), vb);
+    }
+    pop(w);
+    if (!ok) return false;
+  }
+  if (w->nign == 0) return true; /* same size and every key of a found */
+  for (void *it = json_object_iter((json_t *)b); it;
+       it = json_object_iter_next((json_t *)b, it)) {
+    const char *k = json_object_iter_key(it);
+    size_t kl = json_object_iter_key_len(it);
+    push_key(w, k, kl);
+    bool ok = ignored(w) || json_object_getn(a, k, kl) != NULL;
+    pop(w);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+static bool eq_array(walker *w, const json_t *a, const json_t *b) {
+  size_t n = json_array_size(a), m = json_array_size(b);
+  if (w->lv[w->depth].unordered) {
+    push_any(w);
+    bool all_ignored = ignored(w);
+    pop(w);
+    if (all_ignored) return true;
+    if (n != m) return false;
+    size_t *pa = kg_malloc(n * sizeof(*pa)), *pb = kg_malloc(m * sizeof(*pb));
+    pair_elements(w, a, b, pa, pb);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) ok = pa[i] != NONE;
+    free(pa);
+    free(pb);
+    return ok;
+  }
+  if (w->nign == 0 && n != m) return false;
+  for (size_t i = 0; i < KG_MAX(n, m); i++) {
+    push_index(w, i);
+    bool ok = ignored(w) ||
+              (i < n && i < m &&
+               eq_value(w, json_array_get(a, i), json_array_get(b, i)));
+    pop(w);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+static bool eq_value(walker *w, const json_t *a, const json_t *b) {
+  if (both_numbers(a, b)) return num_eq(a, b);
+  if (json_typeof(a) != json_typeof(b)) return false;
+  switch (json_typeof(a)) {
+    case JSON_OBJECT:
+      return eq_object(w, a, b);
+    case JSON_ARRAY:
+      return eq_array(w, a, b);
+    case JSON_STRING:
+      return str_eq(a, b);
+    default: /* true, false, null: the type is the value */
+      return true;
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The diff walk                                                            */
+
+static bool diffs_full(const kg_diffs *d) {
+  return d->n >= (d->max ? d->max : 100); /* 0 = 100, as differences.h */
+}
+
+/* Records a difference at the current path: a or b is NULL when absent.
+ * Under an ignored path it is suppressed instead, and the rest of the
+ * ignored subtree is skipped (one suppression says it all). */
+static void report(walker *w, const json_t *a, const json_t *b) {
+  const level *lv = &w->lv[w->depth];
+  if (lv->ign_depth != NONE) {
+    kg_diffs_suppress(w->out, w->ign[lv->ign_pat].text);
+    /* Only a strict ancestor is cut: it is a diff_node frame on the stack,
+     * which clears the cut when it returns. */
+    if (lv->ign_depth < w->depth && lv->ign_depth < w->cut)
+      w->cut = lv->ign_depth;
+    return;
+  }
+  render_path(w);
+  if (diffs_full(w->out)) { /* counted in total; values not worth rendering */
+    kg_diffs_add(w->out, w->where.data, w->gen.data, NULL, NULL);
+    return;
+  }
+  kg_buf_reset(&w->vm);
+  kg_buf_reset(&w->vs);
+  if (a) put_value(&w->vm, a);
+  if (b) put_value(&w->vs, b);
+  kg_diffs_add(w->out, w->where.data, w->gen.data, a ? w->vm.data : NULL,
+               b ? w->vs.data : NULL);
+}
+
+static bool cut_here(const walker *w) { return w->cut <= w->depth; }
+
+static void diff_node(walker *w, const json_t *a, const json_t *b);
+
+static void diff_object(walker *w, const json_t *a, const json_t *b) {
+  /* Master's keys in master's order (changed or removed), then the keys only
+   * the shadow has (added), in shadow's order. */
+  for (void *it = json_object_iter((json_t *)a); it && !cut_here(w);
+       it = json_object_iter_next((json_t *)a, it)) {
+    const char *k = json_object_iter_key(it);
+    size_t kl = json_object_iter_key_len(it);
+    const json_t *vb = json_object_getn(b, k, kl);
+    push_key(w, k, kl);
+    if (vb)
+      diff_node(w, json_object_iter_value(it), vb);
+    else
+      report(w, json_object_iter_value(it), NULL);
+    pop(w);
+  }
+  for (void *it = json_object_iter((json_t *)b); it && !cut_here(w);
+       it = json_object_iter_next((json_t *)b, it)) {
+    const char *k = json_object_iter_key(it);
+    size_t kl = json_object_iter_key_len(it);
+    if (json_object_getn(a, k, kl)) continue;
+    push_key(w, k, kl);
+    report(w, NULL, json_object_iter_value(it));
+    pop(w);
+  }
+}
+
+static void diff_ordered(walker *w, const json_t *a, const json_t *b) {
+  size_t n = json_array_size(a), m = json_array_size(b);
+  for (size_t i = 0; i < KG_MAX(n, m) && !cut_here(w); i++) {
+    push_index(w, i);
+    if (i < n && i < m)
+      diff_node(w, json_array_get(a, i), json_array_get(b, i));
+    else
+      report(w, i < n ? json_array_get(a, i) : NULL,
+             i < m ? json_array_get(b, i) : NULL);
+    pop(w);
+  }
+}
+
+static void diff_unordered(walker *w, const json_t *a, const json_t *b) {
+  size_t n = json_array_size(a), m = json_array_size(b);
+  size_t *pa = kg_malloc(n * sizeof(*pa)), *pb = kg_malloc(m * sizeof(*pb));
+  if (pair_elements(w, a, b, pa, pb)) {
+    /* Every element is noise: whatever differs gets suppressed, and an
+     * index walk finds whether anything does (nothing for equal arrays). */
+    free(pa);
+    free(pb);
+    diff_ordered(w, a, b);
+    return;
+  }
+  /* Paired elements are equal up to noise; walking them again (at the
+   * master's index) only records which ignore patterns hid something. */
+  for (size_t i = 0; w->nign && i < n && !cut_here(w); i++) {
+    if (pa[i] == NONE) continue;
+    push_index(w, i);
+    diff_node(w, json_array_get(a, i), json_array_get(b, pa[i]));
+    pop(w);
+  }
+  for (size_t i = 0; i < n && !cut_here(w); i++) {
+    if (pa[i] != NONE) continue;
+    push_index(w, i);
+    report(w, json_array_get(a, i), NULL);
+    pop(w);
+  }
+  for (size_t j = 0; j < m && !cut_here(w); j++) {
+    if (pb[j] != NONE) continue;
+    push_index(w, j);
+    report(w, NULL, json_array_get(b, j));
+    pop(w);
+  }
+  free(pa);
+  free(pb);
+}
+
+/* Compares a and b found at the current path, reporting the deepest
+ * disagreements. */
+static void diff_node(walker *w, const json_t *a, const json_t *b) {
+  if (both_numbers(a, b)) {
+    if (!num_eq(a, b)) report(w, a, b);
+  } else if (json_typeof(a) != json_typeof(b)) {
+    report(w, a, b);
+  } else {
+    switch (json_typeof(a)) {
+      case JSON_OBJECT:
+        diff_object(w, a, b);
+        break;
+      case JSON_ARRAY:
+        if (w->lv[w->depth].unordered)
+          diff_unordered(w, a, b);
+        else
+          diff_ordered(w, a, b);
+        break;
+      case JSON_STRING:
+        if (!str_eq(a, b)) report(w, a, b);
+        break;
+      default:
+        break;
+    }
+  }
+  if (w->cut == w->depth) w->cut = NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry points                                                             */
+
+/* Parses a body. JSON_ALLOW_NUL: "\u0000" inside strings is valid JSON and
+ * compares as a byte (jansson still rejects it inside keys). Duplicate keys:
+ * jansson keeps the last, which is what JSON.parse and most clients use, so
+ * we compare what a client would see. An integer beyond int64 makes jansson
+ * fail; such a body is valid JSON, so it is re-read with every integer as a
+ * double (exactness beyond 2^53 is lost only for that body). */
+static json_t *parse(const char *s, size_t n) {
+  if (s == NULL || n == 0) return NULL;
+  json_error_t e;
+  size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+  json_t *v = json_loadb(s, n, flags, &e);
+  if (v == NULL && json_error_code(&e) == json_error_numeric_overflow)
+    v = json_loadb(s, n, flags | JSON_DECODE_INT_AS_REAL, &e);
+  return v;
+}
+
+/* Compiles the valid patterns of list into *out; returns how many. */
+static size_t compile_all(const char *const *list, size_t n, pat **out) {
+  *out = n ? kg_calloc(n, sizeof(**out)) : NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (list[i] && pat_parse(&(*out)[k], list[i], false, NULL, 0) == 0) k++;
+  return k;
+}
+
+int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
+                const kg_jsondiff_opts *o, kg_diffs *out) {
+  json_t *ja = parse(a, alen);
+  if (ja == NULL) return -1;
+  /* Most shadow responses are byte-identical to the master's: then only
+   * validity is in question, and parsing dominates the cost. */
+  if (b != NULL && alen == blen && memcmp(a, b, alen) == 0) {
+    json_decref(ja);
+    return 0;
+  }
+  json_t *jb = parse(b, blen);
+  if (jb == NULL) {
+    json_decref(ja);
+    return -2;
+  }
+  walker w;
+  memset(&w, 0, sizeof(w));
+  w.out = out;
+  w.cut = NONE;
+  if (o) {
+    w.nign = compile_all(o->ignore, o->nignore, &w.ign);
+    w.nuno = compile_all(o->unordered, o->nunordered, &w.uno);
+  }
+  size_t nst = w.nign + w.nuno;
+  w.cap = 64;
+  w.lv = kg_malloc(w.cap * sizeof(*w.lv));
+  w.st = kg_malloc(w.cap * (nst ? nst : 1) * sizeof(*w.st));
+  /* Root: every pattern has matched nothing yet; "$" alone matches here. */
+  level *root = &w.lv[0];
+  memset(root, 0, sizeof(*root));
+  root->ign_depth = NONE;
+  for (size_t k = 0; k < w.nign; k++) {
+    w.st[k] = 1;
+    if (w.ign[k].n == 0 && root->ign_depth == NONE) {
+      root->ign_depth = 0;
+      root->ign_pat = k;
+    }
+  }
+  for (size_t k = 0; k < w.nuno; k++) {
+    w.st[w.nign + k] = 1;
+    if (w.uno[k].n == 0) root->unordered = true;
+  }
+
+  diff_node(&w, ja, jb);
+
+  for (size_t k = 0; k < w.nign; k++) pat_free(&w.ign[k]);
+  for (size_t k = 0; k < w.nuno; k++) pat_free(&w.uno[k]);
+  free(w.ign);
+  free(w.uno);
+  free(w.lv);
+  free(w.st);
+  kg_buf_free(&w.where);
+  kg_buf_free(&w.gen);
+  kg_buf_free(&w.vm);
+  kg_buf_free(&w.vs);
+  json_decref(ja);
+  json_decref(jb);
+  return 0;
+}
+
+bool kg_jsonpath_match(const char *pattern, const char *path) {
+  pat p, q;
+  if (pat_parse(&p, pattern, false, NULL, 0) < 0) return false;
+  if (pat_parse(&q, path, true, NULL, 0) < 0) {
+    pat_free(&p);
+    return false;
+  }
+  uint64_t st = 1, acc = accept_bit(&p);
+  for (size_t i = 0; i < q.n && st && !(st & acc); i++) {
+    seg s = {S_KEY, q.seg[i].key, q.seg[i].keylen, q.seg[i].index};
+    if (q.seg[i].kind == P_INDEX) s.kind = S_INDEX;
+    if (q.seg[i].kind == P_ANYINDEX) s.kind = S_ANYINDEX;
+    st = pat_step(&p, st, &s, true);
+  }
+  pat_free(&p);
+  pat_free(&q);
+  return (st & acc) != 0;
+}
+
+int kg_jsonpath_check(const char *pattern, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  pat p;
+  if (pat_parse(&p, pattern, false, err, errlen) < 0) return -1;
+  pat_free(&p);
+  return 0;
+}
