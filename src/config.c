@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "common.h"
+#include "config_int.h"
 
 /* Number of methods http_parser knows, counted from its own X-macro so a
  * newer http_parser with more methods needs no change here. */
@@ -228,21 +229,11 @@ static int locate_last_return(const char *source) {
 
 /* ---- errors ----------------------------------------------------------- */
 
-typedef struct load_ctx {
-  const char *path;   /* as given, the FILE of every message */
-  const char *src;    /* file text, for kg_config_locate */
-  lua_State *L;
-  kg_config *cfg;     /* being filled; every allocation hangs off it at once
-                         so kg_config_free cleans up on any error path */
-  char *err;
-  size_t errlen;
-  int rc;             /* result of validate(), read after the pcall */
-} load_ctx;
 
 /* Writes "FILE:LINE: where: message" (or "FILE:LINE: message" when where is
  * empty) into the caller's buffer; returns -1 so callers can
  * `return fail...`. */
-static int fail_vat(load_ctx *c, int line, const char *where, const char *fmt,
+static int fail_vat(kg_cfg_ctx *c, int line, const char *where, const char *fmt,
                     va_list ap) {
   char msg[768];
   vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -255,9 +246,9 @@ static int fail_vat(load_ctx *c, int line, const char *where, const char *fmt,
   return -1;
 }
 
-static int fail_at(load_ctx *c, int line, const char *where, const char *fmt,
+static int fail_at(kg_cfg_ctx *c, int line, const char *where, const char *fmt,
                    ...) __attribute__((format(printf, 4, 5)));
-static int fail_at(load_ctx *c, int line, const char *where, const char *fmt,
+static int fail_at(kg_cfg_ctx *c, int line, const char *where, const char *fmt,
                    ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -267,9 +258,9 @@ static int fail_at(load_ctx *c, int line, const char *where, const char *fmt,
 }
 
 /* The common case: the line is where `keypath` is written. */
-static int fail(load_ctx *c, const char *keypath, const char *fmt, ...)
+int kg_cfg_fail(kg_cfg_ctx *c, const char *keypath, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static int fail(load_ctx *c, const char *keypath, const char *fmt, ...) {
+int kg_cfg_fail(kg_cfg_ctx *c, const char *keypath, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fail_vat(c, kg_config_locate(c->src, keypath), keypath, fmt, ap);
@@ -303,7 +294,7 @@ static void quote(char *out, size_t outlen, const char *s, size_t len) {
 
 /* A short description of the Lua value at idx for "got ..." messages:
  * strings quoted, numbers and booleans as written, other types by name. */
-static const char *describe(lua_State *L, int idx, char *out, size_t outlen) {
+const char *kg_cfg_describe(lua_State *L, int idx, char *out, size_t outlen) {
   switch (lua_type(L, idx)) {
   case LUA_TSTRING: {
     size_t len;
@@ -370,7 +361,7 @@ static const char *suggest(const char *key, const char *const *names,
 /* ---- small Lua helpers ------------------------------------------------ */
 
 /* Pushes t[name] without metamethods; returns its type. */
-static int rawfield(lua_State *L, int t, const char *name) {
+int kg_cfg_rawfield(lua_State *L, int t, const char *name) {
   t = lua_absindex(L, t);
   lua_pushstring(L, name);
   return lua_rawget(L, t);
@@ -378,7 +369,7 @@ static int rawfield(lua_State *L, int t, const char *name) {
 
 /* Number of entries when the table at idx is a list (keys 1..n); -1 when it
  * has other keys. */
-static lua_Integer list_len(lua_State *L, int idx) {
+lua_Integer kg_cfg_list_len(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
   lua_pushnil(L);
@@ -401,7 +392,7 @@ static void join_path(char *out, size_t outlen, const char *prefix,
  * the table's key path ("" for the top level). When several keys are
  * unknown the one written first in the file is reported, so the message
  * does not depend on Lua's hash order. */
-static int check_keys(load_ctx *c, int idx, const char *prefix,
+int kg_cfg_check_keys(kg_cfg_ctx *c, int idx, const char *prefix,
                       const char *const *allowed, size_t nallowed) {
   lua_State *L = c->L;
   idx = lua_absindex(L, idx);
@@ -411,9 +402,9 @@ static int check_keys(load_ctx *c, int idx, const char *prefix,
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
-      describe(L, -2, d, sizeof(d));
+      kg_cfg_describe(L, -2, d, sizeof(d));
       lua_pop(L, 2);
-      return fail(c, prefix, "unexpected entry [%s] (expected name = value)",
+      return kg_cfg_fail(c, prefix, "unexpected entry [%s] (expected name = value)",
                   d);
     }
     /* The key string stays alive while the table holds it. */
@@ -625,7 +616,7 @@ static const key_spec top_keys[] = {
 };
 #undef F
 
-static const char *const backend_keys[] = {"url", "master"};
+static const char *const backend_keys[] = {"url", "master", "secondary"};
 
 static void set_defaults(kg_config *cfg) {
   cfg->client_timeout = 15;
@@ -654,7 +645,7 @@ static bool get_positive_whole(lua_State *L, int idx, uint64_t *out) {
   return true;
 }
 
-static int load_scalar(load_ctx *c, const key_spec *k, int idx) {
+static int load_scalar(kg_cfg_ctx *c, const key_spec *k, int idx) {
   lua_State *L = c->L;
   char *field = (char *)c->cfg + k->off;
   char d[128];
@@ -663,27 +654,27 @@ static int load_scalar(load_ctx *c, const key_spec *k, int idx) {
   case K_SECONDS: {
     double v = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : NAN;
     if (!(v > 0) || !isfinite(v))
-      return fail(c, k->name, "expected a positive number of seconds, got %s",
-                  describe(L, idx, d, sizeof(d)));
+      return kg_cfg_fail(c, k->name, "expected a positive number of seconds, got %s",
+                  kg_cfg_describe(L, idx, d, sizeof(d)));
     *(double *)field = v;
     return 0;
   }
   case K_FRACTION: {
     double v = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : NAN;
     if (!(v >= 0 && v <= 1))
-      return fail(c, k->name, "expected a number from 0 to 1, got %s",
-                  describe(L, idx, d, sizeof(d)));
+      return kg_cfg_fail(c, k->name, "expected a number from 0 to 1, got %s",
+                  kg_cfg_describe(L, idx, d, sizeof(d)));
     *(double *)field = v;
     return 0;
   }
   case K_PATH: {
     if (lua_type(L, idx) != LUA_TSTRING || lua_rawlen(L, idx) == 0)
-      return fail(c, k->name, "expected a file path, got %s",
-                  describe(L, idx, d, sizeof(d)));
+      return kg_cfg_fail(c, k->name, "expected a file path, got %s",
+                  kg_cfg_describe(L, idx, d, sizeof(d)));
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
     if (memchr(s, '\0', len) != NULL)
-      return fail(c, k->name, "file path contains a NUL byte");
+      return kg_cfg_fail(c, k->name, "file path contains a NUL byte");
     *(char **)field = kg_strndup(s, len);
     return 0;
   }
@@ -691,8 +682,8 @@ static int load_scalar(load_ctx *c, const key_spec *k, int idx) {
     if (lua_type(L, idx) == LUA_TSTRING) {
       int rc = parse_size(lua_tostring(L, idx), &u);
       if (rc == -2 || (rc == 0 && u > SIZE_MAX))
-        return fail(c, k->name, "size %s is too large",
-                    describe(L, idx, d, sizeof(d)));
+        return kg_cfg_fail(c, k->name, "size %s is too large",
+                    kg_cfg_describe(L, idx, d, sizeof(d)));
       if (rc == 0 && u > 0) {
         *(size_t *)field = (size_t)u;
         return 0;
@@ -701,56 +692,56 @@ static int load_scalar(load_ctx *c, const key_spec *k, int idx) {
       *(size_t *)field = (size_t)u;
       return 0;
     }
-    return fail(c, k->name,
+    return kg_cfg_fail(c, k->name,
                 "expected a positive size such as 512, \"64KiB\", \"8MiB\" or "
                 "\"2GiB\", got %s",
-                describe(L, idx, d, sizeof(d)));
+                kg_cfg_describe(L, idx, d, sizeof(d)));
   case K_COUNT:
     if (!get_positive_whole(L, idx, &u) || u > SIZE_MAX)
-      return fail(c, k->name, "expected a positive whole number, got %s",
-                  describe(L, idx, d, sizeof(d)));
+      return kg_cfg_fail(c, k->name, "expected a positive whole number, got %s",
+                  kg_cfg_describe(L, idx, d, sizeof(d)));
     *(size_t *)field = (size_t)u;
     return 0;
   case K_INT:
     if (!get_positive_whole(L, idx, &u) || u > k->max) {
       if (k->max < INT_MAX)
-        return fail(c, k->name, "expected a whole number from 1 to %llu, got %s",
-                    (unsigned long long)k->max, describe(L, idx, d, sizeof(d)));
-      return fail(c, k->name, "expected a positive whole number, got %s",
-                  describe(L, idx, d, sizeof(d)));
+        return kg_cfg_fail(c, k->name, "expected a whole number from 1 to %llu, got %s",
+                    (unsigned long long)k->max, kg_cfg_describe(L, idx, d, sizeof(d)));
+      return kg_cfg_fail(c, k->name, "expected a positive whole number, got %s",
+                  kg_cfg_describe(L, idx, d, sizeof(d)));
     }
     *(int *)field = (int)u;
     return 0;
   case K_HOOK:
     if (lua_type(L, idx) != LUA_TFUNCTION)
-      return fail(c, k->name, "expected a function, got %s",
-                  describe(L, idx, d, sizeof(d)));
+      return kg_cfg_fail(c, k->name, "expected a function, got %s",
+                  kg_cfg_describe(L, idx, d, sizeof(d)));
     *(bool *)field = true;
     return 0;
   default:
-    return fail(c, k->name, "internal error: unhandled key kind");
+    return kg_cfg_fail(c, k->name, "internal error: unhandled key kind");
   }
 }
 
-static int add_listen(load_ctx *c, const char *text) {
+static int add_listen(kg_cfg_ctx *c, const char *text) {
   kg_config *cfg = c->cfg;
   char why[256];
   kg_addr *a = &cfg->listen[cfg->nlisten];
   if (kg_addr_parse(text, a, why, sizeof(why)) != 0)
-    return fail(c, "listen", "%s", why);
+    return kg_cfg_fail(c, "listen", "%s", why);
   cfg->nlisten++;
   for (size_t i = 0; i + 1 < cfg->nlisten; i++) {
     if (!same_sockaddr(&cfg->listen[i], a)) continue;
     if (strcmp(cfg->listen[i].text, a->text) == 0)
-      return fail(c, "listen", "duplicate listen address %s", a->text);
-    return fail(c, "listen", "duplicate listen address %s (same as %s)",
+      return kg_cfg_fail(c, "listen", "duplicate listen address %s", a->text);
+    return kg_cfg_fail(c, "listen", "duplicate listen address %s (same as %s)",
                 a->text, cfg->listen[i].text);
   }
   return 0;
 }
 
 /* listen: absent -> the default; "host:port"; or a non-empty list. */
-static int load_listen(load_ctx *c, int idx) {
+static int load_listen(kg_cfg_ctx *c, int idx) {
   lua_State *L = c->L;
   kg_config *cfg = c->cfg;
   char d[128];
@@ -763,19 +754,19 @@ static int load_listen(load_ctx *c, int idx) {
     cfg->listen = kg_calloc(1, sizeof(kg_addr));
     return add_listen(c, lua_tostring(L, idx));
   }
-  lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? list_len(L, idx) : -1;
+  lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? kg_cfg_list_len(L, idx) : -1;
   if (n < 0)
-    return fail(c, "listen",
+    return kg_cfg_fail(c, "listen",
                 "expected \"host:port\" or a list of them, got %s",
-                describe(L, idx, d, sizeof(d)));
-  if (n == 0) return fail(c, "listen", "expected at least one address");
+                kg_cfg_describe(L, idx, d, sizeof(d)));
+  if (n == 0) return kg_cfg_fail(c, "listen", "expected at least one address");
   cfg->listen = kg_calloc((size_t)n, sizeof(kg_addr));
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
     if (lua_type(L, -1) != LUA_TSTRING) {
-      describe(L, -1, d, sizeof(d));
+      kg_cfg_describe(L, -1, d, sizeof(d));
       lua_pop(L, 1);
-      return fail(c, "listen", "entry %lld: expected \"host:port\", got %s",
+      return kg_cfg_fail(c, "listen", "entry %lld: expected \"host:port\", got %s",
                   (long long)i, d);
     }
     int rc = add_listen(c, lua_tostring(L, -1));
@@ -786,22 +777,22 @@ static int load_listen(load_ctx *c, int idx) {
 }
 
 /* url = "http://host:port" with an optional "/" and nothing else. */
-static int parse_url(load_ctx *c, const char *kp, const char *url,
+static int parse_url(kg_cfg_ctx *c, const char *kp, const char *url,
                      kg_addr *addr) {
   char q[128], why[256];
   quote(q, sizeof(q), url, strlen(url));
   if (strncasecmp(url, "https://", 8) == 0)
-    return fail(c, kp, "TLS is not supported yet, got %s", q);
+    return kg_cfg_fail(c, kp, "TLS is not supported yet, got %s", q);
   if (strncasecmp(url, "http://", 7) != 0)
-    return fail(c, kp, "expected http://host:port, got %s", q);
+    return kg_cfg_fail(c, kp, "expected http://host:port, got %s", q);
   const char *auth = url + 7;
   size_t alen = strcspn(auth, "/?#");
   const char *rest = auth + alen;
   if (rest[0] != '\0' && strcmp(rest, "/") != 0)
-    return fail(c, kp, "a path after host:port is not supported yet, got %s",
+    return kg_cfg_fail(c, kp, "a path after host:port is not supported yet, got %s",
                 q);
   if (memchr(auth, '@', alen) != NULL)
-    return fail(c, kp, "credentials in the url are not supported, got %s", q);
+    return kg_cfg_fail(c, kp, "credentials in the url are not supported, got %s", q);
   /* The port is required: find the colon after the host ("]:" for v6). */
   const char *colon;
   if (alen > 0 && auth[0] == '[') {
@@ -811,12 +802,12 @@ static int parse_url(load_ctx *c, const char *kp, const char *url,
     colon = memchr(auth, ':', alen);
   }
   if (alen == 0 || colon == NULL)
-    return fail(c, kp, "expected http://host:port (the port is required), got %s",
+    return kg_cfg_fail(c, kp, "expected http://host:port (the port is required), got %s",
                 q);
   char *hostport = kg_strndup(auth, alen);
   int rc = kg_addr_parse(hostport, addr, why, sizeof(why));
   free(hostport);
-  if (rc != 0) return fail(c, kp, "%s", why);
+  if (rc != 0) return kg_cfg_fail(c, kp, "%s", why);
   return 0;
 }
 
@@ -833,24 +824,24 @@ static int cmp_backend_name(const void *a, const void *b) {
 }
 
 /* One backend table (on top of the stack) into cfg->backends[i]. */
-static int load_backend(load_ctx *c, kg_backend_cfg *be) {
+static int load_backend(kg_cfg_ctx *c, kg_backend_cfg *be) {
   lua_State *L = c->L;
   char kp[256], d[128];
   snprintf(kp, sizeof(kp), "backends.%s", be->name);
   if (lua_type(L, -1) != LUA_TTABLE)
-    return fail(c, kp,
+    return kg_cfg_fail(c, kp,
                 "expected a table like { url = \"http://host:port\" }, got %s",
-                describe(L, -1, d, sizeof(d)));
-  if (check_keys(c, -1, kp, backend_keys, KG_ARRAY_SIZE(backend_keys)) != 0)
+                kg_cfg_describe(L, -1, d, sizeof(d)));
+  if (kg_cfg_check_keys(c, -1, kp, backend_keys, KG_ARRAY_SIZE(backend_keys)) != 0)
     return -1;
 
   snprintf(kp, sizeof(kp), "backends.%s.url", be->name);
-  int t = rawfield(L, -1, "url");
+  int t = kg_cfg_rawfield(L, -1, "url");
   if (t != LUA_TSTRING) {
     int rc = t == LUA_TNIL
-                 ? fail(c, kp, "missing (expected \"http://host:port\")")
-                 : fail(c, kp, "expected http://host:port, got %s",
-                        describe(L, -1, d, sizeof(d)));
+                 ? kg_cfg_fail(c, kp, "missing (expected \"http://host:port\")")
+                 : kg_cfg_fail(c, kp, "expected http://host:port, got %s",
+                        kg_cfg_describe(L, -1, d, sizeof(d)));
     lua_pop(L, 1);
     return rc;
   }
@@ -859,46 +850,59 @@ static int load_backend(load_ctx *c, kg_backend_cfg *be) {
   if (parse_url(c, kp, be->url, &be->addr) != 0) return -1;
 
   snprintf(kp, sizeof(kp), "backends.%s.master", be->name);
-  t = rawfield(L, -1, "master");
+  t = kg_cfg_rawfield(L, -1, "master");
   if (t != LUA_TNIL && t != LUA_TBOOLEAN) {
-    fail(c, kp, "expected true or false, got %s", describe(L, -1, d, sizeof(d)));
+    kg_cfg_fail(c, kp, "expected true or false, got %s", kg_cfg_describe(L, -1, d, sizeof(d)));
     lua_pop(L, 1);
     return -1;
   }
   be->master = lua_toboolean(L, -1);
   lua_pop(L, 1);
+
+  snprintf(kp, sizeof(kp), "backends.%s.secondary", be->name);
+  t = kg_cfg_rawfield(L, -1, "secondary");
+  if (t != LUA_TNIL && t != LUA_TBOOLEAN) {
+    kg_cfg_fail(c, kp, "expected true or false, got %s",
+                kg_cfg_describe(L, -1, d, sizeof(d)));
+    lua_pop(L, 1);
+    return -1;
+  }
+  be->secondary = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (be->secondary && be->master)
+    return kg_cfg_fail(c, kp, "the master cannot also be the secondary");
   return 0;
 }
 
 /* backends: collected by name, sorted (so errors and the shadow order do
  * not depend on hash order), validated, then the master rotated to [0]. */
-static int load_backends(load_ctx *c, int idx) {
+static int load_backends(kg_cfg_ctx *c, int idx) {
   lua_State *L = c->L;
   kg_config *cfg = c->cfg;
   char d[128];
   idx = lua_absindex(L, idx);
   if (lua_isnil(L, idx))
-    return fail(c, "backends",
+    return kg_cfg_fail(c, "backends",
                 "missing (define at least one backend, one with master = true)");
   if (lua_type(L, idx) != LUA_TTABLE)
-    return fail(c, "backends",
+    return kg_cfg_fail(c, "backends",
                 "expected a table of name = { url = ... }, got %s",
-                describe(L, idx, d, sizeof(d)));
+                kg_cfg_describe(L, idx, d, sizeof(d)));
   size_t n = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
-      describe(L, -2, d, sizeof(d));
+      kg_cfg_describe(L, -2, d, sizeof(d));
       lua_pop(L, 2);
-      return fail(c, "backends",
+      return kg_cfg_fail(c, "backends",
                   "expected name = { url = ... } entries, got an entry [%s]", d);
     }
     n++;
     lua_pop(L, 1);
   }
-  if (n == 0) return fail(c, "backends", "no backends defined");
+  if (n == 0) return kg_cfg_fail(c, "backends", "no backends defined");
   if (n > KG_MAX_BACKENDS)
-    return fail(c, "backends", "too many backends (%zu, at most %d)", n,
+    return kg_cfg_fail(c, "backends", "too many backends (%zu, at most %d)", n,
                 KG_MAX_BACKENDS);
 
   cfg->backends = kg_calloc(n, sizeof(kg_backend_cfg));
@@ -915,11 +919,11 @@ static int load_backends(load_ctx *c, int idx) {
     if (!valid_backend_name(be->name)) {
       char q[128];
       quote(q, sizeof(q), be->name, strlen(be->name));
-      return fail(c, "backends",
+      return kg_cfg_fail(c, "backends",
                   "invalid backend name %s (use letters, digits, '_' and '-')",
                   q);
     }
-    rawfield(L, idx, be->name);
+    kg_cfg_rawfield(L, idx, be->name);
     int rc = load_backend(c, be);
     lua_pop(L, 1);
     if (rc != 0) return rc;
@@ -939,11 +943,24 @@ static int load_backends(load_ctx *c, int idx) {
     master = i;
   }
   if (master == n)
-    return fail(c, "backends",
+    return kg_cfg_fail(c, "backends",
                 "no master backend (set master = true on exactly one)");
   kg_backend_cfg m = cfg->backends[master];
   memmove(&cfg->backends[1], &cfg->backends[0], master * sizeof(kg_backend_cfg));
   cfg->backends[0] = m;
+
+  cfg->secondary = -1;
+  for (size_t i = 1; i < n; i++) {
+    if (!cfg->backends[i].secondary) continue;
+    if (cfg->secondary >= 0) {
+      char kp[256];
+      snprintf(kp, sizeof(kp), "backends.%s.secondary", cfg->backends[i].name);
+      return fail_at(c, kg_config_locate(c->src, kp), "backends",
+                     "more than one secondary: '%s' and '%s'",
+                     cfg->backends[cfg->secondary].name, cfg->backends[i].name);
+    }
+    cfg->secondary = (int)i;
+  }
   return 0;
 }
 
@@ -954,24 +971,24 @@ static int method_index(const char *s) {
 }
 
 /* shadow_methods: a list of method names as http_parser spells them. */
-static int load_methods(load_ctx *c, int idx) {
+static int load_methods(kg_cfg_ctx *c, int idx) {
   lua_State *L = c->L;
   char d[128];
   idx = lua_absindex(L, idx);
   if (lua_isnil(L, idx)) return 0; /* the default stands */
-  lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? list_len(L, idx) : -1;
+  lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? kg_cfg_list_len(L, idx) : -1;
   if (n < 0)
-    return fail(c, "shadow_methods",
+    return kg_cfg_fail(c, "shadow_methods",
                 "expected a list of method names like { \"GET\", \"HEAD\" }, "
                 "got %s",
-                describe(L, idx, d, sizeof(d)));
+                kg_cfg_describe(L, idx, d, sizeof(d)));
   uint64_t mask = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
-    describe(L, -1, d, sizeof(d));
+    kg_cfg_describe(L, -1, d, sizeof(d));
     if (lua_type(L, -1) != LUA_TSTRING) {
       lua_pop(L, 1);
-      return fail(c, "shadow_methods", "expected a method name, got %s", d);
+      return kg_cfg_fail(c, "shadow_methods", "expected a method name, got %s", d);
     }
     const char *s = lua_tostring(L, -1);
     int m = method_index(s);
@@ -984,9 +1001,9 @@ static int load_methods(load_ctx *c, int idx) {
       int mu = s[j] == '\0' ? method_index(up) : -1;
       lua_pop(L, 1);
       if (mu >= 0)
-        return fail(c, "shadow_methods",
+        return kg_cfg_fail(c, "shadow_methods",
                     "unknown method %s (did you mean \"%s\"?)", d, up);
-      return fail(c, "shadow_methods", "unknown method %s", d);
+      return kg_cfg_fail(c, "shadow_methods", "unknown method %s", d);
     }
     mask |= 1ULL << m;
     lua_pop(L, 1);
@@ -996,15 +1013,18 @@ static int load_methods(load_ctx *c, int idx) {
 }
 
 /* Walks the returned table (argument 1). Returns 0 or -1 (err filled). */
-static int validate(load_ctx *c, int t) {
+static int validate(kg_cfg_ctx *c, int t) {
   lua_State *L = c->L;
-  const char *names[KG_ARRAY_SIZE(top_keys)];
-  for (size_t i = 0; i < KG_ARRAY_SIZE(top_keys); i++) names[i] = top_keys[i].name;
-  if (check_keys(c, t, "", names, KG_ARRAY_SIZE(names)) != 0) return -1;
+  const char *names[KG_ARRAY_SIZE(top_keys) + 32];
+  size_t nnames = 0;
+  for (size_t i = 0; i < KG_ARRAY_SIZE(top_keys); i++) names[nnames++] = top_keys[i].name;
+  for (size_t i = 0; i < kg_cfg_ncompare_keys && nnames < KG_ARRAY_SIZE(names); i++)
+    names[nnames++] = kg_cfg_compare_keys[i];
+  if (kg_cfg_check_keys(c, t, "", names, nnames) != 0) return -1;
 
   for (size_t i = 0; i < KG_ARRAY_SIZE(top_keys); i++) {
     const key_spec *k = &top_keys[i];
-    int type = rawfield(L, t, k->name);
+    int type = kg_cfg_rawfield(L, t, k->name);
     int rc = 0;
     if (k->kind == K_LISTEN)
       rc = load_listen(c, -1);
@@ -1017,14 +1037,14 @@ static int validate(load_ctx *c, int t) {
     lua_pop(L, 1);
     if (rc != 0) return rc;
   }
-  return 0;
+  return kg_cfg_load_compare(c, t);
 }
 
 /* Runs validate() under lua_pcall: raw table accesses cannot run user code,
  * but Lua can still raise "not enough memory", and a longjmp must not skip
  * our cleanup (everything allocated is reachable from c->cfg). */
 static int validate_protected(lua_State *L) {
-  load_ctx *c = lua_touserdata(L, 2);
+  kg_cfg_ctx *c = lua_touserdata(L, 2);
   c->rc = validate(c, 1);
   return 0;
 }
@@ -1112,7 +1132,7 @@ int kg_config_load(const char *path, kg_config **out, char *err,
     return -1;
   }
 
-  load_ctx c = {.path = path, .src = src, .err = err, .errlen = errlen};
+  kg_cfg_ctx c = {.path = path, .src = src, .err = err, .errlen = errlen};
   c.cfg = kg_calloc(1, sizeof(kg_config));
   c.cfg->path = kg_strdup(path);
   set_defaults(c.cfg);
@@ -1146,7 +1166,7 @@ int kg_config_load(const char *path, kg_config **out, char *err,
     char d[128];
     fail_at(&c, locate_last_return(src), "",
             "the config must return a table, got %s",
-            describe(L, -1, d, sizeof(d)));
+            kg_cfg_describe(L, -1, d, sizeof(d)));
     goto done;
   }
 
@@ -1185,6 +1205,7 @@ void kg_config_free(kg_config *cfg) {
   }
   free(cfg->backends);
   free(cfg->diff_log);
+  kg_cfg_free_compare(cfg);
   free(cfg);
 }
 

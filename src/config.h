@@ -29,7 +29,28 @@ typedef struct kg_backend_cfg {
   char *url;         /* owned: as written, "http://host:port" */
   kg_addr addr;      /* host and port of the url, resolved */
   bool master;       /* exactly one backend is the master */
+  bool secondary;    /* a second instance of the master's version: what
+                        differs between it and the master is noise */
 } kg_backend_cfg;
+
+struct kg_textnorm;
+struct kg_endpoint_rules;
+
+/* Noise rules for the endpoints matching `endpoint` (all when NULL). */
+typedef struct kg_rule {
+  char *endpoint;            /* owned glob on the endpoint name, such as
+                                "GET /api/" followed by '*'; NULL matches
+                                every endpoint */
+  char **ignore;             /* owned JSON path patterns */
+  size_t nignore;
+  char **unordered;          /* owned JSON path patterns of multiset arrays */
+  size_t nunordered;
+  char **ignore_xpath;       /* owned XPath expressions */
+  size_t nignore_xpath;
+  char **ignore_headers;     /* owned header names */
+  size_t nignore_headers;
+  struct kg_textnorm *replace; /* owned compiled regex replacements, or NULL */
+} kg_rule;
 
 typedef struct kg_config {
   char *path;                 /* owned: the file it was read from */
@@ -52,6 +73,22 @@ typedef struct kg_config {
                                  shadow copy is dropped and counted; 1000 */
   int workers;                /* event-loop threads; default 1 */
   int hook_budget;            /* Lua instructions per hook call; 1000000 */
+  /* comparison (config_compare.c) */
+  bool compare_headers;       /* compare response headers; default true */
+  char **ignore_headers;      /* owned: header names never compared
+                                 (defaults, extended or replaced) */
+  size_t nignore_headers;
+  kg_rule *rules;             /* owned array, in config order */
+  size_t nrules;
+  struct kg_endpoint_rules *endpoints; /* owned templating overrides or NULL */
+  double max_per_endpoint_per_s; /* 0: no cap */
+  double latency_regression;  /* shadow p90 / master p90 flag; 1.5 */
+  bool noise_learn;           /* learn noise from noise pairs */
+  double noise_threshold;     /* share of pairs; 0.2 */
+  uint64_t noise_min_pairs;   /* pairs before anything counts as noisy; 10 */
+  double noise_repeat;        /* share of shadowed safe requests also sent
+                                 to the first shadow a second time; 0 */
+  int secondary;              /* index of the secondary backend, or -1 */
   bool has_select_backends;   /* the hook functions are present */
   bool has_munge_headers;
   bool has_on_backends_finished;
@@ -72,6 +109,11 @@ struct kg_buf;
 int kg_config_lua_load(lua_State *L, const char *path);
 void kg_config_lua_message(const char *msg, const char *path,
                            struct kg_buf *out);
+
+/* True if the rule applies to `endpoint` ("GET /users/:id"): its glob
+ * ('*' matches any run of characters) is matched against the whole name,
+ * or against the path alone when the glob names no method. */
+bool kg_rule_matches(const kg_rule *r, const char *endpoint);
 
 /* Index of the backend called `name`, or -1. */
 int kg_config_backend_index(const kg_config *cfg, const char *name);

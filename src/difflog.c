@@ -91,6 +91,21 @@ static json_t *kg_json_text(const char *s, size_t n) {
   return j;
 }
 
+static json_t *kg_json_opt(const char *s) {
+  return s ? kg_json_text(s, strlen(s)) : json_null();
+}
+
+static void kg_add_difference(json_t *list, const char *backend,
+                              const char *key, const char *where,
+                              const char *m, const char *s) {
+  json_t *d = json_object();
+  json_object_set_new(d, "backend", json_string(backend));
+  json_object_set_new(d, key, kg_json_opt(where));
+  json_object_set_new(d, "master", kg_json_opt(m));
+  json_object_set_new(d, "shadow", kg_json_opt(s));
+  json_array_append_new(list, d);
+}
+
 void kg_record_format(const kg_record *r, kg_buf *out) {
   char ts[64];
   kg_format_ts(&r->ts, ts, sizeof(ts));
@@ -99,9 +114,14 @@ void kg_record_format(const kg_record *r, kg_buf *out) {
   json_object_set_new(o, "ts", json_string(ts));
   json_object_set_new(o, "method", json_string(r->method));
   json_object_set_new(o, "url", kg_json_text(r->url, strlen(r->url)));
+  json_object_set_new(o, "endpoint", kg_json_text(r->endpoint, strlen(r->endpoint)));
+  json_object_set_new(o, "kind", json_string(kg_kind_name(r->kind)));
   json_t *bes = json_object();
+  json_t *diffs = json_array(), *hdiffs = json_array(), *slower = json_array();
+  kg_buf unified = KG_BUF_INIT;
   for (size_t i = 0; i < r->n; i++) {
     const kg_resp_view *v = &r->resps[i];
+    bool shadow = strcmp(r->roles[i], "shadow") == 0;
     json_t *b = json_object();
     if (v->error) {
       json_object_set_new(b, "error", json_string(v->error));
@@ -112,15 +132,43 @@ void kg_record_format(const kg_record *r, kg_buf *out) {
     /* Rounded to microseconds: more digits would be noise. */
     json_object_set_new(b, "elapsed_ms",
                         json_real((double)(long long)(v->elapsed * 1e6) / 1e3));
-    if (i > 0) json_object_set_new(b, "equal", json_boolean(r->result->legs[i].equal));
+    if (shadow) json_object_set_new(b, "equal", json_boolean(r->pairs[i].equal));
+    if (i > 0 && !shadow) json_object_set_new(b, "role", json_string(r->roles[i]));
     if (v->truncated) json_object_set_new(b, "truncated", json_true());
+    if (shadow && r->pairs[i].error && !v->error)
+      json_object_set_new(b, "compare_error", json_string(r->pairs[i].error));
     json_object_set_new(bes, v->backend, b);
+    if ((r->regression >> i) & 1) json_array_append_new(slower, json_string(v->backend));
+    if (!shadow) continue;
+    const kg_pair_result *p = &r->pairs[i];
+    if (p->status_differs) {
+      char ms[16], ss[16];
+      snprintf(ms, sizeof(ms), "%d", r->resps[0].status);
+      snprintf(ss, sizeof(ss), "%d", v->status);
+      kg_add_difference(diffs, v->backend, "where", "status", ms, ss);
+    }
+    for (size_t k = 0; k < p->body.n; k++)
+      kg_add_difference(diffs, v->backend, "where", p->body.v[k].where,
+                        p->body.v[k].master, p->body.v[k].shadow);
+    for (size_t k = 0; k < p->headers.n; k++)
+      kg_add_difference(hdiffs, v->backend, "name",
+                        p->headers.v[k].where + strlen("header:"),
+                        p->headers.v[k].master, p->headers.v[k].shadow);
+    kg_buf_append(&unified, p->diff.data, p->diff.len);
   }
   json_object_set_new(o, "backends", bes);
-  json_object_set_new(o, "equal", json_boolean(r->result->equal));
-  if (r->result->truncated) json_object_set_new(o, "truncated", json_true());
-  json_object_set_new(o, "diff", kg_json_text(r->result->diff.data ? r->result->diff.data : "",
-                                              r->result->diff.len));
+  json_object_set_new(o, "equal", json_boolean(r->equal));
+  if (r->truncated) json_object_set_new(o, "truncated", json_true());
+  json_object_set_new(o, "differences", diffs);
+  json_object_set_new(o, "header_differences", hdiffs);
+  json_t *sup = json_array();
+  for (size_t i = 0; i < r->nsuppressed; i++)
+    json_array_append_new(sup, kg_json_text(r->suppressed[i], strlen(r->suppressed[i])));
+  json_object_set_new(o, "suppressed", sup);
+  if (json_array_size(slower)) json_object_set_new(o, "latency_regression", slower);
+  else json_decref(slower);
+  json_object_set_new(o, "diff", kg_json_text(unified.data ? unified.data : "", unified.len));
+  kg_buf_free(&unified);
   char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
   json_decref(o);
   kg_buf_appends(out, s);

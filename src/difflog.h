@@ -16,15 +16,24 @@
 
 typedef struct kg_difflog kg_difflog;
 
-/* What one line says. Everything is borrowed for the call. */
+/* What one line says. Everything is borrowed for the call. Index i of
+ * resps, roles and pairs is the same backend; resps[0] is the master. */
 typedef struct kg_record {
   const char *id;
-  struct timespec ts;         /* wall clock when the request arrived */
+  struct timespec ts;          /* wall clock when the request arrived */
   const char *method;
   const char *url;
-  const kg_resp_view *resps;  /* master first */
+  const char *endpoint;        /* "GET /users/:id" */
+  const kg_resp_view *resps;
+  const char *const *roles;    /* "master", "shadow", "secondary", "repeat" */
+  const kg_pair_result *pairs; /* shadows' results (others unused) */
   size_t n;
-  const kg_result *result;
+  bool equal;                  /* every shadow matched */
+  bool truncated;              /* some body was cut at max_capture_bytes */
+  kg_kind kind;                /* of the master's body */
+  const char *const *suppressed; /* noise that was hidden, all shadows */
+  size_t nsuppressed;
+  uint64_t regression;         /* bit i: backend i is flagged slower */
 } kg_record;
 
 /* Opens (creating, appending) `path`. Returns 0 or a negative errno. */

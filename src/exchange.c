@@ -1,4 +1,11 @@
-/* exchange.c: one request's fan-out, completion and result (see exchange.h). */
+/* exchange.c: one request's fan-out, completion and result (see exchange.h).
+ *
+ * Results are compared in batches: finished exchanges queue on their
+ * worker, and one job at a time per worker takes the whole queue to the
+ * thread pool, compares each exchange, and appends all their diff log lines
+ * with one write. Batching keeps the loop's cost per request to a list
+ * append and amortises the thread hand-off; the queue is bounded in count
+ * and bytes, and what does not fit is dropped and counted. */
 #include "exchange.h"
 
 #include <inttypes.h>
@@ -8,14 +15,24 @@
 
 #include "common.h"
 #include "difflog.h"
+#include "endpoint.h"
+#include "epstats.h"
 #include "hooks.h"
 #include "log.h"
+#include "noise.h"
 #include "proxy.h"
 #include "worker.h"
+
+static const char *const kg_role_names[] = {"master", "shadow", "secondary",
+                                            "repeat"};
 
 static bool kg_method_idempotent(int m) {
   return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_OPTIONS ||
          m == HTTP_PUT || m == HTTP_DELETE || m == HTTP_TRACE;
+}
+
+static bool kg_method_safe(int m) {
+  return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_OPTIONS;
 }
 
 static kg_req_view kg_exchange_view(const kg_exchange *ex) {
@@ -27,22 +44,37 @@ static kg_req_view kg_exchange_view(const kg_exchange *ex) {
                        .body_len = ex->body.len};
 }
 
+static const char *kg_exchange_endpoint(kg_exchange *ex) {
+  if (ex->endpoint.len == 0)
+    kg_endpoint_of(ex->method, ex->path.data, ex->w->cfg->endpoints, &ex->endpoint);
+  return ex->endpoint.data;
+}
+
 /* Which backends get this request: bit i = cfg->backends[i]. The master
  * (bit 0) always does; shadows only for shadow_methods, then only when the
- * sample says so, then as the select_backends hook says (nil: all). */
+ * sample (with the per-endpoint cap and floor) says so, then as the
+ * select_backends hook says (nil: all). The secondary only serves noise
+ * learning. */
 static uint64_t kg_exchange_select(kg_exchange *ex) {
   kg_worker *w = ex->w;
   const kg_config *cfg = w->cfg;
   uint64_t all = cfg->nbackends >= 64 ? ~0ULL : (1ULL << cfg->nbackends) - 1;
-  if (cfg->nbackends == 1) return 1;
+  if (cfg->secondary >= 0 && !cfg->noise_learn) all &= ~(1ULL << cfg->secondary);
+  if (all == 1) return 1;
   if (!(cfg->shadow_methods & (1ULL << ex->req.method))) return 1;
-  if (!kg_sample(&w->rng, cfg->sample)) return 1;
+  if (!(cfg->sample > 0)) return 1; /* 0 turns shadowing off, floor too */
+  bool picked = kg_sample(&w->rng, cfg->sample);
+  /* Endpoints are only worked out per request when a per-endpoint rule
+   * needs them before the decision. */
+  if (cfg->max_per_endpoint_per_s > 0 || cfg->sample < 1)
+    picked = kg_epsample_decide(&w->epsample, kg_exchange_endpoint(ex), picked,
+                                uv_now(&w->loop) * 1000000ULL);
+  if (!picked) return 1;
   uint64_t mask = all;
   if (cfg->has_select_backends) {
     kg_req_view v = kg_exchange_view(ex);
     uint64_t chosen = 0;
-    if (kg_hooks_select_backends(w->hooks, &v, &chosen) == 1)
-      mask = chosen & all;
+    if (kg_hooks_select_backends(w->hooks, &v, &chosen) == 1) mask = chosen & all;
   }
   return mask | 1;
 }
@@ -94,6 +126,27 @@ static void kg_exchange_make_id(kg_exchange *ex) {
            (unsigned)(w->id & 0xff), (uint64_t)((w->seq++) & 0xfffffffULL));
 }
 
+static kg_leg *kg_exchange_add_leg(kg_exchange *ex, size_t backend,
+                                   kg_role role, kg_hdrs *fwd, kg_hdrs *munged) {
+  kg_worker *w = ex->w;
+  kg_pool *pool = &w->pools[backend];
+  kg_leg *leg = &ex->legs[ex->nlegs++];
+  leg->ex = ex;
+  leg->role = role;
+  leg->pool = pool;
+  leg->head_request = ex->req.method == HTTP_HEAD;
+  leg->retry_ok = kg_method_idempotent(ex->req.method);
+  const kg_hdrs *h = fwd;
+  if (w->cfg->has_munge_headers) {
+    kg_req_view view = kg_exchange_view(ex);
+    kg_hdrs_copy(munged, fwd);
+    if (kg_hooks_munge_headers(w->hooks, pool->be->name, &view, munged) == 1)
+      h = munged;
+  }
+  kg_exchange_build_request(ex, leg, h);
+  return leg;
+}
+
 kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
                              kg_http_msg *req, kg_buf *body) {
   const kg_config *cfg = w->cfg;
@@ -113,36 +166,38 @@ kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
   w->stats.requests++;
 
   uint64_t mask = kg_exchange_select(ex);
-  ex->legs = kg_calloc(cfg->nbackends, sizeof(kg_leg));
+  /* One leg per backend, plus room for a repeat of the first shadow. */
+  ex->legs = kg_calloc(cfg->nbackends + 1, sizeof(kg_leg));
   kg_hdrs fwd = KG_HDRS_INIT, munged = KG_HDRS_INIT;
   kg_exchange_forward_hdrs(ex, &fwd);
-  kg_req_view view = kg_exchange_view(ex);
+  size_t first_shadow = 0;
   for (size_t i = 0; i < cfg->nbackends; i++) {
     if (!(mask & (1ULL << i))) continue;
-    kg_pool *pool = &w->pools[i];
-    if (i > 0 && pool->inflight >= cfg->shadow_max_inflight) {
+    kg_role role = i == 0 ? KG_ROLE_MASTER
+                   : (int)i == cfg->secondary ? KG_ROLE_SECONDARY
+                                              : KG_ROLE_SHADOW;
+    if (i > 0 && w->pools[i].inflight >= cfg->shadow_max_inflight) {
       w->stats.dropped++; /* bounded shadow work: drop, never queue */
       continue;
     }
-    kg_leg *leg = &ex->legs[ex->nlegs++];
-    leg->ex = ex;
-    leg->pool = pool;
-    leg->head_request = ex->req.method == HTTP_HEAD;
-    leg->retry_ok = kg_method_idempotent(ex->req.method);
-    const kg_hdrs *h = &fwd;
-    if (cfg->has_munge_headers) {
-      kg_hdrs_copy(&munged, &fwd);
-      if (kg_hooks_munge_headers(w->hooks, pool->be->name, &view, &munged) == 1)
-        h = &munged;
-    }
-    kg_exchange_build_request(ex, leg, h);
+    kg_exchange_add_leg(ex, i, role, &fwd, &munged);
+    if (role == KG_ROLE_SHADOW && first_shadow == 0) first_shadow = i;
   }
+  /* Noise learning without a second production fleet: the same safe
+   * request to the same shadow twice; what differs is noise. */
+  if (cfg->noise_learn && first_shadow && cfg->noise_repeat > 0 &&
+      kg_method_safe(ex->req.method) && kg_sample(&w->rng, cfg->noise_repeat) &&
+      w->pools[first_shadow].inflight < cfg->shadow_max_inflight)
+    kg_exchange_add_leg(ex, first_shadow, KG_ROLE_REPEAT, &fwd, &munged);
   kg_hdrs_free(&fwd);
   kg_hdrs_free(&munged);
-  ex->compare = ex->nlegs > 1;
-  bool capture = ex->compare || cfg->has_on_backends_finished;
+  ex->compare = first_shadow != 0;
+  bool capture = ex->nlegs > 1 || cfg->has_on_backends_finished;
   for (size_t i = 0; i < ex->nlegs; i++) ex->legs[i].capture = capture;
-  if (ex->compare) w->stats.shadowed++;
+  if (ex->compare) {
+    w->stats.shadowed++;
+    kg_exchange_endpoint(ex);
+  }
   return ex;
 }
 
@@ -156,19 +211,25 @@ void kg_exchange_start(kg_exchange *ex) {
 
 static void kg_exchange_free(kg_exchange *ex) {
   kg_worker *w = ex->w;
-  for (size_t i = 0; i < ex->nlegs; i++) kg_leg_free(&ex->legs[i]);
+  for (size_t i = 0; i < ex->nlegs; i++) {
+    kg_leg_free(&ex->legs[i]);
+    if (ex->pairs) kg_pair_result_free(&ex->pairs[i]);
+  }
   free(ex->legs);
   free(ex->views);
-  kg_result_free(&ex->result);
+  free(ex->pairs);
+  for (size_t i = 0; i < ex->nsuppressed; i++) free(ex->suppressed[i]);
+  free(ex->suppressed);
   kg_http_msg_free(&ex->req);
   kg_buf_free(&ex->body);
   kg_buf_free(&ex->path);
+  kg_buf_free(&ex->endpoint);
   free(ex);
   w->nexchanges--;
   kg_worker_maybe_finish(w);
 }
 
-/* --- completion -------------------------------------------------------------- */
+/* --- comparison (thread pool) ---------------------------------------------- */
 
 static void kg_exchange_build_views(kg_exchange *ex) {
   ex->views = kg_calloc(ex->nlegs, sizeof(kg_resp_view));
@@ -176,6 +237,7 @@ static void kg_exchange_build_views(kg_exchange *ex) {
     const kg_leg *l = &ex->legs[i];
     kg_resp_view *v = &ex->views[i];
     v->backend = l->pool->be->name;
+    if (l->role == KG_ROLE_REPEAT) v->backend = "(repeat)";
     v->error = l->error;
     v->status = l->error ? 0 : l->resp.status;
     v->hdrs = l->error ? NULL : &l->resp.hdrs;
@@ -187,81 +249,257 @@ static void kg_exchange_build_views(kg_exchange *ex) {
   }
 }
 
-/* Thread pool: compare and append the record. Touches only the exchange,
- * which no loop code refers to any more. */
-static void kg_exchange_work(uv_work_t *req) {
-  kg_exchange *ex = KG_CONTAINER_OF(req, kg_exchange, work);
-  kg_compare(ex->views, ex->nlegs, &ex->result);
-  kg_difflog *log = ex->w->difflog;
-  if (log == NULL) return;
+static void kg_exchange_add_suppressed(kg_exchange *ex, const kg_diffs *d) {
+  for (size_t i = 0; i < d->nsuppressed; i++) {
+    bool dup = false;
+    for (size_t k = 0; k < ex->nsuppressed && !dup; k++)
+      dup = strcmp(ex->suppressed[k], d->suppressed[i]) == 0;
+    if (dup) continue;
+    ex->suppressed = kg_realloc(ex->suppressed, (ex->nsuppressed + 1) * sizeof(char *));
+    ex->suppressed[ex->nsuppressed++] = kg_strdup(d->suppressed[i]);
+  }
+}
+
+/* Feeds a noise pair (two answers that should agree) to the noise model. */
+static void kg_exchange_learn(kg_exchange *ex, size_t a, size_t b,
+                              const kg_compare_opts *o) {
+  kg_pair_result r;
+  kg_compare_pair(&ex->views[a], &ex->views[b], o, &r);
+  if (!r.error) {
+    const char **pats = NULL;
+    size_t n = kg_pair_result_patterns(&r, &pats);
+    kg_noise_observe(ex->w->shared->noise, ex->endpoint.data, pats, n);
+    free(pats);
+  }
+  kg_pair_result_free(&r);
+}
+
+static void kg_exchange_compare(kg_exchange *ex) {
+  const kg_config *cfg = ex->w->cfg;
+  const kg_shared *sh = ex->w->shared;
+  const char *endpoint = ex->endpoint.data;
+  const kg_rule *rules[64];
+  size_t nrules = 0;
+  for (size_t i = 0; i < cfg->nrules && nrules < KG_ARRAY_SIZE(rules); i++)
+    if (kg_rule_matches(&cfg->rules[i], endpoint)) rules[nrules++] = &cfg->rules[i];
+  kg_compare_opts o = {.cfg = cfg, .rules = rules, .nrules = nrules};
+
+  kg_exchange_build_views(ex);
+  ex->pairs = kg_calloc(ex->nlegs, sizeof(kg_pair_result));
+  /* Learn first, so that this request's own noise pair already counts. */
+  kg_noise_view noisy = {0};
+  if (sh->noise) {
+    size_t shadow = 0;
+    for (size_t i = 1; i < ex->nlegs; i++) {
+      if (ex->legs[i].role == KG_ROLE_SECONDARY) kg_exchange_learn(ex, 0, i, &o);
+      if (ex->legs[i].role == KG_ROLE_SHADOW && !shadow) shadow = i;
+      if (ex->legs[i].role == KG_ROLE_REPEAT && shadow) kg_exchange_learn(ex, shadow, i, &o);
+    }
+    kg_noise_view_get(sh->noise, endpoint, &noisy);
+    o.noisy = &noisy;
+  }
+  ex->equal = true;
+  ex->truncated = false;
+  bool present[64] = {false}, failed[64] = {false};
+  uint64_t elapsed_us[64] = {0};
+  for (size_t i = 0; i < ex->nlegs; i++) {
+    const kg_leg *l = &ex->legs[i];
+    if (ex->views[i].truncated) ex->truncated = true;
+    if (l->role == KG_ROLE_MASTER || l->role == KG_ROLE_SHADOW) {
+      size_t b = (size_t)l->pool->index;
+      present[b] = true;
+      failed[b] = l->error != NULL;
+      elapsed_us[b] = (l->t_end - l->t_start) / 1000;
+    }
+    if (l->role != KG_ROLE_SHADOW) continue;
+    kg_compare_pair(&ex->views[0], &ex->views[i], &o, &ex->pairs[i]);
+    if (!ex->pairs[i].equal) ex->equal = false;
+    ex->kind = ex->pairs[i].kind;
+    kg_exchange_add_suppressed(ex, &ex->pairs[i].body);
+    kg_exchange_add_suppressed(ex, &ex->pairs[i].headers);
+  }
+  kg_noise_view_free(&noisy);
+  ex->newly_flagged = kg_epstats_record(sh->epstats, endpoint, ex->equal, present,
+                                        failed, elapsed_us, &ex->regression);
+}
+
+static void kg_exchange_format(kg_exchange *ex, kg_buf *out) {
+  const char *roles[KG_MAX_BACKENDS + 1];
+  for (size_t i = 0; i < ex->nlegs; i++) roles[i] = kg_role_names[ex->legs[i].role];
+  /* The regression mask is by backend index; the record is by leg. */
+  uint64_t slower = 0;
+  for (size_t i = 0; i < ex->nlegs; i++)
+    if (ex->legs[i].role == KG_ROLE_SHADOW &&
+        ((ex->regression >> ex->legs[i].pool->index) & 1))
+      slower |= 1ULL << i;
   kg_record r = {.id = ex->id,
                  .ts = ex->arrived,
                  .method = ex->method,
                  .url = ex->req.url.data ? ex->req.url.data : "/",
+                 .endpoint = ex->endpoint.data,
                  .resps = ex->views,
+                 .roles = roles,
+                 .pairs = ex->pairs,
                  .n = ex->nlegs,
-                 .result = &ex->result};
-  kg_buf line = KG_BUF_INIT;
-  kg_record_format(&r, &line);
-  int rc = kg_difflog_append(log, line.data, line.len);
-  if (rc < 0) kg_log_error("diff log write failed: %s", strerror(-rc));
-  kg_buf_free(&line);
+                 .equal = ex->equal,
+                 .truncated = ex->truncated,
+                 .kind = ex->kind,
+                 .suppressed = (const char *const *)ex->suppressed,
+                 .nsuppressed = ex->nsuppressed,
+                 .regression = slower};
+  kg_record_format(&r, out);
+}
+
+typedef struct kg_batch {
+  uv_work_t work;
+  kg_worker *w;
+  kg_exchange *head;   /* the exchanges taken from the worker's queue */
+} kg_batch;
+
+static void kg_batch_work(uv_work_t *req) {
+  kg_batch *b = KG_CONTAINER_OF(req, kg_batch, work);
+  kg_difflog *log = b->w->shared->difflog;
+  kg_buf lines = KG_BUF_INIT;
+  for (kg_exchange *ex = b->head; ex; ex = ex->next) {
+    kg_exchange_compare(ex);
+    if (log) kg_exchange_format(ex, &lines);
+  }
+  if (log && lines.len) {
+    int rc = kg_difflog_append(log, lines.data, lines.len);
+    if (rc < 0) kg_log_error("diff log write failed: %s", strerror(-rc));
+  }
+  kg_buf_free(&lines);
 }
 
 static void kg_exchange_run_hook(kg_exchange *ex) {
   if (!ex->w->cfg->has_on_backends_finished) return;
   kg_req_view v = kg_exchange_view(ex);
-  kg_hooks_backends_finished(ex->w->hooks, &v, ex->views, ex->nlegs);
+  kg_hook_difference *diffs = NULL;
+  size_t nd = 0;
+  kg_result_view rv, *result = NULL;
+  if (ex->pairs) {
+    for (size_t i = 0; i < ex->nlegs; i++)
+      nd += ex->pairs[i].body.n + ex->pairs[i].headers.n + ex->pairs[i].status_differs;
+    diffs = kg_calloc(nd + 1, sizeof(*diffs));
+    nd = 0;
+    kg_buf unified = KG_BUF_INIT;
+    char st[2][16];
+    for (size_t i = 0; i < ex->nlegs; i++) {
+      const kg_pair_result *p = &ex->pairs[i];
+      const char *be = ex->views[i].backend;
+      if (p->status_differs) {
+        snprintf(st[0], sizeof(st[0]), "%d", ex->views[0].status);
+        snprintf(st[1], sizeof(st[1]), "%d", ex->views[i].status);
+        diffs[nd++] = (kg_hook_difference){be, "status", st[0], st[1]};
+      }
+      for (size_t k = 0; k < p->body.n; k++)
+        diffs[nd++] = (kg_hook_difference){be, p->body.v[k].where, p->body.v[k].master,
+                                           p->body.v[k].shadow};
+      for (size_t k = 0; k < p->headers.n; k++)
+        diffs[nd++] = (kg_hook_difference){be, p->headers.v[k].where,
+                                           p->headers.v[k].master, p->headers.v[k].shadow};
+      kg_buf_append(&unified, p->diff.data, p->diff.len);
+    }
+    rv = (kg_result_view){.equal = ex->equal,
+                          .kind = kg_kind_name(ex->kind),
+                          .endpoint = ex->endpoint.data,
+                          .differences = diffs,
+                          .ndifferences = nd,
+                          .suppressed = (const char *const *)ex->suppressed,
+                          .nsuppressed = ex->nsuppressed,
+                          .diff = unified.data ? unified.data : ""};
+    result = &rv;
+    kg_hooks_backends_finished(ex->w->hooks, &v, ex->views, ex->nlegs, result);
+    kg_buf_free(&unified);
+  } else {
+    kg_hooks_backends_finished(ex->w->hooks, &v, ex->views, ex->nlegs, NULL);
+  }
+  free(diffs);
 }
 
-static void kg_exchange_after_work(uv_work_t *req, int status) {
-  kg_exchange *ex = KG_CONTAINER_OF(req, kg_exchange, work);
-  kg_worker *w = ex->w;
-  if (status == 0) {
-    w->stats.compared++;
-    if (!ex->result.equal) w->stats.differing++;
-    kg_exchange_run_hook(ex);
+static void kg_exchange_start_batch(kg_worker *w);
+
+static void kg_batch_after(uv_work_t *req, int status) {
+  kg_batch *b = KG_CONTAINER_OF(req, kg_batch, work);
+  kg_worker *w = b->w;
+  kg_exchange *next;
+  for (kg_exchange *ex = b->head; ex; ex = next) {
+    next = ex->next;
+    if (status == 0) {
+      w->stats.compared++;
+      if (!ex->equal) w->stats.differing++;
+      for (size_t i = 0; i < ex->nlegs; i++)
+        if ((ex->newly_flagged >> ex->legs[i].pool->index) & 1 &&
+            ex->legs[i].role == KG_ROLE_SHADOW)
+          kg_log_warn("%s: %s is slower than %s (p90 over %.2fx)", ex->endpoint.data,
+                      ex->legs[i].pool->be->name, ex->legs[0].pool->be->name,
+                      w->cfg->latency_regression);
+      kg_exchange_run_hook(ex);
+    }
+    kg_exchange_free(ex);
   }
-  kg_exchange_free(ex);
+  free(b);
+  w->batch_running = false;
+  if (w->done_head) kg_exchange_start_batch(w);
+}
+
+static void kg_exchange_start_batch(kg_worker *w) {
+  kg_batch *b = kg_calloc(1, sizeof(*b));
+  b->w = w;
+  b->head = w->done_head;
+  w->done_head = w->done_tail = NULL;
+  w->ndone = 0;
+  w->done_bytes = 0;
+  w->batch_running = true;
+  uv_queue_work(&w->loop, &b->work, kg_batch_work, kg_batch_after);
 }
 
 /* Every leg is done and the client no longer needs us. */
 static void kg_exchange_release(kg_exchange *ex) {
-  if (ex->compare) {
-    kg_exchange_build_views(ex);
-    uv_queue_work(&ex->w->loop, &ex->work, kg_exchange_work,
-                  kg_exchange_after_work);
+  kg_worker *w = ex->w;
+  if (!ex->compare) {
+    if (w->cfg->has_on_backends_finished) {
+      kg_exchange_build_views(ex);
+      kg_exchange_run_hook(ex);
+    }
+    kg_exchange_free(ex);
     return;
   }
-  if (ex->w->cfg->has_on_backends_finished) {
-    kg_exchange_build_views(ex);
-    kg_exchange_run_hook(ex);
+  for (size_t i = 0; i < ex->nlegs; i++) ex->bytes += ex->legs[i].body.len;
+  if (w->ndone >= KG_MAX_PENDING_RESULTS ||
+      w->done_bytes + ex->bytes > KG_MAX_PENDING_BYTES) {
+    w->stats.results_dropped++;
+    kg_exchange_free(ex);
+    return;
   }
-  kg_exchange_free(ex);
+  ex->next = NULL;
+  if (w->done_tail) w->done_tail->next = ex;
+  else w->done_head = ex;
+  w->done_tail = ex;
+  w->ndone++;
+  w->done_bytes += ex->bytes;
+  if (!w->batch_running) kg_exchange_start_batch(w);
 }
 
 /* --- leg events -------------------------------------------------------------- */
 
-static bool kg_leg_is_master(const kg_leg *leg) {
-  return leg == &leg->ex->legs[0];
-}
-
 void kg_exchange_leg_head(kg_leg *leg) {
   kg_exchange *ex = leg->ex;
-  if (!kg_leg_is_master(leg) || ex->client == NULL) return;
+  if (leg->role != KG_ROLE_MASTER || ex->client == NULL) return;
   ex->master_streaming = true;
   kg_client_master_head(ex->client, &leg->resp, leg->head_request);
 }
 
 void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n) {
   kg_exchange *ex = leg->ex;
-  if (kg_leg_is_master(leg) && ex->client) kg_client_master_body(ex->client, p, n);
+  if (leg->role == KG_ROLE_MASTER && ex->client)
+    kg_client_master_body(ex->client, p, n);
 }
 
 void kg_exchange_leg_done(kg_leg *leg) {
   kg_exchange *ex = leg->ex;
   ex->pending--;
-  if (kg_leg_is_master(leg)) {
+  if (leg->role == KG_ROLE_MASTER) {
     kg_client *c = ex->client;
     ex->client = NULL;
     if (leg->error) ex->w->stats.master_errors++;

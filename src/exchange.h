@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "compare.h"
+#include "buf.h"
 #include "http.h"
 #include "upstream.h"
 
@@ -27,6 +28,7 @@ typedef struct kg_client kg_client;
 
 struct kg_exchange {
   kg_worker *w;            /* owning worker */
+  kg_exchange *next;       /* in the worker's list of finished exchanges */
   kg_client *client;       /* owed the master's response; NULL after */
   char id[32];             /* unique, sortable by arrival */
   struct timespec arrived; /* wall clock at dispatch ("ts") */
@@ -34,14 +36,23 @@ struct kg_exchange {
   kg_buf body;             /* request body, de-chunked (owned) */
   kg_buf path;             /* request path without the query (owned) */
   const char *method;      /* static name of req.method */
+  kg_buf endpoint;         /* "GET /users/:id" (owned); set when compared */
   kg_leg *legs;            /* owned array; legs[0] is the master */
   size_t nlegs;
   size_t pending;          /* legs started and not yet done */
   bool compare;            /* shadows were selected: write a result */
   bool master_streaming;   /* the master's head went to the client */
-  uv_work_t work;          /* the comparison job */
-  kg_resp_view *views;     /* owned, built for the comparison and hook */
-  kg_result result;        /* owned, filled by the comparison */
+  size_t bytes;            /* body bytes captured, for the pending bound */
+  /* Filled by the comparison, in the thread pool: */
+  kg_resp_view *views;     /* owned, one per leg, for comparison and hook */
+  kg_pair_result *pairs;   /* owned, one per leg (used for shadows) */
+  bool equal;              /* every shadow matched */
+  bool truncated;          /* some body was cut at the capture limit */
+  kg_kind kind;            /* of the master's body */
+  char **suppressed;       /* owned: noise hidden, all shadows */
+  size_t nsuppressed;
+  uint64_t regression;     /* backends flagged slower on this endpoint */
+  uint64_t newly_flagged;  /* ... of which flagged by this very result */
 };
 
 /* Creates the exchange for a complete request, taking the contents of

@@ -178,6 +178,7 @@ typedef struct call_ctx {
   /* on_backends_finished */
   const kg_resp_view *resps;
   size_t nresps;
+  const kg_result_view *result; /* NULL: not compared */
   /* select_backends results */
   int listed;               /* 1: the hook returned a list */
   uint64_t mask;
@@ -293,6 +294,43 @@ static void push_responses(kg_hooks *h, lua_State *L, const kg_resp_view *rs,
     }
     lua_setfield(L, -2, r->backend != NULL ? r->backend : "");
   }
+}
+
+static void set_opt_string(lua_State *L, const char *key, const char *v) {
+  if (v == NULL) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, key);
+}
+
+/* result = { equal, kind, endpoint, differences, suppressed, diff }, or nil. */
+static void push_result(lua_State *L, const kg_result_view *r) {
+  if (r == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_createtable(L, 0, 6);
+  lua_pushboolean(L, r->equal);
+  lua_setfield(L, -2, "equal");
+  set_opt_string(L, "kind", r->kind);
+  set_opt_string(L, "endpoint", r->endpoint);
+  set_opt_string(L, "diff", r->diff);
+  lua_createtable(L, (int)KG_MIN(r->ndifferences, (size_t)INT32_MAX), 0);
+  for (size_t i = 0; i < r->ndifferences; i++) {
+    const kg_hook_difference *d = &r->differences[i];
+    lua_createtable(L, 0, 4);
+    set_opt_string(L, "backend", d->backend);
+    set_opt_string(L, "where", d->where);
+    set_opt_string(L, "master", d->master);
+    set_opt_string(L, "shadow", d->shadow);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "differences");
+  lua_createtable(L, (int)KG_MIN(r->nsuppressed, (size_t)INT32_MAX), 0);
+  for (size_t i = 0; i < r->nsuppressed; i++) {
+    lua_pushstring(L, r->suppressed[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "suppressed");
 }
 
 /* ---- results ---------------------------------------------------------- */
@@ -454,8 +492,9 @@ static int trampoline(lua_State *L) {
     }
     push_req(h, L, x->req);
     push_responses(h, L, x->resps, x->nresps);
+    push_result(L, x->result);
     budget_start(h);
-    lua_call(L, 3, 0);
+    lua_call(L, 4, 0);
     budget_stop(L);
     break;
   default:
@@ -530,10 +569,11 @@ int kg_hooks_munge_headers(kg_hooks *h, const char *backend,
 }
 
 int kg_hooks_backends_finished(kg_hooks *h, const kg_req_view *req,
-                               const kg_resp_view *resps, size_t n) {
+                               const kg_resp_view *resps, size_t n,
+                               const kg_result_view *result) {
   if (h == NULL || h->L == NULL || h->ref[HOOK_FINISHED] == LUA_NOREF) return 0;
   call_ctx x = {.h = h, .id = HOOK_FINISHED, .req = req, .resps = resps,
-                .nresps = n};
+                .nresps = n, .result = result};
   return run_hook(&x) == 0 ? 1 : 0;
 }
 

@@ -43,6 +43,26 @@ typedef struct kg_resp_view {
   int truncated;         /* body holds only the first max_capture_bytes */
 } kg_resp_view;
 
+/* The comparison's outcome, for on_backends_finished's fourth argument. */
+typedef struct kg_hook_difference {
+  const char *backend;   /* the shadow */
+  const char *where;     /* "$.items[3].price", "/html/body/p[2]/text()",
+                            "line 12", "status", "header:etag" */
+  const char *master;    /* NULL when absent on that side */
+  const char *shadow;
+} kg_hook_difference;
+
+typedef struct kg_result_view {
+  int equal;                            /* every shadow matched */
+  const char *kind;                     /* "json", "html", "text", "binary" */
+  const char *endpoint;                 /* "GET /users/:id" */
+  const kg_hook_difference *differences;
+  size_t ndifferences;
+  const char *const *suppressed;        /* noise patterns that were hidden */
+  size_t nsuppressed;
+  const char *diff;                     /* unified diff text */
+} kg_result_view;
+
 /* Creates the hooks of `cfg` for one worker. Returns 0 or -1 with a message
  * in err. Free with kg_hooks_free. */
 int kg_hooks_new(const kg_config *cfg, kg_hooks **out, char *err,
@@ -64,10 +84,14 @@ int kg_hooks_select_backends(kg_hooks *h, const kg_req_view *req,
 int kg_hooks_munge_headers(kg_hooks *h, const char *backend,
                            const kg_req_view *req, kg_hdrs *hdrs);
 
-/* on_backends_finished(backends, req, responses): `backends` is the list of
- * names in resps order; responses[name] = {status, headers, body, elapsed,
- * error}. Returns 1 if it ran, 0 if absent or failed. */
+/* on_backends_finished(backends, req, responses, result): `backends` is the
+ * list of names in resps order; responses[name] = {status, headers, body,
+ * elapsed, error}; result = {equal, kind, endpoint, differences = {{backend,
+ * where, master, shadow}, ...}, suppressed = {...}, diff}, or nil when the
+ * request was not compared (result == NULL). Returns 1 if it ran, 0 if
+ * absent or failed. */
 int kg_hooks_backends_finished(kg_hooks *h, const kg_req_view *req,
-                               const kg_resp_view *resps, size_t n);
+                               const kg_resp_view *resps, size_t n,
+                               const kg_result_view *result);
 
 #endif

@@ -7,7 +7,10 @@
 
 #include "common.h"
 #include "config.h"
+#include "compare/htmldiff.h"
 #include "difflog.h"
+#include "epstats.h"
+#include "noise.h"
 #include "hooks.h"
 #include "log.h"
 #include "worker.h"
@@ -28,7 +31,7 @@ static const char kg_usage[] =
 
 typedef struct kg_main {
   kg_config *cfg;
-  kg_difflog *difflog;
+  kg_shared shared;        /* diff log, noise model, endpoint stats */
   kg_worker *workers;
   int nworkers;
   uv_loop_t loop;          /* main thread: signals only */
@@ -97,6 +100,7 @@ static void kg_log_stop(const kg_main *m) {
     t.differing += s->differing;
     t.dropped += s->dropped;
     t.aborted += s->aborted;
+    t.results_dropped += s->results_dropped;
     t.master_errors += s->master_errors;
     t.shadow_errors += s->shadow_errors;
   }
@@ -107,12 +111,13 @@ static void kg_log_stop(const kg_main *m) {
   kg_log_info(
       "stopped listening on %s (backends %s): %llu connections, %llu requests, %llu bad, "
       "%llu shadowed, %llu compared, %llu differing, %llu dropped, "
-      "%llu aborted, %llu master errors, %llu shadow errors",
+      "%llu aborted, %llu results dropped, %llu master errors, %llu shadow errors",
       m->cfg->listen[0].text, be.data, (unsigned long long)t.connections,
       (unsigned long long)t.requests, (unsigned long long)t.bad_requests,
       (unsigned long long)t.shadowed, (unsigned long long)t.compared,
       (unsigned long long)t.differing, (unsigned long long)t.dropped,
-      (unsigned long long)t.aborted, (unsigned long long)t.master_errors,
+      (unsigned long long)t.aborted, (unsigned long long)t.results_dropped,
+      (unsigned long long)t.master_errors,
       (unsigned long long)t.shadow_errors);
   kg_buf_free(&be);
 }
@@ -134,8 +139,12 @@ static int kg_main_run(const char *path) {
     kg_log_error("%s", err);
     goto out;
   }
+  kg_htmldiff_global_init();
+  m.shared.epstats = kg_epstats_new(m.cfg->nbackends, m.cfg->latency_regression);
+  if (m.cfg->noise_learn)
+    m.shared.noise = kg_noise_new(m.cfg->noise_threshold, m.cfg->noise_min_pairs);
   if (m.cfg->diff_log) {
-    int r = kg_difflog_open(m.cfg->diff_log, &m.difflog);
+    int r = kg_difflog_open(m.cfg->diff_log, &m.shared.difflog);
     if (r < 0) {
       kg_log_error("diff log %s: %s", m.cfg->diff_log, strerror(-r));
       goto out;
@@ -143,7 +152,7 @@ static int kg_main_run(const char *path) {
   }
   m.workers = kg_calloc((size_t)m.cfg->workers, sizeof(kg_worker));
   for (; m.nworkers < m.cfg->workers; m.nworkers++) {
-    if (kg_worker_init(&m.workers[m.nworkers], m.nworkers, m.cfg, m.difflog,
+    if (kg_worker_init(&m.workers[m.nworkers], m.nworkers, m.cfg, &m.shared,
                        err, sizeof(err)) < 0) {
       kg_log_error("%s", err);
       goto stop_workers;
@@ -177,7 +186,9 @@ stop_workers:
   }
   free(m.workers);
 out:
-  kg_difflog_close(m.difflog);
+  kg_difflog_close(m.shared.difflog);
+  kg_noise_free(m.shared.noise);
+  kg_epstats_free(m.shared.epstats);
   kg_config_free(m.cfg);
   return rc;
 }

@@ -38,8 +38,17 @@ typedef struct kg_pool {
   size_t inflight;              /* legs currently using this pool */
 } kg_pool;
 
+/* What a leg is for. */
+typedef enum kg_role {
+  KG_ROLE_MASTER = 0, /* its response goes to the client */
+  KG_ROLE_SHADOW,     /* compared with the master */
+  KG_ROLE_SECONDARY,  /* a second master instance: noise reference */
+  KG_ROLE_REPEAT,     /* a shadow asked twice: noise reference */
+} kg_role;
+
 typedef struct kg_leg {
   kg_exchange *ex;        /* owner */
+  kg_role role;
   kg_pool *pool;          /* the backend */
   kg_upconn *conn;        /* lent connection while in flight, else NULL */
   kg_buf req;             /* request bytes to send (owned) */

@@ -104,11 +104,12 @@ void kg_worker_maybe_finish(kg_worker *w) {
 }
 
 int kg_worker_init(kg_worker *w, int id, const kg_config *cfg,
-                   kg_difflog *difflog, char *err, size_t errlen) {
+                   const kg_shared *shared, char *err, size_t errlen) {
   memset(w, 0, sizeof(*w));
   w->id = id;
   w->cfg = cfg;
-  w->difflog = difflog;
+  w->shared = shared;
+  kg_epsample_init(&w->epsample, cfg->max_per_endpoint_per_s / cfg->workers);
   if (kg_hooks_new(cfg, &w->hooks, err, errlen) < 0) return -1;
   int r = uv_loop_init(&w->loop);
   if (r < 0) {
@@ -161,6 +162,7 @@ void kg_worker_destroy(kg_worker *w) {
   if (r < 0) kg_log_error("worker %d: loop did not close cleanly: %s", w->id,
                           uv_strerror(r));
   kg_hooks_free(w->hooks);
+  kg_epsample_free(&w->epsample);
   free(w->listeners);
   w->listeners = NULL;
   w->hooks = NULL;

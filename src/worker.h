@@ -14,12 +14,28 @@
 #include <uv.h>
 
 #include "config.h"
+#include "epsample.h"
 #include "hooks.h"
 #include "sample.h"
 #include "upstream.h"
 
 typedef struct kg_client kg_client;
 typedef struct kg_difflog kg_difflog;
+typedef struct kg_exchange kg_exchange;
+typedef struct kg_noise kg_noise;
+typedef struct kg_epstats kg_epstats;
+
+/* What every worker shares, owned by main. Each part locks itself. */
+typedef struct kg_shared {
+  kg_difflog *difflog;   /* NULL when no diff_log is configured */
+  kg_noise *noise;       /* learned noise; NULL unless noise.learn */
+  kg_epstats *epstats;   /* per-endpoint counts and latencies */
+} kg_shared;
+
+/* Results wait for the thread pool in batches; past these bounds they are
+ * dropped and counted rather than queued without limit. */
+#define KG_MAX_PENDING_RESULTS 10000
+#define KG_MAX_PENDING_BYTES ((size_t)256 << 20)
 
 typedef struct kg_stats {
   uint64_t connections;     /* client connections accepted */
@@ -30,6 +46,7 @@ typedef struct kg_stats {
   uint64_t differing;       /* results that were not equal */
   uint64_t dropped;         /* shadow copies not sent (over a limit) */
   uint64_t aborted;         /* exchanges dropped because the client left */
+  uint64_t results_dropped; /* compared results dropped: pool too slow */
   uint64_t master_errors;   /* 502/504 answered to clients */
   uint64_t shadow_errors;   /* shadow legs that failed */
 } kg_stats;
@@ -39,7 +56,7 @@ typedef struct kg_worker {
   int id;                     /* 0..workers-1 */
   const kg_config *cfg;       /* shared, read-only, owned by main */
   kg_hooks *hooks;            /* owned: this worker's Lua state */
-  kg_difflog *difflog;        /* shared, not owned; may be NULL */
+  const kg_shared *shared;    /* diff log, noise, endpoint stats */
   kg_pool pools[KG_MAX_BACKENDS]; /* one per backend, same order as cfg */
   uv_tcp_t *listeners;        /* owned array of cfg->nlisten handles */
   size_t nlisteners;          /* listeners initialised */
@@ -55,6 +72,12 @@ typedef struct kg_worker {
   size_t nexchanges;          /* exchanges alive (incl. comparing) */
   uint64_t seq;               /* per-worker request counter, for ids */
   kg_rng rng;                 /* sampling decisions */
+  kg_epsample epsample;       /* per-endpoint caps and floor */
+  kg_exchange *done_head;     /* finished exchanges awaiting comparison */
+  kg_exchange *done_tail;
+  size_t ndone;               /* length of that list */
+  size_t done_bytes;          /* body bytes it holds */
+  bool batch_running;         /* a comparison batch is in the pool */
   kg_stats stats;
   uv_thread_t thread;
   uv_async_t *exit_async;     /* main's: told when this worker's loop ends */
@@ -67,7 +90,7 @@ typedef struct kg_worker {
 /* Creates the worker's loop, pools, hooks and listening sockets. Returns 0,
  * or -1 with a message in err. */
 int kg_worker_init(kg_worker *w, int id, const kg_config *cfg,
-                   kg_difflog *difflog, char *err, size_t errlen);
+                   const kg_shared *shared, char *err, size_t errlen);
 /* Before any worker binds with SO_REUSEPORT: fails (with a message) when
  * a listen address is already taken, e.g. by another running kagami. */
 int kg_worker_check_addresses(const kg_config *cfg, char *err, size_t errlen);

@@ -398,18 +398,18 @@ static void test_finished(void **state) {
   assert_int_equal(select_for(f, "/count", &mask), 1);
   assert_int_equal(mask, 0);
 
-  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, rs, 2), 1);
+  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, rs, 2, NULL), 1);
   /* the hook's global shows it ran exactly once */
   assert_int_equal(select_for(f, "/count", &mask), 1);
   assert_int_equal(mask, BIT("other"));
 
   /* wrong values make the hook's asserts fail: 0, and the count stays */
   rs[0].status = 500;
-  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, rs, 2), 0);
+  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, rs, 2, NULL), 0);
   rs[0].status = 200;
   rs[0].body_len = 6;
-  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, rs, 2), 0);
-  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, rs, 1), 0);
+  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, rs, 2, NULL), 0);
+  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, rs, 1, NULL), 0);
   assert_int_equal(select_for(f, "/count", &mask), 1);
   assert_int_equal(mask, BIT("other"));
   kg_hdrs_free(&ph);
@@ -434,7 +434,7 @@ static void test_no_hooks(void **state) {
   assert_int_equal(mask, 7);
   assert_int_equal(kg_hooks_munge_headers(f->hooks, "p", &r, &h), 0);
   assert_int_equal(h.n, 5);
-  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, NULL, 0), 0);
+  assert_int_equal(kg_hooks_backends_finished(f->hooks, &r, NULL, 0, NULL), 0);
   assert_int_equal(kg_hooks_select_backends(NULL, &r, &mask), 0);
   kg_hooks_free(NULL);
   kg_hdrs_free(&h);
