@@ -211,7 +211,8 @@ static void test_change_in_middle(void **state) {
   expect_diff(TEN, b, 3, 2,
               "--- a\n+++ b\n@@ -2,7 +2,7 @@\n 2\n 3\n 4\n-5\n+FIVE\n"
               " 6\n 7\n 8\n");
-  expect_diff(TEN, b, 1, 2, "--- a\n+++ b\n@@ -4,3 +4,3 @@\n 4\n-5\n+FIVE\n 6\n");
+  expect_diff(TEN, b, 1, 2,
+              "--- a\n+++ b\n@@ -4,3 +4,3 @@\n 4\n-5\n+FIVE\n 6\n");
   expect_diff(TEN, b, 0, 2, "--- a\n+++ b\n@@ -5 +5 @@\n-5\n+FIVE\n");
   /* context < 0 means the default, 3 */
   expect_diff(TEN, b, -1, 2,
