@@ -20,7 +20,7 @@ LIBSRCS := $(filter-out src/main.c,$(SRCS))
 UNITSRC := $(sort $(wildcard tests/unit/test_*.c))
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all deps deps-test test unit integration check-asan demo bench fuzz clean
+.PHONY: all deps deps-test test unit integration check-asan demo bench fuzz fuzz-replay clean
 
 all: deps build/kagami
 
@@ -54,6 +54,37 @@ build/asan/unit/%: tests/unit/%.c $(ASAN_LIBOBJS)
 
 UNITBINS := $(UNITSRC:tests/unit/%.c=build/asan/unit/%)
 
+# --- dashboard: web/ embedded into the binaries by scripts/embed_web.py ---
+WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
+build/gen/web_assets.c: $(WEB_FILES) scripts/embed_web.py
+	@mkdir -p $(dir $@)
+	/usr/bin/python3 scripts/embed_web.py -o $@ $(WEB_FILES)
+build/obj/gen/web_assets.o: build/gen/web_assets.c src/admin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+build/asan/gen/web_assets.o: build/gen/web_assets.c src/admin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
+# Extra prerequisites of the links above ($^ includes them); the unit
+# tests link every library object, admin.c's asset table among them.
+build/kagami: build/obj/gen/web_assets.o
+build/asan/kagami: build/asan/gen/web_assets.o
+$(UNITBINS): build/asan/gen/web_assets.o
+ASAN_LIBOBJS += build/asan/gen/web_assets.o
+
+# --- the dashboard in Debian's headless Chromium (tests/browser) ----------
+# `browser-test` installs Chromium (and node/npm if absent) and the pinned
+# playwright-core; `browser-test-if-chromium` runs it only where Chromium
+# is installed, for `make test`. Screenshots land in build/dashboard-*.png.
+.PHONY: browser-test browser-test-if-chromium
+browser-test: build/asan/kagami
+	@scripts/deps.sh browser
+	cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	cd tests/browser && KAGAMI_BIN=$(CURDIR)/build/asan/kagami npm test --silent
+browser-test-if-chromium:
+	@if [ -x /usr/bin/chromium ]; then $(MAKE) --no-print-directory browser-test; \
+	else echo "browser-test: skipped, no /usr/bin/chromium (scripts/deps.sh browser installs it)"; fi
+
 export ASAN_OPTIONS := detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 
@@ -70,7 +101,87 @@ check-asan: test
 demo: deps-test build/kagami
 	@/usr/bin/python3 examples/demo.py
 
+# --- benchmarks (bench/run.py, bench/bench_diff.c) ----------------------
+.PHONY: bench-diff
+BENCH_LIBOBJS := $(filter-out build/obj/src/main.o,$(OBJS))
+build/bench/libkagami.a: $(BENCH_LIBOBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+build/bench/bench_diff: bench/bench_diff.c build/bench/libkagami.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< build/bench/libkagami.a $(PKG_LIBS)
+bench-diff: deps build/bench/bench_diff
+	@build/bench/bench_diff
+bench: deps-test build/kagami build/bench/bench_diff
+	@/usr/bin/python3 bench/run.py
+
+# --- fuzzing (clang + libFuzzer) -----------------------------------------
+# The library sources are built once with coverage instrumentation into an
+# archive each target links against. `make fuzz` runs every target for
+# FUZZ_SECONDS, growing a scratch corpus in build/fuzz/corpus (the seeds in
+# tests/fuzz/corpus stay as committed); `make fuzz-replay` only runs the
+# committed seeds and regression inputs once each.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+# (-Wno-string-concatenation: clang flags SQL split over lines in an array
+# initialiser, which gcc, the main compiler, rightly accepts.)
+FUZZ_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g \
+                -Wno-string-concatenation
+FUZZ_TARGETS := request response config linediff jsondiff htmldiff decode textnorm endpoint compare
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+FUZZ_OBJS    := $(LIBSRCS:%.c=build/fuzz/obj/%.o)
+# The config target swaps in a sandboxed Lua, a bounded allocator, a
+# smaller instruction budget and a resolver that never touches the network
+# (see fuzz_config.c).
+FUZZ_LDFLAGS_config := -Wl,--wrap=luaL_newstate,--wrap=luaL_openlibs,--wrap=lua_sethook,--wrap=getaddrinfo
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) $(PKG_CFLAGS) -Isrc $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build/fuzz/libkagami.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h build/fuzz/libkagami.a
+	$(FUZZ_CC) $(CSTD) $(WARN) $(PKG_CFLAGS) -Isrc $(FUZZ_FLAGS) -fsanitize=fuzzer \
+	  -o $@ $< build/fuzz/libkagami.a $(FUZZ_LDFLAGS_$*) $(PKG_LIBS)
+
+# Options every run shares: a slow input is a finding (timeout), so is an
+# allocation of more than 512 MiB at once.
+FUZZ_RUN_OPTS := -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1
+
+fuzz: deps-test $(FUZZ_BINS)
+	@mkdir -p build/fuzz/logs; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t build/fuzz/artifacts/$$t; \
+	  dict=""; [ -f tests/fuzz/$$t.dict ] && dict="-dict=tests/fuzz/$$t.dict"; \
+	  build/fuzz/fuzz_$$t $(FUZZ_RUN_OPTS) -max_total_time=$(FUZZ_SECONDS) $$dict \
+	    -artifact_prefix=build/fuzz/artifacts/$$t/ \
+	    build/fuzz/corpus/$$t tests/fuzz/corpus/$$t >build/fuzz/logs/$$t.log 2>&1; \
+	  rc=$$?; \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/logs/$$t.log); \
+	  if [ $$rc -eq 0 ]; then echo "fuzz $$t: $${runs:-?} executions, nothing found"; \
+	  else echo "fuzz $$t: FOUND something (exit $$rc); see build/fuzz/logs/$$t.log"; \
+	    grep -E 'ERROR|invariant|Test unit written' build/fuzz/logs/$$t.log | head -5; \
+	    failed="$$failed $$t"; fi; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzz: findings in:$$failed"; exit 1; }
+
+fuzz-replay: deps-test $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  n=$$(find tests/fuzz/corpus/$$t -type f | wc -l); \
+	  find tests/fuzz/corpus/$$t -type f -print0 | \
+	    xargs -0 build/fuzz/fuzz_$$t $(FUZZ_RUN_OPTS) >build/fuzz/replay-$$t.log 2>&1 || \
+	    { tail -30 build/fuzz/replay-$$t.log; echo "fuzz-replay $$t: FAILED"; exit 1; }; \
+	  echo "fuzz-replay $$t: $$n inputs ok"; \
+	done
+
+# --- soak: SOAK_SECONDS (default 180) of mixed load under ASan+UBSan ------
+.PHONY: soak
+soak: deps-test build/asan/kagami
+	KAGAMI_BIN=$(CURDIR)/build/asan/kagami /usr/bin/python3 tests/soak/soak.py
+
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d)

@@ -5,10 +5,15 @@
 2. runs `build/kagami run` with examples/demo.lua, moved to free ports and
    a diff log in a temporary directory;
 3. sends about 50 requests through kagami, as a browser would;
-4. waits for the diff log and prints what kagami found.
+4. waits for the diff log and prints what kagami found, then the report
+   (`kagami report`) and the dashboard's address;
+5. in a terminal, keeps everything running (with a request a second, so
+   the dashboard moves) until Ctrl-C. When stdin is not a terminal (CI,
+   scripts) or KAGAMI_DEMO_EXIT=1, it stops after printing instead.
 
 Standard library only; takes a few seconds. The binary is $KAGAMI_BIN,
-default build/kagami.
+default build/kagami. The dashboard is on 127.0.0.1:8091 when that port
+is free, else on another free port.
 """
 
 import json
@@ -19,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +38,7 @@ import app  # noqa: E402  (examples/app.py, next to this file)
 
 KAGAMI = Path(os.environ.get("KAGAMI_BIN", ROOT / "build" / "kagami"))
 REQUESTS = 50
+ADMIN_PORT = 8091
 PATHS = (["/"] * 6 + ["/about"] * 3 + ["/products"] * 6
          + ["/products/%d" % i for i in (1, 2, 3, 4, 4, 5, 9)]
          + ["/api/products"] * 5 + ["/api/products/%d" % i for i in (2, 4)]
@@ -39,14 +46,21 @@ PATHS = (["/"] * 6 + ["/about"] * 3 + ["/products"] * 6
          + ["/ads"] * 4)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(prefer=0):
+    """`prefer` if it is free, else any free port."""
+    for port in (prefer, 0) if prefer else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise SystemExit("no free port")
 
 
-def write_config(workdir, listen, prod_port, newdb_port):
-    """examples/demo.lua with its addresses and diff log moved."""
+def write_config(workdir, listen, prod_port, newdb_port, admin_port):
+    """examples/demo.lua with its addresses and diff log moved, and the
+    results store and the admin listener (the dashboard) turned on."""
     text = (HERE / "demo.lua").read_text()
     diff_log = workdir / "kagami-diffs.jsonl"
     for old, new in (('"127.0.0.1:8090"', '"127.0.0.1:%d"' % listen),
@@ -57,6 +71,10 @@ def write_config(workdir, listen, prod_port, newdb_port):
                      ('"kagami-diffs.jsonl"', '"%s"' % diff_log)):
         assert text.count(old) == 1, "demo.lua: expected one %s" % old
         text = text.replace(old, new)
+    anchor = "  diff_log = "
+    assert text.count(anchor) == 1, "demo.lua: expected one diff_log"
+    text = text.replace(anchor, '  store = "%s",\n  admin = %d,\n%s'
+                        % (workdir / "kagami.db", admin_port, anchor))
     path = workdir / "demo.lua"
     path.write_text(text)
     return path, diff_log
@@ -154,10 +172,62 @@ def ratio(es):
     return n / max(p, 0.1)
 
 
-def print_report(config, diff_log):
-    """The place for the report command's output (`kagami report`), once it
-    exists: run it on this demo's results and print what it says."""
-    return
+def print_report(store):
+    """Runs `kagami report` on this demo's results store and prints it."""
+    proc = subprocess.run([str(KAGAMI), "report", "--db", str(store)],
+                          capture_output=True, text=True, errors="replace",
+                          timeout=30)
+    if proc.returncode == 0:
+        print("$ kagami report --db %s\n" % store.name)
+        print(proc.stdout.rstrip("\n") + "\n")
+    elif "unknown command" not in proc.stderr:
+        print("kagami report exited with %d:\n%s"
+              % (proc.returncode, proc.stderr.strip()))
+
+
+def stay_requested():
+    """Keep serving after the summary: only for a person at a terminal."""
+    if os.environ.get("KAGAMI_DEMO_EXIT", "") not in ("", "0"):
+        return False
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def trickle(port, stop):
+    """A request a second through kagami, so the dashboard has live data."""
+    rng = random.Random()
+    while not stop.wait(1.0):
+        try:
+            url = "http://127.0.0.1:%d%s" % (port, rng.choice(PATHS))
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError):
+            pass
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def serve_until_interrupted(proc, listen, url):
+    # kagami runs in its own session, so a closed terminal (SIGHUP) or a
+    # kill (SIGTERM) must reach it through this script's cleanup.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+    print("kagami keeps running: proxy http://127.0.0.1:%d/, dashboard %s\n"
+          "(a request a second keeps the dashboard moving). Ctrl-C stops."
+          % (listen, url))
+    stop = threading.Event()
+    t = threading.Thread(target=trickle, args=(listen, stop), daemon=True)
+    t.start()
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+        print("kagami exited with %s" % proc.returncode)
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        stop.set()
+        t.join(timeout=6)
 
 
 def main():
@@ -165,18 +235,23 @@ def main():
         print("demo: %s not found; run `make` first" % KAGAMI, file=sys.stderr)
         return 1
     prod_port, newdb_port, listen = free_port(), free_port(), free_port()
+    admin_port = free_port(prefer=ADMIN_PORT)
     servers = [app.serve(prod_port, "production"),
                app.serve(newdb_port, "newdb")]
     proc = None
     with tempfile.TemporaryDirectory(prefix="kagami-demo-") as tmp:
         workdir = Path(tmp)
         config, diff_log = write_config(workdir, listen, prod_port,
-                                        newdb_port)
+                                        newdb_port, admin_port)
         stderr = open(workdir / "kagami.log", "wb")
         try:
+            # Its own session: Ctrl-C at the terminal reaches only this
+            # script, which then stops kagami with one SIGTERM (a second
+            # signal would make kagami exit at once, with status 1).
             proc = subprocess.Popen([str(KAGAMI), "run", str(config)],
                                     stdout=stderr, stderr=stderr,
-                                    stdin=subprocess.DEVNULL, cwd=workdir)
+                                    stdin=subprocess.DEVNULL, cwd=workdir,
+                                    start_new_session=True)
             wait_listening(listen, proc)
             print("kagami on 127.0.0.1:%d: production on :%d (master), "
                   "newdb on :%d" % (listen, prod_port, newdb_port))
@@ -187,7 +262,11 @@ def main():
                 print("note: %d of %d diff-log lines after 5 s"
                       % (len(entries), compared))
             summarize(entries, sent)
-            print_report(config, diff_log)
+            print_report(workdir / "kagami.db")
+            url = "http://127.0.0.1:%d/" % admin_port
+            print("dashboard: %s" % url)
+            if stay_requested():
+                serve_until_interrupted(proc, listen, url)
         finally:
             rc = None
             if proc is not None:

@@ -8,11 +8,21 @@ build_pkgs="build-essential pkg-config libuv1-dev libhttp-parser-dev liblua5.4-d
   libsqlite3-dev libjansson-dev zlib1g-dev libpcre2-dev libxml2-dev uthash-dev"
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest curl nginx wrk"
 
+# The dashboard's browser test: Debian's Chromium driven by npm
+# playwright-core, with fonts for legible screenshots. node and npm may
+# come from elsewhere (NodeSource's nodejs bundles npm and conflicts with
+# Debian's npm package), so they are installed only when absent.
+browser_pkgs="chromium fonts-liberation fonts-dejavu-core"
+
 want="$build_pkgs"
 case "${1:-build}" in
   build) ;;
   test|all) want="$want $test_pkgs" ;;
-  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+  browser)
+    want="$want $test_pkgs $browser_pkgs"
+    command -v node >/dev/null 2>&1 || want="$want nodejs"
+    command -v npm >/dev/null 2>&1 || want="$want npm" ;;
+  *) echo "usage: $0 [build|test|all|browser]" >&2; exit 2 ;;
 esac
 
 missing=""

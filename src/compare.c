@@ -83,15 +83,21 @@ static void kg_compare_one_header(const kg_resp_view *a, const kg_resp_view *b,
   free(vb);
 }
 
+/* same_body: the decoded bodies are equal, so how each side encoded it
+ * (Content-Encoding, like Content-Length) is not a difference worth a
+ * person's time. */
 static void kg_compare_headers(const kg_resp_view *a, const kg_resp_view *b,
-                               const kg_compare_opts *o, kg_pair_result *out) {
+                               const kg_compare_opts *o, bool same_body,
+                               kg_pair_result *out) {
   if (!o->cfg->compare_headers || a->hdrs == NULL || b->hdrs == NULL) return;
   for (size_t i = 0; i < a->hdrs->n; i++) {
     const char *name = kg_hdrs_name(a->hdrs, i);
+    if (same_body && strcasecmp(name, "content-encoding") == 0) continue;
     if (!kg_header_seen(a->hdrs, i, name)) kg_compare_one_header(a, b, o, name, out);
   }
   for (size_t i = 0; i < b->hdrs->n; i++) {
     const char *name = kg_hdrs_name(b->hdrs, i);
+    if (same_body && strcasecmp(name, "content-encoding") == 0) continue;
     if (!kg_header_seen(b->hdrs, i, name) && kg_hdrs_find(a->hdrs, name) < 0)
       kg_compare_one_header(a, b, o, name, out);
   }
@@ -154,72 +160,110 @@ static char *kg_shorten(const char *p, size_t n) {
   return kg_buf_steal(&b, NULL);
 }
 
-/* Text: each hunk of the unified diff becomes a difference located by the
- * master's line range. Its pattern is the first changed line with digits
- * generalised, so a line such as "Generated in 12 ms" is one pattern across
- * requests, for noise learning. */
-static void kg_text_differences(const char *unified, kg_diffs *out) {
-  const char *p = unified;
-  while ((p = strstr(p, "\n@@ -")) != NULL) {
-    p++;
-    long a_start = 0, a_len = 1;
-    const char *q = p + 4;
-    a_start = strtol(q, (char **)&q, 10);
-    if (*q == ',') a_len = strtol(q + 1, (char **)&q, 10);
-    const char *line = strchr(p, '\n');
-    if (line == NULL) break;
-    line++;
-    kg_buf del = KG_BUF_INIT, add = KG_BUF_INIT, pat = KG_BUF_INIT;
-    while (*line && !(line[0] == '@' && line[1] == '@')) {
-      const char *end = strchr(line, '\n');
-      size_t len = end ? (size_t)(end - line) : strlen(line);
-      if (line[0] == '-' || line[0] == '+') {
-        kg_buf *dst = line[0] == '-' ? &del : &add;
-        if (dst->len) kg_buf_append(dst, "\n", 1);
-        kg_buf_append(dst, line + 1, len - 1);
-        if (pat.len == 0) {
-          kg_buf_appends(&pat, "text:");
-          for (size_t i = 1; i < len && pat.len < 200; i++) {
-            bool digit = isdigit((unsigned char)line[i]);
-            if (digit && pat.len && pat.data[pat.len - 1] == '#') continue;
-            kg_buf_append(&pat, digit ? "#" : line + i, 1);
-          }
-        }
-      }
-      if (end == NULL) {
-        line += len;
-        break;
-      }
-      line = end + 1;
-    }
-    char where[64];
-    if (a_len <= 1) snprintf(where, sizeof(where), "line %ld", a_start ? a_start : 1);
-    else snprintf(where, sizeof(where), "lines %ld-%ld", a_start, a_start + a_len - 1);
-    char *m = del.len ? kg_shorten(del.data, del.len) : NULL;
-    char *s = add.len ? kg_shorten(add.data, add.len) : NULL;
-    kg_diffs_add(out, where, pat.data ? pat.data : "text:", m, s);
-    free(m);
-    free(s);
-    kg_buf_free(&del);
-    kg_buf_free(&add);
-    kg_buf_free(&pat);
-    p = line;
+/* The noise pattern of a text line: "text:" and the line with runs of
+ * digits generalised to '#', so "Generated in 12 ms" is one pattern across
+ * requests. */
+static void kg_text_pattern(const char *line, size_t len, kg_buf *out) {
+  kg_buf_reset(out);
+  kg_buf_appends(out, "text:");
+  for (size_t i = 0; i < len && out->len < 200; i++) {
+    bool digit = isdigit((unsigned char)line[i]);
+    if (digit && out->data[out->len - 1] == '#') continue;
+    kg_buf_append(out, digit ? "#" : line + i, 1);
   }
 }
 
-/* Applies every matching rule's replacements, in config order. */
+typedef struct kg_line {
+  const char *p;
+  size_t len;
+  long no;        /* master line number (removed lines) */
+} kg_line;
+
+/* One run of removed and added lines: paired in order, each pair (or lone
+ * line) one difference, so that learned noise on one line never hides a
+ * real change on the next. */
+static void kg_text_run(const kg_line *del, size_t nd, const kg_line *add,
+                        size_t na, long at, kg_diffs *out) {
+  kg_buf pat = KG_BUF_INIT;
+  for (size_t k = 0; k < KG_MAX(nd, na); k++) {
+    const kg_line *m = k < nd ? &del[k] : NULL, *s = k < na ? &add[k] : NULL;
+    char where[48];
+    snprintf(where, sizeof(where), "line %ld", m ? m->no : at);
+    kg_text_pattern(m ? m->p : s->p, m ? m->len : s->len, &pat);
+    char *mv = m ? kg_shorten(m->p, m->len) : NULL;
+    char *sv = s ? kg_shorten(s->p, s->len) : NULL;
+    kg_diffs_add(out, where, pat.data, mv, sv);
+    free(mv);
+    free(sv);
+  }
+  kg_buf_free(&pat);
+}
+
+/* Text: the unified diff's changed lines become differences located by the
+ * master's line numbers. */
+static void kg_text_differences(const char *unified, kg_diffs *out) {
+  size_t cap = 64, nd = 0, na = 0;
+  kg_line *del = kg_malloc(cap * sizeof(kg_line)), *add = kg_malloc(cap * sizeof(kg_line));
+  long a_line = 0;
+  for (const char *line = unified; *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char c = line[0];
+    bool header = (c == '-' && len >= 3 && strncmp(line, "---", 3) == 0 && a_line == 0) ||
+                  (c == '+' && len >= 3 && strncmp(line, "+++", 3) == 0 && a_line == 0);
+    if (!header && (c == '-' || c == '+')) {
+      kg_line **v = c == '-' ? &del : &add;
+      size_t *n = c == '-' ? &nd : &na;
+      if (*n == cap) {
+        cap *= 2;
+        del = kg_realloc(del, cap * sizeof(kg_line));
+        add = kg_realloc(add, cap * sizeof(kg_line));
+        v = c == '-' ? &del : &add;
+      }
+      (*v)[(*n)++] = (kg_line){line + 1, len - 1, a_line};
+      if (c == '-') a_line++;
+    } else if (c != '\\') { /* "\ No newline" belongs to the line before */
+      if (nd || na) kg_text_run(del, nd, add, na, a_line, out);
+      nd = na = 0;
+      if (c == '@' && len > 4) a_line = strtol(line + 4, NULL, 10);
+      else if (c == ' ') a_line++;
+      if (c == '@' && a_line == 0) a_line = 1; /* "@@ -0,0": empty master */
+    }
+    if (end == NULL) break;
+    line = end + 1;
+  }
+  if (nd || na) kg_text_run(del, nd, add, na, a_line, out);
+  free(del);
+  free(add);
+}
+
+/* Applies every matching rule's replacements, in config order. Bit r of
+ * *used is set when rule r replaced something. */
 static void kg_normalise_text(const kg_compare_opts *o, const char *in,
-                              size_t n, kg_buf *out) {
+                              size_t n, kg_buf *out, uint64_t *used) {
   kg_buf cur = KG_BUF_INIT;
   kg_buf_append(&cur, in, n);
   for (size_t r = 0; r < o->nrules; r++) {
     if (o->rules[r]->replace == NULL) continue;
     kg_buf next = KG_BUF_INIT;
-    kg_textnorm_apply(o->rules[r]->replace, cur.data, cur.len, &next, NULL);
+    size_t count = 0;
+    kg_textnorm_apply(o->rules[r]->replace, cur.data, cur.len, &next, &count);
+    if (count && r < 64) *used |= 1ULL << r;
     kg_buf_free(&cur);
     cur = next;
   }
   *out = cur;
+}
+
+/* The raw texts differed and replacements were made: name each rule that
+ * replaced something as suppressed, by its first pattern, so a person sees
+ * that a rule was at work. */
+static void kg_note_replacements(const kg_compare_opts *o, uint64_t used,
+                                 kg_diffs *out) {
+  for (size_t r = 0; r < o->nrules && r < 64; r++) {
+    if (!((used >> r) & 1) || o->rules[r]->nreplace_patterns == 0) continue;
+    kg_diffs_suppress(out, o->rules[r]->replace_patterns[0]);
+  }
 }
 
 static void kg_compare_text(const char *a, size_t alen, const char *b,
@@ -227,8 +271,10 @@ static void kg_compare_text(const char *a, size_t alen, const char *b,
                             const char *la, const char *lb,
                             kg_pair_result *out) {
   kg_buf na, nb;
-  kg_normalise_text(o, a, alen, &na);
-  kg_normalise_text(o, b, blen, &nb);
+  uint64_t used = 0;
+  kg_normalise_text(o, a, alen, &na, &used);
+  kg_normalise_text(o, b, blen, &nb, &used);
+  kg_note_replacements(o, used, &out->body);
   kg_linediff_opts lo = {.a_label = la, .b_label = lb, .context = 3,
                          .max_output = KG_MAX_DIFF_BYTES};
   kg_linediff(na.data ? na.data : "", na.len, nb.data ? nb.data : "", nb.len, &lo,
@@ -297,8 +343,10 @@ static void kg_compare_html(const char *a, size_t alen, const char *b,
   const char **xp = kg_gather(o, offsetof(kg_rule, ignore_xpath),
                               offsetof(kg_rule, nignore_xpath), &nx);
   kg_buf na, nb;
-  kg_normalise_text(o, a, alen, &na);
-  kg_normalise_text(o, b, blen, &nb);
+  uint64_t used = 0;
+  kg_normalise_text(o, a, alen, &na, &used);
+  kg_normalise_text(o, b, blen, &nb, &used);
+  kg_note_replacements(o, used, &out->body);
   char *charset = kg_charset(ctype);
   kg_htmldiff_opts ho = {.ignore = xp, .nignore = nx, .a_label = la,
                          .b_label = lb, .max_output = KG_MAX_DIFF_BYTES,
@@ -370,7 +418,6 @@ void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
     return;
   }
   out->status_differs = a->status != b->status;
-  kg_compare_headers(a, b, o, out);
 
   kg_buf da = KG_BUF_INIT, db = KG_BUF_INIT;
   const char *ea = NULL, *eb = NULL;
@@ -384,9 +431,11 @@ void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
   if (ctype == NULL && (kg_looks_binary(pa, la) || kg_looks_binary(pb, lb)))
     out->kind = KG_KIND_BINARY;
 
+  bool same = la == lb && (la == 0 || memcmp(pa, pb, la) == 0);
+  kg_compare_headers(a, b, o, !(ea || eb) && same, out);
   if (ea || eb) {
     out->error = ea ? ea : eb; /* cannot compare what cannot be decoded */
-  } else if (!(la == lb && (la == 0 || memcmp(pa, pb, la) == 0))) {
+  } else if (!same) {
     switch (out->kind) {
       case KG_KIND_JSON:
         kg_compare_json(pa, la, pb, lb, o, a->backend, b->backend, out);

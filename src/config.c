@@ -183,12 +183,46 @@ static bool all_digits(const char *s, size_t n) {
   return true;
 }
 
+/* From p (in code), finds the list's opening '{' and then the n-th table
+ * constructor directly inside it (n from 1), skipping strings and
+ * comments; returns the position after that '{' with *line updated, or
+ * NULL. Lets "rules.2.ignore" find the ignore of the second rule. */
+static const char *nth_table(const char *p, int *line, long n) {
+  int depth = 0;
+  long seen = 0;
+  while (*p) {
+    char ch = *p;
+    if (ch == '\n') {
+      (*line)++;
+      p++;
+    } else if (ch == '-' && p[1] == '-') {
+      const char *e = skip_long_bracket(p + 2, line);
+      if (e != NULL) p = e;
+      else while (*p && *p != '\n') p++;
+    } else if (ch == '"' || ch == '\'') {
+      p = skip_quoted(p, line);
+    } else if (ch == '[' && skip_long_bracket(p, line) != NULL) {
+      p = skip_long_bracket(p, line);
+    } else if (ch == '{') {
+      depth++;
+      p++;
+      if (depth == 2 && ++seen == n) return p;
+    } else if (ch == '}') {
+      if (--depth <= 0) return NULL; /* the list ended first */
+      p++;
+    } else {
+      p++;
+    }
+  }
+  return NULL;
+}
+
 /* Each component is searched for after the previous one's match, so
  * "backends.newdb.url" finds the url inside newdb rather than the first url
  * in the file. The search stops at the first component not found (looking
  * further would likely land on another table's key) and reports the line of
- * the deepest component found. Numeric components (list indexes) cannot be
- * found by name and are skipped. */
+ * the deepest component found. A numeric component (a list index) moves to
+ * that entry of the list when the entries are tables. */
 int kg_config_locate(const char *source, const char *keypath) {
   if (source == NULL || keypath == NULL) return 0;
   const char *p = source;
@@ -197,7 +231,16 @@ int kg_config_locate(const char *source, const char *keypath) {
   const char *comp = keypath;
   while (*comp) {
     size_t clen = strcspn(comp, ".");
-    if (clen > 0 && !all_digits(comp, clen)) {
+    if (clen > 0 && all_digits(comp, clen)) {
+      if (found) {
+        int l = line;
+        const char *q = nth_table(p, &l, strtol(comp, NULL, 10));
+        if (q == NULL) break;
+        p = q;
+        line = l;
+        found = l;
+      }
+    } else if (clen > 0) {
       src_word w;
       bool hit = false;
       while (next_word(&p, &line, &w)) {
@@ -542,7 +585,7 @@ static bool same_sockaddr(const kg_addr *a, const kg_addr *b) {
 
 /* "512", "64KiB", "8 MiB", "2GiB" -> bytes. Only binary (IEC) units: "8MB"
  * is ambiguous (10^6 or 2^20?) and rejected rather than guessed. */
-static int parse_size(const char *s, uint64_t *out) {
+int kg_cfg_parse_size(const char *s, uint64_t *out) {
   static const struct {
     const char *unit;
     unsigned shift;
@@ -608,6 +651,8 @@ static const key_spec top_keys[] = {
     {"max_body_bytes", K_SIZE, F(max_body_bytes), 0},
     {"max_connections", K_COUNT, F(max_connections), 0},
     {"shadow_max_inflight", K_COUNT, F(shadow_max_inflight), 0},
+    {"shadow_max_inflight_bytes", K_SIZE, F(shadow_max_inflight_bytes), 0},
+    {"shadow_max_body_bytes", K_SIZE, F(shadow_max_body_bytes), 0},
     {"workers", K_INT, F(workers), 64},
     {"hook_budget", K_INT, F(hook_budget), INT_MAX},
     {"select_backends", K_HOOK, F(has_select_backends), 0},
@@ -616,7 +661,8 @@ static const key_spec top_keys[] = {
 };
 #undef F
 
-static const char *const backend_keys[] = {"url", "master", "secondary"};
+static const char *const backend_keys[] = {"url", "master", "secondary",
+                                           "shadow_methods"};
 
 static void set_defaults(kg_config *cfg) {
   cfg->client_timeout = 15;
@@ -630,6 +676,8 @@ static void set_defaults(kg_config *cfg) {
   cfg->max_body_bytes = (size_t)16 << 20;
   cfg->max_connections = 10000;
   cfg->shadow_max_inflight = 1000;
+  cfg->shadow_max_inflight_bytes = (size_t)64 << 20;
+  cfg->shadow_max_body_bytes = (size_t)16 << 20;
   cfg->workers = 1;
   cfg->hook_budget = 1000000;
 }
@@ -680,7 +728,7 @@ static int load_scalar(kg_cfg_ctx *c, const key_spec *k, int idx) {
   }
   case K_SIZE:
     if (lua_type(L, idx) == LUA_TSTRING) {
-      int rc = parse_size(lua_tostring(L, idx), &u);
+      int rc = kg_cfg_parse_size(lua_tostring(L, idx), &u);
       if (rc == -2 || (rc == 0 && u > SIZE_MAX))
         return kg_cfg_fail(c, k->name, "size %s is too large",
                     kg_cfg_describe(L, idx, d, sizeof(d)));
@@ -823,6 +871,56 @@ static int cmp_backend_name(const void *a, const void *b) {
                 ((const kg_backend_cfg *)b)->name);
 }
 
+static int method_index(const char *s) {
+  for (int m = 0; m < KG_NMETHODS; m++)
+    if (strcmp(http_method_str((enum http_method)m), s) == 0) return m;
+  return -1;
+}
+
+/* shadow_methods (top level or per backend): a list of method names as
+ * http_parser spells them, into a bit mask. nil leaves *out alone. */
+static int load_methods(kg_cfg_ctx *c, int idx, const char *kp,
+                        uint64_t *out) {
+  lua_State *L = c->L;
+  char d[128];
+  idx = lua_absindex(L, idx);
+  if (lua_isnil(L, idx)) return 0; /* the default stands */
+  lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? kg_cfg_list_len(L, idx) : -1;
+  if (n < 0)
+    return kg_cfg_fail(c, kp,
+                "expected a list of method names like { \"GET\", \"HEAD\" }, "
+                "got %s",
+                kg_cfg_describe(L, idx, d, sizeof(d)));
+  uint64_t mask = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    kg_cfg_describe(L, -1, d, sizeof(d));
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      return kg_cfg_fail(c, kp, "expected a method name, got %s", d);
+    }
+    const char *s = lua_tostring(L, -1);
+    int m = method_index(s);
+    if (m < 0) {
+      char up[32];
+      size_t j = 0;
+      for (; s[j] && j + 1 < sizeof(up); j++)
+        up[j] = (char)toupper((unsigned char)s[j]);
+      up[j] = '\0';
+      int mu = s[j] == '\0' ? method_index(up) : -1;
+      lua_pop(L, 1);
+      if (mu >= 0)
+        return kg_cfg_fail(c, kp,
+                    "unknown method %s (did you mean \"%s\"?)", d, up);
+      return kg_cfg_fail(c, kp, "unknown method %s", d);
+    }
+    mask |= 1ULL << m;
+    lua_pop(L, 1);
+  }
+  *out = mask;
+  return 0;
+}
+
 /* One backend table (on top of the stack) into cfg->backends[i]. */
 static int load_backend(kg_cfg_ctx *c, kg_backend_cfg *be) {
   lua_State *L = c->L;
@@ -871,7 +969,14 @@ static int load_backend(kg_cfg_ctx *c, kg_backend_cfg *be) {
   lua_pop(L, 1);
   if (be->secondary && be->master)
     return kg_cfg_fail(c, kp, "the master cannot also be the secondary");
-  return 0;
+
+  /* Unsafe methods reach a shadow only when its own entry says so. */
+  snprintf(kp, sizeof(kp), "backends.%s.shadow_methods", be->name);
+  kg_cfg_rawfield(L, -1, "shadow_methods");
+  int rc = load_methods(c, -1, kp, &be->shadow_methods);
+  lua_pop(L, 1);
+  be->has_shadow_methods = rc == 0 && be->shadow_methods != 0;
+  return rc;
 }
 
 /* backends: collected by name, sorted (so errors and the shadow order do
@@ -964,53 +1069,6 @@ static int load_backends(kg_cfg_ctx *c, int idx) {
   return 0;
 }
 
-static int method_index(const char *s) {
-  for (int m = 0; m < KG_NMETHODS; m++)
-    if (strcmp(http_method_str((enum http_method)m), s) == 0) return m;
-  return -1;
-}
-
-/* shadow_methods: a list of method names as http_parser spells them. */
-static int load_methods(kg_cfg_ctx *c, int idx) {
-  lua_State *L = c->L;
-  char d[128];
-  idx = lua_absindex(L, idx);
-  if (lua_isnil(L, idx)) return 0; /* the default stands */
-  lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? kg_cfg_list_len(L, idx) : -1;
-  if (n < 0)
-    return kg_cfg_fail(c, "shadow_methods",
-                "expected a list of method names like { \"GET\", \"HEAD\" }, "
-                "got %s",
-                kg_cfg_describe(L, idx, d, sizeof(d)));
-  uint64_t mask = 0;
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    kg_cfg_describe(L, -1, d, sizeof(d));
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      lua_pop(L, 1);
-      return kg_cfg_fail(c, "shadow_methods", "expected a method name, got %s", d);
-    }
-    const char *s = lua_tostring(L, -1);
-    int m = method_index(s);
-    if (m < 0) {
-      char up[32];
-      size_t j = 0;
-      for (; s[j] && j + 1 < sizeof(up); j++)
-        up[j] = (char)toupper((unsigned char)s[j]);
-      up[j] = '\0';
-      int mu = s[j] == '\0' ? method_index(up) : -1;
-      lua_pop(L, 1);
-      if (mu >= 0)
-        return kg_cfg_fail(c, "shadow_methods",
-                    "unknown method %s (did you mean \"%s\"?)", d, up);
-      return kg_cfg_fail(c, "shadow_methods", "unknown method %s", d);
-    }
-    mask |= 1ULL << m;
-    lua_pop(L, 1);
-  }
-  c->cfg->shadow_methods = mask;
-  return 0;
-}
 
 /* Walks the returned table (argument 1). Returns 0 or -1 (err filled). */
 static int validate(kg_cfg_ctx *c, int t) {
@@ -1020,6 +1078,8 @@ static int validate(kg_cfg_ctx *c, int t) {
   for (size_t i = 0; i < KG_ARRAY_SIZE(top_keys); i++) names[nnames++] = top_keys[i].name;
   for (size_t i = 0; i < kg_cfg_ncompare_keys && nnames < KG_ARRAY_SIZE(names); i++)
     names[nnames++] = kg_cfg_compare_keys[i];
+  for (size_t i = 0; i < kg_cfg_noutput_keys && nnames < KG_ARRAY_SIZE(names); i++)
+    names[nnames++] = kg_cfg_output_keys[i];
   if (kg_cfg_check_keys(c, t, "", names, nnames) != 0) return -1;
 
   for (size_t i = 0; i < KG_ARRAY_SIZE(top_keys); i++) {
@@ -1031,13 +1091,14 @@ static int validate(kg_cfg_ctx *c, int t) {
     else if (k->kind == K_BACKENDS)
       rc = load_backends(c, -1);
     else if (k->kind == K_METHODS)
-      rc = load_methods(c, -1);
+      rc = load_methods(c, -1, "shadow_methods", &c->cfg->shadow_methods);
     else if (type != LUA_TNIL)
       rc = load_scalar(c, k, -1);
     lua_pop(L, 1);
     if (rc != 0) return rc;
   }
-  return kg_cfg_load_compare(c, t);
+  if (kg_cfg_load_compare(c, t) != 0) return -1;
+  return kg_cfg_load_output(c, t);
 }
 
 /* Runs validate() under lua_pcall: raw table accesses cannot run user code,
@@ -1120,6 +1181,23 @@ void kg_config_lua_message(const char *msg, const char *path, kg_buf *out) {
   if (out->data == NULL) kg_buf_append(out, "", 0);
 }
 
+/* The config file runs at start, in `kagami check` and on every reload:
+ * a loop that never ends would hang all three (a reload, the proxy).
+ * Building even a large table takes a small fraction of this. */
+#define KG_CONFIG_BUDGET 100000000 /* Lua instructions */
+
+/* A count hook called once KG_CONFIG_BUDGET instructions have run. The
+ * error carries the line being run (level 0 inside a hook: luaL_error's
+ * level 1 would be its caller), so the message is FILE:LINE: ... */
+static void kg_config_budget_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  luaL_where(L, 0);
+  lua_pushfstring(L, "the config ran for more than %d Lua instructions "
+                     "(a loop that never ends?)", KG_CONFIG_BUDGET);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
 int kg_config_load(const char *path, kg_config **out, char *err,
                    size_t errlen) {
   *out = NULL;
@@ -1145,6 +1223,7 @@ int kg_config_load(const char *path, kg_config **out, char *err,
     goto done;
   }
   luaL_openlibs(L);
+  lua_sethook(L, kg_config_budget_hook, LUA_MASKCOUNT, KG_CONFIG_BUDGET);
 
   int st = kg_config_lua_load(L, path);
   if (st == LUA_OK) st = lua_pcall(L, 0, 1, 0);
@@ -1206,6 +1285,7 @@ void kg_config_free(kg_config *cfg) {
   free(cfg->backends);
   free(cfg->diff_log);
   kg_cfg_free_compare(cfg);
+  kg_cfg_free_output(cfg);
   free(cfg);
 }
 

@@ -31,6 +31,9 @@ typedef struct kg_backend_cfg {
   bool master;       /* exactly one backend is the master */
   bool secondary;    /* a second instance of the master's version: what
                         differs between it and the master is noise */
+  uint64_t shadow_methods;  /* this shadow's own method mask, when
+                               has_shadow_methods (else the global one) */
+  bool has_shadow_methods;
 } kg_backend_cfg;
 
 struct kg_textnorm;
@@ -50,6 +53,8 @@ typedef struct kg_rule {
   char **ignore_headers;     /* owned header names */
   size_t nignore_headers;
   struct kg_textnorm *replace; /* owned compiled regex replacements, or NULL */
+  char **replace_patterns;   /* owned: their regexes, for naming the rule */
+  size_t nreplace_patterns;
 } kg_rule;
 
 typedef struct kg_config {
@@ -71,6 +76,11 @@ typedef struct kg_config {
   size_t max_connections;     /* client connections per worker; 10000 */
   size_t shadow_max_inflight; /* per shadow backend per worker; over it the
                                  shadow copy is dropped and counted; 1000 */
+  size_t shadow_max_inflight_bytes; /* response bytes captured by in-flight
+                                 shadow requests, per backend per worker;
+                                 over it new copies are dropped; 64 MiB */
+  size_t shadow_max_body_bytes; /* requests with a larger body go to the
+                                 master only (counted); 16 MiB */
   int workers;                /* event-loop threads; default 1 */
   int hook_budget;            /* Lua instructions per hook call; 1000000 */
   /* comparison (config_compare.c) */
@@ -86,9 +96,28 @@ typedef struct kg_config {
   bool noise_learn;           /* learn noise from noise pairs */
   double noise_threshold;     /* share of pairs; 0.2 */
   uint64_t noise_min_pairs;   /* pairs before anything counts as noisy; 10 */
-  double noise_repeat;        /* share of shadowed safe requests also sent
-                                 to the first shadow a second time; 0 */
+  double noise_repeat;        /* noise.shadow_twice: share of shadowed safe
+                                 requests also sent to the first shadow a
+                                 second time; 0 */
   int secondary;              /* index of the secondary backend, or -1 */
+  /* results store, admin listener, recording (config_output.c) */
+  char *store_path;           /* owned; NULL when store = false;
+                                 default "kagami.db" */
+  uint64_t store_max_rows;    /* results kept; default 100000 */
+  double store_max_days;      /* results kept; default 7 */
+  size_t store_max_body_bytes; /* per stored body, before compression;
+                                  default 256 KiB */
+  char **redact_headers;      /* owned: values never stored or recorded
+                                 (Authorization, Cookie, Set-Cookie,
+                                 Proxy-Authorization, plus configured) */
+  size_t nredact_headers;
+  kg_addr *admin;             /* owned; NULL when off */
+  char *admin_token;          /* owned bearer token, or NULL */
+  char *record_file;          /* owned; NULL when not recording */
+  double record_sample;       /* share of requests recorded; 1.0 */
+  bool record_bodies;         /* record request and response bodies; true */
+  uint64_t record_max_bytes;  /* rotate the file past this; 1 GiB */
+  bool record_keep_credentials; /* keep Authorization/Cookie; false */
   bool has_select_backends;   /* the hook functions are present */
   bool has_munge_headers;
   bool has_on_backends_finished;

@@ -41,14 +41,15 @@ static const char *const kg_default_ignore_headers[] = {
 static const char *const kg_rule_keys[] = {
     "endpoint", "ignore", "unordered", "ignore_xpath", "ignore_headers", "replace",
 };
+/* ("shadow_twice", not "repeat": that is a Lua keyword, and a key a user
+ * cannot write without brackets.) */
 static const char *const kg_noise_keys[] = {"learn", "threshold", "min_pairs",
-                                            "repeat"};
+                                            "shadow_twice"};
 
 /* Copies a list of strings at idx into *out / *n, checking each with
  * check (may be NULL). kp names the list in messages. */
-static int kg_cfg_strlist(kg_cfg_ctx *c, int idx, const char *kp, char ***out,
-                          size_t *n,
-                          int (*check)(const char *, char *, size_t)) {
+int kg_cfg_strlist(kg_cfg_ctx *c, int idx, const char *kp, char ***out,
+                   size_t *n, int (*check)(const char *, char *, size_t)) {
   lua_State *L = c->L;
   char d[128], why[256];
   idx = lua_absindex(L, idx);
@@ -77,7 +78,7 @@ static int kg_cfg_strlist(kg_cfg_ctx *c, int idx, const char *kp, char ***out,
   return 0;
 }
 
-static int kg_check_header_name(const char *s, char *err, size_t errlen) {
+int kg_cfg_check_header_name(const char *s, char *err, size_t errlen) {
   if (*s == '\0') {
     snprintf(err, errlen, "empty header name");
     return -1;
@@ -128,6 +129,9 @@ static int kg_cfg_replace(kg_cfg_ctx *c, int idx, const char *kp, kg_rule *r) {
   if (rc == 0) {
     r->replace = kg_textnorm_new(pats, reps, (size_t)n, why, sizeof(why));
     if (r->replace == NULL) rc = kg_cfg_fail(c, kp, "%s", why);
+    r->replace_patterns = kg_calloc((size_t)n, sizeof(char *));
+    for (lua_Integer i = 0; i < n; i++) r->replace_patterns[i] = kg_strdup(pats[i]);
+    r->nreplace_patterns = (size_t)n;
   }
   lua_settop(L, idx); /* drop the pair tables */
   free(pats);
@@ -143,7 +147,7 @@ static int kg_cfg_rule(kg_cfg_ctx *c, int idx, lua_Integer i, kg_rule *r) {
   if (lua_type(L, idx) != LUA_TTABLE)
     return kg_cfg_fail(c, "rules", "entry %lld: expected a table, got %s",
                        (long long)i, kg_cfg_describe(L, idx, d, sizeof(d)));
-  if (kg_cfg_check_keys(c, idx, "rules", kg_rule_keys,
+  if (kg_cfg_check_keys(c, idx, kp, kg_rule_keys,
                         KG_ARRAY_SIZE(kg_rule_keys)) != 0)
     return -1;
   int t = kg_cfg_rawfield(L, idx, "endpoint");
@@ -152,8 +156,8 @@ static int kg_cfg_rule(kg_cfg_ctx *c, int idx, lua_Integer i, kg_rule *r) {
   } else if (t != LUA_TNIL) {
     kg_cfg_describe(L, -1, d, sizeof(d));
     lua_pop(L, 1);
-    return kg_cfg_fail(c, "rules.endpoint",
-                       "expected a pattern such as \"GET /api/*\", got %s", d);
+    snprintf(sub, sizeof(sub), "%s.endpoint", kp);
+    return kg_cfg_fail(c, sub, "expected a pattern such as \"GET /api/*\", got %s", d);
   }
   lua_pop(L, 1);
   static const struct {
@@ -166,19 +170,19 @@ static int kg_cfg_rule(kg_cfg_ctx *c, int idx, lua_Integer i, kg_rule *r) {
       {"ignore_xpath", offsetof(kg_rule, ignore_xpath), offsetof(kg_rule, nignore_xpath),
        kg_htmldiff_check_xpath},
       {"ignore_headers", offsetof(kg_rule, ignore_headers), offsetof(kg_rule, nignore_headers),
-       kg_check_header_name},
+       kg_cfg_check_header_name},
   };
   for (size_t k = 0; k < KG_ARRAY_SIZE(lists); k++) {
     if (kg_cfg_rawfield(L, idx, lists[k].key) != LUA_TNIL) {
-      snprintf(sub, sizeof(sub), "rules.%s", lists[k].key);
+      snprintf(sub, sizeof(sub), "%s.%s", kp, lists[k].key);
       int rc = kg_cfg_strlist(c, -1, sub, (char ***)((char *)r + lists[k].off_list),
                               (size_t *)((char *)r + lists[k].off_n), lists[k].check);
       if (rc != 0) return rc; /* the stack is reset by the caller's pcall */
     }
     lua_pop(L, 1);
   }
-  if (kg_cfg_rawfield(L, idx, "replace") != LUA_TNIL &&
-      kg_cfg_replace(c, -1, "rules.replace", r) != 0)
+  snprintf(sub, sizeof(sub), "%s.replace", kp);
+  if (kg_cfg_rawfield(L, idx, "replace") != LUA_TNIL && kg_cfg_replace(c, -1, sub, r) != 0)
     return -1;
   lua_pop(L, 1);
   return 0;
@@ -221,7 +225,7 @@ static int kg_cfg_noise(kg_cfg_ctx *c, int idx) {
                        kg_cfg_describe(L, -1, d, sizeof(d)));
   cfg->noise_learn = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  static const char *const fractions[] = {"threshold", "repeat"};
+  static const char *const fractions[] = {"threshold", "shadow_twice"};
   double *dst[] = {&cfg->noise_threshold, &cfg->noise_repeat};
   for (size_t i = 0; i < 2; i++) {
     char kp[64];
@@ -292,7 +296,7 @@ int kg_cfg_load_compare(kg_cfg_ctx *c, int t) {
   size_t n = 0;
   if (kg_cfg_rawfield(L, t, "default_ignore_headers") != LUA_TNIL) {
     rc = kg_cfg_strlist(c, -1, "default_ignore_headers", &list, &n,
-                        kg_check_header_name);
+                        kg_cfg_check_header_name);
     for (size_t i = 0; i < n; i++) {
       if (rc == 0) kg_cfg_add_header(cfg, list[i]);
       free(list[i]);
@@ -307,7 +311,7 @@ int kg_cfg_load_compare(kg_cfg_ctx *c, int t) {
   list = NULL;
   n = 0;
   if (kg_cfg_rawfield(L, t, "ignore_headers") != LUA_TNIL) {
-    rc = kg_cfg_strlist(c, -1, "ignore_headers", &list, &n, kg_check_header_name);
+    rc = kg_cfg_strlist(c, -1, "ignore_headers", &list, &n, kg_cfg_check_header_name);
     for (size_t i = 0; i < n; i++) {
       if (rc == 0) kg_cfg_add_header(cfg, list[i]);
       free(list[i]);
@@ -348,7 +352,7 @@ int kg_cfg_load_compare(kg_cfg_ctx *c, int t) {
     return -1;
   lua_pop(L, 1);
   if (cfg->noise_repeat > 0 && cfg->nbackends < 2)
-    return kg_cfg_fail(c, "noise.repeat", "needs a shadow backend to send repeats to");
+    return kg_cfg_fail(c, "noise.shadow_twice", "needs a shadow backend to send repeats to");
   return 0;
 }
 
@@ -366,6 +370,7 @@ void kg_cfg_free_compare(kg_config *cfg) {
     kg_free_strs(r->ignore_xpath, r->nignore_xpath);
     kg_free_strs(r->ignore_headers, r->nignore_headers);
     kg_textnorm_free(r->replace);
+    kg_free_strs(r->replace_patterns, r->nreplace_patterns);
   }
   free(cfg->rules);
   kg_free_strs(cfg->ignore_headers, cfg->nignore_headers);

@@ -34,6 +34,20 @@ lua_Integer kg_cfg_list_len(lua_State *L, int idx);
 int kg_cfg_check_keys(kg_cfg_ctx *c, int idx, const char *prefix,
                       const char *const *allowed, size_t nallowed);
 
+/* The top-level keys config_output.c reads, and the loader. */
+extern const char *const kg_cfg_output_keys[];
+extern const size_t kg_cfg_noutput_keys;
+int kg_cfg_load_output(kg_cfg_ctx *c, int t);
+void kg_cfg_free_output(kg_config *cfg);
+/* A list of strings at idx (each checked by check, which may be NULL)
+ * into *out (owned) and *n. */
+int kg_cfg_strlist(kg_cfg_ctx *c, int idx, const char *kp, char ***out,
+                   size_t *n, int (*check)(const char *, char *, size_t));
+/* Validates an HTTP field name (for lists of header names). */
+int kg_cfg_check_header_name(const char *s, char *err, size_t errlen);
+/* Parses "512", "64KiB", "8MiB", "2GiB": 0, -1 (syntax), -2 (too big). */
+int kg_cfg_parse_size(const char *s, uint64_t *out);
+
 /* The top-level keys config_compare.c reads, for the unknown-key check. */
 extern const char *const kg_cfg_compare_keys[];
 extern const size_t kg_cfg_ncompare_keys;

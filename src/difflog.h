@@ -24,6 +24,7 @@ typedef struct kg_record {
   const char *method;
   const char *url;
   const char *endpoint;        /* "GET /users/:id" */
+  const kg_hdrs *req_hdrs;     /* the request's header fields */
   const kg_resp_view *resps;
   const char *const *roles;    /* "master", "shadow", "secondary", "repeat" */
   const kg_pair_result *pairs; /* shadows' results (others unused) */

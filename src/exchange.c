@@ -21,6 +21,8 @@
 #include "log.h"
 #include "noise.h"
 #include "proxy.h"
+#include "record.h"
+#include "store.h"
 #include "worker.h"
 
 static const char *const kg_role_names[] = {"master", "shadow", "secondary",
@@ -46,7 +48,7 @@ static kg_req_view kg_exchange_view(const kg_exchange *ex) {
 
 static const char *kg_exchange_endpoint(kg_exchange *ex) {
   if (ex->endpoint.len == 0)
-    kg_endpoint_of(ex->method, ex->path.data, ex->w->cfg->endpoints, &ex->endpoint);
+    kg_endpoint_of(ex->method, ex->path.data, ex->cfg->endpoints, &ex->endpoint);
   return ex->endpoint.data;
 }
 
@@ -58,11 +60,19 @@ static const char *kg_exchange_endpoint(kg_exchange *ex) {
 static uint64_t kg_exchange_select(kg_exchange *ex) {
   kg_worker *w = ex->w;
   const kg_config *cfg = w->cfg;
-  uint64_t all = cfg->nbackends >= 64 ? ~0ULL : (1ULL << cfg->nbackends) - 1;
-  if (cfg->secondary >= 0 && !cfg->noise_learn) all &= ~(1ULL << cfg->secondary);
-  if (all == 1) return 1;
-  if (!(cfg->shadow_methods & (1ULL << ex->req.method))) return 1;
+  uint64_t all = 0;
+  for (size_t i = 1; i < cfg->nbackends; i++) {
+    const kg_backend_cfg *be = &cfg->backends[i];
+    uint64_t methods = be->has_shadow_methods ? be->shadow_methods : cfg->shadow_methods;
+    if ((int)i == cfg->secondary && !cfg->noise_learn) continue;
+    if (methods & (1ULL << ex->req.method)) all |= 1ULL << i;
+  }
+  if (all == 0) return 1;
   if (!(cfg->sample > 0)) return 1; /* 0 turns shadowing off, floor too */
+  if (ex->body.len > cfg->shadow_max_body_bytes) {
+    w->stats.dropped++; /* too big to copy: the master only */
+    return 1;
+  }
   bool picked = kg_sample(&w->rng, cfg->sample);
   /* Endpoints are only worked out per request when a per-endpoint rule
    * needs them before the decision. */
@@ -152,6 +162,7 @@ kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
   const kg_config *cfg = w->cfg;
   kg_exchange *ex = kg_calloc(1, sizeof(*ex));
   ex->w = w;
+  ex->cfg = cfg;
   ex->client = client;
   kg_http_msg_init(&ex->req);
   kg_http_msg_move(&ex->req, req);
@@ -176,7 +187,9 @@ kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
     kg_role role = i == 0 ? KG_ROLE_MASTER
                    : (int)i == cfg->secondary ? KG_ROLE_SECONDARY
                                               : KG_ROLE_SHADOW;
-    if (i > 0 && w->pools[i].inflight >= cfg->shadow_max_inflight) {
+    if (i > 0 && (w->pools[i].inflight >= cfg->shadow_max_inflight ||
+                  w->pools[i].inflight_bytes >= cfg->shadow_max_inflight_bytes ||
+                  kg_pool_is_down(&w->pools[i]))) {
       w->stats.dropped++; /* bounded shadow work: drop, never queue */
       continue;
     }
@@ -192,7 +205,8 @@ kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
   kg_hdrs_free(&fwd);
   kg_hdrs_free(&munged);
   ex->compare = first_shadow != 0;
-  bool capture = ex->nlegs > 1 || cfg->has_on_backends_finished;
+  ex->record = w->shared->recorder != NULL && kg_sample(&w->rng, cfg->record_sample);
+  bool capture = ex->nlegs > 1 || cfg->has_on_backends_finished || ex->record;
   for (size_t i = 0; i < ex->nlegs; i++) ex->legs[i].capture = capture;
   if (ex->compare) {
     w->stats.shadowed++;
@@ -275,7 +289,7 @@ static void kg_exchange_learn(kg_exchange *ex, size_t a, size_t b,
 }
 
 static void kg_exchange_compare(kg_exchange *ex) {
-  const kg_config *cfg = ex->w->cfg;
+  const kg_config *cfg = ex->cfg;
   const kg_shared *sh = ex->w->shared;
   const char *endpoint = ex->endpoint.data;
   const kg_rule *rules[64];
@@ -323,8 +337,10 @@ static void kg_exchange_compare(kg_exchange *ex) {
                                         failed, elapsed_us, &ex->regression);
 }
 
-static void kg_exchange_format(kg_exchange *ex, kg_buf *out) {
-  const char *roles[KG_MAX_BACKENDS + 1];
+/* The record of a compared exchange, for the diff log and the store.
+ * roles must hold ex->nlegs entries and outlive the record. */
+static void kg_exchange_record(const kg_exchange *ex, kg_record *r,
+                               const char **roles) {
   for (size_t i = 0; i < ex->nlegs; i++) roles[i] = kg_role_names[ex->legs[i].role];
   /* The regression mask is by backend index; the record is by leg. */
   uint64_t slower = 0;
@@ -332,22 +348,22 @@ static void kg_exchange_format(kg_exchange *ex, kg_buf *out) {
     if (ex->legs[i].role == KG_ROLE_SHADOW &&
         ((ex->regression >> ex->legs[i].pool->index) & 1))
       slower |= 1ULL << i;
-  kg_record r = {.id = ex->id,
-                 .ts = ex->arrived,
-                 .method = ex->method,
-                 .url = ex->req.url.data ? ex->req.url.data : "/",
-                 .endpoint = ex->endpoint.data,
-                 .resps = ex->views,
-                 .roles = roles,
-                 .pairs = ex->pairs,
-                 .n = ex->nlegs,
-                 .equal = ex->equal,
-                 .truncated = ex->truncated,
-                 .kind = ex->kind,
-                 .suppressed = (const char *const *)ex->suppressed,
-                 .nsuppressed = ex->nsuppressed,
-                 .regression = slower};
-  kg_record_format(&r, out);
+  *r = (kg_record){.id = ex->id,
+                   .ts = ex->arrived,
+                   .method = ex->method,
+                   .url = ex->req.url.data ? ex->req.url.data : "/",
+                   .endpoint = ex->endpoint.data,
+                   .req_hdrs = &ex->req.hdrs,
+                   .resps = ex->views,
+                   .roles = roles,
+                   .pairs = ex->pairs,
+                   .n = ex->nlegs,
+                   .equal = ex->equal,
+                   .truncated = ex->truncated,
+                   .kind = ex->kind,
+                   .suppressed = (const char *const *)ex->suppressed,
+                   .nsuppressed = ex->nsuppressed,
+                   .regression = slower};
 }
 
 typedef struct kg_batch {
@@ -358,21 +374,33 @@ typedef struct kg_batch {
 
 static void kg_batch_work(uv_work_t *req) {
   kg_batch *b = KG_CONTAINER_OF(req, kg_batch, work);
-  kg_difflog *log = b->w->shared->difflog;
+  const kg_shared *sh = b->w->shared;
+  size_t n = 0;
+  for (kg_exchange *ex = b->head; ex; ex = ex->next) n++;
+  kg_record *recs = kg_calloc(n, sizeof(kg_record));
+  const kg_record **ptrs = kg_calloc(n, sizeof(kg_record *));
+  const char **roles = kg_calloc(n * (KG_MAX_BACKENDS + 1), sizeof(char *));
   kg_buf lines = KG_BUF_INIT;
-  for (kg_exchange *ex = b->head; ex; ex = ex->next) {
+  size_t i = 0;
+  for (kg_exchange *ex = b->head; ex; ex = ex->next, i++) {
     kg_exchange_compare(ex);
-    if (log) kg_exchange_format(ex, &lines);
+    kg_exchange_record(ex, &recs[i], roles + i * (KG_MAX_BACKENDS + 1));
+    ptrs[i] = &recs[i];
+    if (sh->difflog) kg_record_format(&recs[i], &lines);
   }
-  if (log && lines.len) {
-    int rc = kg_difflog_append(log, lines.data, lines.len);
+  if (sh->difflog && lines.len) {
+    int rc = kg_difflog_append(sh->difflog, lines.data, lines.len);
     if (rc < 0) kg_log_error("diff log write failed: %s", strerror(-rc));
   }
+  if (sh->store) kg_store_write(sh->store, ptrs, n);
   kg_buf_free(&lines);
+  free(roles);
+  free(ptrs);
+  free(recs);
 }
 
 static void kg_exchange_run_hook(kg_exchange *ex) {
-  if (!ex->w->cfg->has_on_backends_finished) return;
+  if (!ex->cfg->has_on_backends_finished) return;
   kg_req_view v = kg_exchange_view(ex);
   kg_hook_difference *diffs = NULL;
   size_t nd = 0;
@@ -433,7 +461,7 @@ static void kg_batch_after(uv_work_t *req, int status) {
             ex->legs[i].role == KG_ROLE_SHADOW)
           kg_log_warn("%s: %s is slower than %s (p90 over %.2fx)", ex->endpoint.data,
                       ex->legs[i].pool->be->name, ex->legs[0].pool->be->name,
-                      w->cfg->latency_regression);
+                      ex->cfg->latency_regression);
       kg_exchange_run_hook(ex);
     }
     kg_exchange_free(ex);
@@ -454,11 +482,35 @@ static void kg_exchange_start_batch(kg_worker *w) {
   uv_queue_work(&w->loop, &b->work, kg_batch_work, kg_batch_after);
 }
 
+/* Hands a copy of the request and the master's answer to the recorder
+ * (which writes it on its own thread, or drops it when behind). */
+static void kg_exchange_submit_record(kg_exchange *ex) {
+  const kg_leg *m = &ex->legs[0];
+  kg_record_item *it = kg_calloc(1, sizeof(*it));
+  it->ts = ex->arrived;
+  it->method = kg_strdup(ex->method);
+  it->url = kg_strdup(ex->req.url.data ? ex->req.url.data : "/");
+  kg_exchange_forward_hdrs(ex, &it->req_hdrs);
+  kg_buf_append(&it->req_body, ex->body.data, ex->body.len);
+  it->elapsed = (double)(m->t_end - m->t_start) / 1e9;
+  if (m->error) {
+    it->error = kg_strdup(m->error);
+  } else {
+    it->status = m->resp.status;
+    it->reason = kg_strdup(m->resp.reason.data ? m->resp.reason.data : "");
+    kg_hdrs_copy(&it->resp_hdrs, &m->resp.hdrs);
+    kg_buf_append(&it->resp_body, m->body.data, m->body.len);
+    it->resp_truncated = m->truncated;
+  }
+  kg_recorder_submit(ex->w->shared->recorder, it);
+}
+
 /* Every leg is done and the client no longer needs us. */
 static void kg_exchange_release(kg_exchange *ex) {
   kg_worker *w = ex->w;
+  if (ex->record) kg_exchange_submit_record(ex);
   if (!ex->compare) {
-    if (w->cfg->has_on_backends_finished) {
+    if (ex->cfg->has_on_backends_finished) {
       kg_exchange_build_views(ex);
       kg_exchange_run_hook(ex);
     }
@@ -482,6 +534,14 @@ static void kg_exchange_release(kg_exchange *ex) {
 }
 
 /* --- leg events -------------------------------------------------------------- */
+
+/* RFC 9110 15.2: a proxy forwards 1xx responses it did not ask for (103
+ * Early Hints, say) to the client; shadows' are of no interest. */
+void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg) {
+  kg_exchange *ex = leg->ex;
+  if (leg->role == KG_ROLE_MASTER && ex->client)
+    kg_client_master_interim(ex->client, msg);
+}
 
 void kg_exchange_leg_head(kg_leg *leg) {
   kg_exchange *ex = leg->ex;

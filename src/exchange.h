@@ -28,6 +28,8 @@ typedef struct kg_client kg_client;
 
 struct kg_exchange {
   kg_worker *w;            /* owning worker */
+  const kg_config *cfg;    /* the config it started under (a reload does
+                              not change a request in flight) */
   kg_exchange *next;       /* in the worker's list of finished exchanges */
   kg_client *client;       /* owed the master's response; NULL after */
   char id[32];             /* unique, sortable by arrival */
@@ -41,6 +43,7 @@ struct kg_exchange {
   size_t nlegs;
   size_t pending;          /* legs started and not yet done */
   bool compare;            /* shadows were selected: write a result */
+  bool record;             /* recorded for replay (record.sample said so) */
   bool master_streaming;   /* the master's head went to the client */
   size_t bytes;            /* body bytes captured, for the pending bound */
   /* Filled by the comparison, in the thread pool: */
@@ -68,6 +71,7 @@ void kg_exchange_pause_master(kg_exchange *ex);
 void kg_exchange_resume_master(kg_exchange *ex);
 
 /* Called by upstream.c (see upstream.h). */
+void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg);
 void kg_exchange_leg_head(kg_leg *leg);
 void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n);
 void kg_exchange_leg_done(kg_leg *leg);

@@ -78,6 +78,19 @@ uint64_t kg_hist_percentile(const kg_hist *h, double q) {
   return h->max; /* unreachable while counts add up to count */
 }
 
+uint64_t kg_hist_count_le(const kg_hist *h, uint64_t v) {
+  if (h->count == 0 || v < h->min) return 0;
+  if (v >= h->max) return h->count;
+  /* min <= v < max <= KG_HIST_MAX_VALUE, so v has a bucket. Everything in
+   * the buckets below v's has a top below v; v's own bucket counts only
+   * when v is its top. */
+  unsigned b = bucket_of(v);
+  uint64_t n = 0;
+  for (unsigned i = 0; i < b; i++) n += h->counts[i];
+  if (bucket_top(b) == v) n += h->counts[b];
+  return n;
+}
+
 void kg_hist_merge(kg_hist *dst, const kg_hist *src) {
   if (src->count == 0) return;
   for (unsigned i = 0; i < KG_HIST_BUCKETS; i++) dst->counts[i] += src->counts[i];

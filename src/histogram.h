@@ -63,6 +63,15 @@ double kg_hist_mean(const kg_hist *h);
  * q = 100 the exact max; an empty histogram gives 0. */
 uint64_t kg_hist_percentile(const kg_hist *h, double q);
 
+/* Number of recorded values known to be <= v, for cumulative buckets such
+ * as Prometheus's `le`: every record below min or above max is placed
+ * exactly, and otherwise a record counts when the highest value of its
+ * bucket is <= v. So the answer is exact when v is a bucket top (every
+ * v < 256 is, and every v >= max), may leave out records of v's own
+ * bucket otherwise (off by at most one bucket, 1/128 of v), never counts a
+ * record above v, and never decreases as v grows. */
+uint64_t kg_hist_count_le(const kg_hist *h, uint64_t v);
+
 /* Adds everything recorded in src to dst (src unchanged; may not alias). */
 void kg_hist_merge(kg_hist *dst, const kg_hist *src);
 

@@ -56,6 +56,8 @@ static int kg_http_on_begin(http_parser *p) {
   h->head_bytes = 0;
   h->in_value = false;
   h->in_message = true;
+  h->chunk_scan = false;
+  h->in_trailers = false;
   return 0;
 }
 
@@ -73,6 +75,12 @@ static int kg_http_on_status(http_parser *p, const char *at, size_t n) {
 
 static int kg_http_on_field(http_parser *p, const char *at, size_t n) {
   kg_http *h = kg_http_of(p);
+  /* Trailer fields (after a chunked body) are dropped, as RFC 9112 7.1.2
+   * lets a recipient that removes the chunked coding do: appended to the
+   * head they would reach backends as header fields that were never
+   * checked like the head's, and kagami re-frames the body without them.
+   * They still count against the head-size limit. */
+  if (h->in_trailers) return kg_http_count_head(h, n + 4);
   /* A name piece after a value, or the very first piece, starts a field;
    * otherwise the name was split across two reads. */
   if (h->in_value || h->msg.hdrs.n == 0) {
@@ -88,12 +96,32 @@ static int kg_http_on_field(http_parser *p, const char *at, size_t n) {
 
 static int kg_http_on_value(http_parser *p, const char *at, size_t n) {
   kg_http *h = kg_http_of(p);
+  if (h->in_trailers) return kg_http_count_head(h, n);
   kg_hdrs_extend_last_value(&h->msg.hdrs, at, n);
   h->in_value = true;
   return kg_http_count_head(h, n);
 }
 
 static bool kg_is_tchar(char c);
+static bool kg_http_scan_chunked(kg_http *h, const char *p, const char *end);
+
+/* Where kg_http_scan_chunked is in a chunked body's framing. */
+enum {
+  KG_CHUNK_HEAD_LF = 0, /* the LF that ends the head */
+  KG_CHUNK_SIZE_START,  /* first hex digit of a chunk size */
+  KG_CHUNK_SIZE,
+  KG_CHUNK_BWS,         /* blanks after the size: ';' or CR must follow */
+  KG_CHUNK_EXT,         /* chunk extensions, up to CR */
+  KG_CHUNK_SIZE_LF,     /* LF after the size line's CR */
+  KG_CHUNK_DATA,        /* chunk data (not seen here), then CR */
+  KG_CHUNK_DATA_LF,
+  KG_CHUNK_TRAILER_START,
+  KG_CHUNK_TRAILER,
+  KG_CHUNK_TRAILER_LF,
+  KG_CHUNK_END_LF,
+  KG_CHUNK_DONE,        /* nothing more belongs to this message */
+};
+static const char *kg_http_host_problem(const kg_hdrs *hd, int http_minor);
 
 /* http_parser (unless built strict) lets a space into a field name, as in
  * "Transfer-Encoding : chunked". Such a field is not what it looks like to
@@ -124,6 +152,7 @@ static int kg_http_on_headers_complete(http_parser *p) {
   kg_http *h = kg_http_of(p);
   kg_http_msg *m = &h->msg;
   bool request = p->type == HTTP_REQUEST;
+  h->in_trailers = true;
   m->method = (int)p->method;
   m->status = (int)p->status_code;
   m->http_major = p->http_major;
@@ -138,6 +167,11 @@ static int kg_http_on_headers_complete(http_parser *p) {
     return kg_http_fail(h, request ? 400 : 502, "invalid header name");
   if (!kg_http_values_clean(&m->hdrs))
     return kg_http_fail(h, request ? 400 : 502, "invalid header value");
+  /* http_parser takes "HTTP/1.1 20" or "HTTP/1.1 0" for a status line;
+   * read as below 200, it would pass for an interim response and the
+   * exchange would wait for a final one that never comes. */
+  if (!request && m->status < 100)
+    return kg_http_fail(h, 502, "invalid status code");
   if (request && m->http_major != 1) {
     /* http_parser reads "GET /" without a version as HTTP/0.9, which has
      * no header fields at all: not something to forward. */
@@ -149,6 +183,16 @@ static int kg_http_on_headers_complete(http_parser *p) {
     int st = kg_http_check_request_framing(&m->hdrs, m->http_major,
                                            m->http_minor, &why);
     if (st) return kg_http_fail(h, st, why);
+    if (kg_hdrs_find(&m->hdrs, "transfer-encoding") >= 0) {
+      /* The framing rules above passed it, so the only coding is chunked.
+       * Our reading decides, not http_parser's, which misses "chunked"
+       * followed by a tab or after an empty list element (and would then
+       * refuse a valid request). */
+      p->flags |= F_CHUNKED;
+      m->chunked = true;
+      m->has_length = false;
+      m->content_length = 0;
+    }
     long e = kg_hdrs_find(&m->hdrs, "expect");
     if (e >= 0) {
       const char *v = kg_hdrs_value(&m->hdrs, (size_t)e);
@@ -156,14 +200,44 @@ static int kg_http_on_headers_complete(http_parser *p) {
         return kg_http_fail(h, 417, "unsupported expectation");
       m->expect_continue = true;
     }
+    /* RFC 9112 3.2: a Host that is missing (HTTP/1.1), repeated or not a
+     * host[:port] leaves backends to guess which authority was meant. */
+    const char *bad_host = kg_http_host_problem(&m->hdrs, m->http_minor);
+    if (bad_host) return kg_http_fail(h, 400, bad_host);
+    /* RFC 9112 3.2.1: a fragment is never part of a request target. */
+    if (m->url.len && memchr(m->url.data, '#', m->url.len))
+      return kg_http_fail(h, 400, "fragment in request target");
   }
+  /* RFC 9112 6.3: 1xx, 204 and 304 responses end with their head whatever
+   * their fields say. http_parser would read a body of Content-Length bytes
+   * (a 304 may well carry the length of the 200 it stands for), stalling
+   * the leg and taking the next response's bytes for that body. Decided
+   * before on_head, which may move the message away. */
+  bool no_body = !request && (m->status < 200 || m->status == 204 || m->status == 304);
+  bool chunked = (p->flags & F_CHUNKED) != 0;
   int r = h->ops->on_head(h->ud, m);
   if (r >= 400) return kg_http_fail(h, r, "rejected");
-  return r == 1 ? 1 : 0;
+  if (r == 1 || no_body) return 1;
+  if (chunked) {
+    /* Pause so that kg_http_feed learns where the head ends (the parser
+     * stops on the head's last LF): the chunked framing is checked from
+     * there on. */
+    h->chunk_scan = true;
+    h->chunk_state = 0;
+    h->pause_internal = true;
+    http_parser_pause(p, 1);
+  }
+  return 0;
 }
 
 static int kg_http_on_body(http_parser *p, const char *at, size_t n) {
   kg_http *h = kg_http_of(p);
+  if (h->chunk_scan) {
+    if (!kg_http_scan_chunked(h, h->scan_from, at))
+      return kg_http_fail(h, p->type == HTTP_REQUEST ? 400 : 502,
+                          "invalid chunked framing");
+    h->scan_from = at + n;
+  }
   int r = h->ops->on_body(h->ud, at, n);
   if (r >= 400) return kg_http_fail(h, r, "body rejected");
   return 0;
@@ -202,6 +276,7 @@ void kg_http_free(kg_http *h) { kg_http_msg_free(&h->msg); }
 
 static kg_http_state kg_http_result(kg_http *h) {
   enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
+  if (h->error_status) return KG_HTTP_ERROR; /* also found outside callbacks */
   if (e == HPE_OK) return KG_HTTP_MORE;
   if (e == HPE_PAUSED) return KG_HTTP_PAUSED;
   if (h->error_status == 0) {
@@ -218,7 +293,34 @@ static kg_http_state kg_http_result(kg_http *h) {
 }
 
 kg_http_state kg_http_feed(kg_http *h, const char *p, size_t n, size_t *used) {
-  *used = http_parser_execute(&h->parser, &kg_http_settings, p, n);
+  size_t off = 0;
+  for (;;) {
+    h->scan_from = p + off;
+    off += http_parser_execute(&h->parser, &kg_http_settings, p + off, n - off);
+    enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
+    if (h->pause_internal) {
+      /* A chunked head ended at p[off], its last LF, not yet consumed. */
+      h->pause_internal = false;
+      if (e != HPE_PAUSED) break;
+      http_parser_pause(&h->parser, 0);
+      continue;
+    }
+    if (h->chunk_scan && (e == HPE_OK || e == HPE_PAUSED)) {
+      /* The framing bytes after the last data piece; a completed message
+       * must have ended exactly with its last CRLF. */
+      bool ok = kg_http_scan_chunked(h, h->scan_from, p + off);
+      if (ok && e == HPE_PAUSED && !h->in_message) {
+        ok = h->chunk_state == KG_CHUNK_DONE;
+        h->chunk_scan = false;
+      }
+      if (!ok && h->error_status == 0) {
+        h->error_status = h->parser.type == HTTP_REQUEST ? 400 : 502;
+        h->error_text = "invalid chunked framing";
+      }
+    }
+    break;
+  }
+  *used = off;
   return kg_http_result(h);
 }
 
@@ -301,6 +403,9 @@ int kg_http_check_request_framing(const kg_hdrs *h, int http_major,
     size_t vlen = h->v[i].value_len;
     if (strcasecmp(name, "content-length") == 0) {
       ncl++;
+      /* OWS around a field value is not part of it (RFC 9112 5). */
+      while (vlen && (*v == ' ' || *v == '\t')) v++, vlen--;
+      while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
       if (vlen == 0 || vlen > 18) {
         *why = "invalid Content-Length";
         return 400;
@@ -341,6 +446,121 @@ int kg_http_check_request_framing(const kg_hdrs *h, int http_major,
     return 501;
   }
   return 0;
+}
+
+/* --- chunked framing ----------------------------------------------------- */
+
+/* http_parser (not built strict) is lenient where leniency is a smuggling
+ * vector: any two bytes after a chunk's data pass for its CRLF, and
+ * everything up to a CR after a chunk size, a bare LF included, passes for
+ * a chunk extension. A front proxy reading the same bytes strictly would
+ * see other request boundaries than kagami. So every byte of a chunked
+ * body that is not chunk data (on_body reports the data) is checked here
+ * against RFC 9112 7.1: chunk-size [ BWS ";" chunk-ext ] CRLF, data CRLF,
+ * ..., last-chunk, trailer lines each ending in CRLF, CRLF. http_parser
+ * still decides the sizes; this only refuses what it would let through. */
+
+static bool kg_is_hex(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A control character other than HTAB. */
+static bool kg_is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+
+/* Checks the framing bytes [p, end) of a chunked body, going on from
+ * h->chunk_state. False at the first byte out of place. */
+static bool kg_http_scan_chunked(kg_http *h, const char *p, const char *end) {
+  uint8_t s = h->chunk_state;
+  for (; p < end; p++) {
+    unsigned char c = (unsigned char)*p;
+    switch (s) {
+      case KG_CHUNK_HEAD_LF:
+        if (c != '\n') return false;
+        s = KG_CHUNK_SIZE_START;
+        break;
+      case KG_CHUNK_SIZE_START:
+        if (!kg_is_hex(c)) return false;
+        h->chunk_last = c == '0';
+        s = KG_CHUNK_SIZE;
+        break;
+      case KG_CHUNK_SIZE:
+        if (kg_is_hex(c)) h->chunk_last = h->chunk_last && c == '0';
+        else if (c == ';') s = KG_CHUNK_EXT;
+        else if (c == ' ' || c == '\t') s = KG_CHUNK_BWS;
+        else if (c == '\r') s = KG_CHUNK_SIZE_LF;
+        else return false;
+        break;
+      case KG_CHUNK_BWS:
+        if (c == ';') s = KG_CHUNK_EXT;
+        else if (c == '\r') s = KG_CHUNK_SIZE_LF;
+        else if (c != ' ' && c != '\t') return false;
+        break;
+      case KG_CHUNK_EXT:
+        if (c == '\r') s = KG_CHUNK_SIZE_LF;
+        else if (kg_is_ctl(c)) return false;
+        break;
+      case KG_CHUNK_SIZE_LF:
+        if (c != '\n') return false;
+        s = h->chunk_last ? KG_CHUNK_TRAILER_START : KG_CHUNK_DATA;
+        break;
+      case KG_CHUNK_DATA:
+        if (c != '\r') return false;
+        s = KG_CHUNK_DATA_LF;
+        break;
+      case KG_CHUNK_DATA_LF:
+        if (c != '\n') return false;
+        s = KG_CHUNK_SIZE_START;
+        break;
+      case KG_CHUNK_TRAILER_START: /* no obs-fold, no blank-led line */
+        if (c == '\r') s = KG_CHUNK_END_LF;
+        else if (c == ' ' || c == '\t' || kg_is_ctl(c)) return false;
+        else s = KG_CHUNK_TRAILER;
+        break;
+      case KG_CHUNK_TRAILER:
+        if (c == '\r') s = KG_CHUNK_TRAILER_LF;
+        else if (kg_is_ctl(c)) return false;
+        break;
+      case KG_CHUNK_TRAILER_LF:
+        if (c != '\n') return false;
+        s = KG_CHUNK_TRAILER_START;
+        break;
+      case KG_CHUNK_END_LF:
+        if (c != '\n') return false;
+        s = KG_CHUNK_DONE;
+        break;
+      default:
+        return false;
+    }
+  }
+  h->chunk_state = s;
+  return true;
+}
+
+/* --- Host ------------------------------------------------------------------ */
+
+static bool kg_is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') ||
+         (c != '\0' && strchr("-._~%!$&'()*+,;=:[]", c) != NULL);
+}
+
+/* RFC 9112 3.2: exactly one Host field in HTTP/1.1 (at most one before),
+ * holding uri-host [ ":" port ], or nothing when the target has no
+ * authority. Returns why not, or NULL. */
+static const char *kg_http_host_problem(const kg_hdrs *hd, int http_minor) {
+  size_t n = 0;
+  for (size_t i = 0; i < hd->n; i++) {
+    if (strcasecmp(kg_hdrs_name(hd, i), "host") != 0) continue;
+    n++;
+    const char *v = kg_hdrs_value(hd, i);
+    size_t len = hd->v[i].value_len;
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t')) len--;
+    for (size_t j = 0; j < len; j++)
+      if (!kg_is_host_char(v[j])) return "invalid Host";
+  }
+  if (n > 1) return "more than one Host";
+  if (n == 0 && http_minor >= 1) return "missing Host";
+  return NULL;
 }
 
 /* --- hop-by-hop fields ---------------------------------------------------- */

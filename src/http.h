@@ -70,6 +70,14 @@ typedef struct kg_http {
   size_t head_bytes;        /* bytes of head seen so far */
   bool in_value;            /* last header callback was a value */
   bool in_message;          /* between message begin and complete */
+  bool in_trailers;         /* the head is complete: field callbacks now
+                               carry trailer fields, which are dropped */
+  /* Chunked framing check (see kg_http_scan_chunked in http.c). */
+  bool chunk_scan;          /* checking the framing bytes of a chunked body */
+  bool chunk_last;          /* the chunk-size line being read is 0 */
+  bool pause_internal;      /* paused after a chunked head to find its end */
+  uint8_t chunk_state;      /* where in the chunked grammar we are */
+  const char *scan_from;    /* framing bytes from here on are unchecked */
   int error_status;         /* 400/413/431/501/502 when state is ERROR */
   const char *error_text;   /* static string */
 } kg_http;

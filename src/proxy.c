@@ -29,6 +29,7 @@
 #define KG_CLIENT_HIGH_WATER (256 * 1024) /* pause the master above this */
 #define KG_CLIENT_LOW_WATER (64 * 1024)   /* resume it below this */
 #define KG_LINGER_MS 2000
+#define KG_CLIENT_KEEP_BUF 4096                /* output buffer kept when idle */
 
 typedef enum kg_client_state {
   KG_CLIENT_READING,
@@ -189,7 +190,10 @@ static void kg_client_flush(kg_client *c) {
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n == (int)c->out.len) {
-    kg_buf_reset(&c->out);
+    /* An idle keep-alive connection must not hold on to the size of its
+     * largest response: keep a small buffer for reuse, free a big one. */
+    if (c->out.cap > KG_CLIENT_KEEP_BUF) kg_buf_free(&c->out);
+    else kg_buf_reset(&c->out);
     kg_client_after_write(c);
     return;
   }
@@ -455,6 +459,29 @@ static void kg_client_on_read(uv_stream_t *s, ssize_t nread,
 
 /* --- the master's response ----------------------------------------------------- */
 
+/* The header fields of resp, minus those about the master's connection. */
+static void kg_client_out_fields(kg_client *c, const kg_hdrs *h) {
+  for (size_t i = 0; i < h->n; i++) {
+    const char *name = kg_hdrs_name(h, i);
+    size_t nlen = h->v[i].name_len;
+    if (kg_http_is_hop_by_hop(name, nlen) ||
+        kg_http_connection_lists(h, name, nlen))
+      continue;
+    kg_buf_append(&c->out, name, nlen);
+    kg_buf_append(&c->out, ": ", 2);
+    kg_buf_append(&c->out, kg_hdrs_value(h, i), h->v[i].value_len);
+    kg_buf_append(&c->out, "\r\n", 2);
+  }
+}
+
+void kg_client_master_interim(kg_client *c, const kg_http_msg *msg) {
+  if (c->http10 || c->head_started || c->state == KG_CLIENT_CLOSED) return;
+  kg_client_outf(c, "HTTP/1.1 %d %s\r\n", msg->status,
+                 msg->reason.data ? msg->reason.data : "");
+  kg_client_out_fields(c, &msg->hdrs);
+  kg_buf_append(&c->out, "\r\n", 2);
+}
+
 void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
                            bool head_request) {
   bool no_body = head_request || resp->status < 200 || resp->status == 204 ||
@@ -470,18 +497,7 @@ void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
   }
   kg_client_outf(c, "HTTP/1.1 %d %s\r\n", resp->status,
                  resp->reason.data ? resp->reason.data : "");
-  const kg_hdrs *h = &resp->hdrs;
-  for (size_t i = 0; i < h->n; i++) {
-    const char *name = kg_hdrs_name(h, i);
-    size_t nlen = h->v[i].name_len;
-    if (kg_http_is_hop_by_hop(name, nlen) ||
-        kg_http_connection_lists(h, name, nlen))
-      continue;
-    kg_buf_append(&c->out, name, nlen);
-    kg_buf_append(&c->out, ": ", 2);
-    kg_buf_append(&c->out, kg_hdrs_value(h, i), h->v[i].value_len);
-    kg_buf_append(&c->out, "\r\n", 2);
-  }
+  kg_client_out_fields(c, &resp->hdrs);
   if (c->mode == KG_OUT_CHUNKED)
     kg_buf_appends(&c->out, "Transfer-Encoding: chunked\r\n");
   if (!c->keep_alive) kg_buf_appends(&c->out, "Connection: close\r\n");

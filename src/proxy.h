@@ -28,6 +28,9 @@ void kg_proxy_close_all(kg_worker *w);
 
 /* The exchange's calls into the client, for the master's response. Each
  * returns without closing the client synchronously. */
+/* A 1xx interim response from the master, passed on to HTTP/1.1 clients
+ * (never to HTTP/1.0 ones, which do not know them). */
+void kg_client_master_interim(kg_client *c, const kg_http_msg *msg);
 void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
                            bool head_request);
 void kg_client_master_body(kg_client *c, const char *p, size_t n);

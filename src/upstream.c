@@ -45,10 +45,11 @@ static void kg_upconn_on_read(uv_stream_t *s, ssize_t nread,
                               const uv_buf_t *buf);
 static void kg_upconn_on_timer(uv_timer_t *t);
 
-void kg_pool_init(kg_pool *p, kg_worker *w, const kg_backend_cfg *be,
-                  int index) {
+void kg_pool_init(kg_pool *p, kg_worker *w, const kg_config *cfg, int index) {
   memset(p, 0, sizeof(*p));
   p->w = w;
+  p->cfg = cfg;
+  const kg_backend_cfg *be = &cfg->backends[index];
   p->be = be;
   p->index = index;
 }
@@ -106,7 +107,7 @@ static kg_upconn *kg_upconn_new(kg_pool *p) {
 }
 
 static uint64_t kg_backend_timeout_ms(const kg_pool *p) {
-  return (uint64_t)(p->w->cfg->backend_timeout * 1000.0);
+  return (uint64_t)(p->cfg->backend_timeout * 1000.0);
 }
 
 static void kg_upconn_attach(kg_upconn *c, kg_leg *leg) {
@@ -143,10 +144,12 @@ static void kg_leg_finish(kg_leg *leg, const char *error, bool reusable) {
   leg->t_end = kg_now_ns();
   leg->done = true;
   leg->pool->inflight--;
+  if (leg->role != KG_ROLE_MASTER) leg->pool->inflight_bytes -= leg->body.len;
+  if (error) leg->pool->w->stats.backend_errors[leg->pool->index]++;
   if (c) {
     c->leg = NULL;
     uv_timer_stop(&c->timer);
-    if (reusable && !c->pool->w->stopping &&
+    if (reusable && !c->pool->w->stopping && !c->pool->retired &&
         c->pool->nidle < KG_POOL_MAX_IDLE)
       kg_upconn_make_idle(c);
     else
@@ -204,10 +207,26 @@ static void kg_upconn_defer_error(kg_upconn *c, const char *error) {
 
 /* --- request and response -------------------------------------------------- */
 
+bool kg_pool_is_down(const kg_pool *p) {
+  return p->down_until > uv_now(&p->w->loop);
+}
+
+static void kg_pool_connect_failed(kg_pool *p) {
+  if (++p->connect_failures < KG_POOL_DOWN_AFTER) return;
+  if (p->connect_failures == KG_POOL_DOWN_AFTER && p->index > 0)
+    kg_log_warn("shadow %s failed to connect %d times in a row: copies are "
+                "skipped while it is down (probed again after a pause)",
+                p->be->name, KG_POOL_DOWN_AFTER);
+  unsigned k = KG_MIN(p->connect_failures - KG_POOL_DOWN_AFTER, 5u);
+  uint64_t ms = KG_MIN((uint64_t)1000 << k, (uint64_t)30000);
+  p->down_until = uv_now(&p->w->loop) + ms;
+}
+
 static void kg_upconn_on_connect(uv_connect_t *req, int status) {
   kg_upconn *c = req->data;
   if (c->closing || c->leg == NULL) return; /* cancelled meanwhile */
   if (status < 0) {
+    kg_pool_connect_failed(c->pool);
     kg_leg_fail(c->leg,
                 status == UV_ECONNREFUSED ? "connection refused"
                                           : "connect failed",
@@ -215,6 +234,10 @@ static void kg_upconn_on_connect(uv_connect_t *req, int status) {
     return;
   }
   c->connected = true;
+  if (c->pool->connect_failures >= KG_POOL_DOWN_AFTER && c->pool->index > 0)
+    kg_log_info("shadow %s accepts connections again", c->pool->be->name);
+  c->pool->connect_failures = 0;
+  c->pool->down_until = 0;
   uv_tcp_nodelay(&c->tcp, 1);
   kg_upconn_send(c);
 }
@@ -254,8 +277,11 @@ static int kg_upconn_on_head(void *ud, kg_http_msg *m) {
   kg_upconn *c = ud;
   kg_leg *leg = c->leg;
   if (leg == NULL) return 502;
-  if (m->status < 200) /* interim (1xx): no body; skipped when complete */
-    return m->status == 101 ? 502 : 0;
+  if (m->status < 200) { /* interim (1xx): no body; parsing goes on after */
+    if (m->status == 101) return 502; /* we never ask for an upgrade */
+    kg_exchange_leg_interim(leg, m);
+    return c->leg == leg ? 0 : 502;
+  }
   kg_http_msg_move(&leg->resp, m);
   kg_exchange_leg_head(leg);
   if (c->leg != leg) return 502; /* the exchange gave up on this leg */
@@ -268,10 +294,11 @@ static int kg_upconn_on_body(void *ud, const char *p, size_t n) {
   if (leg == NULL) return 502;
   leg->body_bytes += n;
   if (leg->capture) {
-    size_t cap = leg->pool->w->cfg->max_capture_bytes;
+    size_t cap = leg->pool->cfg->max_capture_bytes;
     size_t room = leg->body.len < cap ? cap - leg->body.len : 0;
     if (n > room) leg->truncated = true;
     kg_buf_append(&leg->body, p, KG_MIN(n, room));
+    if (leg->role != KG_ROLE_MASTER) leg->pool->inflight_bytes += KG_MIN(n, room);
   }
   kg_exchange_leg_body(leg, p, n);
   return c->leg == leg ? 0 : 502;
@@ -333,6 +360,7 @@ static void kg_upconn_on_read(uv_stream_t *s, ssize_t nread,
 
 void kg_leg_start(kg_leg *leg) {
   kg_pool *p = leg->pool;
+  p->w->stats.backend_requests[p->index]++;
   leg->started = true;
   leg->t_start = kg_now_ns();
   p->inflight++;
@@ -354,6 +382,7 @@ void kg_leg_cancel(kg_leg *leg) {
   leg->done = true;
   leg->error = "cancelled";
   leg->pool->inflight--;
+  if (leg->role != KG_ROLE_MASTER) leg->pool->inflight_bytes -= leg->body.len;
   if (c) {
     c->leg = NULL;
     kg_upconn_close(c);

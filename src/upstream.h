@@ -8,6 +8,7 @@
  * to the pool, or is closed, before the exchange hears the leg is done.
  *
  * Callbacks into the exchange (declared in exchange.h):
+ *   kg_exchange_leg_interim(leg, msg)  a 1xx interim response (not 101)
  *   kg_exchange_leg_head(leg)          the response head is parsed
  *   kg_exchange_leg_body(leg, p, n)    decoded body bytes
  *   kg_exchange_leg_done(leg)          finished; leg->error says how
@@ -30,12 +31,21 @@ typedef struct kg_upconn kg_upconn;
 
 typedef struct kg_pool {
   kg_worker *w;                 /* owning worker */
-  const kg_backend_cfg *be;     /* the backend; lives in the worker's config */
+  const kg_config *cfg;         /* the config generation it belongs to */
+  const kg_backend_cfg *be;     /* the backend, in cfg */
+  bool retired;                 /* a reload replaced it: connections close
+                                   when their request is done */
   int index;                    /* position in cfg->backends */
   kg_upconn *idle;              /* idle connections (intrusive list) */
   size_t nidle;                 /* length of the idle list */
   size_t nconns;                /* open connections, idle or busy */
   size_t inflight;              /* legs currently using this pool */
+  unsigned connect_failures;    /* consecutive failed connects */
+  uint64_t down_until;          /* loop time (ms) before which a shadow
+                                   that keeps refusing gets no copies */
+  size_t inflight_bytes;        /* body bytes captured by in-flight shadow
+                                   legs (the master's are not bounded here:
+                                   its response must get through) */
 } kg_pool;
 
 /* What a leg is for. */
@@ -70,8 +80,12 @@ typedef struct kg_leg {
   const char *error;      /* NULL on success, else a static description */
 } kg_leg;
 
-void kg_pool_init(kg_pool *p, kg_worker *w, const kg_backend_cfg *be,
-                  int index);
+void kg_pool_init(kg_pool *p, kg_worker *w, const kg_config *cfg, int index);
+/* A shadow that refused or failed to connect KG_POOL_DOWN_AFTER times in a
+ * row is left alone for a while (1 s, doubling to 30 s), then probed with
+ * the next copy: sending copies to a dead shadow would only burn CPU. */
+#define KG_POOL_DOWN_AFTER 5
+bool kg_pool_is_down(const kg_pool *p);
 /* Closes every idle connection (at shutdown). Busy ones close when done. */
 void kg_pool_close_idle(kg_pool *p);
 

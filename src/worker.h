@@ -8,6 +8,7 @@
 #ifndef KG_WORKER_H
 #define KG_WORKER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,10 +25,14 @@ typedef struct kg_difflog kg_difflog;
 typedef struct kg_exchange kg_exchange;
 typedef struct kg_noise kg_noise;
 typedef struct kg_epstats kg_epstats;
+typedef struct kg_store kg_store;
+typedef struct kg_recorder kg_recorder;
 
 /* What every worker shares, owned by main. Each part locks itself. */
 typedef struct kg_shared {
   kg_difflog *difflog;   /* NULL when no diff_log is configured */
+  kg_store *store;       /* NULL when store = false */
+  kg_recorder *recorder; /* NULL unless record.file is set */
   kg_noise *noise;       /* learned noise; NULL unless noise.learn */
   kg_epstats *epstats;   /* per-endpoint counts and latencies */
 } kg_shared;
@@ -49,15 +54,33 @@ typedef struct kg_stats {
   uint64_t results_dropped; /* compared results dropped: pool too slow */
   uint64_t master_errors;   /* 502/504 answered to clients */
   uint64_t shadow_errors;   /* shadow legs that failed */
+  uint64_t backend_requests[KG_MAX_BACKENDS]; /* legs sent, per backend */
+  uint64_t backend_errors[KG_MAX_BACKENDS];   /* legs failed, per backend */
 } kg_stats;
+
+/* Adds every counter of src to dst (for totals across workers). */
+void kg_stats_add(kg_stats *dst, const kg_stats *src);
+
+typedef struct kg_retired {
+  kg_pool *pools;             /* owned */
+  size_t npools;
+  struct kg_retired *next;
+} kg_retired;
 
 typedef struct kg_worker {
   uv_loop_t loop;             /* this worker's loop */
   int id;                     /* 0..workers-1 */
-  const kg_config *cfg;       /* shared, read-only, owned by main */
+  const kg_config *cfg;       /* current config: shared, read-only, owned
+                                 by main (a reload swaps it) */
   kg_hooks *hooks;            /* owned: this worker's Lua state */
   const kg_shared *shared;    /* diff log, noise, endpoint stats */
-  kg_pool pools[KG_MAX_BACKENDS]; /* one per backend, same order as cfg */
+  kg_pool *pools;             /* owned: one per backend of cfg, same order */
+  kg_retired *retired;        /* pools and configs replaced by reloads,
+                                 kept until exit: in-flight requests may
+                                 still use them */
+  uv_async_t reload_async;    /* main -> worker: a new config is waiting */
+  pthread_mutex_t reload_lock;
+  const kg_config *reload_cfg; /* under reload_lock */
   uv_tcp_t *listeners;        /* owned array of cfg->nlisten handles */
   size_t nlisteners;          /* listeners initialised */
   size_t nlisteners_open;     /* listeners not yet closed */
@@ -78,7 +101,11 @@ typedef struct kg_worker {
   size_t ndone;               /* length of that list */
   size_t done_bytes;          /* body bytes it holds */
   bool batch_running;         /* a comparison batch is in the pool */
-  kg_stats stats;
+  kg_stats stats;             /* loop thread only */
+  kg_stats published;         /* a copy of stats for other threads, under
+                                 published_lock, refreshed every second */
+  pthread_mutex_t published_lock;
+  uv_timer_t publish_timer;
   uv_thread_t thread;
   uv_async_t *exit_async;     /* main's: told when this worker's loop ends */
   atomic_bool exited;         /* set by the worker thread at its end */
@@ -96,10 +123,17 @@ int kg_worker_init(kg_worker *w, int id, const kg_config *cfg,
 int kg_worker_check_addresses(const kg_config *cfg, char *err, size_t errlen);
 /* Runs the loop until a graceful stop completes. */
 void kg_worker_run(kg_worker *w);
+/* Thread-safe: hands the worker a new config (already validated, owned by
+ * main, kept alive until exit). It applies to requests that start after
+ * the swap; requests in flight finish under the config they began with. */
+void kg_worker_request_reload(kg_worker *w, const kg_config *cfg);
 /* Thread-safe: asks the worker to stop gracefully. */
 void kg_worker_request_stop(kg_worker *w);
 /* Frees what kg_worker_init made (after kg_worker_run returned). */
 void kg_worker_destroy(kg_worker *w);
+
+/* Thread-safe: copies the worker's counters as of the last second. */
+void kg_worker_stats(kg_worker *w, kg_stats *out);
 
 /* libuv alloc callback handing out w->readbuf (handle->data's loop). */
 void kg_worker_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);

@@ -153,7 +153,7 @@ static const char *decode_layer(coding c, const unsigned char *in, size_t n,
       case DEC_OK: return NULL;
       case DEC_INVALID: return "invalid gzip data";
       case DEC_TRUNCATED: return "truncated gzip data";
-      case DEC_OVER: return "decoded body over max_out bytes";
+      case DEC_OVER: return "decoded body over the capture limit";
     }
     return "invalid gzip data";
   }
@@ -176,7 +176,7 @@ static const char *decode_layer(coding c, const unsigned char *in, size_t n,
     case DEC_OK: return NULL;
     case DEC_INVALID: return "invalid deflate data";
     case DEC_TRUNCATED: return "truncated deflate data";
-    case DEC_OVER: return "decoded body over max_out bytes";
+    case DEC_OVER: return "decoded body over the capture limit";
   }
   return "invalid deflate data";
 }
@@ -238,7 +238,7 @@ int kg_decode_body(const char *content_encoding, const char *in, size_t n,
   msg = parse_codings(content_encoding, codings, &ncodings);
   if (msg == NULL && ncodings == 0) {
     if (n > max_out) {
-      msg = "decoded body over max_out bytes";
+      msg = "decoded body over the capture limit";
     } else {
       kg_buf_append(out, in, n);
       return 0;

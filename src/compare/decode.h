@@ -33,7 +33,7 @@
  *   "too many content-codings"       (more than 4 besides identity)
  *   "invalid gzip data" / "invalid deflate data"
  *   "truncated gzip data" / "truncated deflate data"
- *   "decoded body over max_out bytes" (the caller knows the number).
+ *   "decoded body over the capture limit" (the caller knows the number).
  * err may be NULL if the caller does not want the message. */
 int kg_decode_body(const char *content_encoding, const char *in, size_t n,
                    size_t max_out, kg_buf *out, const char **err);

@@ -577,6 +577,26 @@ static bool hd_same_kind(const xmlNode *x, const xmlNode *n) {
   return hd_is_text(x);
 }
 
+/* Appends the name step of an element or attribute (after its "@"). The
+ * HTML parser keeps names XPath cannot spell as a step: template attributes
+ * such as ":href" or "v-bind:id", and "a:b" whose prefix no namespace
+ * declares. Those are written as a name() test, so that every
+ * location kagami reports is an expression ignore_xpath accepts. */
+static void hd_put_step(kg_buf *b, const xmlChar *name, const xmlNs *ns) {
+  if ((ns == NULL || ns->prefix == NULL) && xmlValidateNCName(name, 0) == 0) {
+    kg_buf_appends(b, (const char *)name);
+    return;
+  }
+  kg_buf q = KG_BUF_INIT;
+  hd_put_name(&q, name, ns);
+  bool has_apos = strchr(q.data, '\'') != NULL, has_quot = strchr(q.data, '"') != NULL;
+  if (has_apos && has_quot) /* no XPath 1.0 literal holds both: any name */
+    kg_buf_append(b, "*", 1);
+  else
+    kg_buf_appendf(b, has_apos ? "*[name()=\"%s\"]" : "*[name()='%s']", q.data);
+  kg_buf_free(&q);
+}
+
 /* Appends the XPath of n: "/html/body/div[2]/p/text()[3]", an index only
  * where a sibling shares the name (as xmlGetNodePath does), "/@name" for an
  * attribute. Without indices it is the pattern. The doctype, which XPath
@@ -605,11 +625,11 @@ static void hd_xpath(const xmlNode *n, bool indices, kg_buf *b) {
     kg_buf_append(b, "/", 1);
     if (p->type == XML_ATTRIBUTE_NODE) {
       kg_buf_append(b, "@", 1);
-      hd_put_name(b, p->name, p->ns);
+      hd_put_step(b, p->name, p->ns);
       continue;
     }
     if (p->type == XML_ELEMENT_NODE)
-      hd_put_name(b, p->name, p->ns);
+      hd_put_step(b, p->name, p->ns);
     else
       kg_buf_appends(b, "text()");
     if (!indices) continue;
@@ -731,8 +751,8 @@ static void hd_report_attrs(hd_report *rp, xmlNodePtr x, xmlNodePtr y) {
         hd_xpath(x, false, &rp->pattern);
         kg_buf_appends(&rp->where, "/@");
         kg_buf_appends(&rp->pattern, "/@");
-        hd_put_name(&rp->where, at->name, at->ns);
-        hd_put_name(&rp->pattern, at->name, at->ns);
+        hd_put_step(&rp->where, at->name, at->ns);
+        hd_put_step(&rp->pattern, at->name, at->ns);
         kg_buf_append(&rp->va, vx.data, vx.len);
         kg_buf_append(&rp->vb, vy.data, vy.len);
         hd_cap_value(&rp->va);

@@ -31,6 +31,19 @@ Routes:
     /closing               a normal response, then the connection is closed
     /conflicting-length    two different Content-Length fields (invalid)
 
+Routes for the comparison tests (a non-default variant is "the shadow"; see
+the comparison helpers below for the exact documents):
+    /api/<anything>        a JSON document with noisy fields (see api_doc);
+                           fail=1: a non-default variant answers 503
+    /users/<anything>      a small JSON document naming the path
+    /page[/<anything>]     an HTML page with a per-response CSRF token
+    /form.txt              a text/plain form with a per-response CSRF token
+    /enc/<anything>        a text body, Content-Encoding chosen by the query
+    /chunky                chunked from the default variant, sized otherwise
+    /bin                   a binary body (one byte differs with real=1)
+    /hdr                   header fields that are noise, plus real ones
+    /slowpage/<ms>         a non-default variant waits <ms> before answering
+
 A request with "Expect: 100-continue" and a body gets "100 Continue" before
 its body is read.
 
@@ -46,15 +59,22 @@ Faults (the `fault` attribute; may be changed while running, except refuse):
 """
 
 import argparse
+import gzip
+import hashlib
 import http
 import json
+import secrets
 import socket
 import struct
 import sys
 import threading
 import time
+import urllib.parse
+import zlib
 from dataclasses import dataclass, field
 
+COMPARE_ROUTES = ("api", "users", "page", "form.txt", "enc", "chunky",
+                  "bin", "hdr", "slowpage")
 FAULTS = ("refuse", "stall", "hang", "reset", "reset_mid_body", "garbage",
           "close", "short_body")
 DEFAULT_VARIANTS = (None, "", "default", "production")
@@ -100,6 +120,196 @@ def diff_body(variant):
     middle = b"price: 12.50\n" if variant in DEFAULT_VARIANTS else \
         b"price: 12.49\n"
     return b"header line\nitem: teapot\n" + middle + b"footer line\n"
+
+
+# --- comparison routes ------------------------------------------------------
+# Queries: real=1 makes a non-default variant differ in one real value;
+# shuffle=1 makes it differ only in ways that must not count (key order,
+# 1 vs 1.0, array order); quiet=1 turns the per-response noise off.
+def query_flags(target):
+    """The query of `target` as a dict of last values."""
+    q = target.partition("?")[2]
+    return {k: v[-1] for k, v in urllib.parse.parse_qs(q).items()}
+
+
+def is_default(variant):
+    return variant in DEFAULT_VARIANTS
+
+
+def noise_token():
+    """A value that differs on every response."""
+    return secrets.token_hex(12)
+
+
+API_PRICE = 120
+API_REAL_PRICE = 125
+
+
+def api_doc(variant, ident, flags):
+    """The JSON text of /api/...: price is the real field; meta.ts,
+    meta.request_id and items[*].updated_at are noise (random per response
+    unless quiet=1); with shuffle=1 a non-default variant writes keys in
+    reverse order, count as 1.0 and tags reversed; with schema=1 it adds
+    $.discount, drops $.name and makes $.count a string; broken=1 makes
+    the body invalid JSON on every variant."""
+    quiet = flags.get("quiet") == "1"
+    shadow = not is_default(variant)
+
+    def noisy(fixed):
+        return fixed if quiet else noise_token()
+
+    price = API_REAL_PRICE if shadow and flags.get("real") == "1" \
+        else API_PRICE
+    shuffle = shadow and flags.get("shuffle") == "1"
+    tags = ["red", "green", "blue"]
+    doc = {"id": ident, "name": "teapot", "price": price,
+           "count": 1.0 if shuffle else 1,
+           "tags": tags[::-1] if shuffle else tags,
+           "items": [{"sku": "a1", "updated_at": noisy("t1")},
+                     {"sku": "b2", "updated_at": noisy("t2")}],
+           "meta": {"ts": noisy("ts"), "request_id": noisy("rid")}}
+    if shadow and flags.get("schema") == "1":
+        doc["discount"] = 5          # added key
+        del doc["name"]              # removed key
+        doc["count"] = "1"           # type change
+    if shuffle:
+        doc = dict(reversed(list(doc.items())))
+        doc["meta"] = dict(reversed(list(doc["meta"].items())))
+    if flags.get("broken") == "1":   # not JSON at all, whatever it says
+        return b"oops {not json\nprice %d\n" % price
+    return json.dumps(doc).encode()
+
+
+PAGE_PRICE_XPATH = "/html/body/div[2]/p[2]/text()"
+PAGE_TOKEN_XPATH = "/html/body/div[2]/form/input[1]/@value"
+
+
+def page_body(variant, flags):
+    """The HTML of /page: the hidden authenticity_token is random per
+    response (unless quiet=1); the price in the second <p> of the second
+    <div> is the real field. A non-default variant spells the same document
+    differently: attribute order, whitespace, entity spelling, comments.
+    With notags=1 the "page" has no tag at all (not HTML)."""
+    if flags.get("notags") == "1":
+        real = not is_default(variant) and flags.get("real") == "1"
+        return b"maintenance\nprice %d\nback soon\n" % (
+            API_REAL_PRICE if real else API_PRICE)
+    token = "fixed-token" if flags.get("quiet") == "1" else noise_token()
+    shadow = not is_default(variant)
+    price = API_REAL_PRICE if shadow and flags.get("real") == "1" \
+        else API_PRICE
+    if not shadow:
+        html = ('<!DOCTYPE html>\n<html><head><title>Shop</title></head>'
+                '<body>\n<div id="nav"><a href="/" class="home">Home</a>'
+                '</div>\n<div class="content"><p>Tea &amp; cakes</p>'
+                '<p>Price: %d</p>\n<form action="/buy" method="post">'
+                '<input type="hidden" name="authenticity_token" value="%s">'
+                '<input name="q" type="text"></form></div>\n</body></html>\n'
+                % (price, token))
+    else:
+        html = ('<!DOCTYPE html>\n<html>\n  <head>\n    <title>Shop</title>'
+                '\n  </head>\n  <body>\n    <!-- rendered by newdb -->\n'
+                '    <div id="nav">\n      <a class="home" href="/">Home</a>'
+                '\n    </div>\n    <div class="content">\n'
+                '      <p>Tea &#38; cakes</p>\n      <p>Price:   %d</p>\n'
+                '      <form method="post" action="/buy">\n'
+                '        <input value="%s" name="authenticity_token" '
+                'type="hidden">\n        <input type="text" name="q">\n'
+                '      </form>\n    </div>\n  </body>\n</html>\n'
+                % (price, token))
+    return html.encode()
+
+
+def form_text(variant, flags):
+    """The text/plain body of /form.txt: line 2 carries a random CSRF
+    token (hex; only digits with digits=1), line 4 is the real field
+    (differs in a non-default variant with real=1)."""
+    if flags.get("quiet") == "1":
+        token = "fixed"
+    elif flags.get("digits") == "1":
+        token = str(secrets.randbelow(10 ** 12) + 10 ** 12)
+    else:
+        token = noise_token()
+    real = not is_default(variant) and flags.get("real") == "1"
+    return ('<form action="/buy">\n'
+            '<input type="hidden" name="csrf_token" value="%s">\n'
+            '<input name="q">\n'
+            'total: %s\n'
+            '</form>\n' % (token, "125" if real else "120")).encode()
+
+
+ENC_LINES = 40
+ENC_REAL_LINE = 20
+
+
+def enc_plain(variant, flags):
+    """The decoded content of /enc: text_body(40), line 20 changed in a
+    non-default variant with real=1."""
+    lines = text_body(ENC_LINES).split(b"\n")
+    if not is_default(variant) and flags.get("real") == "1":
+        lines[ENC_REAL_LINE - 1] = b"%05d the quick brown fox jumps over the " \
+            b"lazy cat" % ENC_REAL_LINE
+    return b"\n".join(lines)
+
+
+BOMB_BYTES = 64 << 20  # decoded size of the gzip bomb
+_bomb = []
+
+
+def gzip_bomb():
+    """gzip of 64 MiB of zeros (about 64 KiB on the wire), built once."""
+    if not _bomb:
+        z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        chunk = b"\0" * (1 << 20)
+        out = [z.compress(chunk) for _ in range(BOMB_BYTES >> 20)]
+        out.append(z.flush())
+        _bomb.append(b"".join(out))
+    return _bomb[0]
+
+
+def encode_body(mode, body):
+    """(Content-Encoding value or None, bytes on the wire) for /enc modes:
+    identity, gzip, deflate (zlib), rawdeflate, badgzip, bomb."""
+    if mode == "gzip":
+        return "gzip", gzip.compress(body)
+    if mode == "deflate":
+        return "deflate", zlib.compress(body)
+    if mode == "rawdeflate":
+        z = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return "deflate", z.compress(body) + z.flush()
+    if mode == "badgzip":
+        return "gzip", b"\x1f\x8b\x08\x00 certainly not deflate data \xff" * 4
+    if mode == "bomb":
+        return "gzip", gzip_bomb()
+    return None, body
+
+
+def bin_body(variant, flags):
+    """The body of /bin: 4 KiB with NUL bytes; byte 1000 flipped in a
+    non-default variant with real=1."""
+    body = bytearray(binary_body(4096))
+    if not is_default(variant) and flags.get("real") == "1":
+        body[1000] ^= 0xff
+    return bytes(body)
+
+
+def hdr_fields(name, variant, flags):
+    """Header fields of /hdr. Date, Server, ETag, X-Request-Id and the
+    Set-Cookie value differ between any two backends (noise by default);
+    with real=1 a non-default variant changes Cache-Control and drops
+    X-Feature."""
+    real = not is_default(variant) and flags.get("real") == "1"
+    day = 1 + len(name) % 28
+    fields = [("Content-Type", "text/plain"),
+              ("Date", "Mon, %02d Jan 2024 00:00:00 GMT" % day),
+              ("Server", "%s/1.%d" % (name, len(name))),
+              ("ETag", '"%s"' % noise_token()),
+              ("X-Request-Id", noise_token()),
+              ("Set-Cookie", "session=%s; Path=/" % noise_token()),
+              ("Cache-Control", "max-age=0" if real else "max-age=60")]
+    if not real:
+        fields.append(("X-Feature", "on"))
+    return fields
 
 
 @dataclass
@@ -553,12 +763,197 @@ class Backend:
                              b"hello!", mode="raw")
             if name == "closing":
                 return Reply(200, "OK", plain, b"closing\n", mode="closing")
+            if name in COMPARE_ROUTES:
+                return self._compare_route(name, args, req)
             if name == "":
                 return Reply(200, "OK", plain, b"ok %s\n" % self.name.encode())
         except (IndexError, ValueError):
             return Reply(400, "Bad Request", plain, b"bad route arguments\n")
         return Reply(404, "Not Found", plain, b"no route %s\n"
                      % req.path.encode("latin-1"))
+
+
+    def _compare_route(self, name, args, req):
+        """The routes of the comparison tests (see the module docstring)."""
+        flags = query_flags(req.target)
+        variant = self.variant
+        if name == "api":
+            ctype = flags.get("ct", "application/json")
+            fail = not is_default(variant) and flags.get("fail") == "1"
+            return Reply(503 if fail else 200,
+                         "Service Unavailable" if fail else "OK",
+                         [("Content-Type", ctype)],
+                         api_doc(variant, args[-1] if args else "", flags))
+        if name == "users":
+            doc = {"path": req.path, "kind": "user"}
+            return Reply(200, "OK", [("Content-Type", "application/json")],
+                         json.dumps(doc).encode())
+        if name == "page":
+            return Reply(200, "OK",
+                         [("Content-Type", "text/html; charset=utf-8")],
+                         page_body(variant, flags))
+        if name == "form.txt":
+            return Reply(200, "OK", [("Content-Type", "text/plain")],
+                         form_text(variant, flags))
+        if name == "enc":
+            mode = flags.get("m" if is_default(variant) else "s", "identity")
+            coding, body = encode_body(mode, enc_plain(variant, flags))
+            headers = [("Content-Type", "text/plain; charset=utf-8")]
+            if coding:
+                headers.append(("Content-Encoding", coding))
+            return Reply(200, "OK", headers, body)
+        if name == "chunky":
+            body = text_body(30)
+            headers = [("Content-Type", "text/plain")]
+            if is_default(variant):
+                return Reply(200, "OK", headers, mode="chunked",
+                             pieces=[body[:100], body[100:700], body[700:]])
+            return Reply(200, "OK", headers, body)
+        if name == "bin":
+            headers = [] if flags.get("noct") == "1" else \
+                [("Content-Type", "application/octet-stream")]
+            return Reply(200, "OK", headers, bin_body(variant, flags))
+        if name == "hdr":
+            return Reply(200, "OK", hdr_fields(self.name, variant, flags),
+                         b"same body\n")
+        if name == "slowpage":
+            if not is_default(variant):
+                time.sleep(int(args[0]) / 1000.0)
+            return Reply(200, "OK", [("Content-Type", "text/plain")],
+                         b"slow page\n")
+        raise ValueError(name)
+
+# --- per-request fault injection (tests/integration/test_fault_injection.py,
+# tests/soak/soak.py) ---------------------------------------------------------
+# FaultyBackend answers like Backend, but the fault is chosen per request by
+# `choose(req)` (None: no fault), so one backend can mix faults
+# deterministically. It knows every fault above (except the connection-level
+# "refuse" and "stall", which stay per backend) plus these:
+#     hold               read the request, never answer; returns when the peer
+#                        closes (unlike "hang", which waits for stop())
+#     reset_mid_headers  send part of the head, then reset (RST)
+#     trickle            the normal answer a few bytes at a time
+#     interim            "100 Continue" and "103 Early Hints" before the answer
+# ("short_body" is the wrong, larger Content-Length followed by a close.)
+EXTRA_FAULTS = ("hold", "reset_mid_headers", "trickle", "interim")
+# Faults a shadow must survive without the client noticing; a master turns
+# each into 502/504 or a cut response (see FAULT_OUTCOME).
+MIX_FAULTS = (None, "hold", "reset", "reset_mid_headers", "reset_mid_body",
+              "short_body", "garbage", "trickle", "close", "interim")
+# What a client sees when the master has the fault: a status kagami answers
+# itself, "cut" (the head was relayed, then the connection closed), or the
+# backend's own 200.
+FAULT_OUTCOME = {None: 200, "hold": 504, "hang": 504, "reset": 502,
+                 "reset_mid_headers": 502, "garbage": 502, "close": 502,
+                 "reset_mid_body": "cut", "short_body": "cut",
+                 "trickle": 200, "interim": 200}
+# Faults after which the backend's leg is an error (the rest answer fine).
+ERROR_FAULTS = frozenset(f for f, o in FAULT_OUTCOME.items() if o != 200)
+_UNSET = object()
+
+
+def seeded_chooser(seed, faults=MIX_FAULTS, key=None):
+    """choose(req) picking a fault from `faults` by a hash of the seed and
+    `key(req)` (default: the request target): deterministic, so a test can
+    compute what each request met with `fault_for(seed, target, faults)`."""
+    key = key or (lambda req: req.target)
+    return lambda req: fault_for(seed, key(req), faults)
+
+
+def fault_for(seed, key, faults=MIX_FAULTS):
+    digest = hashlib.sha256(("%s|%s" % (seed, key)).encode()).digest()
+    return faults[int.from_bytes(digest[:4], "big") % len(faults)]
+
+
+def header_chooser(name="X-Fault"):
+    """choose(req) reading the fault from a request header (absent: none)."""
+    return lambda req: req.header(name) or None
+
+
+class FaultyBackend(Backend):
+    """A Backend whose fault is chosen per request (see above)."""
+
+    def __init__(self, name="production", choose=None, fault=None,
+                 trickle_piece=32, trickle_delay=0.001, **kw):
+        self._local = threading.local()
+        super().__init__(name, fault=fault if fault in FAULTS else None, **kw)
+        self._fault = fault
+        self.choose = choose
+        self.trickle_piece = trickle_piece
+        self.trickle_delay = trickle_delay
+        self.faults_served = {}       # fault -> number of answers
+
+    # The base class reads self.fault; while answering one request it must
+    # see that request's fault, not another connection's.
+    def start(self):
+        super().start()
+        if self._listener is not None:
+            # Most faults cost a connection: a deep accept queue keeps a
+            # burst of reconnects from being dropped (and retried by the
+            # kernel a second later, which would look like a slow backend).
+            self._listener.listen(4096)
+        return self
+
+    @property
+    def fault(self):
+        f = getattr(self._local, "fault", _UNSET)
+        return self._fault if f is _UNSET else f
+
+    @fault.setter
+    def fault(self, value):
+        self._fault = value
+
+    def _answer(self, sock, req):
+        fault = self.choose(req) if self.choose else self._fault
+        with self.lock:
+            self.faults_served[fault] = self.faults_served.get(fault, 0) + 1
+        self._local.fault = fault
+        try:
+            if fault == "hold":
+                self._hold(sock)
+                return False
+            if fault == "reset_mid_headers":
+                req.response = (b"HTTP/1.1 200 OK\r\nContent-Type: text/pl")
+                sock.sendall(req.response)
+                time.sleep(0.02)
+                self._reset(sock)
+                return False
+            if fault == "interim":
+                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"
+                             b"HTTP/1.1 103 Early Hints\r\n"
+                             b"Link: </style.css>; rel=preload; as=style\r\n"
+                             b"\r\n")
+                self._local.fault = None
+                return Backend._answer(self, sock, req)
+            if fault == "trickle":
+                return self._trickle(sock, req)
+            if fault in ("refuse", "stall"):   # connection-level only
+                self._local.fault = None
+            return Backend._answer(self, sock, req)
+        finally:
+            self._local.fault = _UNSET
+
+    def _hold(self, sock):
+        """Never answers; returns when the peer closes or on stop()."""
+        sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                if not sock.recv(65536):
+                    return
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def _trickle(self, sock, req):
+        reply = self.route(req)
+        keep = self._keep_alive(req) and reply.mode not in ("eof", "closing")
+        head, body = self._serialize(req, reply, keep)
+        req.response = data = head + body
+        for i in range(0, len(data), self.trickle_piece):
+            sock.sendall(data[i:i + self.trickle_piece])
+            time.sleep(self.trickle_delay)
+        return keep
 
 
 def main(argv=None):

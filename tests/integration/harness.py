@@ -89,6 +89,10 @@ def render_config(listen, backends, master, diff_log=None, options=None,
                           for b in backends}}
     if diff_log:
         table["diff_log"] = str(diff_log)
+        # The results store beside the diff log, in the test's tmp dir
+        # (without a diff log, "kagami.db" lands in kagami's working
+        # directory, which the fixtures also make a tmp dir).
+        table["store"] = str(Path(diff_log).parent / "kagami.db")
     # The test backends name themselves in X-Backend: a difference by
     # design, so the comparison is told to ignore it.
     table["ignore_headers"] = ["X-Backend"]

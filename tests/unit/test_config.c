@@ -472,6 +472,14 @@ static void test_lua_errors_pass_through(void **state) {
                ":1: the config raised an error that is not a string (table)");
 }
 
+/* A config that never finishes is stopped by an instruction budget instead
+ * of hanging `kagami check` and reloads. Found by fuzz_config. */
+static void test_endless_config(void **state) {
+  expect_error("local n = 0\nwhile true do n = n + 1 end\n",
+               ":2: the config ran for more than 100000000 Lua instructions "
+               "(a loop that never ends?)");
+}
+
 static void test_not_a_table(void **state) {
   expect_error("return 42\n", ":1: the config must return a table, got 42");
   expect_error("-- a comment: return {}\nlocal a = 'return'\n\nreturn a\n",
@@ -581,6 +589,7 @@ int main(void) {
       cmocka_unit_test(test_size_strings),
       cmocka_unit_test(test_missing_master),
       cmocka_unit_test(test_two_masters),
+      cmocka_unit_test(test_endless_config),
       cmocka_unit_test(test_bad_url),
       cmocka_unit_test(test_backend_shapes),
       cmocka_unit_test(test_duplicate_listen),

@@ -228,6 +228,66 @@ static void test_merge_equals_combined(void **state) {
   free(all);
 }
 
+/* Exact number of vals (sorted) that are <= v. */
+static uint64_t exact_le(const uint64_t *sorted, size_t n, uint64_t v) {
+  size_t k = 0;
+  while (k < n && sorted[k] <= v) k++;
+  return k;
+}
+
+/* kg_hist_count_le backs Prometheus's cumulative `le` buckets: it must
+ * never count a record above v, may miss only records in v's own bucket,
+ * is exact at v < 256, below min and from max up, and never decreases. */
+static void test_count_le(void **state) {
+  (void)state;
+  kg_hist *h = malloc(sizeof(*h));
+  assert_non_null(h);
+  kg_hist_init(h);
+  assert_int_equal(kg_hist_count_le(h, 0), 0);
+  assert_int_equal(kg_hist_count_le(h, UINT64_MAX), 0);
+
+  enum { N = 5000 };
+  uint64_t *vals = malloc(N * sizeof(*vals));
+  assert_non_null(vals);
+  kg_rng r;
+  kg_rng_seed(&r, 23);
+  for (size_t i = 0; i < N; i++) {
+    /* Spread over six decades, like latencies in microseconds. */
+    uint64_t mag = (uint64_t)pow(10.0, (double)(kg_rng_next(&r) % 6));
+    vals[i] = 3 + kg_rng_next(&r) % (mag * 9 + 1);
+    kg_hist_add(h, vals[i]);
+  }
+  qsort(vals, N, sizeof(*vals), cmp_u64);
+
+  uint64_t prev = 0;
+  for (uint64_t v = 0; v < 20000000; v = v < 300 ? v + 1 : v + v / 97 + 1) {
+    uint64_t got = kg_hist_count_le(h, v);
+    uint64_t upper = exact_le(vals, N, v);
+    /* Records below v's bucket all count; that bucket starts above
+     * v - v/128 - 1. */
+    uint64_t floor_v = v - v / 128u - 1u;
+    uint64_t lower = v < KG_HIST_LINEAR_MAX ? upper : exact_le(vals, N, floor_v);
+    assert_true(got <= upper);
+    assert_true(got >= lower);
+    assert_true(got >= prev);
+    prev = got;
+  }
+  assert_int_equal(kg_hist_count_le(h, vals[0] - 1), 0);
+  assert_int_equal(kg_hist_count_le(h, vals[N - 1]), N);
+  assert_int_equal(kg_hist_count_le(h, KG_HIST_MAX_VALUE + 5), N);
+
+  /* Prometheus-style bounds in microseconds on a known set. */
+  kg_hist_init(h);
+  static const uint64_t known[] = {100, 250, 499, 500, 501, 1000, 1001, 2500, 9999};
+  for (size_t i = 0; i < (sizeof(known) / sizeof(known[0])); i++) kg_hist_add(h, known[i]);
+  assert_int_equal(kg_hist_count_le(h, 250), 2);
+  assert_int_equal(kg_hist_count_le(h, 10000), (sizeof(known) / sizeof(known[0])));
+  assert_true(kg_hist_count_le(h, 500) >= 3 && kg_hist_count_le(h, 500) <= 4);
+  assert_true(kg_hist_count_le(h, 2500) >= 7 && kg_hist_count_le(h, 2500) <= 8);
+  free(vals);
+  free(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_size_is_reasonable),
@@ -241,6 +301,7 @@ int main(void) {
       cmocka_unit_test(test_uniform_distribution),
       cmocka_unit_test(test_skewed_distribution),
       cmocka_unit_test(test_merge_equals_combined),
+      cmocka_unit_test(test_count_le),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -172,6 +172,68 @@ static kg_http_state feed_all(const char *in, kg_http_limits lim, int *status) {
   return st;
 }
 
+/* Trailer fields never join the head: they were not checked like head
+ * fields (this one has a space before its colon) and would otherwise be
+ * forwarded to backends as header fields. Found by fuzz_request. */
+static void test_trailers_dropped(void **state) {
+  (void)state;
+  const char *in =
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\nX-Trailer : 1\r\nHost: evil\r\n\r\n";
+  rec r = {0};
+  kg_http h;
+  kg_http_init(&h, HTTP_REQUEST, &ops, &r, (kg_http_limits){4096, 50});
+  size_t used;
+  assert_int_equal(kg_http_feed(&h, in, strlen(in), &used), KG_HTTP_PAUSED);
+  assert_int_equal(used, strlen(in));
+  assert_int_equal(h.msg.hdrs.n, 2);
+  assert_string_equal(kg_hdrs_value(&h.msg.hdrs, 0), "x");
+  assert_memory_equal(r.body, "abc", 3);
+  kg_http_free(&h);
+}
+
+/* A 304 (or 204, or 1xx) ends with its head even when it carries the
+ * Content-Length of the representation: the next response follows at
+ * once. Found by fuzz_response. */
+static void test_response_no_body_statuses(void **state) {
+  (void)state;
+  const char *in =
+      "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n"
+      "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n"
+      "HTTP/1.1 100 Continue\r\nContent-Length: 3\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  static const int want[] = {304, 204, 100, 200};
+  rec r = {0};
+  kg_http h;
+  kg_http_init(&h, HTTP_RESPONSE, &ops, &r, (kg_http_limits){0, 0});
+  size_t off = 0, used, len = strlen(in);
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(kg_http_feed(&h, in + off, len - off, &used), KG_HTTP_PAUSED);
+    assert_int_equal(h.msg.status, want[i]);
+    off += used;
+    kg_http_resume(&h);
+  }
+  assert_int_equal(off, len);
+  assert_int_equal(r.body_len, 2);
+  assert_memory_equal(r.body, "ok", 2);
+  kg_http_free(&h);
+}
+
+/* A status code below 100 ("HTTP/1.1 20") is not a response kagami can
+ * wait past as if it were interim. Found by fuzz_response. */
+static void test_response_short_status(void **state) {
+  (void)state;
+  const char *in = "HTTP/1.1 20\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  rec r = {0};
+  kg_http h;
+  kg_http_init(&h, HTTP_RESPONSE, &ops, &r, (kg_http_limits){0, 0});
+  size_t used;
+  assert_int_equal(kg_http_feed(&h, in, strlen(in), &used), KG_HTTP_ERROR);
+  assert_int_equal(h.error_status, 502);
+  assert_int_equal(r.heads, 0);
+  kg_http_free(&h);
+}
+
 static void test_errors_and_limits(void **state) {
   (void)state;
   int status = 0;
@@ -228,6 +290,9 @@ int main(void) {
       cmocka_unit_test(test_hop_by_hop),
       cmocka_unit_test(test_pipelined_requests_pause_between),
       cmocka_unit_test(test_byte_at_a_time),
+      cmocka_unit_test(test_trailers_dropped),
+      cmocka_unit_test(test_response_no_body_statuses),
+      cmocka_unit_test(test_response_short_status),
       cmocka_unit_test(test_errors_and_limits),
       cmocka_unit_test(test_response_eof_framing),
   };

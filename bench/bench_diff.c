@@ -1,0 +1,296 @@
+/* bench_diff.c: throughput of kagami's comparison paths, for `make bench-diff`.
+ *
+ * Linked with kagami's own objects, so what is measured is the code the
+ * proxy runs on its thread pool:
+ *   - kg_linediff  (Myers line diff, unified output) on a ~1 MB HTML page
+ *     against a copy with ~1% of its lines changed;
+ *   - kg_htmldiff  (libxml2 parse, canonical text, line diff, XPaths) on the
+ *     same pair;
+ *   - kg_jsondiff  (jansson parse and structural walk) on ~1 MB of JSON
+ *     against a copy with a few values changed;
+ *   - kg_decode_body("gzip") inflating the ~1 MB HTML page.
+ * Every input is generated here, deterministically (no files, no network).
+ *
+ * Each case runs once to warm up, then repeatedly (at least 5 times, until
+ * ~0.4 s have passed or 50 runs); the median run time is reported. MB/s is
+ * the size of ONE input body (the master's, or the decoded output for gzip)
+ * divided by the median time, MB = 10^6 bytes.
+ *
+ * Usage: bench_diff [--json]   (--json: one JSON object on stdout instead
+ *                               of the table) */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "buf.h"
+#include "compare/decode.h"
+#include "compare/differences.h"
+#include "compare/htmldiff.h"
+#include "compare/jsondiff.h"
+#include "linediff.h"
+
+#define TARGET_BYTES (1000 * 1000)
+#define MIN_RUNS 5
+#define MAX_RUNS 50
+#define MIN_SECONDS 0.4
+#define DIFF_CAP (256 * 1024) /* what compare.c keeps per pair */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A tiny deterministic generator, so every run diffs the same bytes. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static uint32_t rng(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 16);
+}
+
+static const char *const words[] = {
+    "matcha", "sencha", "hojicha", "genmaicha", "gyokuro", "bancha", "kukicha",
+    "oolong", "assam", "darjeeling", "ceylon", "earl", "grey", "jasmine",
+    "rooibos", "chamomile", "mint", "ginger", "lemon", "yuzu"};
+#define NWORDS (sizeof(words) / sizeof(words[0]))
+
+/* A product listing page: a head with some style, then one table row per
+ * line. When `changed` is non-NULL, about 1 in 100 rows is written with a
+ * different price and stock text (the shadow's version); *changed counts
+ * them. Both versions come from the same random sequence, so only the
+ * chosen rows differ. */
+static void gen_html(kg_buf *out, bool variant, size_t *changed) {
+  rng_state = 0x9E3779B97F4A7C15ULL;
+  kg_buf_appends(out,
+                 "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+                 "<meta charset=\"utf-8\">\n<title>Tea shop: all products</title>\n"
+                 "<style>\nbody { font-family: sans-serif; margin: 0 auto; max-width: 60em; }\n"
+                 "table { border-collapse: collapse; } td { padding: 2px 6px; }\n"
+                 "</style>\n</head>\n<body>\n<div class=\"container\">\n"
+                 "<h1>All products</h1>\n<table id=\"products\">\n");
+  size_t n = 0;
+  for (unsigned i = 0; out->len < TARGET_BYTES - 200; i++) {
+    uint32_t r = rng();
+    const char *w1 = words[r % NWORDS], *w2 = words[(r >> 8) % NWORDS];
+    unsigned price = 100 + (r >> 12) % 9000, stock = (r >> 4) % 500;
+    bool change = (rng() % 100) == 0;
+    if (variant && change) {
+      price += 7;
+      stock = stock ? stock - 1 : 3;
+    }
+    if (change) n++;
+    kg_buf_appendf(out,
+                   "<tr class=\"row\" data-id=\"%u\"><td><a href=\"/products/%u\">%s %s "
+                   "no. %u</a></td><td class=\"price\">%u.%02u</td><td>%u in stock</td></tr>\n",
+                   i, i, w1, w2, i, price / 100, price % 100, stock);
+  }
+  kg_buf_appends(out, "</table>\n</div>\n</body>\n</html>\n");
+  if (changed) *changed = n;
+}
+
+/* An API response: an object with an array of product objects, one per
+ * line. In the variant, a handful (`nchanges`) of values differ. */
+static void gen_json(kg_buf *out, bool variant, size_t nchanges) {
+  rng_state = 0xD1B54A32D192ED03ULL;
+  kg_buf_appends(out, "{\"page\":1,\"items\":[\n");
+  size_t done = 0;
+  for (unsigned i = 0; out->len < TARGET_BYTES - 300; i++) {
+    uint32_t r = rng();
+    unsigned price = 100 + (r >> 12) % 9000;
+    /* the changes land on items spread over the first part of the document */
+    if (variant && done < nchanges && i % 1000 == 500) {
+      price += 1;
+      done++;
+    }
+    kg_buf_appendf(out,
+                   "%s{\"id\":%u,\"sku\":\"SKU-%06u\",\"name\":\"%s %s\",\"price\":%u.%02u,"
+                   "\"tags\":[\"%s\",\"%s\"],\"stock\":{\"warehouse\":\"%s\",\"count\":%u},"
+                   "\"active\":%s}\n",
+                   i ? "," : "", i, i, words[r % NWORDS], words[(r >> 8) % NWORDS],
+                   price / 100, price % 100, words[(r >> 3) % NWORDS],
+                   words[(r >> 5) % NWORDS], (r & 1) ? "tokyo" : "osaka", (r >> 20) % 300,
+                   (r & 2) ? "true" : "false");
+  }
+  kg_buf_appendf(out, "],\"next\":null}\n");
+}
+
+static void gzip_buf(const kg_buf *in, kg_buf *out) {
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    fprintf(stderr, "bench_diff: deflateInit2 failed\n");
+    exit(1);
+  }
+  size_t cap = deflateBound(&z, (uLong)in->len);
+  kg_buf_reserve(out, cap);
+  z.next_in = (Bytef *)in->data;
+  z.avail_in = (uInt)in->len;
+  z.next_out = (Bytef *)out->data;
+  z.avail_out = (uInt)cap;
+  if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+    fprintf(stderr, "bench_diff: deflate failed\n");
+    exit(1);
+  }
+  out->len = z.total_out;
+  out->data[out->len] = '\0';
+  deflateEnd(&z);
+}
+
+/* --- the cases ----------------------------------------------------------- */
+
+static kg_buf html_a = KG_BUF_INIT, html_b = KG_BUF_INIT;
+static kg_buf json_a = KG_BUF_INIT, json_b = KG_BUF_INIT;
+static kg_buf gz = KG_BUF_INIT;
+
+/* Each case returns a number that describes its result (changed lines,
+ * differences found, bytes decoded) so the work cannot be optimised away
+ * and the output shows the differ really found the changes. */
+static size_t case_linediff(void) {
+  kg_buf out = KG_BUF_INIT;
+  kg_linediff_opts o = {.a_label = "master", .b_label = "shadow", .context = 3,
+                        .max_output = DIFF_CAP};
+  size_t n = kg_linediff(html_a.data, html_a.len, html_b.data, html_b.len, &o, &out);
+  kg_buf_free(&out);
+  return n;
+}
+
+static size_t case_htmldiff(void) {
+  kg_diffs d;
+  memset(&d, 0, sizeof(d));
+  kg_buf uni = KG_BUF_INIT;
+  kg_htmldiff_opts o = {.a_label = "master", .b_label = "shadow", .max_output = DIFF_CAP};
+  int rc = kg_htmldiff(html_a.data, html_a.len, html_b.data, html_b.len, &o, &d, &uni);
+  size_t n = rc == 0 ? d.total : (size_t)-1;
+  kg_diffs_free(&d);
+  kg_buf_free(&uni);
+  return n;
+}
+
+static size_t case_jsondiff(void) {
+  kg_diffs d;
+  memset(&d, 0, sizeof(d));
+  int rc = kg_jsondiff(json_a.data, json_a.len, json_b.data, json_b.len, NULL, &d);
+  size_t n = rc == 0 ? d.total : (size_t)-1;
+  kg_diffs_free(&d);
+  return n;
+}
+
+static size_t case_gunzip(void) {
+  kg_buf out = KG_BUF_INIT;
+  const char *err = NULL;
+  int rc = kg_decode_body("gzip", gz.data, gz.len, (size_t)64 << 20, &out, &err);
+  size_t n = rc == 0 ? out.len : (size_t)-1;
+  kg_buf_free(&out);
+  return n;
+}
+
+typedef struct bench_case {
+  const char *name;
+  const char *what;
+  size_t (*fn)(void);
+  const kg_buf *input; /* MB/s is computed on this many bytes */
+  /* results */
+  double median_s, min_s;
+  int runs;
+  size_t result;
+  size_t bytes;
+} bench_case;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void run_case(bench_case *c) {
+  double t[MAX_RUNS];
+  c->result = c->fn(); /* warm-up (and the result reported) */
+  double start = now_s();
+  int n = 0;
+  while (n < MAX_RUNS && (n < MIN_RUNS || now_s() - start < MIN_SECONDS)) {
+    double t0 = now_s();
+    size_t r = c->fn();
+    t[n++] = now_s() - t0;
+    if (r != c->result) {
+      fprintf(stderr, "bench_diff: %s gave %zu then %zu\n", c->name, c->result, r);
+      exit(1);
+    }
+  }
+  qsort(t, (size_t)n, sizeof(double), cmp_double);
+  c->runs = n;
+  c->min_s = t[0];
+  c->median_s = n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+int main(int argc, char **argv) {
+  bool json = argc > 1 && strcmp(argv[1], "--json") == 0;
+  if (argc > 1 && !json) {
+    fprintf(stderr, "usage: %s [--json]\n", argv[0]);
+    return 2;
+  }
+  kg_htmldiff_global_init();
+  size_t html_changed = 0;
+  gen_html(&html_a, false, NULL);
+  gen_html(&html_b, true, &html_changed);
+  gen_json(&json_a, false, 0);
+  gen_json(&json_b, true, 5);
+  gzip_buf(&html_a, &gz);
+  size_t html_lines = 0;
+  for (size_t i = 0; i < html_a.len; i++) html_lines += html_a.data[i] == '\n';
+
+  bench_case cases[] = {
+      {"line", "kg_linediff, HTML page, ~1% of lines changed", case_linediff, &html_a,
+       0, 0, 0, 0, 0},
+      {"html", "kg_htmldiff, same pair", case_htmldiff, &html_a, 0, 0, 0, 0, 0},
+      {"json", "kg_jsondiff, JSON document, 5 values changed", case_jsondiff, &json_a,
+       0, 0, 0, 0, 0},
+      {"gzip", "kg_decode_body gzip, HTML page (MB/s of decoded output)", case_gunzip,
+       &html_a, 0, 0, 0, 0, 0},
+  };
+  size_t ncases = sizeof(cases) / sizeof(cases[0]);
+  for (size_t i = 0; i < ncases; i++) {
+    cases[i].bytes = cases[i].input->len;
+    run_case(&cases[i]);
+  }
+
+  if (json) {
+    printf("{\"html_bytes\":%zu,\"html_lines\":%zu,\"html_lines_changed\":%zu,"
+           "\"json_bytes\":%zu,\"gzip_bytes\":%zu,\"cases\":[",
+           html_a.len, html_lines, html_changed, json_a.len, gz.len);
+    for (size_t i = 0; i < ncases; i++) {
+      bench_case *c = &cases[i];
+      printf("%s{\"name\":\"%s\",\"what\":\"%s\",\"bytes\":%zu,\"runs\":%d,"
+             "\"median_ms\":%.3f,\"min_ms\":%.3f,\"mb_per_s\":%.1f,\"result\":%zu}",
+             i ? "," : "", c->name, c->what, c->bytes, c->runs, c->median_s * 1e3,
+             c->min_s * 1e3, (double)c->bytes / 1e6 / c->median_s, c->result);
+    }
+    printf("]}\n");
+  } else {
+    printf("comparison paths (median of N runs; MB/s of one %.2f MB body):\n",
+           (double)html_a.len / 1e6);
+    printf("  HTML page: %zu bytes, %zu lines, %zu lines changed in the shadow's copy\n",
+           html_a.len, html_lines, html_changed);
+    printf("  JSON document: %zu bytes; gzip of the HTML page: %zu bytes\n", json_a.len,
+           gz.len);
+    printf("  %-5s %-58s %5s %10s %9s %8s\n", "case", "what", "runs", "median ms",
+           "MB/s", "result");
+    for (size_t i = 0; i < ncases; i++) {
+      bench_case *c = &cases[i];
+      printf("  %-5s %-58s %5d %10.2f %9.1f %8zu\n", c->name, c->what, c->runs,
+             c->median_s * 1e3, (double)c->bytes / 1e6 / c->median_s, c->result);
+    }
+    printf("  (result: changed lines for line, differences for html/json, decoded "
+           "bytes for gzip)\n");
+  }
+  kg_buf_free(&html_a);
+  kg_buf_free(&html_b);
+  kg_buf_free(&json_a);
+  kg_buf_free(&json_b);
+  kg_buf_free(&gz);
+  return 0;
+}

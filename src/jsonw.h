@@ -1,0 +1,21 @@
+/* jsonw.h: writing JSON text straight into a kg_buf.
+ *
+ * Results are written on every compared request; building a jansson tree
+ * and serialising it cost more than the comparison of two equal bodies. So
+ * records are written directly, with this small writer: strings are escaped
+ * as RFC 8259 requires and any byte that is not valid UTF-8 becomes U+FFFD,
+ * so a record is always valid JSON whatever a backend sent. (Reading JSON is
+ * jansson's job.) */
+#ifndef KG_JSONW_H
+#define KG_JSONW_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Appends s[0..n) as a JSON string, quotes included. */
+void kg_jsonw_str(kg_buf *out, const char *s, size_t n);
+/* Same for a C string; NULL is written as null. */
+void kg_jsonw_cstr(kg_buf *out, const char *s);
+
+#endif

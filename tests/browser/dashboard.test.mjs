@@ -1,0 +1,231 @@
+// The dashboard in a real browser: Debian's Chromium, headless, driven by
+// playwright-core (no browser download: executablePath is /usr/bin/chromium).
+//
+// Starts the example shop twice (examples/app.py: production, and newdb,
+// which differs on a few pages and is slower on /search), kagami in front
+// with its admin listener, sends traffic, then loads the dashboard and
+// checks what a person would look at: the endpoint table, a differing
+// result in the list, and that result opened with master and shadow side
+// by side (a JSON one and an HTML one). Screenshots go to build/.
+//
+//   cd tests/browser && npm ci && KAGAMI_BIN=../../build/asan/kagami npm test
+//   (or `make browser-test` from the top)
+//
+// Fails on any page error, console error (a CSP violation shows as one),
+// failed request, or sanitizer report in kagami's stderr.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "..", "..");
+const KAGAMI = path.resolve(process.env.KAGAMI_BIN || path.join(ROOT, "build", "asan", "kagami"));
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOTS = path.join(ROOT, "build");
+const SANITIZER = ["ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"];
+const TOKEN = "browser-test-token";
+const AUTH = { Authorization: "Bearer " + TOKEN };
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(what, fn, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(what + ": " + e.message);
+    }
+    if (Date.now() > deadline) throw new Error("timed out waiting for " + what);
+    await sleep(100);
+  }
+}
+
+async function fetchText(url, headers) {
+  const r = await fetch(url, { headers });
+  return { status: r.status, text: await r.text() };
+}
+
+/* Everything the test started, stopped in reverse order at the end. */
+const procs = [];
+
+function start(cmd, args, opts) {
+  const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], ...opts });
+  p.out = "";
+  p.stdout.on("data", (d) => { p.out += d; });
+  p.stderr.on("data", (d) => { p.out += d; });
+  p.exited = new Promise((resolve) => p.on("exit", (code, sig) => resolve(code ?? sig)));
+  procs.push(p);
+  return p;
+}
+
+test("dashboard: endpoint table, differing results, side-by-side view", async (t) => {
+  assert.ok(fs.existsSync(KAGAMI), KAGAMI + " not built (make build/asan/kagami)");
+  assert.ok(fs.existsSync(CHROMIUM), CHROMIUM + " missing (scripts/deps.sh browser)");
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "kagami-browser-"));
+  const [prodPort, newdbPort, listen, adminPort] =
+    [await freePort(), await freePort(), await freePort(), await freePort()];
+
+  const app = path.join(ROOT, "examples", "app.py");
+  start("python3", [app, "--port", String(prodPort), "--variant", "production"]);
+  start("python3", [app, "--port", String(newdbPort), "--variant", "newdb"]);
+  const config = path.join(work, "kagami.lua");
+  fs.writeFileSync(config, `-- written by tests/browser/dashboard.test.mjs
+return {
+  listen = "127.0.0.1:${listen}",
+  backends = {
+    production = { url = "http://127.0.0.1:${prodPort}", master = true },
+    newdb      = { url = "http://127.0.0.1:${newdbPort}" },
+  },
+  store = "${path.join(work, "kagami.db")}",
+  admin = ${adminPort},
+  admin_token = "${TOKEN}",
+}
+`);
+  const env = {
+    ...process.env,
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS || "detect_leaks=1:abort_on_error=0:halt_on_error=1",
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || "print_stacktrace=1:halt_on_error=1",
+  };
+  const kagami = start(KAGAMI, ["run", config], { cwd: work, env });
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const proxy = `http://127.0.0.1:${listen}`;
+
+  let browser = null;
+  try {
+    await waitFor("kagami's admin listener", async () => (await fetchText(admin + "/healthz")).status === 200);
+    for (const port of [prodPort, newdbPort])
+      await waitFor("the shop on " + port, async () => (await fetchText(`http://127.0.0.1:${port}/`)).status === 200);
+
+    // Traffic as a browser would send it: pages, the JSON API, searches.
+    const paths = ["/", "/about", "/products", "/products/1", "/products/4", "/products/5",
+      "/api/products", "/api/products/4", "/api/products/2", "/search?q=tea", "/search?q=cup"];
+    for (let i = 0; i < 66; i++) {
+      const r = await fetch(proxy + paths[i % paths.length]);
+      await r.arrayBuffer();
+    }
+    await waitFor("differing results in the store", async () => {
+      const r = await fetchText(admin + "/api/results?differing=1&limit=5", AUTH);
+      return r.status === 200 && JSON.parse(r.text).results.length > 0;
+    });
+
+    const userData = fs.mkdtempSync(path.join(os.tmpdir(), "kagami-chromium-"));
+    browser = await chromium.launchPersistentContext(userData, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      viewport: { width: 1360, height: 900 },
+      deviceScaleFactor: 1,
+    });
+    const page = browser.pages()[0] || (await browser.newPage());
+    const problems = [];
+    page.on("pageerror", (e) => problems.push("page error: " + e.message));
+    page.on("console", (m) => {
+      /* The first API calls get 401 until the token is typed in. */
+      if (m.type() === "error" && !/status of 401/.test(m.text())) problems.push("console: " + m.text());
+    });
+    page.on("requestfailed", (r) => problems.push("request failed: " + r.url() + " " + r.failure()?.errorText));
+    page.on("request", (r) => {
+      if (!r.url().startsWith(admin)) problems.push("request to another origin: " + r.url());
+    });
+
+    await t.test("the page asks for the admin token", async () => {
+      await page.goto(admin + "/");
+      await page.waitForSelector("#login[open]");
+      await page.fill("#login-token", TOKEN);
+      await page.press("#login-token", "Enter");
+      await page.waitForSelector("#login", { state: "hidden" });
+    });
+
+    await t.test("the endpoint table lists what was compared", async () => {
+      await page.waitForSelector("#endpoints tbody tr");
+      const rows = await page.$$eval("#endpoints tbody tr", (trs) => trs.map((tr) => ({
+        endpoint: tr.dataset.endpoint,
+        text: tr.innerText,
+      })));
+      const api = rows.find((r) => r.endpoint === "GET /api/products");
+      assert.ok(api, "no GET /api/products row in " + JSON.stringify(rows.map((r) => r.endpoint)));
+      assert.match(api.text, /100%/, "every /api/products response differs: " + api.text);
+      assert.ok(rows.some((r) => r.endpoint === "GET /about" && /\b0%/.test(r.text)),
+        "GET /about never differs");
+      await page.waitForSelector("#cards .card");
+      await page.waitForFunction(() => document.querySelector("#status").classList.contains("live"));
+      await page.waitForSelector("#results tbody tr");
+      await sleep(300); // let the chart settle before the picture
+      await page.screenshot({ path: path.join(SHOTS, "dashboard-overview.png"), fullPage: true });
+    });
+
+    await t.test("a JSON result opens side by side with its paths highlighted", async () => {
+      await page.click('#endpoints tbody tr[data-endpoint="GET /api/products"]');
+      await page.waitForFunction(() => location.hash.startsWith("#/endpoint/"));
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll("#results tbody tr")];
+        return rows.length && rows.every((r) => r.innerText.includes("/api/products"));
+      });
+      await page.click("#results tbody tr");
+      await page.waitForSelector("#view-result:not([hidden]) #sbs table");
+      const title = await page.textContent("#result-title");
+      assert.match(title, /^GET \/api\/products/);
+      const wheres = await page.$$eval("#result-diffs .where", (els) => els.map((e) => e.textContent));
+      assert.ok(wheres.some((w) => w.startsWith("$.products")), "JSON paths: " + wheres);
+      const marked = await page.$$eval("#sbs td.chg, #sbs td.del, #sbs td.add", (els) => els.length);
+      assert.ok(marked > 0, "no highlighted lines in the side-by-side view");
+      const heads = await page.$$eval("#sbs thead th", (els) => els.map((e) => e.textContent));
+      assert.deepEqual(heads, ["production (master)", "newdb (shadow)"]);
+      await page.click("#result-diffs .where");
+      await page.waitForSelector("#sbs tr.focus");
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: path.join(SHOTS, "dashboard-result.png"), fullPage: true });
+    });
+
+    await t.test("an HTML result shows a side-by-side line diff", async () => {
+      await page.goto(admin + "/#/endpoint/" + encodeURIComponent("GET /products/:id"));
+      await page.waitForFunction(() => [...document.querySelectorAll("#results tbody tr")]
+        .some((r) => r.innerText.includes("/products/4")));
+      const id = await page.$$eval("#results tbody tr", (trs) =>
+        trs.find((r) => r.innerText.includes("/products/4")).dataset.id);
+      await page.goto(admin + "/#/result/" + encodeURIComponent(id));
+      await page.waitForSelector("#view-result:not([hidden]) #sbs table");
+      const del = await page.$$eval("#sbs td.del", (els) => els.map((e) => e.textContent));
+      const add = await page.$$eval("#sbs td.add", (els) => els.map((e) => e.textContent));
+      assert.ok(del.some((l) => l.includes("12.50")), "master line: " + del);
+      assert.ok(add.some((l) => l.includes("12.49")), "shadow line: " + add);
+      await page.screenshot({ path: path.join(SHOTS, "dashboard-result-html.png"), fullPage: true });
+    });
+
+    assert.deepEqual(problems, [], "the page reported problems");
+  } finally {
+    if (browser) await browser.close();
+    kagami.kill("SIGTERM");
+    let timer;
+    const rc = await Promise.race([kagami.exited,
+      new Promise((resolve) => { timer = setTimeout(() => resolve("timeout"), 20000); })]);
+    clearTimeout(timer);
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    const found = SANITIZER.filter((m) => kagami.out.includes(m));
+    if (rc !== 0 || found.length) console.error(kagami.out.slice(-6000));
+    assert.equal(rc, 0, "kagami's exit status");
+    assert.deepEqual(found, [], "sanitizer reports in kagami's stderr");
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});

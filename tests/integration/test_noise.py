@@ -1,0 +1,169 @@
+"""Issue 3 point 6: learned noise, black box. With noise = { learn = true },
+kagami learns per endpoint which paths differ between two answers that
+should agree: master and a `secondary` backend (Diffy's way), or the shadow
+asked twice (`repeat`). After `min_pairs` pairs, a pattern that differed in
+at least `threshold` of them is suppressed and listed in `suppressed`; a
+real change in the same response is still reported.
+
+The production and replica backends serve the default variant, newdb the
+"newdb" variant: see backends.py (api_doc, page_body, form_text)."""
+
+import json
+
+import backends
+
+MIN_PAIRS = 10
+API_NOISE = {"$.meta.ts", "$.meta.request_id", "$.items[*].updated_at"}
+API_NOISE_PATHS = {"$.meta.ts", "$.meta.request_id", "$.items[0].updated_at",
+                   "$.items[1].updated_at"}
+NOISE = {"learn": True, "threshold": 0.2, "min_pairs": MIN_PAIRS}
+
+
+def with_secondary(make_backend, start_kagami, noise=NOISE):
+    production = make_backend("production")
+    newdb = make_backend("newdb", variant="newdb")
+    replica = make_backend("replica")  # the master's version, again
+    table = {"production": {"url": production.url, "master": True},
+             "newdb": {"url": newdb.url},
+             "replica": {"url": replica.url, "secondary": True}}
+    options = {"backends": table}
+    if noise is not None:
+        options["noise"] = noise
+    k = start_kagami([production, newdb, replica], options=options)
+    return production, newdb, replica, k
+
+
+def wheres(e):
+    return {d["where"] for d in e["differences"]}
+
+
+def run(k, urls):
+    """Requests each url in turn on one connection (200 expected) and
+    returns their records, in the same order."""
+    with k.connect() as c:
+        for url in urls:
+            resp = c.request("GET", url)
+            assert resp.status == 200, (url, resp.status)
+    entries = k.wait_log(len(urls), lambda e: e["url"] in urls)
+    by_url = {e["url"]: e for e in entries}
+    return [by_url[u] for u in urls]
+
+
+def learn_then_check(k, learn_urls, check_urls, noise_paths,
+                     noise_patterns):
+    """Sends MIN_PAIRS requests to learn from and waits until all are
+    compared; then sends `check_urls`. Before any pair the noise is
+    reported; once MIN_PAIRS pairs are in, it is suppressed and the shadow
+    is equal. Returns the records of check_urls."""
+    assert len(learn_urls) == MIN_PAIRS
+    first = run(k, learn_urls)[0]
+    assert wheres(first) == noise_paths, first
+    assert first["suppressed"] == [] and first["equal"] is False
+    records = run(k, check_urls)
+    for e in records:
+        assert e["differences"] == [], json.dumps(e)
+        assert e["equal"] is True, json.dumps(e)
+        assert set(e["suppressed"]) == noise_patterns, json.dumps(e)
+    return records
+
+
+def test_secondary_noise_is_learned_and_real_changes_still_show(
+        make_backend, start_kagami):
+    production, newdb, replica, k = with_secondary(make_backend, start_kagami)
+    n = MIN_PAIRS + 2
+    records = learn_then_check(
+        k, ["/api/feed/%d" % i for i in range(MIN_PAIRS)],
+        ["/api/feed/%d" % i for i in range(MIN_PAIRS, n)],
+        API_NOISE_PATHS, API_NOISE)
+    e = records[-1]
+    assert e["endpoint"] == "GET /api/feed/:id"
+    # The secondary got every request; it is a noise partner, not a shadow.
+    assert len(replica.received()) == n
+    assert e["backends"]["replica"]["role"] == "secondary"
+    assert "equal" not in e["backends"]["replica"]
+
+    # Noise and a real change in one response: only the change is reported.
+    [e] = run(k, ["/api/feed/99?real=1"])
+    assert e["equal"] is False
+    assert [(d["backend"], d["where"], d["master"], d["shadow"])
+            for d in e["differences"]] == [("newdb", "$.price", "120", "125")]
+    assert set(e["suppressed"]) == API_NOISE
+
+    # Learning is per endpoint: another endpoint has learned nothing yet.
+    [e] = run(k, ["/api/other/1"])
+    assert wheres(e) == API_NOISE_PATHS
+    assert e["suppressed"] == []
+
+
+def test_secondary_learns_html_noise_by_xpath(make_backend, start_kagami):
+    _, _, _, k = with_secondary(make_backend, start_kagami)
+    learn_then_check(k, ["/page?i=%d" % i for i in range(MIN_PAIRS)],
+                     ["/page?i=check"], {backends.PAGE_TOKEN_XPATH},
+                     {"/html/body/div/form/input/@value"})
+    [e] = run(k, ["/page?real=1"])
+    assert e["equal"] is False
+    assert [(d["where"], d["master"], d["shadow"]) for d in
+            e["differences"]] == [(backends.PAGE_PRICE_XPATH, "Price: 120",
+                                   "Price: 125")]
+    assert e["suppressed"] == ["/html/body/div/form/input/@value"]
+
+
+def test_secondary_learns_text_line_noise_without_hiding_a_nearby_change(
+        make_backend, start_kagami):
+    # Line 2 has a numeric token that changes on every response; line 4 is
+    # the real field, two lines below (inside the same diff hunk).
+    _, _, _, k = with_secondary(make_backend, start_kagami)
+    run(k, ["/form.txt?digits=1&i=%d" % i for i in range(MIN_PAIRS)])
+    [e] = run(k, ["/form.txt?digits=1&i=check"])
+    assert e["equal"] is True, json.dumps(e)
+    assert e["differences"] == [] and len(e["suppressed"]) == 1, \
+        json.dumps(e)
+    [e] = run(k, ["/form.txt?digits=1&real=1"])
+    assert e["equal"] is False, json.dumps(e)
+    assert any("total: 120" in (d["master"] or "") and
+               "total: 125" in (d["shadow"] or "")
+               for d in e["differences"]), json.dumps(e)
+
+
+def test_secondary_gets_nothing_unless_noise_is_learned(make_backend,
+                                                        start_kagami):
+    _, newdb, replica, k = with_secondary(make_backend, start_kagami,
+                                          noise=None)
+    [e] = run(k, ["/api/feed/1"])
+    assert set(e["backends"]) == {"production", "newdb"}
+    assert wheres(e) == API_NOISE_PATHS
+    assert len(newdb.received()) == 1
+    assert replica.received() == []
+
+
+def test_repeat_to_the_shadow_learns_noise_without_a_secondary(
+        make_backend, start_kagami):
+    production = make_backend("production")
+    newdb = make_backend("newdb", variant="newdb")
+    noise = dict(NOISE, shadow_twice=1.0)
+    k = start_kagami([production, newdb], options={"noise": noise})
+    n = MIN_PAIRS + 1
+    records = learn_then_check(
+        k, ["/api/feed/%d" % i for i in range(MIN_PAIRS)],
+        ["/api/feed/%d" % MIN_PAIRS], API_NOISE_PATHS, API_NOISE)
+    # Every request went to the shadow twice, and once to the master.
+    assert len(newdb.received()) == 2 * n
+    assert len(production.received()) == n
+    roles = [b.get("role") for name, b in records[-1]["backends"].items()
+             if name not in ("production", "newdb")]
+    assert roles == ["repeat"], records[-1]["backends"]
+
+    [e] = run(k, ["/api/feed/99?real=1"])
+    assert e["equal"] is False
+    assert [(d["where"], d["master"], d["shadow"]) for d in
+            e["differences"]] == [("$.price", "120", "125")]
+    assert set(e["suppressed"]) == API_NOISE
+
+
+def test_noise_below_min_pairs_is_not_suppressed(make_backend, start_kagami):
+    _, _, _, k = with_secondary(make_backend, start_kagami,
+                                noise=dict(NOISE, min_pairs=50))
+    records = run(k, ["/api/feed/%d" % i for i in range(MIN_PAIRS)])
+    for e in records:
+        assert wheres(e) == API_NOISE_PATHS, e
+        assert e["suppressed"] == [] and e["equal"] is False
