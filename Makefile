@@ -1,6 +1,6 @@
 # kagami: build, test, demo, bench, fuzz.
 #   make            build/kagami (optimised, with debug info)
-#   make test       unit + integration tests, all under ASan+UBSan
+#   make test       unit, integration, fuzz corpus, browser tests (ASan+UBSan)
 #   make demo       two example backends, kagami in front, traffic, findings
 #   make bench      throughput against nginx (see bench/)
 #   make fuzz       libFuzzer targets for a bounded time
@@ -94,7 +94,10 @@ unit: deps-test $(UNITBINS)
 integration: deps-test build/asan/kagami build/kagami
 	KAGAMI_BIN=$(CURDIR)/build/asan/kagami $(PYTEST) -q tests/integration
 
-test: unit integration
+# Everything a change must pass, all under ASan+UBSan: unit tests, the
+# black-box suite, the fuzz corpora replayed, and the dashboard in a real
+# browser when Chromium is installed (.ci/run installs it).
+test: unit integration fuzz-replay browser-test-if-chromium
 
 check-asan: test
 
