@@ -122,15 +122,12 @@ static void kg_prom_latency(kg_buf *o, const kg_admin_ctx *ctx) {
 void kg_admin_metrics(const kg_admin_ctx *ctx, kg_buf *o) {
   const kg_config *cfg = ctx->cfg;
   kg_stats t = {0};
-  uint64_t open = 0;
   for (int i = 0; i < ctx->nworkers; i++) {
     kg_stats s;
     kg_worker_stats(&ctx->workers[i], &s);
     kg_stats_add(&t, &s);
-    /* A gauge the worker thread updates; a relaxed atomic read of a
-     * machine word is all a scrape needs (it may be one event stale). */
-    open += __atomic_load_n(&ctx->workers[i].nclients, __ATOMIC_RELAXED);
   }
+  uint64_t open = t.connections_open; /* as of the last second */
 
   kg_prom_family(o, "kagami_build_info", "gauge", "The running kagami's version.");
   kg_buf_appendf(o, "kagami_build_info{version=\"%s\"} 1\n", KG_VERSION);

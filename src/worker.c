@@ -73,6 +73,7 @@ void kg_stats_add(kg_stats *dst, const kg_stats *src) {
 }
 
 static void kg_worker_publish(kg_worker *w) {
+  w->stats.connections_open = w->nclients;
   pthread_mutex_lock(&w->published_lock);
   w->published = w->stats;
   pthread_mutex_unlock(&w->published_lock);

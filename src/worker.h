@@ -54,6 +54,7 @@ typedef struct kg_stats {
   uint64_t results_dropped; /* compared results dropped: pool too slow */
   uint64_t master_errors;   /* 502/504 answered to clients */
   uint64_t shadow_errors;   /* shadow legs that failed */
+  uint64_t connections_open; /* a gauge: set when the stats are published */
   uint64_t backend_requests[KG_MAX_BACKENDS]; /* legs sent, per backend */
   uint64_t backend_errors[KG_MAX_BACKENDS];   /* legs failed, per backend */
 } kg_stats;
