@@ -25,6 +25,9 @@
 #include "store.h"
 #include "worker.h"
 
+#define KG_BATCH_GATHER 32  /* results that start a batch at once */
+#define KG_BATCH_WAIT_MS 2  /* or the longest the first one waits */
+
 static const char *const kg_role_names[] = {"master", "shadow", "secondary",
                                             "repeat"};
 
@@ -95,11 +98,12 @@ static uint64_t kg_exchange_select(kg_exchange *ex) {
  * (the body is re-framed with one Content-Length). */
 static void kg_exchange_forward_hdrs(const kg_exchange *ex, kg_hdrs *out) {
   const kg_hdrs *in = &ex->req.hdrs;
+  bool has_connection = kg_hdrs_find(in, "connection") >= 0;
   for (size_t i = 0; i < in->n; i++) {
     const char *name = kg_hdrs_name(in, i);
     size_t nlen = in->v[i].name_len;
     if (kg_http_is_hop_by_hop(name, nlen) ||
-        kg_http_connection_lists(in, name, nlen) ||
+        (has_connection && kg_http_connection_lists(in, name, nlen)) ||
         kg_str_ieq(name, nlen, "expect") ||
         kg_str_ieq(name, nlen, "content-length"))
       continue;
@@ -110,8 +114,12 @@ static void kg_exchange_forward_hdrs(const kg_exchange *ex, kg_hdrs *out) {
 static void kg_exchange_build_request(const kg_exchange *ex, kg_leg *leg,
                                       const kg_hdrs *h) {
   kg_buf *b = &leg->req;
-  kg_buf_appendf(b, "%s %s HTTP/1.1\r\n", ex->method,
-                 ex->req.url.data ? ex->req.url.data : "/");
+  const char *url = ex->req.url.data ? ex->req.url.data : "/";
+  kg_buf_reserve(b, ex->req.url.len + ex->req.hdrs.data.len + 64 + ex->body.len);
+  kg_buf_appends(b, ex->method);
+  kg_buf_append(b, " ", 1);
+  kg_buf_appends(b, url);
+  kg_buf_append(b, " HTTP/1.1\r\n", 11);
   bool host = false;
   for (size_t i = 0; i < h->n; i++) {
     kg_buf_append(b, kg_hdrs_name(h, i), h->v[i].name_len);
@@ -505,6 +513,11 @@ static void kg_exchange_submit_record(kg_exchange *ex) {
   kg_recorder_submit(ex->w->shared->recorder, it);
 }
 
+static void kg_exchange_on_batch_timer(uv_timer_t *t) {
+  kg_worker *w = t->data;
+  if (!w->batch_running && w->done_head) kg_exchange_start_batch(w);
+}
+
 /* Every leg is done and the client no longer needs us. */
 static void kg_exchange_release(kg_exchange *ex) {
   kg_worker *w = ex->w;
@@ -530,7 +543,15 @@ static void kg_exchange_release(kg_exchange *ex) {
   w->done_tail = ex;
   w->ndone++;
   w->done_bytes += ex->bytes;
-  if (!w->batch_running) kg_exchange_start_batch(w);
+  if (w->batch_running) return; /* the running batch's end starts the next */
+  /* Waking a pool thread costs about as much as comparing two small equal
+   * responses: under load, gather results for a moment first. */
+  if (w->ndone >= KG_BATCH_GATHER || w->stopping) {
+    uv_timer_stop(&w->batch_timer);
+    kg_exchange_start_batch(w);
+  } else if (!uv_is_active((uv_handle_t *)&w->batch_timer)) {
+    uv_timer_start(&w->batch_timer, kg_exchange_on_batch_timer, KG_BATCH_WAIT_MS, 0);
+  }
 }
 
 /* --- leg events -------------------------------------------------------------- */

@@ -461,11 +461,12 @@ static void kg_client_on_read(uv_stream_t *s, ssize_t nread,
 
 /* The header fields of resp, minus those about the master's connection. */
 static void kg_client_out_fields(kg_client *c, const kg_hdrs *h) {
+  bool has_connection = kg_hdrs_find(h, "connection") >= 0;
   for (size_t i = 0; i < h->n; i++) {
     const char *name = kg_hdrs_name(h, i);
     size_t nlen = h->v[i].name_len;
     if (kg_http_is_hop_by_hop(name, nlen) ||
-        kg_http_connection_lists(h, name, nlen))
+        (has_connection && kg_http_connection_lists(h, name, nlen)))
       continue;
     kg_buf_append(&c->out, name, nlen);
     kg_buf_append(&c->out, ": ", 2);
@@ -495,8 +496,14 @@ void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
     c->mode = KG_OUT_CLOSE;
     c->keep_alive = false;
   }
-  kg_client_outf(c, "HTTP/1.1 %d %s\r\n", resp->status,
-                 resp->reason.data ? resp->reason.data : "");
+  /* Status codes are three digits (the parser saw to that). */
+  char line[16] = "HTTP/1.1 000 ";
+  line[9] = (char)('0' + resp->status / 100 % 10);
+  line[10] = (char)('0' + resp->status / 10 % 10);
+  line[11] = (char)('0' + resp->status % 10);
+  kg_client_out(c, line, 13);
+  kg_buf_append(&c->out, resp->reason.data, resp->reason.len);
+  kg_buf_append(&c->out, "\r\n", 2);
   kg_client_out_fields(c, &resp->hdrs);
   if (c->mode == KG_OUT_CHUNKED)
     kg_buf_appends(&c->out, "Transfer-Encoding: chunked\r\n");

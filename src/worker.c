@@ -165,6 +165,7 @@ void kg_worker_maybe_finish(kg_worker *w) {
   kg_worker_publish(w); /* the final numbers */
   for (size_t i = 0; i < w->cfg->nbackends; i++) kg_pool_close_idle(&w->pools[i]);
   uv_close((uv_handle_t *)&w->publish_timer, NULL);
+  uv_close((uv_handle_t *)&w->batch_timer, NULL);
   uv_close((uv_handle_t *)&w->stop_async, NULL);
   uv_close((uv_handle_t *)&w->reload_async, NULL);
   uv_close((uv_handle_t *)&w->stop_timer, NULL);
@@ -214,6 +215,8 @@ int kg_worker_init(kg_worker *w, int id, const kg_config *cfg,
   uv_timer_init(&w->loop, &w->stop_timer);
   w->stop_timer.data = w;
   pthread_mutex_init(&w->published_lock, NULL);
+  uv_timer_init(&w->loop, &w->batch_timer);
+  w->batch_timer.data = w;
   uv_timer_init(&w->loop, &w->publish_timer);
   w->publish_timer.data = w;
   uv_timer_start(&w->publish_timer, kg_worker_on_publish, 1000, 1000);

@@ -102,6 +102,8 @@ typedef struct kg_worker {
   size_t ndone;               /* length of that list */
   size_t done_bytes;          /* body bytes it holds */
   bool batch_running;         /* a comparison batch is in the pool */
+  uv_timer_t batch_timer;     /* gathers a few results before waking the
+                                 pool (see exchange.c) */
   kg_stats stats;             /* loop thread only */
   kg_stats published;         /* a copy of stats for other threads, under
                                  published_lock, refreshed every second */
