@@ -752,8 +752,10 @@ static void kg_replay_pump(kg_replay *rp) {
       break; /* resumed by the batch's after-callback */
     kg_replay_fill(rp);
     if (rp->nheap == 0) {
+      kg_traffic_status st;
+      kg_traffic_status_get(rp->src, &st);
       rp->stopping = true;
-      rp->stop_reason = rp->input_failed ? "damaged input" : "end of input";
+      rp->stop_reason = st.damaged ? "damaged input" : "end of input";
       break;
     }
     uint64_t now = uv_hrtime();
@@ -1060,11 +1062,11 @@ static int kg_replay_default_config(const char *target_hostport, kg_config **out
 static void kg_replay_report_damage(kg_replay *rp, const kg_traffic_status *st) {
   if (!st->damaged) return;
   fprintf(stderr,
-          "kagami replay: %s: reading stopped at %sbyte %" PRIu64 ": %s; the %" PRIu64
-          " request%s before it %s replayed%s\n",
+          "kagami replay: %s: reading stopped at %sbyte %" PRIu64 ": %s; %" PRIu64
+          " request%s read before it%s\n",
           rp->o->file, st->compressed ? "uncompressed " : "", st->damage_offset,
-          st->damage_why, st->items, st->items == 1 ? "" : "s",
-          st->items == 1 ? "was" : "were", rp->o->strict ? " (--strict: exit status 2)" : "");
+          st->damage_why, st->items, st->items == 1 ? " was" : "s were",
+          rp->o->strict ? " (--strict: exit status 2)" : "");
 }
 
 static void kg_replay_free(kg_replay *rp) {

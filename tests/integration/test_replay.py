@@ -13,7 +13,9 @@ bench/replay_rate.py, not here).
 
 import gzip
 import json
+import signal
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
@@ -21,7 +23,8 @@ import uuid
 import pytest
 
 from backends import free_port
-from harness import Kagami, render_config, run_cli
+from harness import (Kagami, kagami_bin, render_config, run_cli,
+                     sanitizer_env, sanitizer_reports)
 
 # --- WARC helpers -----------------------------------------------------------
 
@@ -582,6 +585,34 @@ def test_slow_target_caps_in_flight(tmp_path, make_backend):
     assert s["sent"] == 6
     assert took >= 0.85, took  # three rounds of two
     assert len({r.client_port for r in b.received()}) == 2
+
+
+def test_silent_target_times_out(tmp_path, make_backend):
+    b = make_backend("production", fault="hang")
+    urls = tmp_path / "urls.txt"
+    urls.write_text("/users/1\n/users/2\n")
+    proc, s = replay(urls, "--target", b.url, "--timeout", "300ms")
+    assert proc.returncode == 0, proc.stderr
+    assert s["error_kinds"] == {"timeout": 2}
+
+
+def test_signal_stops_with_a_summary(tmp_path, make_backend):
+    b = make_backend("production")
+    urls = tmp_path / "urls.txt"
+    urls.write_text("/users/1\n" * 1000)
+    proc = subprocess.Popen(
+        [str(kagami_bin()), "replay", str(urls), "--target", b.url,
+         "--rate", "20", "--json"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=sanitizer_env())
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert not sanitizer_reports(err), err
+    s = json.loads(out.strip().splitlines()[-1])
+    assert s["stopped"] == "signal"
+    assert 5 <= s["sent"] <= 40
+    assert s["sent"] == len(b.received())
 
 
 # --- usage ----------------------------------------------------------------------------------
