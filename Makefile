@@ -116,6 +116,8 @@ bench-diff: deps build/bench/bench_diff
 	@build/bench/bench_diff
 bench: deps-test build/kagami build/bench/bench_diff
 	@/usr/bin/python3 bench/run.py
+	@# Replay pacing (issue 7): reported, not a gate; a miss shows in its output.
+	-@/usr/bin/python3 bench/replay_rate.py --binary build/kagami
 
 # --- fuzzing (clang + libFuzzer) -----------------------------------------
 # The library sources are built once with coverage instrumentation into an
