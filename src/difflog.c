@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "jsonw.h"
+#include "log.h"
 
 struct kg_difflog {
   int fd;                /* O_APPEND */
@@ -41,6 +42,15 @@ int kg_difflog_append(kg_difflog *d, const char *line, size_t len) {
     off += (size_t)w;
   }
   pthread_mutex_unlock(&d->lock);
+  return rc;
+}
+
+int kg_difflog_write(kg_difflog *d, const kg_record *const *recs, size_t n) {
+  kg_buf lines = KG_BUF_INIT;
+  for (size_t i = 0; i < n; i++) kg_record_format(recs[i], &lines);
+  int rc = lines.len ? kg_difflog_append(d, lines.data, lines.len) : 0;
+  if (rc < 0) kg_log_error("diff log write failed: %s", strerror(-rc));
+  kg_buf_free(&lines);
   return rc;
 }
 

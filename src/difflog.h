@@ -41,6 +41,10 @@ typedef struct kg_record {
 int kg_difflog_open(const char *path, kg_difflog **out);
 /* Appends one line. Returns 0 or a negative errno (the line is lost). */
 int kg_difflog_append(kg_difflog *d, const char *line, size_t len);
+/* Formats the n records and appends them with one write (a batch of
+ * results, from the thread pool). Returns 0 or a negative errno, after
+ * logging it. */
+int kg_difflog_write(kg_difflog *d, const kg_record *const *recs, size_t n);
 /* fsyncs and closes. */
 void kg_difflog_close(kg_difflog *d);
 

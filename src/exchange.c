@@ -388,20 +388,14 @@ static void kg_batch_work(uv_work_t *req) {
   kg_record *recs = kg_calloc(n, sizeof(kg_record));
   const kg_record **ptrs = kg_calloc(n, sizeof(kg_record *));
   const char **roles = kg_calloc(n * (KG_MAX_BACKENDS + 1), sizeof(char *));
-  kg_buf lines = KG_BUF_INIT;
   size_t i = 0;
   for (kg_exchange *ex = b->head; ex; ex = ex->next, i++) {
     kg_exchange_compare(ex);
     kg_exchange_record(ex, &recs[i], roles + i * (KG_MAX_BACKENDS + 1));
     ptrs[i] = &recs[i];
-    if (sh->difflog) kg_record_format(&recs[i], &lines);
   }
-  if (sh->difflog && lines.len) {
-    int rc = kg_difflog_append(sh->difflog, lines.data, lines.len);
-    if (rc < 0) kg_log_error("diff log write failed: %s", strerror(-rc));
-  }
+  if (sh->difflog) kg_difflog_write(sh->difflog, ptrs, n);
   if (sh->store) kg_store_write(sh->store, ptrs, n);
-  kg_buf_free(&lines);
   free(roles);
   free(ptrs);
   free(recs);

@@ -511,7 +511,6 @@ static void kg_replay_batch_work(uv_work_t *w) {
   kg_replay *rp = b->rp;
   const kg_config *cfg = rp->cfg;
   static const char *const roles[2] = {"master", "shadow"};
-  kg_buf lines = KG_BUF_INIT;
   size_t n = 0;
   for (kg_rq *q = b->head; q; q = q->next) n++;
   kg_record *recs = kg_calloc(n, sizeof(kg_record));
@@ -564,19 +563,14 @@ static void kg_replay_batch_work(uv_work_t *w) {
                           .nsuppressed = ns,
                           .regression = (flagged & 2) ? 2 : 0};
     ptrs[i] = &recs[i];
-    if (rp->difflog) kg_record_format(&recs[i], &lines);
   }
-  if (rp->difflog && lines.len) {
-    int rc = kg_difflog_append(rp->difflog, lines.data, lines.len);
-    if (rc < 0) fprintf(stderr, "kagami replay: diff log write failed: %s\n", strerror(-rc));
-  }
+  if (rp->difflog) kg_difflog_write(rp->difflog, ptrs, n);
   if (rp->store) kg_store_write(rp->store, ptrs, n);
   for (i = 0; i < n; i++) {
     kg_pair_result_free(&pairs[2 * i + 1]);
     kg_buf_free(&cuts[i]);
     free(sup[i]);
   }
-  kg_buf_free(&lines);
   free(ids);
   free(sup);
   free(cuts);
