@@ -64,6 +64,9 @@ static int kg_http_on_begin(http_parser *p) {
 static int kg_http_on_url(http_parser *p, const char *at, size_t n) {
   kg_http *h = kg_http_of(p);
   kg_buf_append(&h->msg.url, at, n);
+  /* RFC 9112 3: a target too long to handle is 414, not 431. */
+  if (h->limits.max_head_bytes && h->msg.url.len > h->limits.max_head_bytes)
+    return kg_http_fail(h, 414, "request target too long");
   return kg_http_count_head(h, n);
 }
 
@@ -122,6 +125,7 @@ enum {
   KG_CHUNK_DONE,        /* nothing more belongs to this message */
 };
 static const char *kg_http_host_problem(const kg_hdrs *hd, int http_minor);
+static const char *kg_http_absolute_to_origin(kg_http_msg *m);
 
 /* http_parser (unless built strict) lets a space into a field name, as in
  * "Transfer-Encoding : chunked". Such a field is not what it looks like to
@@ -137,7 +141,7 @@ static bool kg_http_names_clean(const kg_hdrs *hd) {
 }
 
 /* Field values are forwarded as they came: one holding a bare CR, LF or
- * NUL (obs-fold leaves CRLF inside a value) could split into two fields on
+ * NUL could split into two fields on
  * the next hop, so it is refused here. */
 static bool kg_http_values_clean(const kg_hdrs *hd) {
   for (size_t i = 0; i < hd->n; i++) {
@@ -207,6 +211,8 @@ static int kg_http_on_headers_complete(http_parser *p) {
     /* RFC 9112 3.2.1: a fragment is never part of a request target. */
     if (m->url.len && memchr(m->url.data, '#', m->url.len))
       return kg_http_fail(h, 400, "fragment in request target");
+    const char *bad_target = kg_http_absolute_to_origin(m);
+    if (bad_target) return kg_http_fail(h, 400, bad_target);
   }
   /* RFC 9112 6.3: 1xx, 204 and 304 responses end with their head whatever
    * their fields say. http_parser would read a body of Content-Length bytes
@@ -560,6 +566,48 @@ static const char *kg_http_host_problem(const kg_hdrs *hd, int http_minor) {
   }
   if (n > 1) return "more than one Host";
   if (n == 0 && http_minor >= 1) return "missing Host";
+  return NULL;
+}
+
+/* RFC 9112 3.2.2: a request in absolute form ("GET http://a.example/p")
+ * names its authority in the target, and that authority, not the Host
+ * field, is what was asked for. Backends are origin servers, so they get
+ * the origin form (3.2.1: "/p") with Host set to that authority; what
+ * kagami logs as the request is then what every backend saw. Only http
+ * and https targets; another scheme, or no authority, is a bad request.
+ * Returns why not, or NULL (also for targets already in origin form). */
+static const char *kg_http_absolute_to_origin(kg_http_msg *m) {
+  const char *u = m->url.data;
+  if (u == NULL || u[0] == '/' || u[0] == '*') return NULL;
+  if (m->method == HTTP_CONNECT) return NULL; /* authority form: 501 later */
+  size_t skip = strncasecmp(u, "http://", 7) == 0    ? 7
+                : strncasecmp(u, "https://", 8) == 0 ? 8
+                                                     : 0;
+  if (skip == 0) return "unsupported request target";
+  const char *auth = u + skip;
+  size_t alen = strcspn(auth, "/?");
+  if (alen == 0 || memchr(auth, '@', alen)) return "invalid authority in request target";
+  for (size_t i = 0; i < alen; i++)
+    if (!kg_is_host_char(auth[i])) return "invalid authority in request target";
+  const char *rest = auth + alen;
+  kg_buf origin = KG_BUF_INIT;
+  if (*rest != '/') kg_buf_append(&origin, "/", 1);
+  kg_buf_appends(&origin, rest);
+  kg_hdrs hdrs = KG_HDRS_INIT;
+  bool host = false;
+  for (size_t i = 0; i < m->hdrs.n; i++) {
+    bool is_host = strcasecmp(kg_hdrs_name(&m->hdrs, i), "host") == 0;
+    if (is_host && host) continue;
+    kg_hdrs_add(&hdrs, kg_hdrs_name(&m->hdrs, i), m->hdrs.v[i].name_len,
+                is_host ? auth : kg_hdrs_value(&m->hdrs, i),
+                is_host ? alen : m->hdrs.v[i].value_len);
+    host = host || is_host;
+  }
+  if (!host) kg_hdrs_add(&hdrs, "Host", 4, auth, alen);
+  kg_hdrs_free(&m->hdrs);
+  m->hdrs = hdrs;
+  kg_buf_free(&m->url);
+  m->url = origin;
   return NULL;
 }
 

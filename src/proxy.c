@@ -243,6 +243,7 @@ static const char *kg_status_text(int status) {
     case 400: return "Bad Request";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
     case 417: return "Expectation Failed";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
