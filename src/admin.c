@@ -3,8 +3,12 @@
  *
  * A connection is in one of three states:
  *   OPEN       reading requests and answering them in order; answers are
- *              made synchronously (they are small and local), gathered in
- *              `out` and written once per read
+ *              gathered in `out` and written once per read. Most are made
+ *              at once (they are small and local); a JSON API answer comes
+ *              from a job on the thread pool (admin_api.c), and while that
+ *              job runs (`job` set) parsing stops there, so that answers
+ *              keep their order. Reading goes on meanwhile, a little, so a
+ *              client that gives up is noticed and its job detached
  *   LINGERING  the last answer said "Connection: close" and is written;
  *              our side is shut down and what the client still sends is
  *              drained for a moment, so that unread input does not make
@@ -63,6 +67,12 @@ struct kg_admin_conn {
   bool close_after_write;      /* the last answer closes the connection */
   bool eof;                    /* the client will send nothing more */
   int open_handles;            /* freed at 0 */
+  kg_admin_job *job;           /* the API answer being made for the oldest
+                                  unanswered request, or NULL; owned by the
+                                  API, detached by kg_admin_conn_close */
+  bool job_head;               /* that request was HEAD */
+  bool job_keep_alive;         /* ... may keep the connection open */
+  bool job_http10;             /* ... was HTTP/1.0 */
 };
 
 struct kg_admin {
@@ -233,35 +243,39 @@ static void kg_admin_serve_asset(const kg_admin_req *r, const kg_admin_asset *f,
   kg_buf_append(&resp->body, f->data, f->len);
 }
 
-static void kg_admin_route(kg_admin *a, const kg_admin_req *r,
-                           kg_admin_resp *resp) {
+static void kg_admin_on_job_done(void *waiter, kg_admin_resp *resp);
+
+/* Answers r in resp, or returns the job that will (an API query); the
+ * job's waiter is c. */
+static kg_admin_job *kg_admin_route(kg_admin *a, kg_admin_conn *c,
+                                    const kg_admin_req *r, kg_admin_resp *resp) {
   if (strcmp(r->path, "/healthz") == 0) {
     kg_admin_resp_text(resp, 200, "ok");
-    return;
+    return NULL;
   }
   const kg_admin_asset *f = kg_admin_find_asset(r->path);
   if (f) {
     kg_admin_serve_asset(r, f, resp);
-    return;
+    return NULL;
   }
   bool metrics = strcmp(r->path, "/metrics") == 0;
   bool api = strncmp(r->path, "/api/", 5) == 0;
   if (!metrics && !api) {
     kg_admin_resp_text(resp, 404, "not found");
-    return;
+    return NULL;
   }
   if (!kg_admin_authorized(a, r->hdrs)) {
     kg_admin_resp_text(resp, 401, "a bearer token is required");
     resp->challenge = true;
-    return;
+    return NULL;
   }
   if (metrics) {
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     kg_admin_metrics(a->ctx, &resp->body);
-    return;
+    return NULL;
   }
-  kg_admin_api_handle(a->api, r, resp);
+  return kg_admin_api_handle(a->api, r, resp, kg_admin_on_job_done, c);
 }
 
 /* --- framing and writing ------------------------------------------------- */
@@ -281,6 +295,7 @@ static void kg_admin_frame(kg_admin_conn *c, bool head, const kg_admin_resp *r,
   if (r->allow) kg_buf_appendf(o, "Allow: %s\r\n", r->allow);
   if (r->challenge)
     kg_buf_appends(o, "WWW-Authenticate: Bearer realm=\"kagami\"\r\n");
+  if (r->retry_after > 0) kg_buf_appendf(o, "Retry-After: %d\r\n", r->retry_after);
   kg_buf_appendf(o, "Content-Security-Policy: %s\r\n", kg_admin_csp);
   kg_buf_appends(o, "X-Content-Type-Options: nosniff\r\n"
                     "Referrer-Policy: no-referrer\r\n");
@@ -348,6 +363,10 @@ static void kg_admin_conn_close(kg_admin_conn *c) {
   else a->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
+  if (c->job) { /* its answer has no one to go to */
+    kg_admin_job_detach(c->job);
+    c->job = NULL;
+  }
   uv_close((uv_handle_t *)&c->tcp, kg_admin_conn_on_close);
   uv_close((uv_handle_t *)&c->timer, kg_admin_conn_on_close);
 }
@@ -419,7 +438,8 @@ static int kg_admin_on_body(void *ud, const char *p, size_t n) {
 
 static const kg_http_ops kg_admin_http_ops = {kg_admin_on_head, kg_admin_on_body};
 
-/* Answers one complete request into c->out. */
+/* Answers one complete request into c->out, or starts the job that will
+ * (c->job). */
 static void kg_admin_answer(kg_admin_conn *c, const kg_http_msg *m) {
   kg_admin *a = c->a;
   kg_admin_resp resp = {0};
@@ -428,13 +448,33 @@ static void kg_admin_answer(kg_admin_conn *c, const kg_http_msg *m) {
   char *q = strchr(path, '?');
   if (q) *q++ = '\0';
   kg_admin_req req = {path, q ? q : "", &m->hdrs, m->method == HTTP_HEAD};
+  kg_admin_job *job = NULL;
   if (path[0] != '/') kg_admin_resp_text(&resp, 400, "expected a path");
-  else kg_admin_route(a, &req, &resp);
+  else job = kg_admin_route(a, c, &req, &resp);
   bool keep_alive = m->keep_alive && !a->stopping;
-  kg_admin_frame(c, req.head, &resp, keep_alive, m->http_minor == 0);
-  if (!keep_alive) c->close_after_write = true;
+  if (job) {
+    /* What framing the answer needs, since the request is gone by then. */
+    c->job = job;
+    c->job_head = req.head;
+    c->job_keep_alive = keep_alive;
+    c->job_http10 = m->http_minor == 0;
+  } else {
+    kg_admin_frame(c, req.head, &resp, keep_alive, m->http_minor == 0);
+    if (!keep_alive) c->close_after_write = true;
+  }
   kg_buf_free(&resp.body);
   free(path);
+}
+
+/* A job's answer for the request c was waiting on: framed in order, and
+ * what was pipelined behind it gets its turn. */
+static void kg_admin_on_job_done(void *waiter, kg_admin_resp *resp) {
+  kg_admin_conn *c = waiter;
+  c->job = NULL;
+  kg_admin_frame(c, c->job_head, resp, c->job_keep_alive, c->job_http10);
+  if (!c->job_keep_alive) c->close_after_write = true;
+  uv_timer_start(&c->timer, kg_admin_on_timer, KG_ADMIN_TIMEOUT_MS, 0);
+  kg_admin_conn_process(c);
 }
 
 /* Answers an invalid request and closes after it: after a framing error
@@ -452,8 +492,8 @@ static void kg_admin_answer_error(kg_admin_conn *c) {
 /* Parses and answers what inbuf holds, as long as the client reads our
  * answers; then writes them and decides whether to go on reading. */
 static void kg_admin_conn_process(kg_admin_conn *c) {
-  while (c->state == KG_ADMIN_OPEN && !c->close_after_write && c->inbuf.len &&
-         c->out.len + c->tcp.write_queue_size < KG_ADMIN_HIGH_WATER) {
+  while (c->state == KG_ADMIN_OPEN && !c->close_after_write && c->job == NULL &&
+         c->inbuf.len && c->out.len + c->tcp.write_queue_size < KG_ADMIN_HIGH_WATER) {
     size_t used = 0;
     kg_http_state st = kg_http_feed(&c->http, c->inbuf.data, c->inbuf.len, &used);
     kg_buf_consume(&c->inbuf, used);
@@ -469,6 +509,16 @@ static void kg_admin_conn_process(kg_admin_conn *c) {
     /* KG_HTTP_MORE consumed everything. */
   }
   if (c->state != KG_ADMIN_OPEN) return;
+  if (c->job) {
+    /* Waiting for the job: send the answers before it, give the client no
+     * deadline (the wait is ours), and read only enough to notice it
+     * going away (reset or EOF) without buffering its next requests
+     * without bound. */
+    uv_timer_stop(&c->timer);
+    if (!kg_admin_flush(c)) return;
+    kg_admin_set_reading(c, !c->eof && c->inbuf.len < KG_ADMIN_MAX_HEAD);
+    return;
+  }
   /* The client has closed its side: what it sent is all answered, or was
    * an incomplete request that will never be. */
   if (c->eof && c->inbuf.len == 0) c->close_after_write = true;
@@ -561,7 +611,7 @@ int kg_admin_start(uv_loop_t *loop, kg_admin_ctx *ctx, char *err,
     uv_close((uv_handle_t *)&a->listener, kg_admin_on_listener_close);
     return -1;
   }
-  a->api = kg_admin_api_new(ctx);
+  a->api = kg_admin_api_new(loop, ctx);
   ctx->admin = a;
   return 0;
 }
@@ -571,8 +621,10 @@ void kg_admin_stop(kg_admin_ctx *ctx) {
   if (a == NULL) return;
   ctx->admin = NULL;
   a->stopping = true;
+  /* Connections first: closing detaches their jobs, which the API
+   * requires before it goes (running jobs then end on their own). */
+  while (a->conns) kg_admin_conn_close(a->conns);
   kg_admin_api_free(a->api);
   a->api = NULL;
-  while (a->conns) kg_admin_conn_close(a->conns);
   uv_close((uv_handle_t *)&a->listener, kg_admin_on_listener_close);
 }

@@ -5,13 +5,27 @@
  *   GET /api/results/ID
  *   GET /api/timeseries?endpoint=NAME&bucket=60&since=1h
  *
- * The answers are storeq's JSON as it documents them (storeq.h). Queries
- * run on the main loop's thread, which serves no proxy traffic; storeq
- * bounds each one (rows, buckets, endpoints), so a request costs at most a
- * fraction of a second even on a full store. The read-only connection is
- * opened on first use and kept; after a failure it is reopened on the
- * next request, so a store replaced under us (or created after us) is
- * picked up. */
+ * The answers are storeq's JSON as it documents them (storeq.h).
+ *
+ * The loop thread only checks the parameters; the query runs as a job on
+ * libuv's thread pool, so that a slow one (a report over a full store)
+ * delays neither signal handling nor the other admin connections. Each
+ * job opens its own read-only connection (under a millisecond: WAL
+ * readers share nothing but the file), so no SQLite handle is ever used by
+ * two threads, and a store created or replaced after kagami started is
+ * simply found by the next job.
+ *
+ * The pool is shared with the workers' comparisons and store writes (four
+ * threads unless UV_THREADPOOL_SIZE says otherwise), so at most
+ * KG_ADMIN_API_RUNNING jobs run at once; up to KG_ADMIN_API_QUEUED more
+ * wait their turn in order, and beyond that a request is answered 503
+ * with Retry-After at once rather than queued without bound.
+ *
+ * Ownership: a job belongs to the API. Its waiter (an admin connection)
+ * gets the answer through done() on the loop thread, once, unless it
+ * detaches first because it is closing; a detached job that is still
+ * waiting is freed at once, a running one when the pool is done with it.
+ * The API itself outlives its running jobs (kg_admin_api_free defers). */
 #include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -23,21 +37,196 @@
 #include "report.h"
 #include "storeq.h"
 
-struct kg_admin_api {
-  const kg_admin_ctx *ctx;   /* config (store path, regression factor) */
-  kg_storeq *q;              /* owned; NULL until opened */
+#define KG_ADMIN_API_RUNNING 2
+#define KG_ADMIN_API_QUEUED 8
+
+typedef enum kg_admin_job_kind {
+  KG_JOB_ENDPOINTS,
+  KG_JOB_RESULTS,
+  KG_JOB_RESULT,
+  KG_JOB_TIMESERIES,
+} kg_admin_job_kind;
+
+struct kg_admin_job {
+  uv_work_t work;            /* while handed to the pool */
+  kg_admin_api *api;         /* owner */
+  kg_admin_job *next;        /* in api's wait queue */
+  kg_admin_job_done done;    /* NULL once the waiter detached */
+  void *waiter;
+  bool running;              /* handed to the pool: only its after-work
+                                callback frees it */
+  /* The query. Owned copies: the pool thread reads nothing else. */
+  kg_admin_job_kind kind;
+  char *store_path;
+  char *name;                /* endpoint, glob or id; may be NULL */
+  char *before;              /* results: page below this id, or NULL */
+  double since, factor, bucket;
+  bool differing;
+  int limit;
+  /* The answer, written by the pool thread, read after it. */
+  kg_admin_resp resp;
 };
 
-kg_admin_api *kg_admin_api_new(const kg_admin_ctx *ctx) {
+struct kg_admin_api {
+  uv_loop_t *loop;           /* the main thread's */
+  const kg_admin_ctx *ctx;   /* config (store path, regression factor),
+                                read on the loop thread only */
+  kg_admin_job *queue, *tail; /* waiting jobs, oldest first */
+  int queued, running;
+  bool closing;              /* kg_admin_api_free was called */
+};
+
+kg_admin_api *kg_admin_api_new(uv_loop_t *loop, const kg_admin_ctx *ctx) {
   kg_admin_api *api = kg_calloc(1, sizeof(*api));
+  api->loop = loop;
   api->ctx = ctx;
   return api;
 }
 
 void kg_admin_api_free(kg_admin_api *api) {
   if (api == NULL) return;
-  kg_storeq_close(api->q);
-  free(api);
+  /* Waiters detach before this (admin.c closes its connections first),
+   * and a detached waiting job is freed at once: only running jobs can
+   * be left, and the last one to end frees the API. */
+  api->closing = true;
+  if (api->running == 0 && api->queue == NULL) free(api);
+}
+
+static void kg_admin_job_free(kg_admin_job *job) {
+  free(job->store_path);
+  free(job->name);
+  free(job->before);
+  kg_buf_free(&job->resp.body);
+  free(job);
+}
+
+/* --- on the pool thread ---------------------------------------------------- */
+
+/* Turns a query's answer into the job's response: JSON, or the error
+ * storeq reported (404 unknown id, 400 bad argument, 503 the store
+ * failed). */
+static void kg_admin_job_json(kg_admin_job *job, kg_storeq *q, json_t *j) {
+  kg_admin_resp *resp = &job->resp;
+  if (j == NULL) {
+    int code = kg_storeq_errcode(q);
+    const char *msg = kg_storeq_errmsg(q);
+    int status = code == KG_STOREQ_NOT_FOUND ? 404
+                 : code == KG_STOREQ_INVALID ? 400 : 503;
+    kg_admin_resp_text(resp, status, msg && *msg ? msg : "query failed");
+    return;
+  }
+  char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+  json_decref(j);
+  resp->status = 200;
+  resp->content_type = "application/json";
+  kg_buf_reset(&resp->body);
+  if (text) kg_buf_appends(&resp->body, text);
+  kg_buf_appends(&resp->body, "\n");
+  free(text);
+}
+
+static void kg_admin_job_work(uv_work_t *w) {
+  kg_admin_job *job = KG_CONTAINER_OF(w, kg_admin_job, work);
+  char err[512];
+  kg_storeq *q = NULL;
+  if (kg_storeq_open(job->store_path, &q, err, sizeof(err)) < 0) {
+    kg_admin_resp_text(&job->resp, 503, err);
+    return;
+  }
+  json_t *j = NULL;
+  switch (job->kind) {
+  case KG_JOB_ENDPOINTS:
+    j = kg_storeq_endpoints(q, job->since, job->name, job->factor);
+    break;
+  case KG_JOB_RESULTS:
+    j = kg_storeq_results(q, job->name, job->differing, job->limit, job->before);
+    break;
+  case KG_JOB_RESULT:
+    j = kg_storeq_result(q, job->name);
+    break;
+  case KG_JOB_TIMESERIES:
+    j = kg_storeq_timeseries(q, job->name, job->bucket, job->since);
+    break;
+  }
+  kg_admin_job_json(job, q, j);
+  kg_storeq_close(q);
+}
+
+/* --- on the loop thread ------------------------------------------------------- */
+
+static void kg_admin_job_after(uv_work_t *w, int status);
+
+/* Hands waiting jobs to the pool while fewer than the limit run. */
+static void kg_admin_api_pump(kg_admin_api *api) {
+  while (api->queue && api->running < KG_ADMIN_API_RUNNING) {
+    kg_admin_job *job = api->queue;
+    api->queue = job->next;
+    if (api->queue == NULL) api->tail = NULL;
+    api->queued--;
+    job->next = NULL;
+    job->running = true;
+    api->running++;
+    /* Fails only without a work callback, so never here. */
+    if (uv_queue_work(api->loop, &job->work, kg_admin_job_work, kg_admin_job_after) != 0)
+      abort();
+  }
+}
+
+static void kg_admin_job_after(uv_work_t *w, int status) {
+  kg_admin_job *job = KG_CONTAINER_OF(w, kg_admin_job, work);
+  kg_admin_api *api = job->api;
+  api->running--;
+  if (status < 0) kg_admin_resp_text(&job->resp, 503, "cancelled");
+  /* Jobs that waited go first: the waiter may start a new one from
+   * done() (its next pipelined request), which must queue behind them. */
+  if (!api->closing) kg_admin_api_pump(api);
+  if (job->done) job->done(job->waiter, &job->resp);
+  kg_admin_job_free(job);
+  if (api->closing && api->running == 0 && api->queue == NULL) free(api);
+}
+
+void kg_admin_job_detach(kg_admin_job *job) {
+  job->done = NULL;
+  job->waiter = NULL;
+  if (job->running) return; /* freed by its after-work callback */
+  kg_admin_api *api = job->api;
+  kg_admin_job **pp = &api->queue, *prev = NULL;
+  while (*pp != job) {
+    prev = *pp;
+    pp = &(*pp)->next;
+  }
+  *pp = job->next;
+  if (api->tail == job) api->tail = prev;
+  api->queued--;
+  kg_admin_job_free(job);
+}
+
+/* Queues a job for the query described by `proto` (its query fields; the
+ * strings are taken over), or answers 503 in resp when too many wait. */
+static kg_admin_job *kg_admin_api_submit(kg_admin_api *api, const kg_admin_job *proto,
+                                         kg_admin_resp *resp,
+                                         kg_admin_job_done done, void *waiter) {
+  kg_admin_job *job = kg_malloc(sizeof(*job));
+  *job = *proto;
+  job->resp = (kg_admin_resp){0};
+  if (api->closing || api->queued >= KG_ADMIN_API_QUEUED) {
+    kg_admin_resp_text(resp, 503, "too many API requests at once; retry shortly");
+    resp->retry_after = 1;
+    kg_admin_job_free(job);
+    return NULL;
+  }
+  job->api = api;
+  job->done = done;
+  job->waiter = waiter;
+  job->store_path = kg_strdup(api->ctx->cfg->store_path);
+  job->next = NULL;
+  job->running = false;
+  if (api->tail) api->tail->next = job;
+  else api->queue = job;
+  api->tail = job;
+  api->queued++;
+  kg_admin_api_pump(api);
+  return job;
 }
 
 /* A duration as `kagami report --since` reads it ("90", "15m", "1h", "7d");
@@ -99,61 +288,26 @@ static bool kg_admin_bool(const char *s, bool *out) {
   return true;
 }
 
-/* The store connection, opened if needed; NULL with a 503 in resp. */
-static kg_storeq *kg_admin_store(kg_admin_api *api, kg_admin_resp *resp) {
-  const kg_config *cfg = api->ctx->cfg;
-  if (api->q) return api->q;
-  if (cfg->store_path == NULL) {
-    kg_admin_resp_text(resp, 503, "no results store (store = false in the config)");
-    return NULL;
-  }
-  char err[512];
-  if (kg_storeq_open(cfg->store_path, &api->q, err, sizeof(err)) < 0) {
-    api->q = NULL;
-    kg_admin_resp_text(resp, 503, err);
-    return NULL;
-  }
-  return api->q;
+/* Answers 503 in resp when no store is configured. */
+static bool kg_admin_no_store(const kg_admin_api *api, kg_admin_resp *resp) {
+  if (api->ctx->cfg->store_path != NULL) return false;
+  kg_admin_resp_text(resp, 503, "no results store (store = false in the config)");
+  return true;
 }
 
-/* Turns a query's answer into the response: JSON, or the error storeq
- * reported (404 unknown id, 400 bad argument, 503 the store failed). */
-static void kg_admin_json(kg_admin_api *api, json_t *j, kg_admin_resp *resp) {
-  if (j == NULL) {
-    int code = kg_storeq_errcode(api->q);
-    const char *msg = kg_storeq_errmsg(api->q);
-    int status = code == KG_STOREQ_NOT_FOUND ? 404
-                 : code == KG_STOREQ_INVALID ? 400 : 503;
-    kg_admin_resp_text(resp, status, msg && *msg ? msg : "query failed");
-    if (status == 503) { /* reopen on the next request */
-      kg_storeq_close(api->q);
-      api->q = NULL;
-    }
-    return;
-  }
-  char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
-  json_decref(j);
-  resp->status = 200;
-  resp->content_type = "application/json";
-  kg_buf_reset(&resp->body);
-  if (text) kg_buf_appends(&resp->body, text);
-  kg_buf_appends(&resp->body, "\n");
-  free(text);
+/* Each parser below checks a route's parameters on the loop thread and
+ * fills *job's query, or answers (400) in resp and returns false. */
+
+static bool kg_admin_api_endpoints(const kg_admin_api *api, const kg_admin_req *r,
+                                   kg_admin_job *job, kg_admin_resp *resp) {
+  if (!kg_admin_since(r->query, 0, &job->since, resp)) return false;
+  job->kind = KG_JOB_ENDPOINTS;
+  job->name = kg_admin_param(r->query, "endpoint");
+  job->factor = api->ctx->cfg->latency_regression;
+  return true;
 }
 
-static void kg_admin_api_endpoints(kg_admin_api *api, const kg_admin_req *r,
-                                   kg_admin_resp *resp) {
-  double since = 0;
-  if (!kg_admin_since(r->query, 0, &since, resp)) return;
-  kg_storeq *q = kg_admin_store(api, resp);
-  if (!q) return;
-  char *glob = kg_admin_param(r->query, "endpoint");
-  json_t *j = kg_storeq_endpoints(q, since, glob, api->ctx->cfg->latency_regression);
-  free(glob);
-  kg_admin_json(api, j, resp);
-}
-
-static void kg_admin_api_results(kg_admin_api *api, const kg_admin_req *r,
+static bool kg_admin_api_results(const kg_admin_req *r, kg_admin_job *job,
                                  kg_admin_resp *resp) {
   char *v = kg_admin_param(r->query, "differing");
   bool differing = false;
@@ -161,7 +315,7 @@ static void kg_admin_api_results(kg_admin_api *api, const kg_admin_req *r,
   free(v);
   if (!ok) {
     kg_admin_resp_text(resp, 400, "differing: expected 1 or 0");
-    return;
+    return false;
   }
   long limit = 0;
   v = kg_admin_param(r->query, "limit");
@@ -169,62 +323,69 @@ static void kg_admin_api_results(kg_admin_api *api, const kg_admin_req *r,
   free(v);
   if (!ok) {
     kg_admin_resp_text(resp, 400, "limit: expected a whole number from 1 to 1000");
-    return;
+    return false;
   }
-  kg_storeq *q = kg_admin_store(api, resp);
-  if (!q) return;
-  char *endpoint = kg_admin_param(r->query, "endpoint");
-  char *before = kg_admin_param(r->query, "before");
-  json_t *j = kg_storeq_results(q, endpoint, differing, (int)limit, before);
-  free(endpoint);
-  free(before);
-  kg_admin_json(api, j, resp);
+  job->kind = KG_JOB_RESULTS;
+  job->differing = differing;
+  job->limit = (int)limit;
+  job->name = kg_admin_param(r->query, "endpoint");
+  job->before = kg_admin_param(r->query, "before");
+  return true;
 }
 
-static void kg_admin_api_result(kg_admin_api *api, const char *id_text,
+static bool kg_admin_api_result(const char *id_text, kg_admin_job *job,
                                 kg_admin_resp *resp) {
   kg_buf id = KG_BUF_INIT;
   /* One path segment, with a client's percent-escaping undone. */
   if (*id_text == '\0' || strchr(id_text, '/') != NULL ||
       !kg_admin_decode(id_text, strlen(id_text), false, &id)) {
     kg_admin_resp_text(resp, 404, "not found");
-  } else {
-    kg_storeq *q = kg_admin_store(api, resp);
-    if (q) kg_admin_json(api, kg_storeq_result(q, id.data), resp);
+    kg_buf_free(&id);
+    return false;
   }
-  kg_buf_free(&id);
+  job->kind = KG_JOB_RESULT;
+  job->name = kg_buf_steal(&id, NULL);
+  return true;
 }
 
-static void kg_admin_api_timeseries(kg_admin_api *api, const kg_admin_req *r,
+static bool kg_admin_api_timeseries(const kg_admin_req *r, kg_admin_job *job,
                                     kg_admin_resp *resp) {
-  double since = 0;
-  if (!kg_admin_since(r->query, 3600, &since, resp)) return;
+  if (!kg_admin_since(r->query, 3600, &job->since, resp)) return false;
   long bucket = 60;
   char *v = kg_admin_param(r->query, "bucket");
   bool ok = v == NULL || kg_admin_int(v, 1, 7 * 86400, &bucket);
   free(v);
   if (!ok) {
     kg_admin_resp_text(resp, 400, "bucket: expected seconds, from 1 to 604800");
-    return;
+    return false;
   }
-  kg_storeq *q = kg_admin_store(api, resp);
-  if (!q) return;
-  char *endpoint = kg_admin_param(r->query, "endpoint");
-  json_t *j = kg_storeq_timeseries(q, endpoint, (double)bucket, since);
-  free(endpoint);
-  kg_admin_json(api, j, resp);
+  job->kind = KG_JOB_TIMESERIES;
+  job->bucket = (double)bucket;
+  job->name = kg_admin_param(r->query, "endpoint");
+  return true;
 }
 
-void kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
-                         kg_admin_resp *resp) {
+kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
+                                  kg_admin_resp *resp, kg_admin_job_done done,
+                                  void *waiter) {
   const char *p = req->path + strlen("/api/");
   if (!kg_admin_query_valid(req->query)) {
     kg_admin_resp_text(resp, 400, "malformed query string");
-    return;
+    return NULL;
   }
-  if (strcmp(p, "endpoints") == 0) kg_admin_api_endpoints(api, req, resp);
-  else if (strcmp(p, "results") == 0) kg_admin_api_results(api, req, resp);
-  else if (strncmp(p, "results/", 8) == 0) kg_admin_api_result(api, p + 8, resp);
-  else if (strcmp(p, "timeseries") == 0) kg_admin_api_timeseries(api, req, resp);
-  else kg_admin_resp_text(resp, 404, "not found");
+  kg_admin_job proto = {0};
+  bool ok;
+  if (strcmp(p, "endpoints") == 0) ok = kg_admin_api_endpoints(api, req, &proto, resp);
+  else if (strcmp(p, "results") == 0) ok = kg_admin_api_results(req, &proto, resp);
+  else if (strncmp(p, "results/", 8) == 0) ok = kg_admin_api_result(p + 8, &proto, resp);
+  else if (strcmp(p, "timeseries") == 0) ok = kg_admin_api_timeseries(req, &proto, resp);
+  else {
+    kg_admin_resp_text(resp, 404, "not found");
+    ok = false;
+  }
+  if (ok && !kg_admin_no_store(api, resp))
+    return kg_admin_api_submit(api, &proto, resp, done, waiter);
+  free(proto.name);
+  free(proto.before);
+  return NULL;
 }

@@ -33,6 +33,7 @@ typedef struct kg_admin_resp {
   kg_buf body;               /* owned by the response */
   const char *allow;         /* Allow field for 405, static, or NULL */
   bool challenge;            /* 401: add WWW-Authenticate */
+  int retry_after;           /* 503: seconds for Retry-After; 0 for none */
 } kg_admin_resp;
 
 /* Sets a short text/plain answer (errors, /healthz). */
@@ -54,14 +55,36 @@ bool kg_admin_query(const char *query, const char *name, kg_buf *out);
 /* Renders /metrics (Prometheus text exposition format 0.0.4) into out. */
 void kg_admin_metrics(const kg_admin_ctx *ctx, kg_buf *out);
 
-/* The JSON API over the results store: a read-only SQLite connection,
- * opened on first use and kept, on the main loop thread only. */
+/* The JSON API over the results store (admin_api.c): queries run on
+ * libuv's thread pool, a few at a time, each on a read-only SQLite
+ * connection of its own; the loop thread checks parameters and frames. */
 typedef struct kg_admin_api kg_admin_api;
-kg_admin_api *kg_admin_api_new(const kg_admin_ctx *ctx);
+typedef struct kg_admin_job kg_admin_job;
+
+/* How a job hands its answer to its waiter, on the loop thread. resp and
+ * its body stay the job's: the waiter copies what it needs (frames it)
+ * before returning. */
+typedef void (*kg_admin_job_done)(void *waiter, kg_admin_resp *resp);
+
+kg_admin_api *kg_admin_api_new(uv_loop_t *loop, const kg_admin_ctx *ctx);
+/* Every waiter must have detached first. Jobs still on the pool finish
+ * there and the API is freed by the last one, so the loop must run on
+ * (it does: pending work keeps it alive). NULL is fine. */
 void kg_admin_api_free(kg_admin_api *api);
-/* Answers a request whose path starts with /api/: a JSON body, or a short
- * text error (400 bad parameter, 404 unknown route or id, 503 no store). */
-void kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
-                         kg_admin_resp *resp);
+
+/* Starts answering a request whose path starts with /api/. Returns NULL
+ * when the answer is known at once, in resp: 400 for a bad parameter, 404
+ * for an unknown route, 503 without a store, or 503 with retry_after when
+ * too many API requests are already waiting. Otherwise returns a job that
+ * will call done(waiter, answer) once, on the loop thread and never from
+ * within this call, unless kg_admin_job_detach is called first. */
+kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
+                                  kg_admin_resp *resp, kg_admin_job_done done,
+                                  void *waiter);
+
+/* The waiter is going away (its connection closes): done will never be
+ * called, and the job is freed when it can be (at once if it has not
+ * started). The job pointer is invalid afterwards. */
+void kg_admin_job_detach(kg_admin_job *job);
 
 #endif

@@ -201,8 +201,10 @@ static const char *nth_table(const char *p, int *line, long n) {
       else while (*p && *p != '\n') p++;
     } else if (ch == '"' || ch == '\'') {
       p = skip_quoted(p, line);
-    } else if (ch == '[' && skip_long_bracket(p, line) != NULL) {
-      p = skip_long_bracket(p, line);
+    } else if (ch == '[') {
+      /* Called once: skip_long_bracket counts the newlines it passes. */
+      const char *e = skip_long_bracket(p, line);
+      p = e != NULL ? e : p + 1;
     } else if (ch == '{') {
       depth++;
       p++;

@@ -49,6 +49,14 @@
 
 static const char kg_sqlite_magic[16] = "SQLite format 3";  /* with its NUL */
 
+/* Schema version 2 (see store.h). Besides the results and their backends,
+ * the store keeps what the readers aggregate in a form they can read
+ * without parsing JSON or joining per row: each backend row repeats its
+ * result's endpoint and ts, so that latency percentiles come from one
+ * index already in (endpoint, backend, elapsed) order; and `locations`
+ * holds the distinct locations of each differing result, so that the top
+ * differences per endpoint are a GROUP BY on an index. Both are written
+ * in the result's own transaction, so they always agree with it. */
 static const char kg_store_schema[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
     "CREATE TABLE results("
@@ -66,12 +74,6 @@ static const char kg_store_schema[] =
     " suppressed TEXT,"
     " diff TEXT,"
     " latency_regression TEXT);"
-    /* age retention and time ranges */
-    "CREATE INDEX results_ts ON results(ts);"
-    /* one endpoint's results, newest first, paged by id */
-    "CREATE INDEX results_endpoint ON results(endpoint, id);"
-    /* differing results only: a small index, most results are equal */
-    "CREATE INDEX results_differing ON results(id) WHERE equal = 0;"
     "CREATE TABLE backends("
     " result_id TEXT NOT NULL,"
     " pos INTEGER NOT NULL,"
@@ -88,7 +90,71 @@ static const char kg_store_schema[] =
     " body BLOB,"
     " body_size INTEGER,"
     " body_truncated INTEGER NOT NULL DEFAULT 0,"
+    /* last, where version 1's ALTER TABLE puts them: both layouts agree */
+    " endpoint TEXT NOT NULL DEFAULT '',"
+    " ts REAL NOT NULL DEFAULT 0,"
     " PRIMARY KEY (result_id, name));";
+
+/* The indexes, and the table new in version 2: for a new store and an
+ * upgraded one alike (an upgrade drops version 1's indexes first). */
+static const char kg_store_schema_v2[] =
+    "CREATE TABLE locations("
+    " result_id TEXT NOT NULL,"
+    " loc TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL,"
+    " ts REAL NOT NULL,"
+    " PRIMARY KEY (result_id, loc)) WITHOUT ROWID;"
+    /* age retention, and the time series' counts without a table lookup */
+    "CREATE INDEX results_ts ON results(ts, equal);"
+    /* one endpoint's results, newest first, paged by id; with equal and ts
+     * it also answers the per-endpoint counts on its own */
+    "CREATE INDEX results_endpoint ON results(endpoint, id, equal, ts);"
+    /* differing results only: a small index, most results are equal */
+    "CREATE INDEX results_differing ON results(id) WHERE equal = 0;"
+    /* latency per endpoint over a time range: each endpoint's samples in
+     * time order, with everything the aggregation reads, so a range of
+     * the index is all it touches (secondary and repeat rows are never
+     * aggregated). Time order, not elapsed order: new rows then go at the
+     * end of their endpoint's range instead of all over the index, which
+     * keeps a batch's write to a few pages; the reader sorts. */
+    "CREATE INDEX backends_latency ON backends(endpoint, ts, name, elapsed_ms,"
+    " role, pos, error) WHERE role IN ('master', 'shadow');"
+    /* the same for every endpoint at once (the time series) */
+    "CREATE INDEX backends_ts ON backends(ts, role, elapsed_ms, error)"
+    " WHERE role IN ('master', 'shadow');"
+    /* the top locations of an endpoint over a time range */
+    "CREATE INDEX locations_endpoint ON locations(endpoint, ts, loc);";
+
+/* Upgrades a version 1 store in place, inside the caller's write
+ * transaction: the copied columns and the locations are derived from what
+ * version 1 kept (the locations exactly as version 1's readers computed
+ * them from the JSON columns). Once per store: a few seconds for 100,000
+ * results. */
+static const char kg_store_upgrade_v1[] =
+    "ALTER TABLE backends ADD COLUMN endpoint TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE backends ADD COLUMN ts REAL NOT NULL DEFAULT 0;"
+    "UPDATE backends SET endpoint = r.endpoint, ts = r.ts"
+    " FROM results r WHERE r.id = backends.result_id;"
+    "DROP INDEX IF EXISTS results_ts;"
+    "DROP INDEX IF EXISTS results_endpoint;"
+    "DROP INDEX IF EXISTS results_differing;";
+/* After kg_store_schema_v2 has created the new table and indexes. */
+static const char kg_store_upgrade_v1_locations[] =
+    "INSERT OR IGNORE INTO locations(result_id, loc, endpoint, ts)"
+    " SELECT id, loc, endpoint, ts FROM ("
+    "  SELECT r.id AS id, coalesce(json_extract(j.value, '$.pattern'),"
+    "   json_extract(j.value, '$.where')) AS loc, r.endpoint AS endpoint, r.ts AS ts"
+    "  FROM results r, json_each(r.differences) j WHERE r.equal = 0"
+    "  UNION ALL"
+    "  SELECT r.id, coalesce(json_extract(j.value, '$.pattern'),"
+    "   'header:' || lower(json_extract(j.value, '$.name'))), r.endpoint, r.ts"
+    "  FROM results r, json_each(r.header_differences) j WHERE r.equal = 0"
+    "  UNION ALL"
+    "  SELECT r.id, 'error: ' || k.error, r.endpoint, r.ts"
+    "  FROM results r JOIN backends k ON k.result_id = r.id"
+    "  WHERE r.equal = 0 AND k.error IS NOT NULL AND k.role IN ('master', 'shadow'))"
+    " WHERE loc IS NOT NULL;"
+    "UPDATE meta SET value = '2' WHERE key = 'schema_version';";
 
 enum {
   KG_ST_BEGIN,
@@ -102,6 +168,10 @@ enum {
   KG_ST_DEL_RESULTS_UPTO,
   KG_ST_DEL_BACKENDS_BEFORE,
   KG_ST_DEL_RESULTS_BEFORE,
+  KG_ST_INS_LOCATION,
+  KG_ST_DEL_LOCATIONS_ID,
+  KG_ST_DEL_LOCATIONS_UPTO,
+  KG_ST_DEL_LOCATIONS_BEFORE,
   KG_ST_N
 };
 
@@ -117,8 +187,9 @@ static const char *const kg_store_sql[KG_ST_N] = {
     [KG_ST_INS_BACKEND] =
         "INSERT OR REPLACE INTO backends(result_id, pos, name, role, status,"
         " error, elapsed_ms, bytes, equal, truncated, compare_error, headers,"
-        " body, body_size, body_truncated)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        " body, body_size, body_truncated, endpoint, ts)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+        " ?16, ?17)",
     [KG_ST_COUNT_ROWS] = "SELECT count(*) FROM results",
     [KG_ST_NTH_OLDEST] = "SELECT id FROM results ORDER BY id LIMIT 1 OFFSET ?1",
     [KG_ST_DEL_BACKENDS_UPTO] = "DELETE FROM backends WHERE result_id <= ?1",
@@ -127,6 +198,15 @@ static const char *const kg_store_sql[KG_ST_N] = {
         "DELETE FROM backends WHERE result_id IN"
         " (SELECT id FROM results WHERE ts < ?1)",
     [KG_ST_DEL_RESULTS_BEFORE] = "DELETE FROM results WHERE ts < ?1",
+    [KG_ST_INS_LOCATION] =
+        "INSERT OR IGNORE INTO locations(result_id, loc, endpoint, ts)"
+        " VALUES(?1, ?2, ?3, ?4)",
+    /* a result written again (same id) must not keep its old locations */
+    [KG_ST_DEL_LOCATIONS_ID] = "DELETE FROM locations WHERE result_id = ?1",
+    [KG_ST_DEL_LOCATIONS_UPTO] = "DELETE FROM locations WHERE result_id <= ?1",
+    [KG_ST_DEL_LOCATIONS_BEFORE] =
+        "DELETE FROM locations WHERE result_id IN"
+        " (SELECT id FROM results WHERE ts < ?1)",
 };
 
 struct kg_store {
@@ -231,8 +311,11 @@ static char *kg_store_table_names(sqlite3 *db) {
   return kg_buf_steal(&b, NULL);
 }
 
-int kg_store_check_schema(sqlite3 *db, const char *path, char *err,
-                          size_t errlen) {
+/* Reads which kagami schema version db holds into *version. Returns 0; 1
+ * when the database is empty (no tables); -1 with a message for another
+ * application's database, an unreadable version, corruption or a lock. */
+static int kg_store_read_version(sqlite3 *db, const char *path, long *version,
+                                 char *err, size_t errlen) {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
@@ -243,14 +326,14 @@ int kg_store_check_schema(sqlite3 *db, const char *path, char *err,
     return -1;
   }
   if (ntables == 0) return 1;
-  char app[64] = "", version[32] = "";
+  char app[64] = "", vtext[32] = "";
   rc = sqlite3_prepare_v2(db, "SELECT key, value FROM meta WHERE key IN"
                               " ('application', 'schema_version')", -1, &st, NULL);
   while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *k = (const char *)sqlite3_column_text(st, 0);
     const char *v = (const char *)sqlite3_column_text(st, 1);
     if (k && v && strcmp(k, "application") == 0) snprintf(app, sizeof(app), "%s", v);
-    if (k && v && strcmp(k, "schema_version") == 0) snprintf(version, sizeof(version), "%s", v);
+    if (k && v && strcmp(k, "schema_version") == 0) snprintf(vtext, sizeof(vtext), "%s", v);
     rc = SQLITE_OK;
   }
   sqlite3_finalize(st);
@@ -270,19 +353,36 @@ int kg_store_check_schema(sqlite3 *db, const char *path, char *err,
     return -1;
   }
   char *end = NULL;
-  long v = strtol(version, &end, 10);
-  if (end == version || *end != '\0' || v < 1) {
+  long v = strtol(vtext, &end, 10);
+  if (end == vtext || *end != '\0' || v < 1) {
     snprintf(err, errlen, "store %s: a kagami store with an unreadable schema "
-             "version \"%s\"", path, version);
+             "version \"%s\"", path, vtext);
     return -1;
   }
-  if (v != KG_STORE_SCHEMA_VERSION) {
+  if (v > KG_STORE_SCHEMA_VERSION) {
     snprintf(err, errlen,
              "store %s: schema version %ld, but this kagami %s reads version %d "
-             "(%s); use a matching kagami or another path", path, v, KG_VERSION,
-             KG_STORE_SCHEMA_VERSION, v > KG_STORE_SCHEMA_VERSION
-                                          ? "written by a newer kagami"
-                                          : "written by an older kagami");
+             "(written by a newer kagami); use a matching kagami or another path",
+             path, v, KG_VERSION, KG_STORE_SCHEMA_VERSION);
+    return -1;
+  }
+  *version = v;
+  return 0;
+}
+
+int kg_store_check_schema(sqlite3 *db, const char *path, char *err,
+                          size_t errlen) {
+  long v = 0;
+  int r = kg_store_read_version(db, path, &v, err, errlen);
+  if (r != 0) return r;
+  if (v != KG_STORE_SCHEMA_VERSION) {
+    /* Only a writer upgrades (readers open read-only, and an upgrade
+     * takes the write lock for seconds). */
+    snprintf(err, errlen,
+             "store %s: schema version %ld (written by an older kagami), but "
+             "this kagami %s reads version %d; `kagami run` with this store "
+             "upgrades it once at start", path, v, KG_VERSION,
+             KG_STORE_SCHEMA_VERSION);
     return -1;
   }
   return 0;
@@ -306,11 +406,24 @@ static int kg_store_count(kg_store *s) {
   return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Creates the schema in an empty database, inside the caller's transaction,
- * after checking again under the write lock (two starts may race). */
+/* Creates the schema in an empty database, or upgrades an older one,
+ * inside the caller's write transaction, after checking again under the
+ * write lock (two starts may race). */
 static int kg_store_create(kg_store *s, char *err, size_t errlen) {
-  int r = kg_store_check_schema(s->db, s->path, err, errlen);
-  if (r <= 0) return r;
+  long v = 0;
+  int r = kg_store_read_version(s->db, s->path, &v, err, errlen);
+  if (r < 0) return r;
+  if (r == 0 && v == KG_STORE_SCHEMA_VERSION) return 0;
+  if (r == 0) { /* version 1: the only older one */
+    kg_log_info("store %s: upgrading the schema from version %ld to %d (once)",
+                s->path, v, KG_STORE_SCHEMA_VERSION);
+    if (kg_store_exec(s, kg_store_upgrade_v1, "upgrading the schema", err, errlen) < 0 ||
+        kg_store_exec(s, kg_store_schema_v2, "upgrading the schema", err, errlen) < 0 ||
+        kg_store_exec(s, kg_store_upgrade_v1_locations, "upgrading the schema", err,
+                      errlen) < 0)
+      return -1;
+    return 0;
+  }
   char meta[256];
   snprintf(meta, sizeof(meta),
            "INSERT INTO meta VALUES('application', 'kagami'),"
@@ -319,6 +432,7 @@ static int kg_store_create(kg_store *s, char *err, size_t errlen) {
            "PRAGMA application_id = 1801545581;",
            KG_STORE_SCHEMA_VERSION, KG_VERSION);
   if (kg_store_exec(s, kg_store_schema, "creating the schema", err, errlen) < 0 ||
+      kg_store_exec(s, kg_store_schema_v2, "creating the schema", err, errlen) < 0 ||
       kg_store_exec(s, meta, "creating the schema", err, errlen) < 0)
     return -1;
   return 0;
@@ -337,7 +451,8 @@ static int kg_store_setup(kg_store *s, char *err, size_t errlen) {
   sqlite3_busy_timeout(s->db, KG_STORE_OPEN_BUSY_MS);
   /* Read before anything is written: another application's database must
    * be refused untouched (not even switched to WAL). */
-  if (kg_store_check_schema(s->db, s->path, err, errlen) < 0) return -1;
+  long version = 0;
+  if (kg_store_read_version(s->db, s->path, &version, err, errlen) < 0) return -1;
   sqlite3_stmt *st = NULL;
   rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
   if (rc == SQLITE_OK) rc = sqlite3_step(st);
@@ -529,8 +644,29 @@ static char *kg_store_headers(const kg_store *s, const kg_hdrs *h) {
   return out;
 }
 
-static void kg_add_diff(json_t *list, const char *backend, const char *key,
-                        const char *where, const char *pattern,
+/* The JSON columns of a result (owned strings, freed by kg_encoded_free). */
+typedef struct kg_encoded {
+  char *req_headers, *differences, *header_differences, *suppressed, *slower;
+  kg_buf url, diff;
+  char **locs;     /* owned: the result's locations, for the locations table
+                      (repeats allowed: the insert ignores them) */
+  size_t nlocs;
+} kg_encoded;
+
+/* Adds prefix + s, as valid UTF-8 like the JSON columns hold it, to e's
+ * locations. */
+static void kg_add_loc(kg_encoded *e, const char *prefix, const char *s) {
+  kg_buf b = KG_BUF_INIT;
+  kg_buf_appends(&b, prefix);
+  kg_store_utf8_clean(s, strlen(s), &b);
+  e->locs = kg_realloc(e->locs, (e->nlocs + 1) * sizeof(char *));
+  e->locs[e->nlocs++] = kg_buf_steal(&b, NULL);
+}
+
+/* Appends one difference to list, and its location (the pattern, or where
+ * it is when no pattern was made) to e's. */
+static void kg_add_diff(kg_encoded *e, json_t *list, const char *backend,
+                        const char *key, const char *where, const char *pattern,
                         const char *m, const char *sh) {
   json_t *d = json_object();
   json_object_set_new(d, "backend", kg_json_opt(backend));
@@ -539,13 +675,8 @@ static void kg_add_diff(json_t *list, const char *backend, const char *key,
   json_object_set_new(d, "master", kg_json_opt(m));
   json_object_set_new(d, "shadow", kg_json_opt(sh));
   json_array_append_new(list, d);
+  if (pattern || where) kg_add_loc(e, "", pattern ? pattern : where);
 }
-
-/* The JSON columns of a result (owned strings, freed by kg_encoded_free). */
-typedef struct kg_encoded {
-  char *req_headers, *differences, *header_differences, *suppressed, *slower;
-  kg_buf url, diff;
-} kg_encoded;
 
 static void kg_encode(const kg_store *s, const kg_record *r, kg_encoded *e) {
   json_t *diffs = json_array(), *hdiffs = json_array(), *sup = json_array();
@@ -559,10 +690,10 @@ static void kg_encode(const kg_store *s, const kg_record *r, kg_encoded *e) {
       char ms[16], ss[16];
       snprintf(ms, sizeof(ms), "%d", r->resps[0].status);
       snprintf(ss, sizeof(ss), "%d", v->status);
-      kg_add_diff(diffs, v->backend, "where", "status", "status", ms, ss);
+      kg_add_diff(e, diffs, v->backend, "where", "status", "status", ms, ss);
     }
     for (size_t k = 0; k < p->body.n; k++)
-      kg_add_diff(diffs, v->backend, "where", p->body.v[k].where,
+      kg_add_diff(e, diffs, v->backend, "where", p->body.v[k].where,
                   p->body.v[k].pattern, p->body.v[k].master, p->body.v[k].shadow);
     for (size_t k = 0; k < p->headers.n; k++) {
       const kg_difference *d = &p->headers.v[k];
@@ -571,7 +702,7 @@ static void kg_encode(const kg_store *s, const kg_record *r, kg_encoded *e) {
        * drops the values), which say which cookie differs and are no
        * secret; other redacted headers lose their values here too. */
       bool hide = kg_store_redacted(s, name) && strcasecmp(name, "set-cookie") != 0;
-      kg_add_diff(hdiffs, v->backend, "name", name, d->pattern,
+      kg_add_diff(e, hdiffs, v->backend, "name", name, d->pattern,
                   hide && d->master ? "[redacted]" : d->master,
                   hide && d->shadow ? "[redacted]" : d->shadow);
     }
@@ -579,6 +710,11 @@ static void kg_encode(const kg_store *s, const kg_record *r, kg_encoded *e) {
   }
   for (size_t i = 0; i < r->nsuppressed; i++)
     json_array_append_new(sup, kg_json_opt(r->suppressed[i]));
+  /* A failed master or shadow is a location too ("error: timeout"). */
+  for (size_t i = 0; i < r->n; i++)
+    if (r->resps[i].error && (strcmp(r->roles[i], "master") == 0 ||
+                              strcmp(r->roles[i], "shadow") == 0))
+      kg_add_loc(e, "error: ", r->resps[i].error);
   e->req_headers = kg_store_headers(s, r->req_hdrs);
   /* Most results are equal: their empty lists need no encoder. */
   e->differences = json_array_size(diffs) ? json_dumps(diffs, JSON_COMPACT) : kg_strdup("[]");
@@ -606,6 +742,8 @@ static void kg_encoded_free(kg_encoded *e) {
   free(e->slower);
   kg_buf_free(&e->url);
   kg_buf_free(&e->diff);
+  for (size_t i = 0; i < e->nlocs; i++) free(e->locs[i]);
+  free(e->locs);
 }
 
 /* --- writing -------------------------------------------------------------------- */
@@ -646,6 +784,11 @@ static int kg_store_deflate(kg_store *s, const char *p, size_t n) {
   if (deflate(&s->z, Z_FINISH) != Z_STREAM_END) return -1;
   s->zout.len = s->z.total_out;
   return 0;
+}
+
+/* The record's arrival as stored: Unix seconds, to the millisecond. */
+static double kg_record_ts(const kg_record *r) {
+  return (double)r->ts.tv_sec + (double)(r->ts.tv_nsec / 1000000) / 1e3;
 }
 
 /* One backend row. The body and the response headers are stored only for
@@ -693,6 +836,8 @@ static int kg_store_backend(kg_store *s, const kg_record *r, size_t i) {
     sqlite3_bind_null(st, 14);
   }
   sqlite3_bind_int(st, 15, z && cut ? 1 : 0);
+  kg_bind_str(st, 16, r->endpoint ? r->endpoint : "");
+  sqlite3_bind_double(st, 17, kg_record_ts(r));
   int rc = kg_step_done(st);
   free(hdrs);
   return rc;
@@ -703,7 +848,7 @@ static int kg_store_result(kg_store *s, const kg_record *r) {
   kg_encode(s, r, &e);
   sqlite3_stmt *st = s->st[KG_ST_INS_RESULT];
   sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
-  sqlite3_bind_double(st, 2, (double)r->ts.tv_sec + (double)(r->ts.tv_nsec / 1000000) / 1e3);
+  sqlite3_bind_double(st, 2, kg_record_ts(r));
   kg_bind_str(st, 3, r->method);
   kg_bind_text(st, 4, e.url.data ? e.url.data : "", e.url.len);
   kg_bind_str(st, 5, r->endpoint ? r->endpoint : "");
@@ -717,8 +862,21 @@ static int kg_store_result(kg_store *s, const kg_record *r) {
   kg_bind_text(st, 13, e.diff.data ? e.diff.data : "", e.diff.len);
   kg_bind_str(st, 14, e.slower);
   int rc = kg_step_done(st);
-  kg_encoded_free(&e);
   for (size_t i = 0; rc == SQLITE_OK && i < r->n; i++) rc = kg_store_backend(s, r, i);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s->st[KG_ST_DEL_LOCATIONS_ID], 1, r->id, -1, SQLITE_STATIC);
+    rc = kg_step_done(s->st[KG_ST_DEL_LOCATIONS_ID]);
+  }
+  /* Locations are counted for differing results only. */
+  for (size_t i = 0; rc == SQLITE_OK && !r->equal && i < e.nlocs; i++) {
+    sqlite3_stmt *lst = s->st[KG_ST_INS_LOCATION];
+    sqlite3_bind_text(lst, 1, r->id, -1, SQLITE_STATIC);
+    kg_bind_str(lst, 2, e.locs[i]);
+    kg_bind_str(lst, 3, r->endpoint ? r->endpoint : "");
+    sqlite3_bind_double(lst, 4, kg_record_ts(r));
+    rc = kg_step_done(lst);
+  }
+  kg_encoded_free(&e);
   return rc;
 }
 
@@ -737,6 +895,10 @@ static int kg_store_trim_rows(kg_store *s) {
   sqlite3_bind_text(s->st[KG_ST_DEL_BACKENDS_UPTO], 1, cut, -1, SQLITE_STATIC);
   rc = kg_step_done(s->st[KG_ST_DEL_BACKENDS_UPTO]);
   if (rc == SQLITE_OK) {
+    sqlite3_bind_text(s->st[KG_ST_DEL_LOCATIONS_UPTO], 1, cut, -1, SQLITE_STATIC);
+    rc = kg_step_done(s->st[KG_ST_DEL_LOCATIONS_UPTO]);
+  }
+  if (rc == SQLITE_OK) {
     sqlite3_bind_text(s->st[KG_ST_DEL_RESULTS_UPTO], 1, cut, -1, SQLITE_STATIC);
     rc = kg_step_done(s->st[KG_ST_DEL_RESULTS_UPTO]);
     if (rc == SQLITE_OK) s->rows -= KG_MIN(s->rows, (uint64_t)sqlite3_changes64(s->db));
@@ -752,6 +914,9 @@ static int kg_store_trim_age(kg_store *s) {
   double cutoff = (double)now.tv_sec - s->max_days * 86400.0;
   sqlite3_bind_double(s->st[KG_ST_DEL_BACKENDS_BEFORE], 1, cutoff);
   int rc = kg_step_done(s->st[KG_ST_DEL_BACKENDS_BEFORE]);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_double(s->st[KG_ST_DEL_LOCATIONS_BEFORE], 1, cutoff);
+  rc = kg_step_done(s->st[KG_ST_DEL_LOCATIONS_BEFORE]);
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_double(s->st[KG_ST_DEL_RESULTS_BEFORE], 1, cutoff);
   rc = kg_step_done(s->st[KG_ST_DEL_RESULTS_BEFORE]);

@@ -10,7 +10,7 @@
  * capped at store_max_body_bytes, only for results that differ. Header
  * values named in redact_headers never reach the file.
  *
- * Schema (version 1):
+ * Schema (version 2):
  *   results(id TEXT PRIMARY KEY, ts REAL, method, url, endpoint, kind,
  *           equal INTEGER, truncated INTEGER, request_headers TEXT (JSON
  *           [[name, value], ...], redacted), differences TEXT (JSON, as in
@@ -22,11 +22,20 @@
  *            role, status, error, elapsed_ms, bytes, equal, truncated
  *            (capture cut at max_capture_bytes), compare_error, headers
  *            TEXT (JSON, redacted), body BLOB (zlib), body_size (bytes
- *            before compression), body_truncated INTEGER; headers and
+ *            before compression), body_truncated INTEGER, endpoint and ts
+ *            (copies of the result's, for the latency index); headers and
  *            body only for results that differ;
  *            PRIMARY KEY (result_id, name))
+ *   locations(result_id, loc, endpoint, ts; PRIMARY KEY (result_id, loc))
+ *            -- the distinct locations of each differing result: its
+ *               differences' patterns (or where, without one) and
+ *               "error: <why>" per failed master or shadow; what the
+ *               readers count as top differences
  *   meta(key PRIMARY KEY, value)      -- application = kagami,
  *                                        schema_version
+ * Version 1 lacked backends.endpoint/ts and locations; kg_store_open
+ * upgrades such a store in place (once, in one transaction), readers
+ * refuse it until then.
  * Text columns are valid UTF-8 (invalid bytes become U+FFFD), ts is Unix
  * seconds. Ids sort by arrival time, which is what "oldest" means.
  */
@@ -60,7 +69,7 @@ int kg_store_maintain(kg_store *s);
 
 /* --- shared with the readers (storeq.c) ------------------------------------ */
 
-#define KG_STORE_SCHEMA_VERSION 1
+#define KG_STORE_SCHEMA_VERSION 2
 
 struct sqlite3;
 /* Fails (-1, message naming path) unless path is missing, empty, or starts

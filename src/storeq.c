@@ -1,9 +1,12 @@
 /* storeq.c: read-only queries on the results store (see storeq.h).
  *
- * Aggregates (counts, nearest-rank percentiles with window functions, top
- * locations with json_each) are computed by SQLite, so that what comes
- * back to C is already small: a few rows per endpoint and backend. Each
- * query function runs in one read transaction, so its parts agree. */
+ * The aggregates read covering index ranges the writer keeps for them
+ * (store.c): counts per endpoint from results_endpoint, latencies from
+ * backends_latency / backends_ts, top locations from locations_endpoint.
+ * No JSON is parsed and no result is joined to its backends per row, and
+ * percentiles are picked here by selection rather than by sorting in SQL
+ * (window functions over every sample were most of the cost). Each query
+ * function runs in one read transaction, so its parts agree. */
 #include "storeq.h"
 
 #include <math.h>
@@ -49,6 +52,7 @@ int kg_storeq_open(const char *path, kg_storeq **out, char *err,
   if (rc == SQLITE_OK) {
     sqlite3_extended_result_codes(q->db, 1);
     sqlite3_busy_timeout(q->db, KG_STOREQ_BUSY_MS);
+
   } else {
     kg_store_error(q->db, rc, path, "opening", err, errlen);
   }
@@ -129,6 +133,17 @@ static json_t *kg_col_text(sqlite3_stmt *st, int i) {
   return j;
 }
 
+/* A C string as a JSON string, repaired like kg_col_text when needed. */
+static json_t *kg_q_str(const char *s) {
+  json_t *j = json_string(s);
+  if (j) return j;
+  kg_buf b = KG_BUF_INIT;
+  kg_store_utf8_clean(s, strlen(s), &b);
+  j = json_stringn(b.data ? b.data : "", b.len);
+  kg_buf_free(&b);
+  return j;
+}
+
 static json_t *kg_col_real(sqlite3_stmt *st, int i) {
   return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
                                                    : json_real(sqlite3_column_double(st, i));
@@ -183,74 +198,118 @@ static json_t *kg_q_in_txn(kg_storeq *q, json_t *(*fn)(kg_storeq *, void *), voi
   return out;
 }
 
-/* The endpoint filter shared by the report's queries: since, and a glob on
- * the whole name or (glob without a space) on the path part. */
-#define KG_Q_FILTER                                                        \
-  " r.ts >= :since AND (:glob IS NULL OR (CASE WHEN :pathonly THEN"        \
-  " substr(r.endpoint, instr(r.endpoint, ' ') + 1) ELSE r.endpoint END)"   \
-  " GLOB :glob) "
+/* --- samples and percentiles ------------------------------------------------- */
 
-static void kg_q_bind_filter(sqlite3_stmt *st, double since, const char *glob) {
-  kg_q_bind_double(st, ":since", since);
-  kg_q_bind_text(st, ":glob", glob);
-  kg_q_bind_int(st, ":pathonly", glob && strchr(glob, ' ') == NULL);
+/* A growing list of latencies (ms). */
+typedef struct kg_q_vec {
+  double *v;       /* owned */
+  size_t n, cap;
+} kg_q_vec;
+
+static void kg_q_vec_push(kg_q_vec *x, double ms) {
+  if (x->n == x->cap) {
+    x->cap = x->cap ? x->cap * 2 : 64;
+    x->v = kg_realloc(x->v, x->cap * sizeof(double));
+  }
+  x->v[x->n++] = ms;
 }
 
-/* Nearest-rank percentile p of n sorted values, as a 1-based rank:
- * ceil(p * n / 100), in SQL integer arithmetic. */
-#define KG_Q_RANK(p) "((" #p " * n + 99) / 100)"
+/* The 1-based nearest rank of percentile p among n values: ceil(p * n /
+ * 100), computed as (p * n + 99) / 100 in integers, as the store's readers
+ * always have. */
+static size_t kg_q_rank(long long p, size_t n) {
+  return (size_t)((p * (long long)n + 99) / 100);
+}
+
+/* Moves the k-th smallest of v[lo..hi] (0-based k) to v[k], the smaller
+ * ones before it and the larger after (Hoare's selection): linear time on
+ * average, where sorting every sample would cost n log n. */
+static void kg_q_select(double *v, size_t lo, size_t hi, size_t k) {
+  while (lo < hi) {
+    double pivot = v[lo + (hi - lo) / 2];
+    size_t i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] < pivot) i++;
+      while (v[j] > pivot) j--;
+      if (i <= j) {
+        double t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+        i++;
+        if (j == 0) break;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return; /* between j and i: equal to the pivot, in place */
+  }
+}
+
+/* Nearest-rank percentiles of x, ps ascending, into out (null when x is
+ * empty). Each selection leaves the values below its rank before it, so
+ * the next, smaller rank only searches that part. x is reordered. */
+static void kg_q_pcts(kg_q_vec *x, const long long *ps, size_t nps, json_t **out) {
+  size_t hi = x->n;
+  for (size_t i = nps; i-- > 0;) {
+    if (x->n == 0) {
+      out[i] = json_null();
+      continue;
+    }
+    size_t k = kg_q_rank(ps[i], x->n) - 1;
+    kg_q_select(x->v, 0, hi - 1, k);
+    out[i] = json_real(x->v[k]);
+    hi = k + 1;
+  }
+}
 
 /* --- endpoints ------------------------------------------------------------------ */
 
+/* Every query below reads a range of one index and no table (see the
+ * indexes in store.c): the per-endpoint counts scan results_endpoint once;
+ * then each listed endpoint's latencies and locations are ranges of
+ * backends_latency and locations_endpoint from `since` on. The glob is
+ * tested once per endpoint (HAVING), not once per result. */
 static const char kg_q_ep_counts[] =
-    "SELECT r.endpoint, count(*), sum(r.equal = 0), min(r.ts), max(r.ts)"
-    " FROM results r WHERE" KG_Q_FILTER
-    "GROUP BY r.endpoint ORDER BY 3 DESC, 2 DESC, 1 LIMIT :limit";
+    "SELECT endpoint, count(*), sum(equal = 0), min(ts), max(ts)"
+    " FROM results WHERE ts >= :since GROUP BY endpoint"
+    " HAVING :glob IS NULL OR (CASE WHEN :pathonly THEN"
+    "  substr(endpoint, instr(endpoint, ' ') + 1) ELSE endpoint END) GLOB :glob"
+    " ORDER BY 3 DESC, 2 DESC, 1 LIMIT :limit";
 
 static const char kg_q_ep_latency[] =
-    "WITH b AS (SELECT r.endpoint AS ep, k.name AS name, k.role AS role,"
-    "   k.pos AS pos, k.elapsed_ms AS ms, k.error IS NOT NULL AS failed"
-    "   FROM results r JOIN backends k ON k.result_id = r.id"
-    "   WHERE" KG_Q_FILTER "AND k.role IN ('master', 'shadow')),"
-    " ranked AS (SELECT ep, name, ms,"
-    "   row_number() OVER (PARTITION BY ep, name ORDER BY ms) AS rn,"
-    "   count(*) OVER (PARTITION BY ep, name) AS n FROM b WHERE NOT failed),"
-    " pct AS (SELECT ep, name,"
-    "   max(CASE WHEN rn = " KG_Q_RANK(50) " THEN ms END) AS p50,"
-    "   max(CASE WHEN rn = " KG_Q_RANK(90) " THEN ms END) AS p90,"
-    "   max(CASE WHEN rn = " KG_Q_RANK(99) " THEN ms END) AS p99"
-    "   FROM ranked GROUP BY ep, name),"
-    " cnt AS (SELECT ep, name, min(role) AS role, min(pos) AS pos,"
-    "   sum(NOT failed) AS samples, sum(failed) AS errors FROM b GROUP BY ep, name)"
-    " SELECT cnt.ep, cnt.name, cnt.role, cnt.samples, cnt.errors,"
-    "   pct.p50, pct.p90, pct.p99"
-    " FROM cnt LEFT JOIN pct ON pct.ep = cnt.ep AND pct.name = cnt.name"
-    " ORDER BY cnt.ep, cnt.role <> 'master', cnt.pos, cnt.name LIMIT :limit";
+    "SELECT name, role = 'master', pos, elapsed_ms, error IS NOT NULL FROM backends"
+    " WHERE endpoint = :ep AND ts >= :since AND role IN ('master', 'shadow')";
 
 static const char kg_q_ep_locations[] =
-    "WITH locs AS ("
-    "  SELECT r.endpoint AS ep, r.id AS id, coalesce(json_extract(j.value,"
-    "    '$.pattern'), json_extract(j.value, '$.where')) AS loc"
-    "  FROM results r, json_each(r.differences) j"
-    "  WHERE r.equal = 0 AND" KG_Q_FILTER
-    "  UNION ALL"
-    "  SELECT r.endpoint, r.id, coalesce(json_extract(j.value, '$.pattern'),"
-    "    'header:' || lower(json_extract(j.value, '$.name')))"
-    "  FROM results r, json_each(r.header_differences) j"
-    "  WHERE r.equal = 0 AND" KG_Q_FILTER
-    "  UNION ALL"
-    "  SELECT r.endpoint, r.id, 'error: ' || k.error"
-    "  FROM results r JOIN backends k ON k.result_id = r.id"
-    "  WHERE r.equal = 0 AND k.error IS NOT NULL AND"
-    "    k.role IN ('master', 'shadow') AND" KG_Q_FILTER "),"
-    " counted AS (SELECT ep, loc, count(DISTINCT id) AS c FROM locs"
-    "   WHERE loc IS NOT NULL GROUP BY ep, loc),"
-    " ranked AS (SELECT ep, loc, c, row_number() OVER"
-    "   (PARTITION BY ep ORDER BY c DESC, loc) AS rk FROM counted)"
-    " SELECT ep, loc, c FROM ranked WHERE rk <= :top ORDER BY ep, rk LIMIT :limit";
+    "SELECT loc, count(*) AS c FROM locations"
+    " WHERE endpoint = :ep AND ts >= :since"
+    " GROUP BY loc ORDER BY c DESC, loc LIMIT :top";
+
+/* Backends per endpoint beyond this are not listed (they would be a
+ * config with thousands of shadows, or a hand-edited store). */
+#define KG_Q_MAX_BACKENDS 64
+
+/* One backend of one endpoint, while its rows are read. */
+typedef struct kg_q_be {
+  char *name;          /* owned */
+  bool master;         /* some row has role master: its role is then the
+                          least seen, "master", else "shadow" */
+  long long pos;       /* the least seen */
+  long long errors;
+  kg_q_vec ms;         /* successful samples */
+} kg_q_be;
+
+static int kg_q_be_order(const void *a, const void *b) {
+  const kg_q_be *x = a, *y = b;
+  if (x->master != y->master) return x->master ? -1 : 1;
+  if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
 
 typedef struct kg_q_ep {
-  const char *name;     /* borrowed from obj's "endpoint" */
+  const char *name;     /* borrowed from obj's "endpoint" (the stored name,
+                           which only a hand-edited store has invalid) */
   json_t *obj;          /* owned until added to the output */
   json_t *backends;     /* borrowed from obj */
   json_t *tops;         /* borrowed from obj */
@@ -259,10 +318,6 @@ typedef struct kg_q_ep {
   bool regression;
 } kg_q_ep;
 
-static int kg_q_ep_by_name(const void *a, const void *b) {
-  return strcmp(((const kg_q_ep *)a)->name, ((const kg_q_ep *)b)->name);
-}
-
 /* What needs a person's eye first (see storeq.h). */
 static int kg_q_ep_by_attention(const void *a, const void *b) {
   const kg_q_ep *x = a, *y = b;
@@ -270,11 +325,6 @@ static int kg_q_ep_by_attention(const void *a, const void *b) {
   if (x->attention != y->attention) return x->attention > y->attention ? -1 : 1;
   if (x->compared != y->compared) return x->compared > y->compared ? -1 : 1;
   return strcmp(x->name, y->name);
-}
-
-static kg_q_ep *kg_q_ep_find(kg_q_ep *v, size_t n, const char *name) {
-  kg_q_ep key = {.name = name};
-  return bsearch(&key, v, n, sizeof(*v), kg_q_ep_by_name);
 }
 
 /* Raises the regression flags once every backend's percentiles are in. */
@@ -301,6 +351,83 @@ static void kg_q_ep_flag(kg_q_ep *e, double factor) {
   }
 }
 
+/* Prepares *st on first use, else resets it for another endpoint. */
+static int kg_q_reuse(kg_storeq *q, const char *sql, sqlite3_stmt **st) {
+  if (*st == NULL) return kg_q_prepare(q, sql, st);
+  sqlite3_reset(*st);
+  sqlite3_clear_bindings(*st);
+  return SQLITE_OK;
+}
+
+/* Fills e->backends: per backend, samples, errors and nearest-rank
+ * percentiles of the successful samples since `since`, master first, then
+ * by position and name. */
+static int kg_q_ep_backends(kg_storeq *q, kg_q_ep *e, double since,
+                            sqlite3_stmt **st) {
+  int rc = kg_q_reuse(q, kg_q_ep_latency, st);
+  if (rc != SQLITE_OK) return rc;
+  kg_q_bind_text(*st, ":ep", e->name);
+  kg_q_bind_double(*st, ":since", since);
+  kg_q_be be[KG_Q_MAX_BACKENDS];
+  size_t nbe = 0;
+  /* The hot loop of the report: one pass over the endpoint's index range,
+   * little work per row. */
+  while ((rc = sqlite3_step(*st)) == SQLITE_ROW) {
+    const char *name = kg_col_str(*st, 0);
+    kg_q_be *b = NULL;
+    for (size_t i = 0; i < nbe && b == NULL; i++)
+      if (strcmp(be[i].name, name) == 0) b = &be[i];
+    if (b == NULL) {
+      if (nbe == KG_Q_MAX_BACKENDS) continue;
+      b = &be[nbe++];
+      *b = (kg_q_be){.name = kg_strdup(name), .pos = sqlite3_column_int64(*st, 2)};
+    }
+    if (sqlite3_column_int(*st, 1)) b->master = true;
+    b->pos = KG_MIN(b->pos, (long long)sqlite3_column_int64(*st, 2));
+    if (sqlite3_column_int(*st, 4)) b->errors++;
+    else kg_q_vec_push(&b->ms, sqlite3_column_double(*st, 3));
+  }
+  qsort(be, nbe, sizeof(*be), kg_q_be_order);
+  for (size_t i = 0; i < nbe; i++) {
+    kg_q_be *b = &be[i];
+    if (rc == SQLITE_DONE) {
+      static const long long ps[3] = {50, 90, 99};
+      json_t *pv[3];
+      size_t samples = b->ms.n;
+      kg_q_pcts(&b->ms, ps, 3, pv);
+      json_t *o = json_object();
+      json_object_set_new(o, "name", kg_q_str(b->name));
+      json_object_set_new(o, "role", json_string(b->master ? "master" : "shadow"));
+      json_object_set_new(o, "samples", json_integer((json_int_t)samples));
+      json_object_set_new(o, "errors", json_integer(b->errors));
+      json_object_set_new(o, "p50_ms", pv[0]);
+      json_object_set_new(o, "p90_ms", pv[1]);
+      json_object_set_new(o, "p99_ms", pv[2]);
+      json_array_append_new(e->backends, o);
+    }
+    free(b->name);
+    free(b->ms.v);
+  }
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Fills e->tops: the locations most results of the endpoint differed at
+ * since `since`, most first. */
+static int kg_q_ep_tops(kg_storeq *q, kg_q_ep *e, double since, sqlite3_stmt **st) {
+  int rc = kg_q_reuse(q, kg_q_ep_locations, st);
+  if (rc != SQLITE_OK) return rc;
+  kg_q_bind_text(*st, ":ep", e->name);
+  kg_q_bind_double(*st, ":since", since);
+  kg_q_bind_int(*st, ":top", KG_STOREQ_TOP_LOCATIONS);
+  while ((rc = sqlite3_step(*st)) == SQLITE_ROW) {
+    json_t *t = json_object();
+    json_object_set_new(t, "location", kg_col_text(*st, 0));
+    json_object_set_new(t, "count", kg_col_int(*st, 1));
+    json_array_append_new(e->tops, t);
+  }
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 typedef struct kg_q_ep_args {
   double since;
   const char *glob;
@@ -309,14 +436,16 @@ typedef struct kg_q_ep_args {
 
 static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
   const kg_q_ep_args *a = arg;
-  sqlite3_stmt *st = NULL;
+  sqlite3_stmt *st = NULL, *lat = NULL, *loc = NULL;
   kg_q_ep *eps = NULL;
   size_t n = 0;
   long long total = 0, differing = 0;
   json_t *out = NULL;
   int rc = kg_q_prepare(q, kg_q_ep_counts, &st);
   if (rc != SQLITE_OK) goto fail;
-  kg_q_bind_filter(st, a->since, a->glob);
+  kg_q_bind_double(st, ":since", a->since);
+  kg_q_bind_text(st, ":glob", a->glob);
+  kg_q_bind_int(st, ":pathonly", a->glob && strchr(a->glob, ' ') == NULL);
   kg_q_bind_int(st, ":limit", KG_STOREQ_MAX_ENDPOINTS);
   eps = kg_calloc(KG_STOREQ_MAX_ENDPOINTS, sizeof(*eps));
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -343,45 +472,15 @@ static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
   if (rc != SQLITE_DONE) goto fail;
   sqlite3_finalize(st);
   st = NULL;
-  qsort(eps, n, sizeof(*eps), kg_q_ep_by_name);
 
-  rc = kg_q_prepare(q, kg_q_ep_latency, &st);
-  if (rc != SQLITE_OK) goto fail;
-  kg_q_bind_filter(st, a->since, a->glob);
-  kg_q_bind_int(st, ":limit", KG_STOREQ_MAX_ENDPOINTS * 64);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    kg_q_ep *e = kg_q_ep_find(eps, n, kg_col_str(st, 0));
-    if (e == NULL) continue; /* beyond the endpoint limit */
-    json_t *b = json_object();
-    json_object_set_new(b, "name", kg_col_text(st, 1));
-    json_object_set_new(b, "role", kg_col_text(st, 2));
-    json_object_set_new(b, "samples", kg_col_int(st, 3));
-    json_object_set_new(b, "errors", kg_col_int(st, 4));
-    json_object_set_new(b, "p50_ms", kg_col_real(st, 5));
-    json_object_set_new(b, "p90_ms", kg_col_real(st, 6));
-    json_object_set_new(b, "p99_ms", kg_col_real(st, 7));
-    json_array_append_new(e->backends, b);
+  for (size_t i = 0; i < n; i++) {
+    rc = kg_q_ep_backends(q, &eps[i], a->since, &lat);
+    if (rc == SQLITE_OK) rc = kg_q_ep_tops(q, &eps[i], a->since, &loc);
+    if (rc != SQLITE_OK) goto fail;
   }
-  if (rc != SQLITE_DONE) goto fail;
-  sqlite3_finalize(st);
-  st = NULL;
-
-  rc = kg_q_prepare(q, kg_q_ep_locations, &st);
-  if (rc != SQLITE_OK) goto fail;
-  kg_q_bind_filter(st, a->since, a->glob);
-  kg_q_bind_int(st, ":top", KG_STOREQ_TOP_LOCATIONS);
-  kg_q_bind_int(st, ":limit", KG_STOREQ_MAX_ENDPOINTS * KG_STOREQ_TOP_LOCATIONS);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    kg_q_ep *e = kg_q_ep_find(eps, n, kg_col_str(st, 0));
-    if (e == NULL) continue;
-    json_t *t = json_object();
-    json_object_set_new(t, "location", kg_col_text(st, 1));
-    json_object_set_new(t, "count", kg_col_int(st, 2));
-    json_array_append_new(e->tops, t);
-  }
-  if (rc != SQLITE_DONE) goto fail;
-  sqlite3_finalize(st);
-  st = NULL;
+  sqlite3_finalize(lat);
+  sqlite3_finalize(loc);
+  lat = loc = NULL;
 
   for (size_t i = 0; i < n; i++) {
     kg_q_ep_flag(&eps[i], a->factor);
@@ -403,6 +502,8 @@ static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
 fail:
   kg_q_sqlfail(q, rc, "querying endpoints");
   sqlite3_finalize(st);
+  sqlite3_finalize(lat);
+  sqlite3_finalize(loc);
   for (size_t i = 0; i < n; i++) json_decref(eps[i].obj);
   free(eps);
   return NULL;
@@ -671,10 +772,25 @@ typedef struct kg_q_ts_args {
   double bucket, since;
 } kg_q_ts_args;
 
+/* One time bucket while rows are read. */
+typedef struct kg_q_slot {
+  long long compared, differing;
+  kg_q_vec master, shadow;   /* successful samples; shadows pooled */
+} kg_q_slot;
+
+/* Buckets are made here rather than by GROUP BY: the rows come from
+ * covering indexes in no useful order, and a bucket's slot is its offset
+ * from the newest bucket, of which there are at most
+ * KG_STOREQ_MAX_BUCKETS, so counting is one pass and only the latencies
+ * need sorting. */
 static json_t *kg_q_timeseries(kg_storeq *q, void *arg) {
   const kg_q_ts_args *a = arg;
   sqlite3_stmt *st = NULL;
+  kg_q_slot *slots = NULL;
+  const size_t nslots = KG_STOREQ_MAX_BUCKETS + 1; /* + 1: rounding slack */
+  long long lo = 0;
   double since = a->since;
+  json_t *list = json_array(), *out = NULL;
   /* Only the newest KG_STOREQ_MAX_BUCKETS buckets: start no earlier than
    * that many buckets before the newest result. */
   int rc = kg_q_prepare(q, a->endpoint
@@ -685,66 +801,95 @@ static json_t *kg_q_timeseries(kg_storeq *q, void *arg) {
   kg_q_bind_text(st, ":endpoint", a->endpoint);
   rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) goto fail;
-  if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+  bool empty = sqlite3_column_type(st, 0) == SQLITE_NULL;
+  if (!empty) {
     double newest = floor(sqlite3_column_double(st, 0) / a->bucket);
     since = KG_MAX(since, (newest - KG_STOREQ_MAX_BUCKETS + 1) * a->bucket);
+    lo = (long long)newest - KG_STOREQ_MAX_BUCKETS;
   }
   sqlite3_finalize(st);
   st = NULL;
-  kg_buf sql = KG_BUF_INIT;
-  kg_buf_appendf(&sql,
-      "WITH r AS (SELECT id, CAST(ts / :bucket AS INTEGER) AS b, equal"
-      "   FROM results WHERE ts >= :since%s),"
-      " counts AS (SELECT b, count(*) AS compared, sum(equal = 0) AS differing"
-      "   FROM r GROUP BY b),"
-      " lat AS (SELECT r.b AS b, k.role = 'master' AS m, k.elapsed_ms AS ms,"
-      "   row_number() OVER (PARTITION BY r.b, k.role = 'master' ORDER BY k.elapsed_ms) AS rn,"
-      "   count(*) OVER (PARTITION BY r.b, k.role = 'master') AS n"
-      "   FROM r JOIN backends k ON k.result_id = r.id"
-      "   WHERE k.error IS NULL AND k.role IN ('master', 'shadow')),"
-      " pct AS (SELECT b, m,"
-      "   max(CASE WHEN rn = " KG_Q_RANK(50) " THEN ms END) AS p50,"
-      "   max(CASE WHEN rn = " KG_Q_RANK(90) " THEN ms END) AS p90"
-      "   FROM lat GROUP BY b, m)"
-      " SELECT c.b, c.compared, c.differing, pm.p50, pm.p90, ps.p50, ps.p90"
-      " FROM counts c LEFT JOIN pct pm ON pm.b = c.b AND pm.m = 1"
-      " LEFT JOIN pct ps ON ps.b = c.b AND ps.m = 0"
-      " ORDER BY c.b LIMIT :limit",
-      a->endpoint ? " AND endpoint = :endpoint" : "");
-  rc = kg_q_prepare(q, sql.data, &st);
-  kg_buf_free(&sql);
+  if (empty) goto done;
+  slots = kg_calloc(nslots, sizeof(*slots));
+
+  rc = kg_q_prepare(q, a->endpoint
+                           ? "SELECT ts, equal FROM results"
+                             " WHERE ts >= :since AND endpoint = :endpoint"
+                           : "SELECT ts, equal FROM results WHERE ts >= :since",
+                    &st);
   if (rc != SQLITE_OK) goto fail;
-  kg_q_bind_double(st, ":bucket", a->bucket);
   kg_q_bind_double(st, ":since", since);
   kg_q_bind_text(st, ":endpoint", a->endpoint);
-  kg_q_bind_int(st, ":limit", KG_STOREQ_MAX_BUCKETS + 1);
-  json_t *list = json_array();
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    /* CAST(ts / bucket AS INTEGER): truncation, as C's cast */
+    long long k = (long long)(sqlite3_column_double(st, 0) / a->bucket) - lo;
+    if (k < 0 || (size_t)k >= nslots) continue; /* newer than max(ts): never */
+    slots[k].compared++;
+    if (sqlite3_column_int(st, 1) == 0) slots[k].differing++;
+  }
+  if (rc != SQLITE_DONE) goto fail;
+  sqlite3_finalize(st);
+  st = NULL;
+
+  rc = kg_q_prepare(q, a->endpoint
+                           ? "SELECT ts, role = 'master', elapsed_ms FROM backends"
+                             " WHERE endpoint = :endpoint AND ts >= :since"
+                             " AND role IN ('master', 'shadow') AND error IS NULL"
+                           : "SELECT ts, role = 'master', elapsed_ms FROM backends"
+                             " WHERE ts >= :since AND role IN ('master', 'shadow')"
+                             " AND error IS NULL",
+                    &st);
+  if (rc != SQLITE_OK) goto fail;
+  kg_q_bind_double(st, ":since", since);
+  kg_q_bind_text(st, ":endpoint", a->endpoint);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    long long k = (long long)(sqlite3_column_double(st, 0) / a->bucket) - lo;
+    if (k < 0 || (size_t)k >= nslots) continue;
+    kg_q_vec_push(sqlite3_column_int(st, 1) ? &slots[k].master : &slots[k].shadow,
+                  sqlite3_column_double(st, 2));
+  }
+  if (rc != SQLITE_DONE) goto fail;
+  sqlite3_finalize(st);
+  st = NULL;
+
+  for (size_t k = 0; k < nslots; k++) {
+    kg_q_slot *sl = &slots[k];
+    if (sl->compared == 0) continue; /* only buckets with results */
+    static const long long ps[2] = {50, 90};
+    json_t *mp[2], *sp[2];
+    kg_q_pcts(&sl->master, ps, 2, mp);
+    kg_q_pcts(&sl->shadow, ps, 2, sp);
     json_t *b = json_object();
-    json_object_set_new(b, "t", json_real((double)sqlite3_column_int64(st, 0) * a->bucket));
-    json_object_set_new(b, "compared", kg_col_int(st, 1));
-    json_object_set_new(b, "differing", kg_col_int(st, 2));
-    json_object_set_new(b, "master_p50_ms", kg_col_real(st, 3));
-    json_object_set_new(b, "master_p90_ms", kg_col_real(st, 4));
-    json_object_set_new(b, "shadow_p50_ms", kg_col_real(st, 5));
-    json_object_set_new(b, "shadow_p90_ms", kg_col_real(st, 6));
+    json_object_set_new(b, "t", json_real((double)(lo + (long long)k) * a->bucket));
+    json_object_set_new(b, "compared", json_integer(sl->compared));
+    json_object_set_new(b, "differing", json_integer(sl->differing));
+    json_object_set_new(b, "master_p50_ms", mp[0]);
+    json_object_set_new(b, "master_p90_ms", mp[1]);
+    json_object_set_new(b, "shadow_p50_ms", sp[0]);
+    json_object_set_new(b, "shadow_p90_ms", sp[1]);
     json_array_append_new(list, b);
   }
-  if (rc != SQLITE_DONE) {
-    json_decref(list);
-    goto fail;
-  }
-  sqlite3_finalize(st);
-  json_t *out = json_object();
+done:
+  out = json_object();
   json_object_set_new(out, "bucket_seconds", json_real(a->bucket));
   json_object_set_new(out, "endpoint", a->endpoint ? json_string(a->endpoint) : json_null());
   json_object_set_new(out, "since", json_real(since));
   json_object_set_new(out, "buckets", list);
-  return out;
+  list = NULL;
+  rc = SQLITE_OK;
 fail:
-  kg_q_sqlfail(q, rc, "querying the time series");
+  if (rc != SQLITE_OK) {
+    kg_q_sqlfail(q, rc, "querying the time series");
+    out = NULL;
+  }
   sqlite3_finalize(st);
-  return NULL;
+  for (size_t k = 0; slots && k < nslots; k++) {
+    free(slots[k].master.v);
+    free(slots[k].shadow.v);
+  }
+  free(slots);
+  json_decref(list);
+  return out;
 }
 
 json_t *kg_storeq_timeseries(kg_storeq *q, const char *endpoint,

@@ -539,6 +539,11 @@ static void test_locate(void **state) {
   assert_int_equal(kg_config_locate("", "x"), 0);
   assert_int_equal(kg_config_locate("x = 'unterminated\ny = 1", "y"), 2);
   assert_int_equal(kg_config_locate("a = \"esc\\\"aped\\\nx = 1\"\nx = 2", "x"), 3);
+  /* A long string inside an earlier list entry counts its lines once
+   * (found by fuzz_config). */
+  assert_int_equal(kg_config_locate("r = {\n  { i = [[\nx\ny\n]] },\n  { p = 1 },\n}\n",
+                                    "r.2.p"),
+                   6);
 }
 
 /* ---- kg_addr_parse ---------------------------------------------------- */

@@ -202,7 +202,7 @@ static void test_creates_schema_in_wal_mode(void **state) {
   assert_string_equal(mode, "wal");
   free(mode);
   char *v = db_text(db, "SELECT value FROM meta WHERE key = 'schema_version'");
-  assert_string_equal(v, "1");
+  assert_string_equal(v, "2");
   free(v);
   assert_int_equal(db_int(db, "SELECT count(*) FROM results"), 3);
   assert_int_equal(db_int(db, "SELECT count(*) FROM backends"), 6);
@@ -733,6 +733,408 @@ static void test_storeq_open_errors(void **state) {
   assert_non_null(strstr(err, "empty"));
 }
 
+/* --- the fast queries agree with the plain SQL over the raw columns --------------- */
+
+/* A mixed, deterministic dataset: 7 endpoints of uneven volume, a master
+ * and two shadows (plus a secondary on some requests, never aggregated),
+ * body, status and header differences, failed shadows and masters, many
+ * equal latencies, spread over three hours. */
+typedef struct mixrec {
+  kg_record r;
+  kg_resp_view v[4];
+  const char *roles[4];
+  kg_pair_result pairs[4];
+  kg_hdrs req;
+  char id[40], endpoint[40];
+} mixrec;
+
+static unsigned mix_next(unsigned *x) {
+  *x = *x * 1103515245u + 12345u;
+  return (*x >> 16) & 0x7fff;
+}
+
+static void write_mixed(kg_store *s, int n, double t0) {
+  static const char *const eps[] = {"GET /a", "GET /a/:id", "POST /a", "GET /b",
+                                    "GET /c/:id/x", "PUT /d", "GET /e"};
+  static const char *const names[] = {"production", "newdb", "cache", "twin"};
+  unsigned seed = 7;
+  const int batch = 50;
+  mixrec *v = kg_calloc((size_t)batch, sizeof(mixrec));
+  const kg_record **p = kg_calloc((size_t)batch, sizeof(*p));
+  for (int base = 0; base < n; base += batch) {
+    int k = KG_MIN(batch, n - base);
+    for (int j = 0; j < k; j++) {
+      mixrec *x = &v[j];
+      memset(x, 0, sizeof(*x));
+      int seq = base + j;
+      double ts = t0 + seq * (3 * 3600.0 / n);
+      unsigned e = mix_next(&seed) % 16;
+      e = e < 6 ? 0 : e < 9 ? 1 : e < 11 ? 2 : e < 13 ? 3 : e < 14 ? 4 : e < 15 ? 5 : 6;
+      snprintf(x->endpoint, sizeof(x->endpoint), "%s", eps[e]);
+      snprintf(x->id, sizeof(x->id), "%011llx00%07x", (unsigned long long)(ts * 1000), seq);
+      kg_hdrs_add(&x->req, "Host", 4, "example", 7);
+      size_t nb = mix_next(&seed) % 5 == 0 ? 4 : 3;
+      bool equal = true;
+      for (size_t i = 0; i < nb; i++) {
+        x->roles[i] = i == 0 ? "master" : i == 3 ? "secondary" : "shadow";
+        /* whole milliseconds, often equal, and per-backend skew */
+        double ms = 1 + mix_next(&seed) % (20 + 10 * (unsigned)i) + (i == 2 ? 0.5 : 0);
+        x->v[i] = (kg_resp_view){.backend = names[i], .status = 200, .body = "x",
+                                 .body_len = 1, .elapsed = ms / 1000, .bytes = 1};
+        if (i == 0) continue;
+        kg_pair_result *pr = &x->pairs[i];
+        pr->equal = true;
+        unsigned roll = mix_next(&seed) % 100;
+        if (roll < 3) {
+          x->v[i].error = roll % 2 ? "timeout" : "connection reset";
+          x->v[i].status = 0;
+          pr->equal = false;
+          pr->error = x->v[i].error;
+        } else if (roll < 20 + 5 * e) {
+          pr->equal = false;
+          kg_diffs_add(&pr->body, "$.items[2].price", "$.items[*].price", "1", "2");
+          if (roll % 3 == 0) kg_diffs_add(&pr->body, "$.total", NULL, "3", "4");
+          if (roll % 4 == 0)
+            kg_diffs_add(&pr->headers, "header:etag", "header:etag", "\"a\"", "\"b\"");
+          if (roll % 7 == 0) pr->status_differs = true;
+        }
+        if (strcmp(x->roles[i], "shadow") == 0 && !pr->equal) equal = false;
+      }
+      /* A failed master, now and then: the result differs. */
+      if (mix_next(&seed) % 50 == 0) {
+        x->v[0].error = "timeout";
+        x->v[0].status = 0;
+        equal = false;
+      }
+      x->r = (kg_record){.id = x->id, .ts = {.tv_sec = (time_t)ts,
+                                             .tv_nsec = (long)((ts - floor(ts)) * 1e9)},
+                         .method = "GET", .url = "/", .endpoint = x->endpoint,
+                         .req_hdrs = &x->req, .resps = x->v, .roles = x->roles,
+                         .pairs = x->pairs, .n = nb, .equal = equal, .kind = KG_KIND_JSON};
+      p[j] = &x->r;
+    }
+    assert_int_equal(kg_store_write(s, p, (size_t)k), 0);
+    for (int j = 0; j < k; j++) {
+      kg_hdrs_free(&v[j].req);
+      for (size_t i = 0; i < 4; i++) kg_pair_result_free(&v[j].pairs[i]);
+    }
+  }
+  free(v);
+  free(p);
+}
+
+/* The queries kagami's readers ran before the store kept aggregates
+ * (schema version 1): straightforward SQL over the results' and backends'
+ * columns, JSON parsed per row. The oracle for the fast paths. */
+#define ORACLE_FILTER                                                      \
+  " r.ts >= ?1 AND (?2 IS NULL OR (CASE WHEN ?3 THEN"                      \
+  " substr(r.endpoint, instr(r.endpoint, ' ') + 1) ELSE r.endpoint END)"   \
+  " GLOB ?2) "
+#define ORACLE_RANK(p) "((" #p " * n + 99) / 100)"
+
+static const char oracle_counts[] =
+    "SELECT r.endpoint, count(*), sum(r.equal = 0), min(r.ts), max(r.ts)"
+    " FROM results r WHERE" ORACLE_FILTER
+    "GROUP BY r.endpoint ORDER BY 1";
+
+static const char oracle_latency[] =
+    "WITH b AS (SELECT r.endpoint AS ep, k.name AS name, k.role AS role,"
+    "   k.pos AS pos, k.elapsed_ms AS ms, k.error IS NOT NULL AS failed"
+    "   FROM results r JOIN backends k ON k.result_id = r.id"
+    "   WHERE" ORACLE_FILTER "AND k.role IN ('master', 'shadow')),"
+    " ranked AS (SELECT ep, name, ms,"
+    "   row_number() OVER (PARTITION BY ep, name ORDER BY ms) AS rn,"
+    "   count(*) OVER (PARTITION BY ep, name) AS n FROM b WHERE NOT failed),"
+    " pct AS (SELECT ep, name,"
+    "   max(CASE WHEN rn = " ORACLE_RANK(50) " THEN ms END) AS p50,"
+    "   max(CASE WHEN rn = " ORACLE_RANK(90) " THEN ms END) AS p90,"
+    "   max(CASE WHEN rn = " ORACLE_RANK(99) " THEN ms END) AS p99"
+    "   FROM ranked GROUP BY ep, name),"
+    " cnt AS (SELECT ep, name, min(role) AS role, min(pos) AS pos,"
+    "   sum(NOT failed) AS samples, sum(failed) AS errors FROM b GROUP BY ep, name)"
+    " SELECT cnt.ep, cnt.name, cnt.role, cnt.samples, cnt.errors,"
+    "   pct.p50, pct.p90, pct.p99"
+    " FROM cnt LEFT JOIN pct ON pct.ep = cnt.ep AND pct.name = cnt.name"
+    " ORDER BY cnt.ep, cnt.role <> 'master', cnt.pos, cnt.name";
+
+static const char oracle_locations[] =
+    "WITH locs AS ("
+    "  SELECT r.endpoint AS ep, r.id AS id, coalesce(json_extract(j.value,"
+    "    '$.pattern'), json_extract(j.value, '$.where')) AS loc"
+    "  FROM results r, json_each(r.differences) j"
+    "  WHERE r.equal = 0 AND" ORACLE_FILTER
+    "  UNION ALL"
+    "  SELECT r.endpoint, r.id, coalesce(json_extract(j.value, '$.pattern'),"
+    "    'header:' || lower(json_extract(j.value, '$.name')))"
+    "  FROM results r, json_each(r.header_differences) j"
+    "  WHERE r.equal = 0 AND" ORACLE_FILTER
+    "  UNION ALL"
+    "  SELECT r.endpoint, r.id, 'error: ' || k.error"
+    "  FROM results r JOIN backends k ON k.result_id = r.id"
+    "  WHERE r.equal = 0 AND k.error IS NOT NULL AND"
+    "    k.role IN ('master', 'shadow') AND" ORACLE_FILTER "),"
+    " counted AS (SELECT ep, loc, count(DISTINCT id) AS c FROM locs"
+    "   WHERE loc IS NOT NULL GROUP BY ep, loc),"
+    " ranked AS (SELECT ep, loc, c, row_number() OVER"
+    "   (PARTITION BY ep ORDER BY c DESC, loc) AS rk FROM counted)"
+    " SELECT ep, loc, c FROM ranked WHERE rk <= 5 ORDER BY ep, rk";
+
+static const char oracle_timeseries[] =
+    "WITH r AS (SELECT id, CAST(ts / ?1 AS INTEGER) AS b, equal"
+    "   FROM results WHERE ts >= ?2 AND (?3 IS NULL OR endpoint = ?3)),"
+    " counts AS (SELECT b, count(*) AS compared, sum(equal = 0) AS differing"
+    "   FROM r GROUP BY b),"
+    " lat AS (SELECT r.b AS b, k.role = 'master' AS m, k.elapsed_ms AS ms,"
+    "   row_number() OVER (PARTITION BY r.b, k.role = 'master' ORDER BY k.elapsed_ms) AS rn,"
+    "   count(*) OVER (PARTITION BY r.b, k.role = 'master') AS n"
+    "   FROM r JOIN backends k ON k.result_id = r.id"
+    "   WHERE k.error IS NULL AND k.role IN ('master', 'shadow')),"
+    " pct AS (SELECT b, m,"
+    "   max(CASE WHEN rn = " ORACLE_RANK(50) " THEN ms END) AS p50,"
+    "   max(CASE WHEN rn = " ORACLE_RANK(90) " THEN ms END) AS p90"
+    "   FROM lat GROUP BY b, m)"
+    " SELECT c.b, c.compared, c.differing, pm.p50, pm.p90, ps.p50, ps.p90"
+    " FROM counts c LEFT JOIN pct pm ON pm.b = c.b AND pm.m = 1"
+    " LEFT JOIN pct ps ON ps.b = c.b AND ps.m = 0 ORDER BY c.b";
+
+static sqlite3_stmt *oracle(sqlite3 *db, const char *sql, double since, const char *glob) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    fail_msg("oracle: %s", sqlite3_errmsg(db));
+  sqlite3_bind_double(st, 1, since);
+  if (glob) sqlite3_bind_text(st, 2, glob, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, glob && strchr(glob, ' ') == NULL);
+  return st;
+}
+
+/* A REAL column and a JSON number or null must agree exactly. */
+static void same_real(sqlite3_stmt *st, int col, json_t *j, const char *what) {
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+    if (!json_is_null(j)) fail_msg("%s: want null", what);
+    return;
+  }
+  if (!json_is_number(j) || json_number_value(j) != sqlite3_column_double(st, col))
+    fail_msg("%s: want %.17g, got %.17g", what, sqlite3_column_double(st, col),
+             json_number_value(j));
+}
+
+/* Checks kg_storeq_endpoints(since, glob) against the oracle, number by
+ * number; returns how many endpoints it listed. */
+static size_t check_endpoints(sqlite3 *db, kg_storeq *q, double since, const char *glob) {
+  json_t *r = kg_storeq_endpoints(q, since, glob, 1.5);
+  assert_non_null(r);
+  sqlite3_stmt *st = oracle(db, oracle_counts, since, glob);
+  size_t n = 0;
+  long long total = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *ep = (const char *)sqlite3_column_text(st, 0);
+    json_t *e = find_endpoint(r, ep);
+    if (e == NULL) fail_msg("endpoint %s missing", ep);
+    assert_int_equal(json_integer_value(json_object_get(e, "compared")),
+                     sqlite3_column_int64(st, 1));
+    assert_int_equal(json_integer_value(json_object_get(e, "differing")),
+                     sqlite3_column_int64(st, 2));
+    same_real(st, 3, json_object_get(e, "first_ts"), "first_ts");
+    same_real(st, 4, json_object_get(e, "last_ts"), "last_ts");
+    total += sqlite3_column_int64(st, 1);
+    n++;
+  }
+  sqlite3_finalize(st);
+  assert_int_equal(json_array_size(json_object_get(r, "endpoints")), n);
+  assert_int_equal(json_integer_value(json_object_get(r, "compared")), total);
+
+  st = oracle(db, oracle_latency, since, glob);
+  const char *cur = NULL;
+  size_t k = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *ep = (const char *)sqlite3_column_text(st, 0);
+    if (cur == NULL || strcmp(cur, ep) != 0) k = 0;
+    json_t *e = find_endpoint(r, ep);
+    cur = json_string_value(json_object_get(e, "endpoint"));
+    json_t *b = json_array_get(json_object_get(e, "backends"), k++);
+    assert_non_null(b);
+    assert_string_equal(json_string_value(json_object_get(b, "name")),
+                        (const char *)sqlite3_column_text(st, 1));
+    assert_string_equal(json_string_value(json_object_get(b, "role")),
+                        (const char *)sqlite3_column_text(st, 2));
+    assert_int_equal(json_integer_value(json_object_get(b, "samples")),
+                     sqlite3_column_int64(st, 3));
+    assert_int_equal(json_integer_value(json_object_get(b, "errors")),
+                     sqlite3_column_int64(st, 4));
+    same_real(st, 5, json_object_get(b, "p50_ms"), "p50");
+    same_real(st, 6, json_object_get(b, "p90_ms"), "p90");
+    same_real(st, 7, json_object_get(b, "p99_ms"), "p99");
+    if (k == json_array_size(json_object_get(e, "backends"))) cur = NULL;
+  }
+  sqlite3_finalize(st);
+
+  st = oracle(db, oracle_locations, since, glob);
+  cur = NULL;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *ep = (const char *)sqlite3_column_text(st, 0);
+    if (cur == NULL || strcmp(cur, ep) != 0) k = 0;
+    json_t *e = find_endpoint(r, ep);
+    cur = json_string_value(json_object_get(e, "endpoint"));
+    json_t *t = json_array_get(json_object_get(e, "top_differences"), k++);
+    assert_non_null(t);
+    assert_string_equal(json_string_value(json_object_get(t, "location")),
+                        (const char *)sqlite3_column_text(st, 1));
+    assert_int_equal(json_integer_value(json_object_get(t, "count")),
+                     sqlite3_column_int64(st, 2));
+  }
+  sqlite3_finalize(st);
+  json_decref(r);
+  return n;
+}
+
+static void check_timeseries(sqlite3 *db, kg_storeq *q, double bucket, double since,
+                             const char *endpoint) {
+  json_t *r = kg_storeq_timeseries(q, endpoint, bucket, since);
+  assert_non_null(r);
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db, oracle_timeseries, -1, &st, NULL), SQLITE_OK);
+  sqlite3_bind_double(st, 1, bucket);
+  sqlite3_bind_double(st, 2, json_real_value(json_object_get(r, "since")));
+  if (endpoint) sqlite3_bind_text(st, 3, endpoint, -1, SQLITE_STATIC);
+  json_t *list = json_object_get(r, "buckets");
+  size_t i = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    json_t *b = json_array_get(list, i++);
+    assert_non_null(b);
+    assert_true(json_real_value(json_object_get(b, "t")) ==
+                (double)sqlite3_column_int64(st, 0) * bucket);
+    assert_int_equal(json_integer_value(json_object_get(b, "compared")),
+                     sqlite3_column_int64(st, 1));
+    assert_int_equal(json_integer_value(json_object_get(b, "differing")),
+                     sqlite3_column_int64(st, 2));
+    same_real(st, 3, json_object_get(b, "master_p50_ms"), "master p50");
+    same_real(st, 4, json_object_get(b, "master_p90_ms"), "master p90");
+    same_real(st, 5, json_object_get(b, "shadow_p50_ms"), "shadow p50");
+    same_real(st, 6, json_object_get(b, "shadow_p90_ms"), "shadow p90");
+  }
+  sqlite3_finalize(st);
+  assert_int_equal(json_array_size(list), i);
+  assert_true(i > 0);
+  json_decref(r);
+}
+
+/* Every query's answer as text, to compare two stores. */
+static char *all_answers(kg_storeq *q, double t0) {
+  json_t *a = json_pack("[o,o,o,o,o]", kg_storeq_endpoints(q, 0, NULL, 1.5),
+                        kg_storeq_endpoints(q, t0 + 3600, "/a*", 1.5),
+                        kg_storeq_timeseries(q, NULL, 60, 0),
+                        kg_storeq_timeseries(q, "GET /a", 300, t0 + 600),
+                        kg_storeq_results(q, "GET /b", true, 20, NULL));
+  assert_non_null(a);
+  char *text = json_dumps(a, JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+  json_decref(a);
+  return text;
+}
+
+static void test_fast_queries_match_plain_sql(void **state) {
+  fixture *f = *state;
+  kg_store *s = open_ok(f);
+  double t0 = floor(now_s()) - 3 * 3600;
+  write_mixed(s, 3000, t0);
+  kg_store_close(s);
+  sqlite3 *db = db_open(f->path);
+  kg_storeq *q = q_open(f);
+  const double sinces[] = {0, t0 + 3600.5, t0 + 3 * 3600 - 60, t0 + 4 * 3600};
+  for (size_t i = 0; i < KG_ARRAY_SIZE(sinces); i++) {
+    size_t n = check_endpoints(db, q, sinces[i], NULL);
+    assert_true(i == 3 ? n == 0 : n > 3);
+  }
+  assert_int_equal(check_endpoints(db, q, 0, "/a*"), 3);
+  assert_int_equal(check_endpoints(db, q, t0 + 600, "GET /[bc]*"), 2);
+  assert_int_equal(check_endpoints(db, q, 0, "no match"), 0);
+  check_timeseries(db, q, 60, 0, NULL);
+  check_timeseries(db, q, 7, t0 + 7000, NULL);
+  check_timeseries(db, q, 900, 0, "GET /a/:id");
+  check_timeseries(db, q, 1, t0 + 3 * 3600 - 200, "GET /a"); /* capped buckets */
+  /* The secondary's rows are stored, never aggregated. */
+  assert_true(db_int(db, "SELECT count(*) FROM backends WHERE role = 'secondary'") > 0);
+  kg_storeq_close(q);
+  sqlite3_close(db);
+}
+
+/* A version 1 store (what kagami wrote before the aggregates) is upgraded
+ * in place by the writer, to the same answers; readers refuse it with a
+ * message that says how to upgrade. */
+static void test_upgrade_from_version_1(void **state) {
+  fixture *f = *state;
+  kg_store *s = open_ok(f);
+  double t0 = floor(now_s()) - 3 * 3600;
+  write_mixed(s, 600, t0);
+  kg_store_close(s);
+  kg_storeq *q = q_open(f);
+  char *want = all_answers(q, t0);
+  kg_storeq_close(q);
+
+  /* Back to version 1's layout. */
+  sqlite3 *db = db_open(f->path);
+  assert_int_equal(
+      sqlite3_exec(db,
+                   "DROP TABLE locations; DROP INDEX backends_latency;"
+                   " DROP INDEX backends_ts; ALTER TABLE backends DROP COLUMN endpoint;"
+                   " ALTER TABLE backends DROP COLUMN ts; DROP INDEX results_ts;"
+                   " DROP INDEX results_endpoint; DROP INDEX results_differing;"
+                   " CREATE INDEX results_ts ON results(ts);"
+                   " CREATE INDEX results_endpoint ON results(endpoint, id);"
+                   " CREATE INDEX results_differing ON results(id) WHERE equal = 0;"
+                   " UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+                   NULL, NULL, NULL),
+      SQLITE_OK);
+  sqlite3_close(db);
+  char err[512];
+  assert_int_equal(kg_storeq_open(f->path, &q, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "schema version 1"));
+  assert_non_null(strstr(err, "upgrades it"));
+
+  s = open_ok(f);
+  kg_store_close(s);
+  db = db_open(f->path);
+  char *v = db_text(db, "SELECT value FROM meta WHERE key = 'schema_version'");
+  assert_string_equal(v, "2");
+  free(v);
+  sqlite3_close(db);
+  q = q_open(f);
+  char *got = all_answers(q, t0);
+  kg_storeq_close(q);
+  assert_string_equal(got, want);
+  free(want);
+  free(got);
+  /* And it takes new results as any store. */
+  s = open_ok(f);
+  write_simple(s, 1 << 20, 5, now_s(), "GET /new", false);
+  kg_store_close(s);
+  q = q_open(f);
+  json_t *r = kg_storeq_endpoints(q, 0, "GET /new", 1.5);
+  json_t *e = find_endpoint(r, "GET /new");
+  assert_non_null(e);
+  assert_int_equal(json_integer_value(json_object_get(e, "differing")), 5);
+  json_decref(r);
+  kg_storeq_close(q);
+}
+
+/* Retention removes a result's locations and copied columns with it. */
+static void test_retention_keeps_aggregates_in_step(void **state) {
+  fixture *f = *state;
+  f->cfg.store_max_rows = 10;
+  kg_store *s = open_ok(f);
+  write_simple(s, 0, 8, now_s(), "GET /a", false);
+  write_simple(s, 8, 8, now_s(), "GET /a", false);
+  kg_store_close(s);
+  sqlite3 *db = db_open(f->path);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM results"), 10);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM locations"), 10);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM locations WHERE result_id NOT IN"
+                              " (SELECT id FROM results)"), 0);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM backends b JOIN results r"
+                              " ON r.id = b.result_id WHERE b.endpoint <> r.endpoint"
+                              " OR b.ts <> r.ts"), 0);
+  sqlite3_close(db);
+}
+
 static void test_parse_duration(void **state) {
   (void)state;
   double d;
@@ -775,6 +1177,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_query_results_and_result, setup, teardown),
       cmocka_unit_test_setup_teardown(test_query_timeseries, setup, teardown),
       cmocka_unit_test_setup_teardown(test_storeq_open_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_fast_queries_match_plain_sql, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_retention_keeps_aggregates_in_step, setup,
+                                      teardown),
       cmocka_unit_test(test_parse_duration),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

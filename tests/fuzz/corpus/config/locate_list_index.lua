@@ -1,0 +1,10 @@
+-- rules.2.replace
+return {
+  rules = {
+    { ignore = [[
+x
+y
+]] },
+    { replace = 1 },
+  },
+}

@@ -1,0 +1,1 @@
+return { backends = { production = { url = "http://127.0.0.1:9001", master = true } } }

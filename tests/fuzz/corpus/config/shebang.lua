@@ -1,0 +1,2 @@
+#!/usr/bin/env kagami
+return { backends = { m = { url = "http://[::1]:80", master = true } } }
