@@ -632,6 +632,20 @@ typedef struct kg_q_list_args {
   const char *before;
 } kg_q_list_args;
 
+/* The columns every result query starts with (id, ts, method, url,
+ * endpoint, kind, equal, truncated), into o. */
+static void kg_q_result_head(sqlite3_stmt *st, json_t *o) {
+  json_object_set_new(o, "id", kg_col_text(st, 0));
+  json_object_set_new(o, "ts", kg_col_real(st, 1));
+  json_object_set_new(o, "time", kg_q_time(sqlite3_column_double(st, 1)));
+  json_object_set_new(o, "method", kg_col_text(st, 2));
+  json_object_set_new(o, "url", kg_col_text(st, 3));
+  json_object_set_new(o, "endpoint", kg_col_text(st, 4));
+  json_object_set_new(o, "kind", kg_col_text(st, 5));
+  json_object_set_new(o, "equal", kg_col_bool(st, 6));
+  json_object_set_new(o, "truncated", kg_col_bool(st, 7));
+}
+
 static json_t *kg_q_results(kg_storeq *q, void *arg) {
   const kg_q_list_args *a = arg;
   /* Only constant fragments are joined, so each combination gets the plan
@@ -666,15 +680,7 @@ static json_t *kg_q_results(kg_storeq *q, void *arg) {
     json_t *o = json_object();
     free(last);
     last = kg_strdup(kg_col_str(st, 0));
-    json_object_set_new(o, "id", kg_col_text(st, 0));
-    json_object_set_new(o, "ts", kg_col_real(st, 1));
-    json_object_set_new(o, "time", kg_q_time(sqlite3_column_double(st, 1)));
-    json_object_set_new(o, "method", kg_col_text(st, 2));
-    json_object_set_new(o, "url", kg_col_text(st, 3));
-    json_object_set_new(o, "endpoint", kg_col_text(st, 4));
-    json_object_set_new(o, "kind", kg_col_text(st, 5));
-    json_object_set_new(o, "equal", kg_col_bool(st, 6));
-    json_object_set_new(o, "truncated", kg_col_bool(st, 7));
+    kg_q_result_head(st, o);
     json_object_set_new(o, "differences", kg_col_int(st, 8));
     json_object_set_new(o, "locations", kg_q_locations(st, 9, 10));
     json_object_set_new(o, "latency_regression", kg_col_json(st, 11));
@@ -731,15 +737,7 @@ static json_t *kg_q_result(kg_storeq *q, void *arg) {
   }
   if (rc != SQLITE_ROW) goto fail;
   o = json_object();
-  json_object_set_new(o, "id", kg_col_text(st, 0));
-  json_object_set_new(o, "ts", kg_col_real(st, 1));
-  json_object_set_new(o, "time", kg_q_time(sqlite3_column_double(st, 1)));
-  json_object_set_new(o, "method", kg_col_text(st, 2));
-  json_object_set_new(o, "url", kg_col_text(st, 3));
-  json_object_set_new(o, "endpoint", kg_col_text(st, 4));
-  json_object_set_new(o, "kind", kg_col_text(st, 5));
-  json_object_set_new(o, "equal", kg_col_bool(st, 6));
-  json_object_set_new(o, "truncated", kg_col_bool(st, 7));
+  kg_q_result_head(st, o);
   json_object_set_new(o, "request_headers", kg_col_json(st, 8));
   json_object_set_new(o, "differences", kg_col_json(st, 9));
   json_object_set_new(o, "header_differences", kg_col_json(st, 10));
