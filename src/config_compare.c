@@ -78,6 +78,38 @@ int kg_cfg_strlist(kg_cfg_ctx *c, int idx, const char *kp, char ***out,
   return 0;
 }
 
+/* --- typed value readers shared by the config section files ------------ */
+
+int kg_cfg_bool(kg_cfg_ctx *c, int idx, const char *kp, bool *out) {
+  char d[128];
+  if (lua_type(c->L, idx) != LUA_TBOOLEAN)
+    return kg_cfg_fail(c, kp, "expected true or false, got %s",
+                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
+  *out = lua_toboolean(c->L, idx);
+  return 0;
+}
+
+int kg_cfg_share(kg_cfg_ctx *c, int idx, const char *kp, double *out) {
+  char d[128];
+  double v = lua_type(c->L, idx) == LUA_TNUMBER ? (double)lua_tonumber(c->L, idx) : NAN;
+  if (!(v >= 0 && v <= 1))
+    return kg_cfg_fail(c, kp, "expected a number from 0 to 1, got %s",
+                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
+  *out = v;
+  return 0;
+}
+
+int kg_cfg_count(kg_cfg_ctx *c, int idx, const char *kp, uint64_t *out) {
+  char d[128];
+  int isint = 0;
+  lua_Integer v = lua_tointegerx(c->L, idx, &isint);
+  if (lua_type(c->L, idx) != LUA_TNUMBER || !isint || v < 1)
+    return kg_cfg_fail(c, kp, "expected a positive whole number, got %s",
+                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
+  *out = (uint64_t)v;
+  return 0;
+}
+
 int kg_cfg_check_header_name(const char *s, char *err, size_t errlen) {
   if (*s == '\0') {
     snprintf(err, errlen, "empty header name");
@@ -219,36 +251,21 @@ static int kg_cfg_noise(kg_cfg_ctx *c, int idx) {
   if (kg_cfg_check_keys(c, idx, "noise", kg_noise_keys,
                         KG_ARRAY_SIZE(kg_noise_keys)) != 0)
     return -1;
-  int t = kg_cfg_rawfield(L, idx, "learn");
-  if (t != LUA_TNIL && t != LUA_TBOOLEAN)
-    return kg_cfg_fail(c, "noise.learn", "expected true or false, got %s",
-                       kg_cfg_describe(L, -1, d, sizeof(d)));
-  cfg->noise_learn = lua_toboolean(L, -1);
+  if (kg_cfg_rawfield(L, idx, "learn") != LUA_TNIL &&
+      kg_cfg_bool(c, -1, "noise.learn", &cfg->noise_learn) != 0)
+    return -1;
   lua_pop(L, 1);
-  static const char *const fractions[] = {"threshold", "shadow_twice"};
-  double *dst[] = {&cfg->noise_threshold, &cfg->noise_repeat};
-  for (size_t i = 0; i < 2; i++) {
-    char kp[64];
-    snprintf(kp, sizeof(kp), "noise.%s", fractions[i]);
-    t = kg_cfg_rawfield(L, idx, fractions[i]);
-    if (t != LUA_TNIL) {
-      double v = t == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : NAN;
-      if (!(v >= 0 && v <= 1))
-        return kg_cfg_fail(c, kp, "expected a number from 0 to 1, got %s",
-                           kg_cfg_describe(L, -1, d, sizeof(d)));
-      *dst[i] = v;
-    }
-    lua_pop(L, 1);
-  }
-  t = kg_cfg_rawfield(L, idx, "min_pairs");
-  if (t != LUA_TNIL) {
-    int isint = 0;
-    lua_Integer v = lua_tointegerx(L, -1, &isint);
-    if (t != LUA_TNUMBER || !isint || v < 1)
-      return kg_cfg_fail(c, "noise.min_pairs", "expected a positive whole number, got %s",
-                         kg_cfg_describe(L, -1, d, sizeof(d)));
-    cfg->noise_min_pairs = (uint64_t)v;
-  }
+  if (kg_cfg_rawfield(L, idx, "threshold") != LUA_TNIL &&
+      kg_cfg_share(c, -1, "noise.threshold", &cfg->noise_threshold) != 0)
+    return -1;
+  lua_pop(L, 1);
+  if (kg_cfg_rawfield(L, idx, "shadow_twice") != LUA_TNIL &&
+      kg_cfg_share(c, -1, "noise.shadow_twice", &cfg->noise_repeat) != 0)
+    return -1;
+  lua_pop(L, 1);
+  if (kg_cfg_rawfield(L, idx, "min_pairs") != LUA_TNIL &&
+      kg_cfg_count(c, -1, "noise.min_pairs", &cfg->noise_min_pairs) != 0)
+    return -1;
   lua_pop(L, 1);
   return 0;
 }
@@ -264,31 +281,30 @@ static int kg_cfg_number(kg_cfg_ctx *c, int idx, const char *kp, double min,
   return 0;
 }
 
+void kg_cfg_add_name(char ***list, size_t *n, const char *name) {
+  for (size_t i = 0; i < *n; i++)
+    if (strcasecmp((*list)[i], name) == 0) return;
+  *list = kg_realloc(*list, (*n + 1) * sizeof(char *));
+  (*list)[(*n)++] = kg_strdup(name);
+}
+
 static void kg_cfg_add_header(kg_config *cfg, const char *name) {
-  for (size_t i = 0; i < cfg->nignore_headers; i++)
-    if (strcasecmp(cfg->ignore_headers[i], name) == 0) return;
-  cfg->ignore_headers = kg_realloc(cfg->ignore_headers,
-                                   (cfg->nignore_headers + 1) * sizeof(char *));
-  cfg->ignore_headers[cfg->nignore_headers++] = kg_strdup(name);
+  kg_cfg_add_name(&cfg->ignore_headers, &cfg->nignore_headers, name);
 }
 
 int kg_cfg_load_compare(kg_cfg_ctx *c, int t) {
   lua_State *L = c->L;
   kg_config *cfg = c->cfg;
-  char d[128];
   cfg->compare_headers = true;
   cfg->latency_regression = 1.5;
   cfg->noise_threshold = 0.2;
   cfg->noise_min_pairs = 10;
   int rc = 0;
 
-  int ty = kg_cfg_rawfield(L, t, "compare_headers");
-  if (ty == LUA_TBOOLEAN) cfg->compare_headers = lua_toboolean(L, -1);
-  else if (ty != LUA_TNIL)
-    rc = kg_cfg_fail(c, "compare_headers", "expected true or false, got %s",
-                     kg_cfg_describe(L, -1, d, sizeof(d)));
+  if (kg_cfg_rawfield(L, t, "compare_headers") != LUA_TNIL &&
+      kg_cfg_bool(c, -1, "compare_headers", &cfg->compare_headers) != 0)
+    return -1;
   lua_pop(L, 1);
-  if (rc) return rc;
 
   /* default_ignore_headers replaces the built-in list; ignore_headers adds
    * to whichever list is in force. */

@@ -45,6 +45,14 @@ int kg_cfg_strlist(kg_cfg_ctx *c, int idx, const char *kp, char ***out,
                    size_t *n, int (*check)(const char *, char *, size_t));
 /* Validates an HTTP field name (for lists of header names). */
 int kg_cfg_check_header_name(const char *s, char *err, size_t errlen);
+/* Appends name to a list of header names unless it is there already
+ * (compared case-insensitively). */
+void kg_cfg_add_name(char ***list, size_t *n, const char *name);
+/* Typed readers of the value at idx, for the section files: each writes
+ * *out, or fails with "kp: expected ..., got ..." and returns -1. */
+int kg_cfg_bool(kg_cfg_ctx *c, int idx, const char *kp, bool *out);
+int kg_cfg_share(kg_cfg_ctx *c, int idx, const char *kp, double *out);
+int kg_cfg_count(kg_cfg_ctx *c, int idx, const char *kp, uint64_t *out);
 /* Parses "512", "64KiB", "8MiB", "2GiB": 0, -1 (syntax), -2 (too big). */
 int kg_cfg_parse_size(const char *s, uint64_t *out);
 

@@ -26,11 +26,7 @@ static const char *const kg_record_keys[] = {"file", "sample", "bodies",
                                              "max_bytes", "keep_credentials"};
 
 static void kg_add_redact(kg_config *cfg, const char *name) {
-  for (size_t i = 0; i < cfg->nredact_headers; i++)
-    if (strcasecmp(cfg->redact_headers[i], name) == 0) return;
-  cfg->redact_headers = kg_realloc(cfg->redact_headers,
-                                   (cfg->nredact_headers + 1) * sizeof(char *));
-  cfg->redact_headers[cfg->nredact_headers++] = kg_strdup(name);
+  kg_cfg_add_name(&cfg->redact_headers, &cfg->nredact_headers, name);
 }
 
 /* A size: a positive whole number of bytes or a string like "2GiB". */
@@ -53,25 +49,6 @@ static int kg_cfg_size(kg_cfg_ctx *c, int idx, const char *kp, uint64_t *out) {
   }
   return kg_cfg_fail(c, kp, "expected a positive size such as 512, \"64KiB\" or "
                      "\"2GiB\", got %s", kg_cfg_describe(L, idx, d, sizeof(d)));
-}
-
-static int kg_cfg_bool(kg_cfg_ctx *c, int idx, const char *kp, bool *out) {
-  char d[128];
-  if (lua_type(c->L, idx) != LUA_TBOOLEAN)
-    return kg_cfg_fail(c, kp, "expected true or false, got %s",
-                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
-  *out = lua_toboolean(c->L, idx);
-  return 0;
-}
-
-static int kg_cfg_share(kg_cfg_ctx *c, int idx, const char *kp, double *out) {
-  char d[128];
-  double v = lua_type(c->L, idx) == LUA_TNUMBER ? (double)lua_tonumber(c->L, idx) : NAN;
-  if (!(v >= 0 && v <= 1))
-    return kg_cfg_fail(c, kp, "expected a number from 0 to 1, got %s",
-                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
-  *out = v;
-  return 0;
 }
 
 /* record = { file = "traffic.kgr", sample = 0.1, bodies = true,
@@ -161,15 +138,9 @@ int kg_cfg_load_output(kg_cfg_ctx *c, int t) {
                        kg_cfg_describe(L, -1, d, sizeof(d)));
   lua_pop(L, 1);
 
-  ty = kg_cfg_rawfield(L, t, "store_max_rows");
-  if (ty != LUA_TNIL) {
-    int isint = 0;
-    lua_Integer v = lua_tointegerx(L, -1, &isint);
-    if (ty != LUA_TNUMBER || !isint || v < 1)
-      return kg_cfg_fail(c, "store_max_rows", "expected a positive whole number, got %s",
-                         kg_cfg_describe(L, -1, d, sizeof(d)));
-    cfg->store_max_rows = (uint64_t)v;
-  }
+  if (kg_cfg_rawfield(L, t, "store_max_rows") != LUA_TNIL &&
+      kg_cfg_count(c, -1, "store_max_rows", &cfg->store_max_rows) != 0)
+    return -1;
   lua_pop(L, 1);
   ty = kg_cfg_rawfield(L, t, "store_max_days");
   if (ty != LUA_TNIL) {
