@@ -216,10 +216,9 @@ kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
   ex->record = w->shared->recorder != NULL && kg_sample(&w->rng, cfg->record_sample);
   bool capture = ex->nlegs > 1 || cfg->has_on_backends_finished || ex->record;
   for (size_t i = 0; i < ex->nlegs; i++) ex->legs[i].capture = capture;
-  if (ex->compare) {
-    w->stats.shadowed++;
-    kg_exchange_endpoint(ex);
-  }
+  /* (The endpoint of a compared request, when the sampler did not need it
+   * already, is worked out in the thread pool, off the loop.) */
+  if (ex->compare) w->stats.shadowed++;
   return ex;
 }
 
@@ -299,7 +298,7 @@ static void kg_exchange_learn(kg_exchange *ex, size_t a, size_t b,
 static void kg_exchange_compare(kg_exchange *ex) {
   const kg_config *cfg = ex->cfg;
   const kg_shared *sh = ex->w->shared;
-  const char *endpoint = ex->endpoint.data;
+  const char *endpoint = kg_exchange_endpoint(ex);
   const kg_rule *rules[64];
   size_t nrules = 0;
   for (size_t i = 0; i < cfg->nrules && nrules < KG_ARRAY_SIZE(rules); i++)
