@@ -722,6 +722,11 @@ class Backend:
                              pieces=list(CHUNKS))
             if name == "big":
                 return Reply(200, "OK", plain, big_body(int(args[0])))
+            if name == "bighead":  # a response head of about args[0] KiB
+                pad = "x" * 1000
+                fields = plain + [("X-Pad-%d" % i, pad)
+                                  for i in range(int(args[0]))]
+                return Reply(200, "OK", fields, b"big head\n")
             if name == "slow":
                 time.sleep(int(args[0]) / 1000.0)
                 return Reply(200, "OK", plain, b"slow %s\n" % args[0].encode())

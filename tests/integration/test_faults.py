@@ -226,3 +226,18 @@ def test_client_gone_while_shadow_hangs(make_backend, start_kagami):
     # be completed and freed once the shadow times out.
     e = k.wait_log_url("/text/2", timeout=6)[0]
     assert "error" in e["backends"]["newdb"]
+
+
+def test_huge_response_head(make_backend, start_kagami):
+    """A backend head over the parser's limit (256 KiB with the default
+    max_header_bytes) is an invalid response: 502 from the master, an
+    error for a shadow; a head under it passes."""
+    production = make_backend("production")
+    newdb = make_backend("newdb", variant="newdb")
+    k = start_kagami([production, newdb])
+    assert k.get("/bighead/100").status == 200
+    assert k.get("/bighead/400").status == 502
+    e = k.wait_log_url("/bighead/400")[0]
+    assert e["backends"]["production"]["error"] == "invalid response"
+    assert e["backends"]["newdb"]["error"] == "invalid response"
+    assert k.get("/text/1").status == 200  # still serving
