@@ -24,7 +24,9 @@
 
 struct kg_upconn {
   uv_tcp_t tcp;             /* the socket */
-  uv_timer_t timer;         /* inactivity / idle timeout */
+  uv_timer_t timer;         /* fires at timer_due, then checks deadline */
+  uint64_t deadline;        /* loop time the current phase times out at */
+  uint64_t timer_due;       /* when the timer is set to fire, if active */
   uv_connect_t connect_req;
   uv_write_t write_req;
   kg_pool *pool;            /* the pool it belongs to */
@@ -44,6 +46,24 @@ static void kg_upconn_send(kg_upconn *c);
 static void kg_upconn_on_read(uv_stream_t *s, ssize_t nread,
                               const uv_buf_t *buf);
 static void kg_upconn_on_timer(uv_timer_t *t);
+
+#define KG_NO_DEADLINE UINT64_MAX
+
+/* Timeouts are lazy: moving the deadline only touches libuv's timer heap
+ * when the new deadline is earlier than the timer. A leg moves it several
+ * times per request (borrowed, each read, back to the pool) and restarting
+ * the timer each time showed in profiles; a timer that fires early just
+ * sleeps again until the deadline. */
+static void kg_upconn_deadline(kg_upconn *c, uint64_t ms) {
+  uv_loop_t *loop = c->timer.loop;
+  uint64_t due = ms == KG_NO_DEADLINE ? KG_NO_DEADLINE : uv_now(loop) + ms;
+  c->deadline = due;
+  if (due == KG_NO_DEADLINE) return;
+  if (!uv_is_active((uv_handle_t *)&c->timer) || due < c->timer_due) {
+    uv_timer_start(&c->timer, kg_upconn_on_timer, ms, 0);
+    c->timer_due = due;
+  }
+}
 
 void kg_pool_init(kg_pool *p, kg_worker *w, const kg_config *cfg, int index) {
   memset(p, 0, sizeof(*p));
@@ -130,7 +150,7 @@ static void kg_upconn_make_idle(kg_upconn *c) {
   /* Keep reading while idle: EOF or stray bytes close the connection now
    * instead of failing the next request that borrows it. */
   uv_read_start((uv_stream_t *)&c->tcp, kg_worker_alloc, kg_upconn_on_read);
-  uv_timer_start(&c->timer, kg_upconn_on_timer, KG_POOL_IDLE_TIMEOUT_MS, 0);
+  kg_upconn_deadline(c, KG_POOL_IDLE_TIMEOUT_MS);
 }
 
 /* Detaches the leg from its connection and tells the exchange. The
@@ -148,7 +168,6 @@ static void kg_leg_finish(kg_leg *leg, const char *error, bool reusable) {
   if (error) leg->pool->w->stats.backend_errors[leg->pool->index]++;
   if (c) {
     c->leg = NULL;
-    uv_timer_stop(&c->timer);
     if (reusable && !c->pool->w->stopping && !c->pool->retired &&
         c->pool->nidle < KG_POOL_MAX_IDLE)
       kg_upconn_make_idle(c);
@@ -181,6 +200,15 @@ static void kg_leg_fail(kg_leg *leg, const char *error, bool retryable) {
 static void kg_upconn_on_timer(uv_timer_t *t) {
   kg_upconn *c = t->data;
   if (c->closing) return;
+  if (c->deferred_error == NULL) {
+    uint64_t now = uv_now(t->loop);
+    if (c->deadline == KG_NO_DEADLINE) return;
+    if (now < c->deadline) { /* moved since the timer was set */
+      uv_timer_start(t, kg_upconn_on_timer, c->deadline - now, 0);
+      c->timer_due = c->deadline;
+      return;
+    }
+  }
   if (c->leg == NULL) { /* idle too long */
     kg_upconn_close(c);
     return;
@@ -195,14 +223,14 @@ static void kg_upconn_on_timer(uv_timer_t *t) {
 }
 
 static void kg_upconn_arm(kg_upconn *c) {
-  uv_timer_start(&c->timer, kg_upconn_on_timer,
-                 kg_backend_timeout_ms(c->pool), 0);
+  kg_upconn_deadline(c, kg_backend_timeout_ms(c->pool));
 }
 
 /* Reports `error` for the leg on the next loop iteration. */
 static void kg_upconn_defer_error(kg_upconn *c, const char *error) {
   c->deferred_error = error;
   uv_timer_start(&c->timer, kg_upconn_on_timer, 0, 0);
+  c->timer_due = uv_now(c->timer.loop);
 }
 
 /* --- request and response -------------------------------------------------- */
@@ -260,14 +288,26 @@ static void kg_upconn_on_write(uv_write_t *req, int status) {
 
 static void kg_upconn_send(kg_upconn *c) {
   kg_leg *leg = c->leg;
+  uv_stream_t *s = (uv_stream_t *)&c->tcp;
   uv_buf_t b = uv_buf_init(leg->req.data, (unsigned)leg->req.len);
-  c->write_req.data = c;
   kg_upconn_arm(c);
-  int r = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1,
-                   kg_upconn_on_write);
-  if (r < 0) {
+  /* A request nearly always fits the socket buffer. uv_try_write sends it
+   * without libuv's write queue, whose drain costs an epoll_ctl per
+   * request; only a remainder is queued. Failures are reported from the
+   * timer either way, so a stale pooled connection is retried as usual. */
+  int n = uv_try_write(s, &b, 1);
+  if (n < 0 && n != UV_EAGAIN) {
     kg_upconn_defer_error(c, "write failed");
     return;
+  }
+  if (n < 0) n = 0;
+  if ((size_t)n < leg->req.len) {
+    b = uv_buf_init(leg->req.data + n, (unsigned)(leg->req.len - (size_t)n));
+    c->write_req.data = c;
+    if (uv_write(&c->write_req, s, &b, 1, kg_upconn_on_write) < 0) {
+      kg_upconn_defer_error(c, "write failed");
+      return;
+    }
   }
   if (!leg->paused)
     uv_read_start((uv_stream_t *)&c->tcp, kg_worker_alloc, kg_upconn_on_read);
@@ -283,6 +323,9 @@ static int kg_upconn_on_head(void *ud, kg_http_msg *m) {
     return c->leg == leg ? 0 : 502;
   }
   kg_http_msg_move(&leg->resp, m);
+  if (leg->capture && leg->resp.has_length && !leg->head_request) /* one allocation */
+    kg_buf_reserve(&leg->body, (size_t)KG_MIN(leg->resp.content_length,
+                                              (uint64_t)leg->pool->cfg->max_capture_bytes));
   kg_exchange_leg_head(leg);
   if (c->leg != leg) return 502; /* the exchange gave up on this leg */
   return leg->head_request ? 1 : 0;
@@ -370,8 +413,7 @@ void kg_leg_start(kg_leg *leg) {
     return;
   }
   kg_idle_remove(c);
-  uv_timer_stop(&c->timer);
-  kg_upconn_attach(c, leg);
+  kg_upconn_attach(c, leg); /* kg_upconn_send sets the deadline */
   kg_upconn_send(c);
 }
 
@@ -393,7 +435,7 @@ void kg_leg_pause(kg_leg *leg) {
   leg->paused = true;
   if (leg->conn && leg->conn->connected) {
     uv_read_stop((uv_stream_t *)&leg->conn->tcp);
-    uv_timer_stop(&leg->conn->timer);
+    kg_upconn_deadline(leg->conn, KG_NO_DEADLINE); /* the client is slow, not the backend */
   }
 }
 
