@@ -7,7 +7,7 @@
 
 #include "common.h"
 
-void kg_buf_reserve(kg_buf *b, size_t extra) {
+void kg_buf_grow(kg_buf *b, size_t extra) {
   if (b->data != NULL && b->len + extra <= b->cap) return;
   size_t cap = b->cap ? b->cap : 64;
   while (cap < b->len + extra) cap *= 2;
@@ -15,13 +15,6 @@ void kg_buf_reserve(kg_buf *b, size_t extra) {
   b->data = kg_realloc(b->data, cap + 1);
   if (fresh) b->data[0] = '\0';
   b->cap = cap;
-}
-
-void kg_buf_append(kg_buf *b, const void *p, size_t n) {
-  kg_buf_reserve(b, n);
-  if (n) memcpy(b->data + b->len, p, n);
-  b->len += n;
-  b->data[b->len] = '\0';
 }
 
 void kg_buf_appends(kg_buf *b, const char *s) { kg_buf_append(b, s, strlen(s)); }

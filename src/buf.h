@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct kg_buf {
   char *data;  /* owned; NULL until the first append */
@@ -15,8 +16,21 @@ typedef struct kg_buf {
 
 #define KG_BUF_INIT {NULL, 0, 0}
 
-void kg_buf_reserve(kg_buf *b, size_t extra);
-void kg_buf_append(kg_buf *b, const void *p, size_t n);
+/* Makes room for `extra` more bytes (plus the terminator). */
+void kg_buf_grow(kg_buf *b, size_t extra);
+
+static inline void kg_buf_reserve(kg_buf *b, size_t extra) {
+  if (b->data == NULL || b->cap - b->len < extra) kg_buf_grow(b, extra);
+}
+
+/* Inline because the proxy path appends a few hundred small pieces per
+ * request; the call and the growth check would cost more than the copy. */
+static inline void kg_buf_append(kg_buf *b, const void *p, size_t n) {
+  kg_buf_reserve(b, n);
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
 void kg_buf_appends(kg_buf *b, const char *s);
 void kg_buf_appendf(kg_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -98,7 +98,7 @@ static uint64_t kg_exchange_select(kg_exchange *ex) {
  * (the body is re-framed with one Content-Length). */
 static void kg_exchange_forward_hdrs(const kg_exchange *ex, kg_hdrs *out) {
   const kg_hdrs *in = &ex->req.hdrs;
-  bool has_connection = kg_hdrs_find(in, "connection") >= 0;
+  bool has_connection = kg_http_connection_lists_any(in);
   for (size_t i = 0; i < in->n; i++) {
     const char *name = kg_hdrs_name(in, i);
     size_t nlen = in->v[i].name_len;
@@ -140,8 +140,13 @@ static void kg_exchange_make_id(kg_exchange *ex) {
   kg_worker *w = ex->w;
   uint64_t ms = (uint64_t)ex->arrived.tv_sec * 1000u +
                 (uint64_t)ex->arrived.tv_nsec / 1000000u;
-  snprintf(ex->id, sizeof(ex->id), "%011" PRIx64 "%02x%07" PRIx64, ms,
-           (unsigned)(w->id & 0xff), (uint64_t)((w->seq++) & 0xfffffffULL));
+  /* 11 hex digits of milliseconds (enough until the year 2527), 2 of the
+   * worker, 7 of its sequence; by hand, as snprintf showed in profiles. */
+  char *p = ex->id;
+  kg_put_hex(p, ms, 11);
+  kg_put_hex(p + 11, (uint64_t)(w->id & 0xff), 2);
+  kg_put_hex(p + 13, (uint64_t)(w->seq++) & 0xfffffffULL, 7);
+  p[20] = '\0';
 }
 
 static kg_leg *kg_exchange_add_leg(kg_exchange *ex, size_t backend,

@@ -7,21 +7,30 @@
 
 #include "common.h"
 
+/* Room for a typical head up front: messages are parsed into fresh lists
+ * (they move on to their exchange), and growing from nothing took several
+ * reallocs per message. */
+#define KG_HDRS_FIRST_BYTES 512
+
 void kg_hdrs_add(kg_hdrs *h, const char *name, size_t nlen, const char *value,
                  size_t vlen) {
   if (h->n == h->cap) {
     h->cap = h->cap ? h->cap * 2 : 16;
     h->v = kg_realloc(h->v, h->cap * sizeof(*h->v));
   }
+  kg_buf_reserve(&h->data, KG_MAX(nlen + vlen + 2, h->data.data ? 0 : KG_HDRS_FIRST_BYTES));
   kg_hdr *f = &h->v[h->n++];
+  char *d = h->data.data + h->data.len;
   f->name_off = (uint32_t)h->data.len;
   f->name_len = (uint32_t)nlen;
-  kg_buf_append(&h->data, name, nlen);
-  kg_buf_append(&h->data, "", 1);
-  f->value_off = (uint32_t)h->data.len;
+  if (nlen) memcpy(d, name, nlen);
+  d[nlen] = '\0';
+  f->value_off = (uint32_t)(h->data.len + nlen + 1);
   f->value_len = (uint32_t)vlen;
-  kg_buf_append(&h->data, value, vlen);
-  kg_buf_append(&h->data, "", 1);
+  if (vlen) memcpy(d + nlen + 1, value, vlen);
+  d[nlen + 1 + vlen] = '\0';
+  h->data.len += nlen + vlen + 2;
+  h->data.data[h->data.len] = '\0';
 }
 
 /* The last field's value is the last thing in the buffer: drop its
@@ -68,7 +77,9 @@ void kg_hdrs_copy(kg_hdrs *dst, const kg_hdrs *src) {
 }
 
 long kg_hdrs_find(const kg_hdrs *h, const char *name) {
+  size_t len = strlen(name);
   for (size_t i = 0; i < h->n; i++)
-    if (strcasecmp(kg_hdrs_name(h, i), name) == 0) return (long)i;
+    if (h->v[i].name_len == len && strcasecmp(kg_hdrs_name(h, i), name) == 0)
+      return (long)i;
   return -1;
 }

@@ -145,9 +145,9 @@ static bool kg_http_names_clean(const kg_hdrs *hd) {
  * the next hop, so it is refused here. */
 static bool kg_http_values_clean(const kg_hdrs *hd) {
   for (size_t i = 0; i < hd->n; i++) {
-    const char *v = kg_hdrs_value(hd, i);
-    for (uint32_t j = 0; j < hd->v[i].value_len; j++)
-      if (v[j] == '\r' || v[j] == '\n' || v[j] == '\0') return false;
+    /* Values are stored NUL-terminated, so a span short of value_len
+     * means a CR, an LF or a NUL inside. */
+    if (strcspn(kg_hdrs_value(hd, i), "\r\n") != hd->v[i].value_len) return false;
   }
   return true;
 }
@@ -348,8 +348,11 @@ void kg_http_resume(kg_http *h) { http_parser_pause(&h->parser, 0); }
 /* --- framing rules -------------------------------------------------------- */
 
 static bool kg_is_tchar(char c) {
-  return c != '\0' && ( (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL);
+  /* Letters, digits and '-' make up nearly every real field name. */
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+      c == '-')
+    return true;
+  return c != '\0' && strchr("!#$%&'*+.^_`|~", c) != NULL;
 }
 
 /* Calls fn for each element of a comma-separated list field value,
@@ -614,13 +617,18 @@ static const char *kg_http_absolute_to_origin(kg_http_msg *m) {
 /* --- hop-by-hop fields ---------------------------------------------------- */
 
 bool kg_http_is_hop_by_hop(const char *name, size_t len) {
-  static const char *const hop[] = {
-      "connection", "keep-alive", "proxy-connection", "te",
-      "trailer",    "transfer-encoding", "upgrade",
-  };
-  for (size_t i = 0; i < KG_ARRAY_SIZE(hop); i++)
-    if (kg_str_ieq(name, len, hop[i])) return true;
-  return false;
+  /* By length first: this runs for every field of every message. */
+  switch (len) {
+    case 2: return strncasecmp(name, "te", 2) == 0;
+    case 7:
+      return strncasecmp(name, "trailer", 7) == 0 || strncasecmp(name, "upgrade", 7) == 0;
+    case 10:
+      return strncasecmp(name, "connection", 10) == 0 ||
+             strncasecmp(name, "keep-alive", 10) == 0;
+    case 16: return strncasecmp(name, "proxy-connection", 16) == 0;
+    case 17: return strncasecmp(name, "transfer-encoding", 17) == 0;
+    default: return false;
+  }
 }
 
 typedef struct kg_conn_lookup {
@@ -633,10 +641,24 @@ static int kg_http_conn_token(const char *t, size_t n, void *ud) {
   return n == l->len && strncasecmp(t, l->name, n) == 0;
 }
 
+static int kg_http_conn_token_extra(const char *t, size_t n, void *ud) {
+  (void)ud;
+  return !(n == 10 && strncasecmp(t, "keep-alive", 10) == 0);
+}
+
+bool kg_http_connection_lists_any(const kg_hdrs *h) {
+  for (size_t i = 0; i < h->n; i++)
+    if (h->v[i].name_len == 10 && strcasecmp(kg_hdrs_name(h, i), "connection") == 0 &&
+        kg_http_each_token(kg_hdrs_value(h, i), h->v[i].value_len,
+                           kg_http_conn_token_extra, NULL))
+      return true;
+  return false;
+}
+
 bool kg_http_connection_lists(const kg_hdrs *h, const char *name, size_t len) {
   kg_conn_lookup l = {name, len};
   for (size_t i = 0; i < h->n; i++)
-    if (strcasecmp(kg_hdrs_name(h, i), "connection") == 0 &&
+    if (h->v[i].name_len == 10 && strcasecmp(kg_hdrs_name(h, i), "connection") == 0 &&
         kg_http_each_token(kg_hdrs_value(h, i), h->v[i].value_len,
                            kg_http_conn_token, &l))
       return true;

@@ -109,5 +109,9 @@ int kg_http_check_request_framing(const kg_hdrs *h, int http_major,
 bool kg_http_is_hop_by_hop(const char *name, size_t len);
 /* True if `name` is listed as a token in any Connection field of h. */
 bool kg_http_connection_lists(const kg_hdrs *h, const char *name, size_t len);
+/* True if some Connection field of h lists a token other than keep-alive
+ * (a hop-by-hop field anyway): only then do the other fields need
+ * kg_http_connection_lists. "Connection: keep-alive" is the common case. */
+bool kg_http_connection_lists_any(const kg_hdrs *h);
 
 #endif

@@ -462,7 +462,7 @@ static void kg_client_on_read(uv_stream_t *s, ssize_t nread,
 
 /* The header fields of resp, minus those about the master's connection. */
 static void kg_client_out_fields(kg_client *c, const kg_hdrs *h) {
-  bool has_connection = kg_hdrs_find(h, "connection") >= 0;
+  bool has_connection = kg_http_connection_lists_any(h);
   for (size_t i = 0; i < h->n; i++) {
     const char *name = kg_hdrs_name(h, i);
     size_t nlen = h->v[i].name_len;

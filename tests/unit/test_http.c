@@ -77,6 +77,23 @@ static void test_hop_by_hop(void **state) {
   assert_true(kg_http_connection_lists(&h, "x-secret", 8));
   assert_true(kg_http_connection_lists(&h, "FOO", 3));
   assert_false(kg_http_connection_lists(&h, "X-Sec", 5));
+  assert_true(kg_http_connection_lists_any(&h));
+  kg_hdrs_free(&h);
+  /* Every hop-by-hop name, any case; and the common lists that name none
+   * beyond keep-alive. */
+  const char *hop[] = {"te", "Trailer", "UPGRADE", "connection", "Keep-Alive",
+                       "proxy-connection", "transfer-encoding"};
+  for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+    assert_true(kg_http_is_hop_by_hop(hop[i], strlen(hop[i])));
+  assert_false(kg_http_is_hop_by_hop("tx", 2));
+  assert_false(kg_http_is_hop_by_hop("upgraded", 8));
+  kg_hdrs_add(&h, "Content-Type", 12, "text/html", 9);
+  assert_false(kg_http_connection_lists_any(&h));
+  kg_hdrs_add(&h, "Connection", 10, "Keep-Alive", 10);
+  kg_hdrs_add(&h, "connection", 10, " keep-alive ,", 13);
+  assert_false(kg_http_connection_lists_any(&h));
+  kg_hdrs_add(&h, "CONNECTION", 10, "close", 5);
+  assert_true(kg_http_connection_lists_any(&h));
   kg_hdrs_free(&h);
 }
 
