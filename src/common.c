@@ -43,6 +43,14 @@ bool kg_str_ieq(const char *a, size_t alen, const char *b) {
   return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
 
+void kg_put_hex(char *out, uint64_t v, int digits) {
+  static const char hex[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; i--) {
+    out[i] = hex[v & 15];
+    v >>= 4;
+  }
+}
+
 uint64_t kg_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -33,6 +33,8 @@ char *kg_strndup(const char *s, size_t n);
 
 /* Case-insensitive ASCII comparison of a (ptr,len) with a C string. */
 bool kg_str_ieq(const char *a, size_t alen, const char *b);
+/* Writes the low `digits` hex digits of v (lower case) to out, no NUL. */
+void kg_put_hex(char *out, uint64_t v, int digits);
 
 /* Monotonic clock in nanoseconds (for elapsed times). */
 uint64_t kg_now_ns(void);

@@ -62,12 +62,32 @@ void kg_difflog_close(kg_difflog *d) {
   free(d);
 }
 
-static void kg_format_ts(const struct timespec *ts, char *out, size_t n) {
-  struct tm tm;
-  gmtime_r(&ts->tv_sec, &tm);
-  snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-           ts->tv_nsec / 1000000);
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ". The part up to the seconds is cached per
+ * thread: records arrive many per second, and gmtime_r plus snprintf for
+ * each cost more than the rest of a record's formatting. */
+static void kg_format_ts(const struct timespec *ts, char out[64]) {
+  static _Thread_local time_t cached_sec = -1;
+  static _Thread_local char cached[48];
+  static _Thread_local int cached_len;
+  if (ts->tv_sec != cached_sec) {
+    struct tm tm;
+    gmtime_r(&ts->tv_sec, &tm);
+    cached_len = snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d",
+                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                          tm.tm_min, tm.tm_sec);
+    if (cached_len < 0 || cached_len >= (int)sizeof(cached)) cached_len = 0;
+    cached_sec = ts->tv_sec;
+  }
+  long ms = ts->tv_nsec / 1000000;
+  char *p = out;
+  memcpy(p, cached, (size_t)cached_len);
+  p += cached_len;
+  *p++ = '.';
+  *p++ = (char)('0' + ms / 100 % 10);
+  *p++ = (char)('0' + ms / 10 % 10);
+  *p++ = (char)('0' + ms % 10);
+  *p++ = 'Z';
+  *p = '\0';
 }
 
 static void kg_key(kg_buf *out, const char *key) {
@@ -96,7 +116,7 @@ static void kg_write_difference(kg_buf *out, bool *first, const char *backend,
  * one. */
 void kg_record_format(const kg_record *r, kg_buf *out) {
   char ts[64];
-  kg_format_ts(&r->ts, ts, sizeof(ts));
+  kg_format_ts(&r->ts, ts);
   kg_buf_appends(out, "{\"id\":");
   kg_jsonw_cstr(out, r->id);
   kg_buf_appends(out, ",\"ts\":");
@@ -119,11 +139,14 @@ void kg_record_format(const kg_record *r, kg_buf *out) {
       kg_buf_appends(out, "{\"error\":");
       kg_jsonw_cstr(out, v->error);
     } else {
-      kg_buf_appendf(out, "{\"status\":%d,\"bytes\":%llu", v->status,
-                     (unsigned long long)v->bytes);
+      kg_buf_appends(out, "{\"status\":");
+      kg_jsonw_u64(out, (uint64_t)(v->status < 0 ? 0 : v->status));
+      kg_buf_appends(out, ",\"bytes\":");
+      kg_jsonw_u64(out, (uint64_t)v->bytes);
     }
     /* Microseconds: more digits would be noise. */
-    kg_buf_appendf(out, ",\"elapsed_ms\":%.3f", v->elapsed * 1e3);
+    kg_buf_appends(out, ",\"elapsed_ms\":");
+    kg_jsonw_fixed3(out, v->elapsed * 1e3);
     if (shadow) kg_buf_appends(out, r->pairs[i].equal ? ",\"equal\":true" : ",\"equal\":false");
     if (i > 0 && !shadow) {
       kg_buf_appends(out, ",\"role\":");

@@ -1,6 +1,8 @@
 /* jsonw.c: JSON string writer (see jsonw.h). */
 #include "jsonw.h"
 
+#include <math.h>
+
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0. Rejects
@@ -66,4 +68,30 @@ void kg_jsonw_str(kg_buf *out, const char *s, size_t n) {
 void kg_jsonw_cstr(kg_buf *out, const char *s) {
   if (s == NULL) kg_buf_append(out, "null", 4);
   else kg_jsonw_str(out, s, strlen(s));
+}
+
+void kg_jsonw_u64(kg_buf *out, uint64_t v) {
+  char d[20];
+  size_t i = sizeof(d);
+  do {
+    d[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  kg_buf_append(out, d + i, sizeof(d) - i);
+}
+
+void kg_jsonw_fixed3(kg_buf *out, double v) {
+  if (!(v > -9e12 && v < 9e12)) { /* out of the fast path's range */
+    kg_buf_appendf(out, "%.3f", isfinite(v) ? v : 0.0);
+    return;
+  }
+  long long m = llround(v * 1000.0);
+  if (m < 0) {
+    kg_buf_append(out, "-", 1);
+    m = -m;
+  }
+  kg_jsonw_u64(out, (uint64_t)m / 1000);
+  char frac[4] = {'.', (char)('0' + m / 100 % 10), (char)('0' + m / 10 % 10),
+                  (char)('0' + m % 10)};
+  kg_buf_append(out, frac, 4);
 }

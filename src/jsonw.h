@@ -10,6 +10,7 @@
 #define KG_JSONW_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -17,5 +18,9 @@
 void kg_jsonw_str(kg_buf *out, const char *s, size_t n);
 /* Same for a C string; NULL is written as null. */
 void kg_jsonw_cstr(kg_buf *out, const char *s);
+/* Numbers, written by hand: printf's cost showed in every record. */
+void kg_jsonw_u64(kg_buf *out, uint64_t v);
+/* v with exactly three decimals, as "%.3f" writes it. */
+void kg_jsonw_fixed3(kg_buf *out, double v);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "jsonw.h"
@@ -70,12 +71,47 @@ static void test_all_bytes(void **state) {
   json_decref(j);
 }
 
+/* The hand-written number writers agree with printf over edge cases and a
+ * sweep of values. */
+static void test_numbers_match_printf(void **state) {
+  (void)state;
+  const uint64_t ints[] = {0, 1, 9, 10, 99, 100, 1499, 4294967296ULL, UINT64_MAX};
+  for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+    kg_buf b = KG_BUF_INIT;
+    char want[32];
+    snprintf(want, sizeof(want), "%llu", (unsigned long long)ints[i]);
+    kg_jsonw_u64(&b, ints[i]);
+    assert_string_equal(b.data, want);
+    kg_buf_free(&b);
+  }
+  const double reals[] = {0.0, 0.0004, 0.0005, 0.438, 1.5, 2.25, 999.9999, 1000.0,
+                          -0.25, -12.3456, 123456789.125, 1e15};
+  for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+    kg_buf b = KG_BUF_INIT;
+    char want[64];
+    snprintf(want, sizeof(want), "%.3f", reals[i]);
+    kg_jsonw_fixed3(&b, reals[i]);
+    assert_string_equal(b.data, want);
+    kg_buf_free(&b);
+  }
+  for (long us = 0; us < 200000; us += 7) { /* elapsed times as measured */
+    double ms = (double)us / 1000.0;
+    kg_buf b = KG_BUF_INIT;
+    char want[64];
+    snprintf(want, sizeof(want), "%.3f", ms);
+    kg_jsonw_fixed3(&b, ms);
+    assert_string_equal(b.data, want);
+    kg_buf_free(&b);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_escapes),
       cmocka_unit_test(test_utf8_kept_and_nul),
       cmocka_unit_test(test_invalid_utf8_replaced),
       cmocka_unit_test(test_all_bytes),
+      cmocka_unit_test(test_numbers_match_printf),
   };
   return cmocka_run_group_tests_name("jsonw", tests, NULL, NULL);
 }
