@@ -32,6 +32,8 @@ static inline void kg_buf_append(kg_buf *b, const void *p, size_t n) {
   b->data[b->len] = '\0';
 }
 void kg_buf_appends(kg_buf *b, const char *s);
+/* A string literal, its length known at compile time. */
+#define kg_buf_appendl(b, lit) kg_buf_append((b), "" lit, sizeof(lit) - 1)
 void kg_buf_appendf(kg_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void kg_buf_vappendf(kg_buf *b, const char *fmt, va_list ap);

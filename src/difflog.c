@@ -100,14 +100,14 @@ static void kg_write_difference(kg_buf *out, bool *first, const char *backend,
                           const char *s) {
   if (!*first) kg_buf_append(out, ",", 1);
   *first = false;
-  kg_buf_appends(out, "{\"backend\":");
+  kg_buf_appendl(out, "{\"backend\":");
   kg_jsonw_cstr(out, backend);
   kg_buf_append(out, ",", 1);
   kg_key(out, key);
   kg_jsonw_cstr(out, where);
-  kg_buf_appends(out, ",\"master\":");
+  kg_buf_appendl(out, ",\"master\":");
   kg_jsonw_cstr(out, m);
-  kg_buf_appends(out, ",\"shadow\":");
+  kg_buf_appendl(out, ",\"shadow\":");
   kg_jsonw_cstr(out, s);
   kg_buf_append(out, "}", 1);
 }
@@ -117,51 +117,53 @@ static void kg_write_difference(kg_buf *out, bool *first, const char *backend,
 void kg_record_format(const kg_record *r, kg_buf *out) {
   char ts[64];
   kg_format_ts(&r->ts, ts);
-  kg_buf_appends(out, "{\"id\":");
+  kg_buf_appendl(out, "{\"id\":");
   kg_jsonw_cstr(out, r->id);
-  kg_buf_appends(out, ",\"ts\":");
+  kg_buf_appendl(out, ",\"ts\":");
   kg_jsonw_cstr(out, ts);
-  kg_buf_appends(out, ",\"method\":");
+  kg_buf_appendl(out, ",\"method\":");
   kg_jsonw_cstr(out, r->method);
-  kg_buf_appends(out, ",\"url\":");
+  kg_buf_appendl(out, ",\"url\":");
   kg_jsonw_cstr(out, r->url);
-  kg_buf_appends(out, ",\"endpoint\":");
+  kg_buf_appendl(out, ",\"endpoint\":");
   kg_jsonw_cstr(out, r->endpoint);
-  kg_buf_appends(out, ",\"kind\":");
+  kg_buf_appendl(out, ",\"kind\":");
   kg_jsonw_cstr(out, kg_kind_name(r->kind));
-  kg_buf_appends(out, ",\"backends\":{");
+  kg_buf_appendl(out, ",\"backends\":{");
   for (size_t i = 0; i < r->n; i++) {
     const kg_resp_view *v = &r->resps[i];
     bool shadow = strcmp(r->roles[i], "shadow") == 0;
     if (i) kg_buf_append(out, ",", 1);
     kg_key(out, v->backend);
     if (v->error) {
-      kg_buf_appends(out, "{\"error\":");
+      kg_buf_appendl(out, "{\"error\":");
       kg_jsonw_cstr(out, v->error);
     } else {
-      kg_buf_appends(out, "{\"status\":");
+      kg_buf_appendl(out, "{\"status\":");
       kg_jsonw_u64(out, (uint64_t)(v->status < 0 ? 0 : v->status));
-      kg_buf_appends(out, ",\"bytes\":");
+      kg_buf_appendl(out, ",\"bytes\":");
       kg_jsonw_u64(out, (uint64_t)v->bytes);
     }
     /* Microseconds: more digits would be noise. */
-    kg_buf_appends(out, ",\"elapsed_ms\":");
+    kg_buf_appendl(out, ",\"elapsed_ms\":");
     kg_jsonw_fixed3(out, v->elapsed * 1e3);
-    if (shadow) kg_buf_appends(out, r->pairs[i].equal ? ",\"equal\":true" : ",\"equal\":false");
+    if (shadow && r->pairs[i].equal) kg_buf_appendl(out, ",\"equal\":true");
+    else if (shadow) kg_buf_appendl(out, ",\"equal\":false");
     if (i > 0 && !shadow) {
-      kg_buf_appends(out, ",\"role\":");
+      kg_buf_appendl(out, ",\"role\":");
       kg_jsonw_cstr(out, r->roles[i]);
     }
-    if (v->truncated) kg_buf_appends(out, ",\"truncated\":true");
+    if (v->truncated) kg_buf_appendl(out, ",\"truncated\":true");
     if (shadow && r->pairs[i].error && !v->error) {
-      kg_buf_appends(out, ",\"compare_error\":");
+      kg_buf_appendl(out, ",\"compare_error\":");
       kg_jsonw_cstr(out, r->pairs[i].error);
     }
     kg_buf_append(out, "}", 1);
   }
-  kg_buf_appends(out, r->equal ? "},\"equal\":true" : "},\"equal\":false");
-  if (r->truncated) kg_buf_appends(out, ",\"truncated\":true");
-  kg_buf_appends(out, ",\"differences\":[");
+  if (r->equal) kg_buf_appendl(out, "},\"equal\":true");
+  else kg_buf_appendl(out, "},\"equal\":false");
+  if (r->truncated) kg_buf_appendl(out, ",\"truncated\":true");
+  kg_buf_appendl(out, ",\"differences\":[");
   bool first = true;
   for (size_t i = 0; i < r->n; i++) {
     if (strcmp(r->roles[i], "shadow") != 0) continue;
@@ -177,7 +179,7 @@ void kg_record_format(const kg_record *r, kg_buf *out) {
       kg_write_difference(out, &first, be, "where", p->body.v[k].where,
                     p->body.v[k].master, p->body.v[k].shadow);
   }
-  kg_buf_appends(out, "],\"header_differences\":[");
+  kg_buf_appendl(out, "],\"header_differences\":[");
   first = true;
   for (size_t i = 0; i < r->n; i++) {
     if (strcmp(r->roles[i], "shadow") != 0) continue;
@@ -187,14 +189,14 @@ void kg_record_format(const kg_record *r, kg_buf *out) {
                     p->headers.v[k].where + strlen("header:"),
                     p->headers.v[k].master, p->headers.v[k].shadow);
   }
-  kg_buf_appends(out, "],\"suppressed\":[");
+  kg_buf_appendl(out, "],\"suppressed\":[");
   for (size_t i = 0; i < r->nsuppressed; i++) {
     if (i) kg_buf_append(out, ",", 1);
     kg_jsonw_cstr(out, r->suppressed[i]);
   }
   kg_buf_append(out, "]", 1);
   if (r->regression) {
-    kg_buf_appends(out, ",\"latency_regression\":[");
+    kg_buf_appendl(out, ",\"latency_regression\":[");
     first = true;
     for (size_t i = 0; i < r->n; i++) {
       if (!((r->regression >> i) & 1)) continue;
@@ -204,13 +206,13 @@ void kg_record_format(const kg_record *r, kg_buf *out) {
     }
     kg_buf_append(out, "]", 1);
   }
-  kg_buf_appends(out, ",\"diff\":");
+  kg_buf_appendl(out, ",\"diff\":");
   /* The diffs of all shadows, one after the other, as one string. */
   size_t total = 0;
   for (size_t i = 0; i < r->n; i++)
     if (strcmp(r->roles[i], "shadow") == 0) total += r->pairs[i].diff.len;
   if (total == 0) {
-    kg_buf_appends(out, "\"\"");
+    kg_buf_appendl(out, "\"\"");
   } else {
     kg_buf joined = KG_BUF_INIT;
     for (size_t i = 0; i < r->n; i++)
@@ -219,5 +221,5 @@ void kg_record_format(const kg_record *r, kg_buf *out) {
     kg_jsonw_str(out, joined.data, joined.len);
     kg_buf_free(&joined);
   }
-  kg_buf_appends(out, "}\n");
+  kg_buf_appendl(out, "}\n");
 }
