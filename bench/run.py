@@ -534,16 +534,34 @@ end
 """
 
 
-def wrk(tmp, port, path, conns, duration, cpu_pid=None):
+def machine_busy_seconds():
+    """CPU seconds the whole machine spent busy (all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / CLK_TCK
+
+
+def wrk(tmp, port, path, conns, duration, cpu_pid=None, budget_pids=None):
+    """One wrk round. cpu_pid: the setup's own process group, reported as
+    cpu_us_per_req. budget_pids: {name: pid} of other process groups whose
+    CPU per request is reported too (the backends), along with wrk's own
+    and the share of the machine that was busy."""
     script = os.path.join(tmp, "report.lua")
     if not os.path.exists(script):
         with open(script, "w") as f:
             f.write(WRK_LUA)
     argv = [WRK, "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "10s", "-s", script,
             f"http://127.0.0.1:{port}{path}"]
+    budget_pids = budget_pids or {}
     cpu0 = group_cpu_seconds(cpu_pid) if cpu_pid else None
+    others0 = {k: group_cpu_seconds(p) for k, p in budget_pids.items()}
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0, t0 = machine_busy_seconds(), time.monotonic()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
                        preexec_fn=raise_nofile)
+    busy1, t1 = machine_busy_seconds(), time.monotonic()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    others1 = {k: group_cpu_seconds(p) for k, p in budget_pids.items()}
     cpu1 = group_cpu_seconds(cpu_pid) if cpu_pid else None
     m = re.search(r"^BENCHJSON (\{.*\})$", r.stdout, re.M)
     if r.returncode != 0 or not m:
@@ -564,6 +582,13 @@ def wrk(tmp, port, path, conns, duration, cpu_pid=None):
     }
     if cpu0 is not None and d["requests"]:
         res["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / d["requests"]
+    if budget_pids and d["requests"]:
+        n = d["requests"]
+        wrk_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        res["wrk_us_per_req"] = wrk_s * 1e6 / n
+        for k in budget_pids:
+            res[f"{k}_us_per_req"] = (others1[k] - others0[k]) * 1e6 / n
+        res["machine_busy"] = (busy1 - busy0) / ((t1 - t0) * (os.cpu_count() or 1))
     return res
 
 
@@ -586,7 +611,8 @@ def summarize(rounds):
     if not rounds:
         return None
     out = {k: median_of(rounds, k) for k in
-           ("rps", "p50_ms", "p90_ms", "p99_ms", "cpu_us_per_req", "mb_per_s")}
+           ("rps", "p50_ms", "p90_ms", "p99_ms", "cpu_us_per_req", "mb_per_s",
+            "wrk_us_per_req", "master_us_per_req", "shadow_us_per_req", "machine_busy")}
     out["errors"] = sum(r["errors"] for r in rounds)
     if all("diff_records" in r for r in rounds):
         # share of the timed requests that reached the diff log: below 1
@@ -596,6 +622,24 @@ def summarize(rounds):
     out["rounds"] = len(rounds)
     out["rps_each"] = [round(r["rps"]) for r in rounds]
     return out
+
+
+def mirror_budget(res):
+    """What (d) reaching 0.8x (b) would take on this machine. At that rate
+    the machine's cores give each request ncpu/rate of CPU; wrk and the two
+    backends take what they took in (d); what is left is all a mirroring
+    proxy may spend. Compared with what nginx spent just proxying in (b)."""
+    b, d = res.get("b"), res.get("d")
+    if not b or not d or not b.get("rps") or d.get("wrk_us_per_req") is None:
+        return None
+    ncpu = os.cpu_count() or 1
+    target = 0.8 * b["rps"]
+    others = d["wrk_us_per_req"] + d["master_us_per_req"] + d["shadow_us_per_req"]
+    return {"target_rps": target, "cpu_us_per_req_available": ncpu * 1e6 / target,
+            "others_us_per_req": others,
+            "proxy_budget_us": ncpu * 1e6 / target - others,
+            "kagami_used_us": d.get("cpu_us_per_req"),
+            "nginx_proxy_used_us": b.get("cpu_us_per_req")}
 
 
 def ratio(x, y):
@@ -608,7 +652,7 @@ def out_of_budget():
 
 # --- scenario 1: the table ------------------------------------------------
 
-def run_table(tmp, www, master_port, shadow_port, master_proc, workers):
+def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, workers):
     """One block: b, c, d, e started with `workers`, rounds interleaved."""
     log(f"table, {workers} worker(s): starting nginx proxy, nginx mirror, 2 kagami")
     pb, pc = free_port(), free_port()
@@ -648,7 +692,8 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, workers):
                         skipped += 1
                         continue
                     port, pid = targets[key]
-                    r = wrk(tmp, port, "/" + PAGES[page], conns, DURATION, cpu_pid=pid)
+                    r = wrk(tmp, port, "/" + PAGES[page], conns, DURATION, cpu_pid=pid,
+                            budget_pids={"master": master_proc.pid, "shadow": shadow_proc.pid})
                     check_alive(started + [master_proc])
                     if key == "d":
                         time.sleep(0.2)  # let the last results reach the log
@@ -675,6 +720,7 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, workers):
         p99 = {k: (v["p99_ms"] if v else None) for k, v in res.items()}
         rows.append({
             "workers": workers, "page": page, "connections": conns, "setups": res,
+            "mirror_budget": mirror_budget(res),
             "ratios": {
                 "d/c": ratio(rps["d"], rps["c"]),
                 "d/b": ratio(rps["d"], rps["b"]),
@@ -900,6 +946,19 @@ def print_report(res):
                   f" {fmt(s['cpu_us_per_req'], '10.1f')} {s['errors']:6d}"
                   f" {fmt(s.get('compared_share') and s['compared_share'] * 100, '7.1f', '')}"
                   f"{'%' if s.get('compared_share') is not None else ''}")
+            p(f"{'':14s} cpu us/req of wrk / master / shadow backend, machine busy: " + "   ".join(
+                f"{key} {fmt(row['setups'][key].get('wrk_us_per_req'), '.0f')}/"
+                f"{fmt(row['setups'][key].get('master_us_per_req'), '.0f')}/"
+                f"{fmt(row['setups'][key].get('shadow_us_per_req'), '.0f')} "
+                f"{fmt(row['setups'][key].get('machine_busy') and row['setups'][key]['machine_busy'] * 100, '.0f')}%"
+                for key, _ in SETUPS if row["setups"][key]))
+            mb = row.get("mirror_budget")
+            if mb:
+                p(f"{'':14s} for d >= 0.8x b ({mb['target_rps']:.0f} req/s) a mirroring proxy "
+                  f"could spend {mb['proxy_budget_us']:.1f} us/req here (wrk and backends take "
+                  f"{mb['others_us_per_req']:.1f} of {mb['cpu_us_per_req_available']:.1f}); "
+                  f"kagami spent {fmt(mb['kagami_used_us'], '.1f')}, nginx proxying alone "
+                  f"{fmt(mb['nginx_proxy_used_us'], '.1f')}")
             r = row["ratios"]
             p(f"{'':14s} ratios (req/s): kagami(d)/nginx-mirror(c) {fmt(r['d/c'], '.2f')}x   "
               f"kagami(d)/nginx-proxy(b) {fmt(r['d/b'], '.2f')}x   "
@@ -1044,7 +1103,7 @@ def main():
         shadow = start_backend(tmp, "shadow", sport, www)
         try:
             for w in WORKER_COUNTS:
-                res["table"].append(run_table(tmp, www, mport, sport, master, w))
+                res["table"].append(run_table(tmp, www, mport, sport, master, shadow, w))
             for w in FAULT_WORKERS:
                 res["faults"].append(run_faults(tmp, www, mport, sport, w))
             res["idle"] = run_idle(tmp, mport, sport)
