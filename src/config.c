@@ -1200,6 +1200,47 @@ static void kg_config_budget_hook(lua_State *L, lua_Debug *ar) {
   lua_error(L);
 }
 
+/* setmetatable without __gc. Lua runs finalizers with debug hooks off, so
+ * no instruction budget can stop one that never ends: it would hang the
+ * loader, or a worker at some later collection. Written out (as the base
+ * library's, plus the check) rather than wrapping the original, which a
+ * config could otherwise dig out of the wrapper's upvalue. */
+static int kg_config_setmetatable(lua_State *L) {
+  int t = lua_type(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "__gc metamethods are not allowed in a config "
+                           "(a finalizer cannot be stopped if it never ends)");
+    lua_pop(L, 1);
+  }
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+    return luaL_error(L, "cannot change a protected metatable");
+  lua_settop(L, 2);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+int kg_config_lua_run(lua_State *L, const char *path) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_pushcfunction(L, kg_config_setmetatable);
+  lua_setfield(L, -2, "setmetatable");
+  lua_getfield(L, -1, "debug");
+  if (lua_istable(L, -1)) { /* the other way to set a metatable */
+    lua_pushnil(L);
+    lua_setfield(L, -2, "setmetatable");
+  }
+  lua_pop(L, 2);
+  /* Stays armed: the caller's further Lua (validation) runs under it too,
+   * until it sets a hook of its own or clears it. */
+  lua_sethook(L, kg_config_budget_hook, LUA_MASKCOUNT, KG_CONFIG_BUDGET);
+  int st = kg_config_lua_load(L, path);
+  if (st == LUA_OK) st = lua_pcall(L, 0, 1, 0);
+  return st;
+}
+
 int kg_config_load(const char *path, kg_config **out, char *err,
                    size_t errlen) {
   *out = NULL;
@@ -1225,10 +1266,8 @@ int kg_config_load(const char *path, kg_config **out, char *err,
     goto done;
   }
   luaL_openlibs(L);
-  lua_sethook(L, kg_config_budget_hook, LUA_MASKCOUNT, KG_CONFIG_BUDGET);
 
-  int st = kg_config_lua_load(L, path);
-  if (st == LUA_OK) st = lua_pcall(L, 0, 1, 0);
+  int st = kg_config_lua_run(L, path);
   if (st != LUA_OK) {
     const char *raw = lua_tostring(L, -1);
     kg_buf msg = KG_BUF_INIT;

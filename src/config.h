@@ -136,6 +136,12 @@ void kg_config_free(kg_config *cfg);
 typedef struct lua_State lua_State;
 struct kg_buf;
 int kg_config_lua_load(lua_State *L, const char *path);
+/* Makes L safe to run a config in (call after luaL_openlibs: no __gc
+ * metamethods), loads the file and runs its top level under an instruction
+ * budget, leaving what it returned (or the error message) on the stack.
+ * Returns lua_pcall's status; the budget stays armed. The same for
+ * `kagami check`, start, reload and every worker's hook state. */
+int kg_config_lua_run(lua_State *L, const char *path);
 void kg_config_lua_message(const char *msg, const char *path,
                            struct kg_buf *out);
 

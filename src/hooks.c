@@ -640,8 +640,7 @@ int kg_hooks_new(const kg_config *cfg, kg_hooks **out, char *err,
   luaL_openlibs(L);
   if (load_helpers(h, err, errlen) != 0) goto fail;
 
-  int st = kg_config_lua_load(L, cfg->path);
-  if (st == LUA_OK) st = lua_pcall(L, 0, 1, 0);
+  int st = kg_config_lua_run(L, cfg->path);
   if (st != LUA_OK) {
     const char *raw = lua_tostring(L, -1);
     kg_buf msg = KG_BUF_INIT;
@@ -668,6 +667,7 @@ int kg_hooks_new(const kg_config *cfg, kg_hooks **out, char *err,
     h->ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_settop(L, 0);
+  budget_stop(L); /* the config's; each hook call arms its own */
 
   /* debug.sethook would let a hook switch its budget off. Removed only now,
    * so the config's top level behaves as it did in kg_config_load. */

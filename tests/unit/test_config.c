@@ -480,6 +480,28 @@ static void test_endless_config(void **state) {
                "(a loop that never ends?)");
 }
 
+/* Lua runs finalizers with hooks off, so an endless __gc would escape the
+ * budget and hang the loader (or a worker): no finalizers at all. Other
+ * metatables work as the base library's setmetatable makes them. */
+static void test_no_finalizers(void **state) {
+  expect_error("local t = {}\n"
+               "setmetatable(t, { __gc = function() while true do end end })\n"
+               "return t\n",
+               ":2: __gc metamethods are not allowed in a config (a finalizer "
+               "cannot be stopped if it never ends)");
+  expect_error("debug.setmetatable({}, { __gc = print })\n",
+               ":1: attempt to call a nil value (field 'setmetatable')");
+  expect_error("local t = setmetatable({}, { __metatable = 'locked' })\n"
+               "setmetatable(t, {})\n",
+               ":2: cannot change a protected metatable");
+  kg_config *cfg = load_ok("local defaults = { workers = 3 }\n"
+                           "local t = setmetatable({" MASTER_ONLY "}, { __index = defaults })\n"
+                           "assert(getmetatable(t).__index == defaults)\n"
+                           "assert(setmetatable(t, nil) == t and getmetatable(t) == nil)\n"
+                           "return setmetatable(t, { __index = defaults })\n");
+  kg_config_free(cfg);
+}
+
 static void test_not_a_table(void **state) {
   expect_error("return 42\n", ":1: the config must return a table, got 42");
   expect_error("-- a comment: return {}\nlocal a = 'return'\n\nreturn a\n",
@@ -595,6 +617,7 @@ int main(void) {
       cmocka_unit_test(test_missing_master),
       cmocka_unit_test(test_two_masters),
       cmocka_unit_test(test_endless_config),
+      cmocka_unit_test(test_no_finalizers),
       cmocka_unit_test(test_bad_url),
       cmocka_unit_test(test_backend_shapes),
       cmocka_unit_test(test_duplicate_listen),

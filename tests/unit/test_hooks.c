@@ -71,6 +71,14 @@ static const char hooks_cfg[] =
     "      while true do pcall(co) end\n"
     "    end\n"
     "    if p == '/sethook' then debug.sethook() end\n"
+    "    if p == '/finalizer' then\n"
+    "      setmetatable({}, { __gc = function() while true do end end })\n"
+    "      return { 'newdb' }\n"
+    "    end\n"
+    "    if p == '/metatable' then\n"
+    "      local t = setmetatable({}, { __index = function() return 'newdb' end })\n"
+    "      return { t.anything }\n"
+    "    end\n"
     "    if p == '/ro' then req.headers['x'] = '1' end\n"
     "    if p == '/count' then\n"
     "      if finished_ok == 1 then return { 'other' } end\n"
@@ -271,6 +279,11 @@ static void test_select_budget(void **state) {
   }
   /* hooks cannot switch their budget off */
   assert_int_equal(select_for(f, "/sethook", &mask), 0);
+  /* nor create a finalizer, which runs with no budget at all; other
+   * metatables work */
+  assert_int_equal(select_for(f, "/finalizer", &mask), 0);
+  assert_int_equal(select_for(f, "/metatable", &mask), 1);
+  assert_int_equal(mask, BIT("newdb"));
 }
 
 /* ---- munge_headers ---------------------------------------------------- */
