@@ -172,5 +172,12 @@ void kg_admin_metrics(const kg_admin_ctx *ctx, kg_buf *o) {
   kg_prom_per_backend(o, cfg, "kagami_backend_errors_total", "counter",
                       "Requests to each backend that failed (refused, reset, "
                       "timeout, invalid response).", t.backend_errors);
+  kg_prom_per_backend(o, cfg, "kagami_backend_inflight", "gauge",
+                      "Requests to each backend waiting for their response.",
+                      t.backend_inflight);
+  kg_prom_per_backend(o, cfg, "kagami_backend_inflight_bytes", "gauge",
+                      "Response bytes held by a shadow's requests in flight "
+                      "(checked against shadow_max_inflight_bytes).",
+                      t.backend_inflight_bytes);
   kg_prom_latency(o, ctx);
 }

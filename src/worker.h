@@ -57,6 +57,12 @@ typedef struct kg_stats {
   uint64_t connections_open; /* a gauge: set when the stats are published */
   uint64_t backend_requests[KG_MAX_BACKENDS]; /* legs sent, per backend */
   uint64_t backend_errors[KG_MAX_BACKENDS];   /* legs failed, per backend */
+  /* Gauges, set when the stats are published: requests in flight per
+   * backend and, for shadows, the response bytes they hold (what
+   * shadow_max_inflight and shadow_max_inflight_bytes are checked
+   * against). */
+  uint64_t backend_inflight[KG_MAX_BACKENDS];
+  uint64_t backend_inflight_bytes[KG_MAX_BACKENDS];
 } kg_stats;
 
 /* Adds every counter of src to dst (for totals across workers). */

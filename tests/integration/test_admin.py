@@ -349,6 +349,28 @@ def test_metrics_connections_open_and_backend_errors(make_backend,
             c.close()
 
 
+def test_metrics_inflight_gauges(make_backend, start_kagami):
+    """Requests waiting on a slow shadow show in its in-flight gauge (what
+    shadow_max_inflight is checked against) and leave it when answered."""
+    production = make_backend("production")
+    newdb = make_backend("newdb", variant="newdb")
+    port = free_port()
+    k = start_kagami([production, newdb], options={"admin": port})
+    for _ in range(3):
+        assert k.get("/slowpage/1500").status == 200  # the master answers at once
+    fams = wait_metrics(port, lambda f: sample(
+        f, "kagami_backend_inflight", backend="newdb") == 3)
+    assert fams["kagami_backend_inflight"]["type"] == "gauge"
+    assert sample(fams, "kagami_backend_inflight", backend="newdb") == 3
+    assert sample(fams, "kagami_backend_inflight", backend="production") == 0
+    assert sample(fams, "kagami_backend_inflight_bytes", backend="production") == 0
+    k.wait_log(3)
+    fams = wait_metrics(port, lambda f: sample(
+        f, "kagami_backend_inflight", backend="newdb") == 0)
+    assert sample(fams, "kagami_backend_inflight", backend="newdb") == 0
+    assert sample(fams, "kagami_backend_inflight_bytes", backend="newdb") == 0
+
+
 # --- /healthz, the token, loopback ------------------------------------------
 def test_healthz(admin):
     k = admin()
