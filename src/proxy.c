@@ -30,6 +30,7 @@
 #define KG_CLIENT_LOW_WATER (64 * 1024)   /* resume it below this */
 #define KG_LINGER_MS 2000
 #define KG_CLIENT_KEEP_BUF 4096                /* output buffer kept when idle */
+#define KG_CLIENT_DIRECT_MIN (16 * 1024) /* body pieces written without a copy */
 
 typedef enum kg_client_state {
   KG_CLIENT_READING,
@@ -513,10 +514,32 @@ void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
   kg_buf_append(&c->out, "\r\n", 2);
 }
 
+/* A large piece of the master's body goes to the socket straight from the
+ * read buffer, behind what c->out holds (one writev); only what the socket
+ * does not take is copied into c->out. Saves copying every big response
+ * (and growing c->out to its size). Returns false when it did nothing. */
+static bool kg_client_write_through(kg_client *c, const char *p, size_t n) {
+  if (n < KG_CLIENT_DIRECT_MIN || c->broken || c->tcp.write_queue_size > 0) return false;
+  uv_buf_t b[2] = {uv_buf_init(c->out.data, (unsigned)c->out.len),
+                   uv_buf_init((char *)p, (unsigned)n)};
+  bool head = c->out.len > 0;
+  int r = uv_try_write((uv_stream_t *)&c->tcp, head ? b : b + 1, head ? 2 : 1);
+  if (r < 0 && r != UV_EAGAIN) {
+    kg_client_broken(c);
+    return true;
+  }
+  size_t sent = r > 0 ? (size_t)r : 0;
+  size_t from_out = KG_MIN(sent, c->out.len);
+  kg_buf_consume(&c->out, from_out);
+  sent -= from_out;
+  if (sent < n) kg_client_out(c, p + sent, n - sent);
+  return true;
+}
+
 void kg_client_master_body(kg_client *c, const char *p, size_t n) {
   if (n == 0 || c->mode == KG_OUT_NONE || c->state == KG_CLIENT_CLOSED) return;
   if (c->mode == KG_OUT_CHUNKED) kg_client_outf(c, "%zx\r\n", n);
-  kg_client_out(c, p, n);
+  if (!kg_client_write_through(c, p, n)) kg_client_out(c, p, n);
   if (c->mode == KG_OUT_CHUNKED) kg_client_out(c, "\r\n", 2);
   /* Large bodies: write now rather than at the end of the iteration, so
    * flow control sees the queue as it grows. */

@@ -111,6 +111,45 @@ def test_big_response_is_complete(proxy):
         hashlib.sha256(backends.big_body(n)).digest()
 
 
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_client_that_stops_reading_pauses_the_master(proxy):
+    # A client that reads nothing while a 64 MiB response comes must not
+    # make kagami hold the response: it stops reading the master above a
+    # high-water mark (the big pieces written straight from the read buffer
+    # count too). Only the capped captures for comparing (8 MiB each) stay.
+    n = 64 * 1024 * 1024
+    k = proxy.kagami
+    pid = k.proc.pid
+    k.get("/text/1")
+    before = _rss_kib(pid)
+    grown = 0
+    with k.connect() as c:
+        c.send(rawhttp.build_request("GET", "/big/%d" % n))
+        # The backend needs about a second to make the body, then sends it
+        # as fast as kagami reads.
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline and grown < 40 * 1024:
+            time.sleep(0.25)
+            grown = max(grown, _rss_kib(pid) - before)
+        h = hashlib.sha256()
+        got = 0
+        head = c.reader.until(b"\r\n\r\n")
+        assert b" 200 " in head.split(b"\r\n", 1)[0]
+        while got < n:
+            piece = c.reader.exact(min(1 << 20, n - got))
+            h.update(piece)
+            got += len(piece)
+    assert h.digest() == hashlib.sha256(backends.big_body(n)).digest()
+    assert grown < 40 * 1024, "kagami grew by %d KiB for a client reading nothing" % grown
+
+
 def test_response_is_streamed_as_it_arrives(proxy):
     # The master sends the head and the first piece at once, then four more
     # pieces 300 ms apart: the client must see the start long before the end.
