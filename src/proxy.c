@@ -62,6 +62,7 @@ struct kg_client {
   kg_exchange *ex;           /* owes us a response (WAITING), else NULL */
   kg_out_mode mode;          /* framing of the response being sent */
   bool http10;               /* the current request was HTTP/1.0 */
+  bool head_request;         /* the current request is a HEAD: no body back */
   bool keep_alive;           /* another request may follow this one */
   bool close_after_write;    /* linger-close once `out` is written */
   bool master_paused;        /* we paused the master (slow reader) */
@@ -257,17 +258,19 @@ static const char *kg_status_text(int status) {
 }
 
 /* A short response of kagami's own. With close, the connection is closed
- * once it is written and nothing more is read. */
+ * once it is written and nothing more is read. The answer to a HEAD has
+ * the head only: a client keeping the connection would otherwise take the
+ * body for the start of its next response. */
 static void kg_client_send_status(kg_client *c, int status, bool close) {
   const char *text = kg_status_text(status);
   if (close) c->keep_alive = false;
   kg_client_outf(c,
                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
-                 "Content-Length: %zu\r\n%s\r\n%s\n",
+                 "Content-Length: %zu\r\n%s\r\n%s%s",
                  status, text, strlen(text) + 1,
                  c->keep_alive ? (c->http10 ? "Connection: keep-alive\r\n" : "")
                                : "Connection: close\r\n",
-                 text);
+                 c->head_request ? "" : text, c->head_request ? "" : "\n");
   if (!c->keep_alive) {
     c->close_after_write = true;
     if (c->reading) {
@@ -346,6 +349,7 @@ static int kg_client_on_head(void *ud, kg_http_msg *m) {
   kg_client *c = ud;
   const kg_config *cfg = c->w->cfg;
   c->http10 = m->http_major == 1 && m->http_minor == 0;
+  c->head_request = m->method == HTTP_HEAD;
   if (m->method == HTTP_CONNECT) return 501;
   if (m->has_length && m->content_length > cfg->max_body_bytes) return 413;
   bool body_follows = m->chunked || (m->has_length && m->content_length > 0);
@@ -412,6 +416,7 @@ static void kg_client_start_reading(kg_client *c) {
 /* Parses what inbuf holds, then waits for more with a fresh deadline. */
 static void kg_client_continue(kg_client *c) {
   c->state = KG_CLIENT_READING;
+  c->head_request = false; /* until the next request's head says so */
   if (c->inbuf.len) {
     size_t used = kg_client_parse(c, c->inbuf.data, c->inbuf.len);
     kg_buf_consume(&c->inbuf, used);

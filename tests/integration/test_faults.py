@@ -138,6 +138,25 @@ def test_master_timeout_gives_504(make_backend, start_kagami):
     assert 0.8 <= took < 4.0, "504 after %.2fs with backend_timeout=1" % took
 
 
+@pytest.mark.parametrize("fault,status", [("hang", 504), ("reset", 502)])
+def test_master_failure_answer_to_head_has_no_body(make_backend, start_kagami,
+                                                   fault, status):
+    """kagami's own 502/504 to a HEAD is a head only: a body would be read
+    by a keep-alive client as the start of its next response. (Found by the
+    soak: a HEAD whose master timed out desynchronised the connection.)"""
+    production, newdb, k = start(make_backend, start_kagami,
+                                 master_fault=fault, timeout=1)
+    with k.connect(timeout=BACKEND_TIMEOUT + 3) as c:
+        c.send(rawhttp.build_request("HEAD", "/text/5"))
+        head = c.reader.until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status), head
+        assert b"Content-Length: " in head  # what a GET would have got
+        production.fault = None
+        resp = c.request("GET", "/text/6")  # the same connection, in step
+        assert resp.status == 200
+        assert resp.body == backends.text_body(6)
+
+
 @pytest.mark.parametrize("fault", ["reset_mid_body", "short_body"])
 def test_master_failing_mid_body_closes_the_client(make_backend, start_kagami,
                                                    fault):
