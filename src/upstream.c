@@ -38,6 +38,7 @@ struct kg_upconn {
   bool closing;
   bool reused;              /* served an earlier request */
   bool is_idle;
+  bool writing;             /* write_req is in libuv's hands */
   const char *deferred_error; /* failure to report from the timer, so that
                                  kg_leg_start never calls back directly */
 };
@@ -168,7 +169,10 @@ static void kg_leg_finish(kg_leg *leg, const char *error, bool reusable) {
   if (error) leg->pool->w->stats.backend_errors[leg->pool->index]++;
   if (c) {
     c->leg = NULL;
-    if (reusable && !c->pool->w->stopping && !c->pool->retired &&
+    /* A backend may answer before it has read the whole request (an early
+     * 413, say): the rest of the body would reach it as the next request,
+     * and write_req is still busy. Such a connection is not reused. */
+    if (reusable && !c->writing && !c->pool->w->stopping && !c->pool->retired &&
         c->pool->nidle < KG_POOL_MAX_IDLE)
       kg_upconn_make_idle(c);
     else
@@ -283,6 +287,7 @@ static void kg_upconn_connect(kg_pool *p, kg_leg *leg) {
 
 static void kg_upconn_on_write(uv_write_t *req, int status) {
   kg_upconn *c = req->data;
+  c->writing = false;
   if (status < 0 && !c->closing && c->leg) kg_leg_fail(c->leg, "write failed", true);
 }
 
@@ -308,6 +313,7 @@ static void kg_upconn_send(kg_upconn *c) {
       kg_upconn_defer_error(c, "write failed");
       return;
     }
+    c->writing = true;
   }
   if (!leg->paused)
     uv_read_start((uv_stream_t *)&c->tcp, kg_worker_alloc, kg_upconn_on_read);

@@ -5,6 +5,8 @@ diff log and changes nothing for the client. A master that fails gives 502
 (504 on timeout). A client that goes away mid-way releases everything (the
 teardown's sanitizer check catches leaks and use-after-free)."""
 
+import socket
+import threading
 import time
 
 import pytest
@@ -155,6 +157,78 @@ def test_master_failure_answer_to_head_has_no_body(make_backend, start_kagami,
         resp = c.request("GET", "/text/6")  # the same connection, in step
         assert resp.status == 200
         assert resp.body == backends.text_body(6)
+
+
+class EarlyAnswerMaster:
+    """A master that answers a POST with 413 as soon as it has the head,
+    never reading the body, and keeps the connection open; a GET gets
+    "ok". Whatever reaches it where a request line should be and is none
+    is counted in `bad`."""
+
+    def __init__(self):
+        self.name = "production"
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.bad = 0
+        self.connections = 0
+        self.stop = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        buf = b""
+        with conn:
+            while not self.stop:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                line = head.split(b"\r\n", 1)[0]
+                if line.startswith(b"POST "):
+                    conn.sendall(b"HTTP/1.1 413 Content Too Large\r\n"
+                                 b"Content-Length: 0\r\n\r\n")
+                    buf = b""  # never reads the body: its bytes come next
+                elif line.startswith(b"GET ") and line.endswith(b" HTTP/1.1"):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                else:
+                    self.bad += 1
+                    return
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+
+def test_master_answering_before_the_body_is_sent_is_not_reused(start_kagami):
+    """When the master answers before it has read the whole request body,
+    the connection must not go back to the pool: the rest of the body would
+    reach the master as the next request."""
+    master = EarlyAnswerMaster()
+    try:
+        k = start_kagami([master], options={"max_body_bytes": "64MiB"})
+        body = b"x" * (48 * 1024 * 1024)  # more than the socket buffers take
+        with k.connect(timeout=20) as c:
+            resp = c.request("POST", "/upload", body=body)
+            assert resp.status == 413
+        for i in range(3):
+            resp = k.get("/after/%d" % i)
+            assert resp.status == 200 and resp.body == b"ok"
+        assert master.bad == 0
+        assert master.connections >= 2
+    finally:
+        master.close()
 
 
 @pytest.mark.parametrize("fault", ["reset_mid_body", "short_body"])
