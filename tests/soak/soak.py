@@ -14,8 +14,10 @@ mid-request. Then:
   for clients, the pool's idle timeout for backends);
 - kagami is stopped with SIGTERM: it must exit 0 with no sanitizer report;
 - a 504 (the master timed out) counts against kagami only if this process,
-  which also runs the master, did not stall while the request waited (a
-  heartbeat thread notes stalls; they are printed).
+  which also runs the master, did not stall while the request waited; a
+  kept-alive connection closed under a client only if this process did not
+  just stall for client_timeout (kagami then rightly closed it as idle). A
+  heartbeat thread notes the stalls; they are printed.
 
 Prints a summary; exits 1 on a sanitizer report, an fd leak, kagami dying
 or exiting non-zero, or any valid request that did not get its answer.
@@ -69,15 +71,19 @@ class Stats:
         self.counts = {}
         self.errors = []
         self.timeouts = []  # (when, what) of 504 answers, judged at the end
+        self.closed = []    # (when, what): kept-alive connection closed on us
 
     def count(self, what, n=1):
         with self.lock:
             self.counts[what] = self.counts.get(what, 0) + n
 
-    def error(self, what, status=None):
+    def error(self, what, status=None, closed=False):
         with self.lock:
             if status == 504:
                 self.timeouts.append((time.monotonic(), what))
+                return
+            if closed:
+                self.closed.append((time.monotonic(), what))
                 return
             self.counts["ERRORS"] = self.counts.get("ERRORS", 0) + 1
             if len(self.errors) < 20:
@@ -109,6 +115,19 @@ class Heartbeat(threading.Thread):
         """Whether a stall overlapped the `waited` seconds before an answer."""
         return any(s0 <= answered_at and s1 >= answered_at - waited
                    for s0, s1 in self.stalls)
+
+    def idled(self, seen_at, idle):
+        """Whether a stall of at least `idle` seconds ended just before:
+        a client kept idle that long by the stall is rightly closed by
+        kagami (client_timeout) and finds out when it next sends."""
+        return any(s1 - s0 >= idle and s1 - 0.1 <= seen_at <= s1 + 2.0
+                   for s0, s1 in self.stalls)
+
+
+def closed_on_us(e):
+    """The peer closed (or reset) a kept-alive connection under us."""
+    return isinstance(e, (rawhttp.IncompleteResponse, ConnectionResetError,
+                          BrokenPipeError))
 
 
 def check_answer(stats, kind, target, resp):
@@ -162,7 +181,7 @@ def keepalive_worker(port, stats, stop, wid):
                     else:
                         check_answer(stats, "keepalive", target, resp)
         except (OSError, ValueError, rawhttp.IncompleteResponse) as e:
-            stats.error("keepalive: %r" % e)
+            stats.error("keepalive: %r" % e, closed=closed_on_us(e))
 
 
 def oneshot_worker(port, stats, stop, wid):
@@ -202,7 +221,7 @@ def pipeline_worker(port, stats, stop, wid):
                     for t in targets:
                         check_answer(stats, "pipelined", t, c.read_response())
         except (OSError, ValueError, rawhttp.IncompleteResponse) as e:
-            stats.error("pipeline: %r" % e)
+            stats.error("pipeline: %r" % e, closed=closed_on_us(e))
 
 
 def bad_worker(port, stats, stop, wid):
@@ -390,12 +409,17 @@ def main():
         # A 504 is the master timing out: kagami's fault only when this
         # process (the master's) did not stall while the request waited.
         waited = BACKEND_TIMEOUT + 1.0
+        # A kept-alive connection closed on a client is kagami's
+        # client_timeout at work only if this process stalled at least that
+        # long just before.
+        idle = CLIENT_TIMEOUT - 0.5
         excused = [w for t, w in stats.timeouts if heartbeat.covers(t, waited)]
-        for t, w in stats.timeouts:
-            if not heartbeat.covers(t, waited):
-                stats.counts["ERRORS"] = stats.counts.get("ERRORS", 0) + 1
-                if len(stats.errors) < 20:
-                    stats.errors.append(w)
+        excused_closed = [w for t, w in stats.closed if heartbeat.idled(t, idle)]
+        for t, w in ([(t, w) for t, w in stats.timeouts if not heartbeat.covers(t, waited)]
+                     + [(t, w) for t, w in stats.closed if not heartbeat.idled(t, idle)]):
+            stats.counts["ERRORS"] = stats.counts.get("ERRORS", 0) + 1
+            if len(stats.errors) < 20:
+                stats.errors.append(w)
         if stats.counts.get("ERRORS"):
             problems.append("%d valid requests without their answer, e.g. %s"
                             % (stats.counts["ERRORS"], stats.errors[:5]))
@@ -411,8 +435,10 @@ def main():
         print("client side:   %s" % dict(sorted(stats.counts.items())))
         longest = max((s1 - s0 for s0, s1 in heartbeat.stalls), default=0.0)
         print("harness:       %d stalls of this process over %.1fs (longest %.1fs);"
-              " %d master timeouts (504) during them, not counted against kagami"
-              % (len(heartbeat.stalls), Heartbeat.STALL, longest, len(excused)))
+              " during them %d master timeouts (504) and %d idle connections"
+              " closed by client_timeout, not counted against kagami"
+              % (len(heartbeat.stalls), Heartbeat.STALL, longest, len(excused),
+                 len(excused_closed)))
         print("shadow faults: %s" % dict(sorted(
             (str(f), n) for f, n in shadow.faults_served.items())))
         if samples:
