@@ -28,6 +28,17 @@ int kg_difflog_open(const char *path, kg_difflog **out) {
   return 0;
 }
 
+int kg_difflog_reopen(kg_difflog *d, const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return -errno;
+  pthread_mutex_lock(&d->lock);
+  int old = d->fd;
+  d->fd = fd;
+  pthread_mutex_unlock(&d->lock);
+  close(old);
+  return 0;
+}
+
 int kg_difflog_append(kg_difflog *d, const char *line, size_t len) {
   int rc = 0;
   pthread_mutex_lock(&d->lock);

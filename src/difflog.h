@@ -39,6 +39,10 @@ typedef struct kg_record {
 
 /* Opens (creating, appending) `path`. Returns 0 or a negative errno. */
 int kg_difflog_open(const char *path, kg_difflog **out);
+/* Opens `path` again and writes there from now on (after logrotate has
+ * renamed the file). Returns 0, or a negative errno with the old file
+ * still in use. Safe while other threads write. */
+int kg_difflog_reopen(kg_difflog *d, const char *path);
 /* Appends one line. Returns 0 or a negative errno (the line is lost). */
 int kg_difflog_append(kg_difflog *d, const char *line, size_t len);
 /* Formats the n records and appends them with one write (a batch of

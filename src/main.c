@@ -108,12 +108,19 @@ static const char *kg_reload_blocker(const kg_config *a, const kg_config *b) {
   return NULL;
 }
 
-/* SIGHUP: read the config again. A valid one applies to requests that
- * start from now on (each worker swaps it in on its own loop); an invalid
- * one is logged and the running config stays. */
+/* SIGHUP: reopen the diff log (logrotate renames it, then signals), and
+ * read the config again. A valid one applies to requests that start from
+ * now on (each worker swaps it in on its own loop); an invalid one is
+ * logged and the running config stays. */
 static void kg_main_on_sighup(uv_signal_t *s, int signum) {
   kg_main *m = s->data;
   if (m->stopping) return;
+  if (m->shared.difflog) {
+    int r = kg_difflog_reopen(m->shared.difflog, m->cfg->diff_log);
+    if (r < 0)
+      kg_log_error("diff log %s: cannot reopen, still writing to the old file: %s",
+                   m->cfg->diff_log, strerror(-r));
+  }
   char err[1024];
   kg_config *cfg = NULL;
   if (kg_config_load(m->path, &cfg, err, sizeof(err)) < 0) {

@@ -87,3 +87,23 @@ def test_reload_changes_sampling(make_backend, start_kagami):
         assert k.get("/text/%d" % (10 + i)).status == 200
     assert production.received("/text/14")
     assert not any(newdb.received("/text/%d" % (10 + i)) for i in range(5))
+
+
+def test_sighup_reopens_the_diff_log(make_backend, start_kagami):
+    """logrotate's way: rename the diff log, send SIGHUP; kagami writes to a
+    new file at the configured path, and the renamed one keeps its lines."""
+    production = make_backend("production")
+    newdb = make_backend("newdb", variant="newdb")
+    k = start_kagami([production, newdb])
+    assert k.get("/text/20").status == 200
+    k.wait_log_url("/text/20")
+    rotated = k.diff_log.with_name(k.diff_log.name + ".1")
+    k.diff_log.rename(rotated)
+    k.send_signal(signal.SIGHUP)
+    wait_stderr(k, ["reloaded"])
+    assert k.get("/text/21").status == 200
+    k.wait_log_url("/text/21")  # polls the configured path: the new file
+    new_urls = [e["url"] for e in k.log_entries()]
+    assert new_urls == ["/text/21"]
+    old_text = rotated.read_text()
+    assert '"url":"/text/20"' in old_text and "/text/21" not in old_text
