@@ -162,6 +162,10 @@ void kg_admin_metrics(const kg_admin_ctx *ctx, kg_buf *o) {
   kg_prom_value(o, "kagami_results_dropped_total", "counter",
                 "Compared results dropped because comparing or storing fell behind.",
                 t.results_dropped);
+  kg_prom_value(o, "kagami_results_pending", "gauge",
+                "Finished requests waiting to be compared and stored (past "
+                "10000 per worker they are dropped).",
+                t.results_pending);
   kg_prom_value(o, "kagami_aborted_total", "counter",
                 "Exchanges abandoned because the client went away.", t.aborted);
   kg_prom_value(o, "kagami_master_errors_total", "counter",

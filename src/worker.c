@@ -74,6 +74,7 @@ void kg_stats_add(kg_stats *dst, const kg_stats *src) {
 
 static void kg_worker_publish(kg_worker *w) {
   w->stats.connections_open = w->nclients;
+  w->stats.results_pending = w->ndone;
   for (size_t i = 0; i < w->cfg->nbackends && i < KG_MAX_BACKENDS; i++) {
     w->stats.backend_inflight[i] = w->pools[i].inflight;
     w->stats.backend_inflight_bytes[i] = w->pools[i].inflight_bytes;

@@ -55,6 +55,8 @@ typedef struct kg_stats {
   uint64_t master_errors;   /* 502/504 answered to clients */
   uint64_t shadow_errors;   /* shadow legs that failed */
   uint64_t connections_open; /* a gauge: set when the stats are published */
+  uint64_t results_pending;  /* a gauge: results waiting for a comparison
+                                batch (results_dropped past the cap) */
   uint64_t backend_requests[KG_MAX_BACKENDS]; /* legs sent, per backend */
   uint64_t backend_errors[KG_MAX_BACKENDS];   /* legs failed, per backend */
   /* Gauges, set when the stats are published: requests in flight per

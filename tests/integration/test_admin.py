@@ -301,7 +301,8 @@ def test_metrics_format_and_counts(admin):
                 "kagami_compared_total", "kagami_differing_total",
                 "kagami_dropped_total", "kagami_results_dropped_total",
                 "kagami_backend_requests_total", "kagami_backend_errors_total",
-                "kagami_connections_open", "kagami_backend_latency_seconds"):
+                "kagami_connections_open", "kagami_backend_latency_seconds",
+                "kagami_results_pending", "kagami_backend_inflight"):
         assert fam in fams, fam
         assert fams[fam]["help"], fam
     assert fams["kagami_requests_total"]["type"] == "counter"
@@ -312,6 +313,10 @@ def test_metrics_format_and_counts(admin):
     assert sample(fams, "kagami_compared_total") == 10
     assert sample(fams, "kagami_differing_total") == 6
     assert sample(fams, "kagami_dropped_total") == 0
+    assert fams["kagami_results_pending"]["type"] == "gauge"
+    fams = wait_metrics(k.admin_port, lambda f: sample(
+        f, "kagami_results_pending") == 0)  # all ten compared and stored
+    assert sample(fams, "kagami_results_pending") == 0
     for b in ("production", "newdb"):
         assert sample(fams, "kagami_backend_requests_total", backend=b) >= 10
         assert sample(fams, "kagami_backend_errors_total", backend=b) == 0
