@@ -121,8 +121,11 @@ typedef struct kg_worker {
   uv_async_t *exit_async;     /* main's: told when this worker's loop ends */
   atomic_bool exited;         /* set by the worker thread at its end */
   int listen_fd_error;        /* set if the listeners failed to bind */
-  char readbuf[64 * 1024];    /* every read on this loop lands here and is
-                                 consumed before the next read */
+  /* Every read on this loop lands here and is consumed before the next
+   * read. Room for a 64 KiB response with its head in one read: a big
+   * body piece is written to the client at once (no copy), so a read cut
+   * short of the response's end costs a second write. */
+  char readbuf[256 * 1024];
 } kg_worker;
 
 /* Creates the worker's loop, pools, hooks and listening sockets. Returns 0,
