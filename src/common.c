@@ -51,6 +51,12 @@ void kg_put_hex(char *out, uint64_t v, int digits) {
   }
 }
 
+void kg_put_dec3(char *out, uint64_t v) {
+  out[0] = (char)('0' + v / 100 % 10);
+  out[1] = (char)('0' + v / 10 % 10);
+  out[2] = (char)('0' + v % 10);
+}
+
 uint64_t kg_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

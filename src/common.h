@@ -35,6 +35,9 @@ char *kg_strndup(const char *s, size_t n);
 bool kg_str_ieq(const char *a, size_t alen, const char *b);
 /* Writes the low `digits` hex digits of v (lower case) to out, no NUL. */
 void kg_put_hex(char *out, uint64_t v, int digits);
+/* Writes the low three decimal digits of v, zero-padded, to out, no NUL
+ * (status codes, milliseconds). */
+void kg_put_dec3(char *out, uint64_t v);
 
 /* Monotonic clock in nanoseconds (for elapsed times). */
 uint64_t kg_now_ns(void);

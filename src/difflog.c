@@ -94,9 +94,8 @@ static void kg_format_ts(const struct timespec *ts, char out[64]) {
   memcpy(p, cached, (size_t)cached_len);
   p += cached_len;
   *p++ = '.';
-  *p++ = (char)('0' + ms / 100 % 10);
-  *p++ = (char)('0' + ms / 10 % 10);
-  *p++ = (char)('0' + ms % 10);
+  kg_put_dec3(p, (uint64_t)ms);
+  p += 3;
   *p++ = 'Z';
   *p = '\0';
 }

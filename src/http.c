@@ -631,6 +631,19 @@ bool kg_http_is_hop_by_hop(const char *name, size_t len) {
   }
 }
 
+/* Calls fn for each token of each Connection field of h; stops at the
+ * first non-zero return and returns it. */
+static int kg_http_connection_tokens(const kg_hdrs *h,
+                                     int (*fn)(const char *, size_t, void *), void *ud) {
+  for (size_t i = 0; i < h->n; i++) {
+    if (h->v[i].name_len != 10 || strcasecmp(kg_hdrs_name(h, i), "connection") != 0)
+      continue;
+    int r = kg_http_each_token(kg_hdrs_value(h, i), h->v[i].value_len, fn, ud);
+    if (r) return r;
+  }
+  return 0;
+}
+
 typedef struct kg_conn_lookup {
   const char *name;
   size_t len;
@@ -647,20 +660,10 @@ static int kg_http_conn_token_extra(const char *t, size_t n, void *ud) {
 }
 
 bool kg_http_connection_lists_any(const kg_hdrs *h) {
-  for (size_t i = 0; i < h->n; i++)
-    if (h->v[i].name_len == 10 && strcasecmp(kg_hdrs_name(h, i), "connection") == 0 &&
-        kg_http_each_token(kg_hdrs_value(h, i), h->v[i].value_len,
-                           kg_http_conn_token_extra, NULL))
-      return true;
-  return false;
+  return kg_http_connection_tokens(h, kg_http_conn_token_extra, NULL) != 0;
 }
 
 bool kg_http_connection_lists(const kg_hdrs *h, const char *name, size_t len) {
   kg_conn_lookup l = {name, len};
-  for (size_t i = 0; i < h->n; i++)
-    if (h->v[i].name_len == 10 && strcasecmp(kg_hdrs_name(h, i), "connection") == 0 &&
-        kg_http_each_token(kg_hdrs_value(h, i), h->v[i].value_len,
-                           kg_http_conn_token, &l))
-      return true;
-  return false;
+  return kg_http_connection_tokens(h, kg_http_conn_token, &l) != 0;
 }

@@ -1,6 +1,8 @@
 /* jsonw.c: JSON string writer (see jsonw.h). */
 #include "jsonw.h"
 
+#include "common.h"
+
 #include <math.h>
 
 #include <string.h>
@@ -91,7 +93,7 @@ void kg_jsonw_fixed3(kg_buf *out, double v) {
     m = -m;
   }
   kg_jsonw_u64(out, (uint64_t)m / 1000);
-  char frac[4] = {'.', (char)('0' + m / 100 % 10), (char)('0' + m / 10 % 10),
-                  (char)('0' + m % 10)};
+  char frac[4] = {'.'};
+  kg_put_dec3(frac + 1, (uint64_t)m);
   kg_buf_append(out, frac, 4);
 }

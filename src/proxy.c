@@ -505,9 +505,7 @@ void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
   }
   /* Status codes are three digits (the parser saw to that). */
   char line[16] = "HTTP/1.1 000 ";
-  line[9] = (char)('0' + resp->status / 100 % 10);
-  line[10] = (char)('0' + resp->status / 10 % 10);
-  line[11] = (char)('0' + resp->status % 10);
+  kg_put_dec3(line + 9, (uint64_t)resp->status);
   kg_client_out(c, line, 13);
   kg_buf_append(&c->out, resp->reason.data, resp->reason.len);
   kg_buf_append(&c->out, "\r\n", 2);
