@@ -652,6 +652,18 @@ def out_of_budget():
 
 # --- scenario 1: the table ------------------------------------------------
 
+def stop_started(started):
+    """Stops what a scenario started, newest first; returns each kagami's
+    (peak RSS, stop counters) by name."""
+    stops = {}
+    for p in reversed(started):
+        if isinstance(p, Kagami):
+            stops[p.name] = (p.stop(), p.stats)
+        else:
+            p.stop()
+    return stops
+
+
 def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, workers):
     """One block: b, c, d, e started with `workers`, rounds interleaved."""
     log(f"table, {workers} worker(s): starting nginx proxy, nginx mirror, 2 kagami")
@@ -705,12 +717,7 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, work
                         f"p99 {r['p99_ms']:.2f} ms  errors {r['errors']}")
         rss = {"d": kd.rss(), "e": ke.rss()}
     finally:
-        stops = {}
-        for p in reversed(started):
-            if isinstance(p, Kagami):
-                stops[p.name] = (p.stop(), p.stats)
-            else:
-                p.stop()
+        stops = stop_started(started)
     if skipped:
         log(f"time budget reached: {skipped} rounds of the {workers}-worker table skipped")
     rows = []
@@ -788,11 +795,7 @@ def run_faults(tmp, www, master_port, shadow_port, workers):
                     # next setup's round.
                     time.sleep(SHADOW_DELAY + 0.3)
     finally:
-        for p in reversed(started):
-            if isinstance(p, Kagami):
-                stops[p.name] = (p.stop(), p.stats)
-            else:
-                p.stop()
+        stops.update(stop_started(started))
     if skipped:
         log(f"time budget reached: {skipped} fault rounds skipped")
     res = {}
