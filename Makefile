@@ -15,9 +15,9 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Isrc
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-SRCS    := $(sort $(wildcard src/*.c src/compare/*.c))
-LIBSRCS := $(filter-out src/main.c,$(SRCS))
-UNITSRC := $(sort $(wildcard tests/unit/test_*.c))
+SRCS    := $(sort $(wildcard src/*/*.c))
+LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
+UNITSRC := $(sort $(wildcard tests/unit/*/test_*.c))
 PYTEST  := /usr/bin/python3 -m pytest
 
 .PHONY: all deps deps-test test unit integration check-asan demo bench fuzz fuzz-replay clean
@@ -59,10 +59,10 @@ WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
 build/gen/web_assets.c: $(WEB_FILES) scripts/embed_web.py
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 scripts/embed_web.py -o $@ $(WEB_FILES)
-build/obj/gen/web_assets.o: build/gen/web_assets.c src/admin.h
+build/obj/gen/web_assets.o: build/gen/web_assets.c src/admin/admin.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
-build/asan/gen/web_assets.o: build/gen/web_assets.c src/admin.h
+build/asan/gen/web_assets.o: build/gen/web_assets.c src/admin/admin.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
 # Extra prerequisites of the links above ($^ includes them); the unit
@@ -106,7 +106,7 @@ demo: deps-test build/kagami
 
 # --- benchmarks (bench/run.py, bench/bench_diff.c) ----------------------
 .PHONY: bench-diff
-BENCH_LIBOBJS := $(filter-out build/obj/src/main.o,$(OBJS))
+BENCH_LIBOBJS := $(filter-out build/obj/src/cli/main.o,$(OBJS))
 build/bench/libkagami.a: $(BENCH_LIBOBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^

@@ -26,12 +26,12 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "buf.h"
+#include "common/buf.h"
 #include "compare/decode.h"
 #include "compare/differences.h"
 #include "compare/htmldiff.h"
 #include "compare/jsondiff.h"
-#include "linediff.h"
+#include "compare/linediff.h"
 
 #define TARGET_BYTES (1000 * 1000)
 #define MIN_RUNS 5

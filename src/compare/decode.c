@@ -9,7 +9,7 @@
 #define ZLIB_CONST
 #include <zlib.h>
 
-#include "common.h"
+#include "common/common.h"
 
 /* "gzip, gzip, gzip, ..." has no honest use; each layer may cost max_out of
  * work, so the number of layers is bounded too. */

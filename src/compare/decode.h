@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "buf.h"
+#include "common/buf.h"
 
 /* Decodes `in` (n bytes) according to `content_encoding`, the header's
  * value: a comma-separated list of codings in the order they were applied

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "common/common.h"
 
 void kg_diffs_add(kg_diffs *d, const char *where, const char *pattern,
                   const char *master, const char *shadow) {

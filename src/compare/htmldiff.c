@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "linediff.h"
+#include "common/common.h"
+#include "compare/linediff.h"
 
 /* RECOVER: real pages are rarely valid and we compare what a browser would
  * show. NOERROR/NOWARNING: no stderr chatter from the thread pool. NONET:

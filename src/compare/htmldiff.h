@@ -43,7 +43,7 @@
 
 #include <stddef.h>
 
-#include "buf.h"
+#include "common/buf.h"
 #include "compare/differences.h"
 
 /* Initialises libxml2 (xmlInitParser). Call once from the main thread before

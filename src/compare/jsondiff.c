@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "common.h"
+#include "common/buf.h"
+#include "common/common.h"
 
 _Static_assert(JSON_PARSER_MAX_DEPTH <= 4096,
                "jsondiff recurses once per nesting level; re-check stack use");

@@ -9,7 +9,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "common.h"
+#include "common/common.h"
 
 typedef struct tn_rule {
   pcre2_code *code; /* owned; read-only once compiled, so shareable */

@@ -28,7 +28,7 @@
 
 #include <stddef.h>
 
-#include "buf.h"
+#include "common/buf.h"
 
 #define KG_TEXTNORM_MATCH_LIMIT 1000000u /* pcre2_set_match_limit */
 #define KG_TEXTNORM_DEPTH_LIMIT 100000u  /* pcre2_set_depth_limit */

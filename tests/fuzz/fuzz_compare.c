@@ -1,5 +1,5 @@
 /* fuzz_compare: a master and a shadow response -> kg_compare_pair, the
- * whole comparison pipeline (src/compare.c): header fields, Content-Encoding,
+ * whole comparison pipeline (src/compare/compare.c): header fields, Content-Encoding,
  * media type, then the JSON, HTML, text or binary differ, then noise.
  *
  * The config is a real one, loaded once from the text below, so the
@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "compare.h"
+#include "compare/compare.h"
 #include "compare/htmldiff.h"
 #include "fuzz_util.h"
 

@@ -32,7 +32,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "fuzz_util.h"
 
 /* --- the stand-ins ------------------------------------------------------- */

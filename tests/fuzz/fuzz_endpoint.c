@@ -1,4 +1,4 @@
-/* fuzz_endpoint: method and path -> endpoint name (src/endpoint.c).
+/* fuzz_endpoint: method and path -> endpoint name (src/compare/endpoint.c).
  *
  * Input: two parts split at FZ_SEP: endpoint patterns, one per line (as
  * in the config's `endpoints`), then the method on the first line and the
@@ -9,7 +9,7 @@
  * the same name; templating is idempotent (a default name, taken as a
  * path, names itself); a pattern that does not compile names its position
  * in the message. */
-#include "endpoint.h"
+#include "compare/endpoint.h"
 #include "fuzz_util.h"
 
 #define FZ_MAX_RULES 8

@@ -1,4 +1,4 @@
-/* fuzz_linediff: two texts -> kg_linediff's unified diff (src/linediff.c).
+/* fuzz_linediff: two texts -> kg_linediff's unified diff (src/compare/linediff.c).
  *
  * Input: byte 0 picks the context (-1..4 lines), byte 1 the output cap;
  * then text a, the separator line FZ_SEP, text b.
@@ -9,7 +9,7 @@
  * '+' and '-' lines. With a cap the text must stay within it (plus the
  * truncation marker). Equal inputs give 0 and no output. */
 #include "fuzz_util.h"
-#include "linediff.h"
+#include "compare/linediff.h"
 
 #define FZ_NO_NEWLINE "\\ No newline at end of file\n"
 #define FZ_TRUNCATED "... diff truncated\n"

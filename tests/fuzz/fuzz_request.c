@@ -1,4 +1,4 @@
-/* fuzz_request: client bytes -> the framing decision (src/http.c).
+/* fuzz_request: client bytes -> the framing decision (src/http/http.c).
  *
  * The input is what a client sends on one connection, fed to a request
  * parser the way the proxy feeds it: in reads of varying size, resuming
@@ -18,7 +18,7 @@
 #include <strings.h>
 
 #include "fuzz_util.h"
-#include "http.h"
+#include "http/http.h"
 
 typedef struct fz_req {
   uint64_t max_body;    /* like max_body_bytes; 0 = none */

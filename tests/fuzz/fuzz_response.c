@@ -1,4 +1,4 @@
-/* fuzz_response: backend bytes -> responses (src/http.c, as upstream.c
+/* fuzz_response: backend bytes -> responses (src/http/http.c, as upstream.c
  * drives it).
  *
  * The input is what a backend sends on one connection. The callbacks act
@@ -16,7 +16,7 @@
  * completes a close-delimited body and nothing else; no more bytes consumed
  * than given, and all of them unless the parser stopped. */
 #include "fuzz_util.h"
-#include "http.h"
+#include "http/http.h"
 
 typedef struct fz_resp {
   bool head_request;    /* the request was HEAD: final bodies skipped */

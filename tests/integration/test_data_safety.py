@@ -194,7 +194,7 @@ def test_kill_9_under_load_then_restart(make_backend, tmp_path, procs):
     assert len(set(ids)) == len(ids), "a record id was reused after restart"
     if not with_store:
         pytest.skip("diff log checked; this build has no `store` config key "
-                    "(src/store.c), so the SQLite part was not run")
+                    "(src/results/store.c), so the SQLite part was not run")
     check, rows2, orphans = sqlite_integrity(db)
     assert check == "ok", check
     assert orphans == 0

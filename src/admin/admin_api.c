@@ -1,0 +1,391 @@
+/* admin_api.c: the admin listener's JSON API over the results store.
+ *
+ *   GET /api/endpoints?since=1h&endpoint=GLOB
+ *   GET /api/results?endpoint=NAME&differing=1&limit=50&before=ID
+ *   GET /api/results/ID
+ *   GET /api/timeseries?endpoint=NAME&bucket=60&since=1h
+ *
+ * The answers are storeq's JSON as it documents them (storeq.h).
+ *
+ * The loop thread only checks the parameters; the query runs as a job on
+ * libuv's thread pool, so that a slow one (a report over a full store)
+ * delays neither signal handling nor the other admin connections. Each
+ * job opens its own read-only connection (under a millisecond: WAL
+ * readers share nothing but the file), so no SQLite handle is ever used by
+ * two threads, and a store created or replaced after kagami started is
+ * simply found by the next job.
+ *
+ * The pool is shared with the workers' comparisons and store writes (four
+ * threads unless UV_THREADPOOL_SIZE says otherwise), so at most
+ * KG_ADMIN_API_RUNNING jobs run at once; up to KG_ADMIN_API_QUEUED more
+ * wait their turn in order, and beyond that a request is answered 503
+ * with Retry-After at once rather than queued without bound.
+ *
+ * Ownership: a job belongs to the API. Its waiter (an admin connection)
+ * gets the answer through done() on the loop thread, once, unless it
+ * detaches first because it is closing; a detached job that is still
+ * waiting is freed at once, a running one when the pool is done with it.
+ * The API itself outlives its running jobs (kg_admin_api_free defers). */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admin/admin_int.h"
+#include "common/common.h"
+#include "cli/report.h"
+#include "results/storeq.h"
+
+#define KG_ADMIN_API_RUNNING 2
+#define KG_ADMIN_API_QUEUED 8
+
+typedef enum kg_admin_job_kind {
+  KG_JOB_ENDPOINTS,
+  KG_JOB_RESULTS,
+  KG_JOB_RESULT,
+  KG_JOB_TIMESERIES,
+} kg_admin_job_kind;
+
+struct kg_admin_job {
+  uv_work_t work;            /* while handed to the pool */
+  kg_admin_api *api;         /* owner */
+  kg_admin_job *next;        /* in api's wait queue */
+  kg_admin_job_done done;    /* NULL once the waiter detached */
+  void *waiter;
+  bool running;              /* handed to the pool: only its after-work
+                                callback frees it */
+  /* The query. Owned copies: the pool thread reads nothing else. */
+  kg_admin_job_kind kind;
+  char *store_path;
+  char *name;                /* endpoint, glob or id; may be NULL */
+  char *before;              /* results: page below this id, or NULL */
+  double since, factor, bucket;
+  bool differing;
+  int limit;
+  /* The answer, written by the pool thread, read after it. */
+  kg_admin_resp resp;
+};
+
+struct kg_admin_api {
+  uv_loop_t *loop;           /* the main thread's */
+  const kg_admin_ctx *ctx;   /* config (store path, regression factor),
+                                read on the loop thread only */
+  kg_admin_job *queue, *tail; /* waiting jobs, oldest first */
+  int queued, running;
+  bool closing;              /* kg_admin_api_free was called */
+};
+
+kg_admin_api *kg_admin_api_new(uv_loop_t *loop, const kg_admin_ctx *ctx) {
+  kg_admin_api *api = kg_calloc(1, sizeof(*api));
+  api->loop = loop;
+  api->ctx = ctx;
+  return api;
+}
+
+void kg_admin_api_free(kg_admin_api *api) {
+  if (api == NULL) return;
+  /* Waiters detach before this (admin.c closes its connections first),
+   * and a detached waiting job is freed at once: only running jobs can
+   * be left, and the last one to end frees the API. */
+  api->closing = true;
+  if (api->running == 0 && api->queue == NULL) free(api);
+}
+
+static void kg_admin_job_free(kg_admin_job *job) {
+  free(job->store_path);
+  free(job->name);
+  free(job->before);
+  kg_buf_free(&job->resp.body);
+  free(job);
+}
+
+/* --- on the pool thread ---------------------------------------------------- */
+
+/* Turns a query's answer into the job's response: JSON, or the error
+ * storeq reported (404 unknown id, 400 bad argument, 503 the store
+ * failed). */
+static void kg_admin_job_json(kg_admin_job *job, kg_storeq *q, json_t *j) {
+  kg_admin_resp *resp = &job->resp;
+  if (j == NULL) {
+    int code = kg_storeq_errcode(q);
+    const char *msg = kg_storeq_errmsg(q);
+    int status = code == KG_STOREQ_NOT_FOUND ? 404
+                 : code == KG_STOREQ_INVALID ? 400 : 503;
+    kg_admin_resp_text(resp, status, msg && *msg ? msg : "query failed");
+    return;
+  }
+  char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+  json_decref(j);
+  resp->status = 200;
+  resp->content_type = "application/json";
+  kg_buf_reset(&resp->body);
+  if (text) kg_buf_appends(&resp->body, text);
+  kg_buf_appends(&resp->body, "\n");
+  free(text);
+}
+
+static void kg_admin_job_work(uv_work_t *w) {
+  kg_admin_job *job = KG_CONTAINER_OF(w, kg_admin_job, work);
+  char err[512];
+  kg_storeq *q = NULL;
+  if (kg_storeq_open(job->store_path, &q, err, sizeof(err)) < 0) {
+    kg_admin_resp_text(&job->resp, 503, err);
+    return;
+  }
+  json_t *j = NULL;
+  switch (job->kind) {
+  case KG_JOB_ENDPOINTS:
+    j = kg_storeq_endpoints(q, job->since, job->name, job->factor);
+    break;
+  case KG_JOB_RESULTS:
+    j = kg_storeq_results(q, job->name, job->differing, job->limit, job->before);
+    break;
+  case KG_JOB_RESULT:
+    j = kg_storeq_result(q, job->name);
+    break;
+  case KG_JOB_TIMESERIES:
+    j = kg_storeq_timeseries(q, job->name, job->bucket, job->since);
+    break;
+  }
+  kg_admin_job_json(job, q, j);
+  kg_storeq_close(q);
+}
+
+/* --- on the loop thread ------------------------------------------------------- */
+
+static void kg_admin_job_after(uv_work_t *w, int status);
+
+/* Hands waiting jobs to the pool while fewer than the limit run. */
+static void kg_admin_api_pump(kg_admin_api *api) {
+  while (api->queue && api->running < KG_ADMIN_API_RUNNING) {
+    kg_admin_job *job = api->queue;
+    api->queue = job->next;
+    if (api->queue == NULL) api->tail = NULL;
+    api->queued--;
+    job->next = NULL;
+    job->running = true;
+    api->running++;
+    /* Fails only without a work callback, so never here. */
+    if (uv_queue_work(api->loop, &job->work, kg_admin_job_work, kg_admin_job_after) != 0)
+      abort();
+  }
+}
+
+static void kg_admin_job_after(uv_work_t *w, int status) {
+  kg_admin_job *job = KG_CONTAINER_OF(w, kg_admin_job, work);
+  kg_admin_api *api = job->api;
+  api->running--;
+  if (status < 0) kg_admin_resp_text(&job->resp, 503, "cancelled");
+  /* Jobs that waited go first: the waiter may start a new one from
+   * done() (its next pipelined request), which must queue behind them. */
+  if (!api->closing) kg_admin_api_pump(api);
+  if (job->done) job->done(job->waiter, &job->resp);
+  kg_admin_job_free(job);
+  if (api->closing && api->running == 0 && api->queue == NULL) free(api);
+}
+
+void kg_admin_job_detach(kg_admin_job *job) {
+  job->done = NULL;
+  job->waiter = NULL;
+  if (job->running) return; /* freed by its after-work callback */
+  kg_admin_api *api = job->api;
+  kg_admin_job **pp = &api->queue, *prev = NULL;
+  while (*pp != job) {
+    prev = *pp;
+    pp = &(*pp)->next;
+  }
+  *pp = job->next;
+  if (api->tail == job) api->tail = prev;
+  api->queued--;
+  kg_admin_job_free(job);
+}
+
+/* Queues a job for the query described by `proto` (its query fields; the
+ * strings are taken over), or answers 503 in resp when too many wait. */
+static kg_admin_job *kg_admin_api_submit(kg_admin_api *api, const kg_admin_job *proto,
+                                         kg_admin_resp *resp,
+                                         kg_admin_job_done done, void *waiter) {
+  kg_admin_job *job = kg_malloc(sizeof(*job));
+  *job = *proto;
+  job->resp = (kg_admin_resp){0};
+  if (api->closing || api->queued >= KG_ADMIN_API_QUEUED) {
+    kg_admin_resp_text(resp, 503, "too many API requests at once; retry shortly");
+    resp->retry_after = 1;
+    kg_admin_job_free(job);
+    return NULL;
+  }
+  job->api = api;
+  job->done = done;
+  job->waiter = waiter;
+  job->store_path = kg_strdup(api->ctx->cfg->store_path);
+  job->next = NULL;
+  job->running = false;
+  if (api->tail) api->tail->next = job;
+  else api->queue = job;
+  api->tail = job;
+  api->queued++;
+  kg_admin_api_pump(api);
+  return job;
+}
+
+/* A duration as `kagami report --since` reads it ("90", "15m", "1h", "7d");
+ * "all" means no limit (0). */
+static bool kg_admin_duration(const char *s, double *out) {
+  if (strcmp(s, "all") == 0) {
+    *out = 0;
+    return true;
+  }
+  return kg_report_parse_duration(s, out) == 0;
+}
+
+static double kg_admin_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* `since` as a duration back from now: the Unix time it names, 0 for all.
+ * Returns false (with a 400 in resp) for a malformed one. */
+static bool kg_admin_since(const char *query, double dflt, double *since_ts,
+                           kg_admin_resp *resp) {
+  kg_buf v = KG_BUF_INIT;
+  double d = dflt;
+  bool ok = true;
+  if (kg_admin_query(query, "since", &v) && !kg_admin_duration(v.data, &d)) {
+    kg_admin_resp_text(resp, 400, "since: expected a duration such as 90s, 15m, 1h, 7d or all");
+    ok = false;
+  }
+  kg_buf_free(&v);
+  *since_ts = d > 0 ? kg_admin_now() - d : 0;
+  return ok;
+}
+
+/* A parameter's decoded value as an owned string (NULL when absent or
+ * empty). */
+static char *kg_admin_param(const char *query, const char *name) {
+  kg_buf v = KG_BUF_INIT;
+  char *s = NULL;
+  if (kg_admin_query(query, name, &v) && v.len > 0) s = kg_buf_steal(&v, NULL);
+  kg_buf_free(&v);
+  return s;
+}
+
+/* Parses a whole number in [lo, hi]. */
+static bool kg_admin_int(const char *s, long lo, long hi, long *out) {
+  char *end = NULL;
+  if (s == NULL || !isdigit((unsigned char)*s)) return false;
+  long v = strtol(s, &end, 10);
+  if (*end || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+static bool kg_admin_bool(const char *s, bool *out) {
+  if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes")) *out = true;
+  else if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no")) *out = false;
+  else return false;
+  return true;
+}
+
+/* Answers 503 in resp when no store is configured. */
+static bool kg_admin_no_store(const kg_admin_api *api, kg_admin_resp *resp) {
+  if (api->ctx->cfg->store_path != NULL) return false;
+  kg_admin_resp_text(resp, 503, "no results store (store = false in the config)");
+  return true;
+}
+
+/* Each parser below checks a route's parameters on the loop thread and
+ * fills *job's query, or answers (400) in resp and returns false. */
+
+static bool kg_admin_api_endpoints(const kg_admin_api *api, const kg_admin_req *r,
+                                   kg_admin_job *job, kg_admin_resp *resp) {
+  if (!kg_admin_since(r->query, 0, &job->since, resp)) return false;
+  job->kind = KG_JOB_ENDPOINTS;
+  job->name = kg_admin_param(r->query, "endpoint");
+  job->factor = api->ctx->cfg->latency_regression;
+  return true;
+}
+
+static bool kg_admin_api_results(const kg_admin_req *r, kg_admin_job *job,
+                                 kg_admin_resp *resp) {
+  char *v = kg_admin_param(r->query, "differing");
+  bool differing = false;
+  bool ok = v == NULL || kg_admin_bool(v, &differing);
+  free(v);
+  if (!ok) {
+    kg_admin_resp_text(resp, 400, "differing: expected 1 or 0");
+    return false;
+  }
+  long limit = 0;
+  v = kg_admin_param(r->query, "limit");
+  ok = v == NULL || kg_admin_int(v, 1, KG_STOREQ_MAX_RESULTS, &limit);
+  free(v);
+  if (!ok) {
+    kg_admin_resp_text(resp, 400, "limit: expected a whole number from 1 to 1000");
+    return false;
+  }
+  job->kind = KG_JOB_RESULTS;
+  job->differing = differing;
+  job->limit = (int)limit;
+  job->name = kg_admin_param(r->query, "endpoint");
+  job->before = kg_admin_param(r->query, "before");
+  return true;
+}
+
+static bool kg_admin_api_result(const char *id_text, kg_admin_job *job,
+                                kg_admin_resp *resp) {
+  kg_buf id = KG_BUF_INIT;
+  /* One path segment, with a client's percent-escaping undone. */
+  if (*id_text == '\0' || strchr(id_text, '/') != NULL ||
+      !kg_admin_decode(id_text, strlen(id_text), false, &id)) {
+    kg_admin_resp_text(resp, 404, "not found");
+    kg_buf_free(&id);
+    return false;
+  }
+  job->kind = KG_JOB_RESULT;
+  job->name = kg_buf_steal(&id, NULL);
+  return true;
+}
+
+static bool kg_admin_api_timeseries(const kg_admin_req *r, kg_admin_job *job,
+                                    kg_admin_resp *resp) {
+  if (!kg_admin_since(r->query, 3600, &job->since, resp)) return false;
+  long bucket = 60;
+  char *v = kg_admin_param(r->query, "bucket");
+  bool ok = v == NULL || kg_admin_int(v, 1, 7 * 86400, &bucket);
+  free(v);
+  if (!ok) {
+    kg_admin_resp_text(resp, 400, "bucket: expected seconds, from 1 to 604800");
+    return false;
+  }
+  job->kind = KG_JOB_TIMESERIES;
+  job->bucket = (double)bucket;
+  job->name = kg_admin_param(r->query, "endpoint");
+  return true;
+}
+
+kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
+                                  kg_admin_resp *resp, kg_admin_job_done done,
+                                  void *waiter) {
+  const char *p = req->path + strlen("/api/");
+  if (!kg_admin_query_valid(req->query)) {
+    kg_admin_resp_text(resp, 400, "malformed query string");
+    return NULL;
+  }
+  kg_admin_job proto = {0};
+  bool ok;
+  if (strcmp(p, "endpoints") == 0) ok = kg_admin_api_endpoints(api, req, &proto, resp);
+  else if (strcmp(p, "results") == 0) ok = kg_admin_api_results(req, &proto, resp);
+  else if (strncmp(p, "results/", 8) == 0) ok = kg_admin_api_result(p + 8, &proto, resp);
+  else if (strcmp(p, "timeseries") == 0) ok = kg_admin_api_timeseries(req, &proto, resp);
+  else {
+    kg_admin_resp_text(resp, 404, "not found");
+    ok = false;
+  }
+  if (ok && !kg_admin_no_store(api, resp))
+    return kg_admin_api_submit(api, &proto, resp, done, waiter);
+  free(proto.name);
+  free(proto.before);
+  return NULL;
+}

@@ -1,0 +1,496 @@
+/* compare.c: the comparison pipeline for one pair of responses (see
+ * compare.h). */
+#include "compare/compare.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "common/common.h"
+#include "compare/decode.h"
+#include "compare/htmldiff.h"
+#include "compare/jsondiff.h"
+#include "compare/textnorm.h"
+#include "compare/linediff.h"
+
+#define KG_MAX_DIFF_BYTES (256 * 1024) /* unified diff kept per pair */
+#define KG_MAX_VALUE_BYTES 1024        /* a value shown in a difference */
+
+const char *kg_kind_name(kg_kind k) {
+  switch (k) {
+    case KG_KIND_JSON: return "json";
+    case KG_KIND_HTML: return "html";
+    case KG_KIND_BINARY: return "binary";
+    default: return "text";
+  }
+}
+
+/* --- headers ------------------------------------------------------------------ */
+
+static bool kg_header_ignored(const kg_compare_opts *o, const char *name) {
+  const kg_config *cfg = o->cfg;
+  for (size_t i = 0; i < cfg->nignore_headers; i++)
+    if (strcasecmp(cfg->ignore_headers[i], name) == 0) return true;
+  for (size_t r = 0; r < o->nrules; r++)
+    for (size_t i = 0; i < o->rules[r]->nignore_headers; i++)
+      if (strcasecmp(o->rules[r]->ignore_headers[i], name) == 0) return true;
+  return false;
+}
+
+/* All values of `name`, joined by ", " (the list form HTTP allows), or
+ * NULL when absent. Set-Cookie is reduced to its cookie names: values are
+ * per session, names are what the application decides. */
+static char *kg_header_joined(const kg_hdrs *h, const char *name) {
+  if (h == NULL) return NULL;
+  bool cookie = strcasecmp(name, "set-cookie") == 0;
+  kg_buf b = KG_BUF_INIT;
+  bool found = false;
+  for (size_t i = 0; i < h->n; i++) {
+    if (strcasecmp(kg_hdrs_name(h, i), name) != 0) continue;
+    if (found) kg_buf_appends(&b, ", ");
+    const char *v = kg_hdrs_value(h, i);
+    kg_buf_append(&b, v, cookie ? strcspn(v, "=;") : h->v[i].value_len);
+    found = true;
+  }
+  if (!found) return NULL;
+  return kg_buf_steal(&b, NULL);
+}
+
+static bool kg_header_seen(const kg_hdrs *h, size_t upto, const char *name) {
+  for (size_t i = 0; i < upto; i++)
+    if (strcasecmp(kg_hdrs_name(h, i), name) == 0) return true;
+  return false;
+}
+
+static void kg_compare_one_header(const kg_resp_view *a, const kg_resp_view *b,
+                                  const kg_compare_opts *o, const char *name,
+                                  kg_pair_result *out) {
+  if (kg_header_ignored(o, name)) return;
+  char *va = kg_header_joined(a->hdrs, name);
+  char *vb = kg_header_joined(b->hdrs, name);
+  if (!(va && vb && strcmp(va, vb) == 0) && (va || vb)) {
+    char where[300];
+    snprintf(where, sizeof(where), "header:%s", name);
+    /* Names are matched case-insensitively, so the pattern is lower case
+     * to count "ETag" and "Etag" as one. */
+    for (char *p = where; *p; p++) *p = (char)tolower((unsigned char)*p);
+    kg_diffs_add(&out->headers, where, where, va, vb);
+  }
+  free(va);
+  free(vb);
+}
+
+/* same_body: the decoded bodies are equal, so how each side encoded it
+ * (Content-Encoding, like Content-Length) is not a difference worth a
+ * person's time. */
+static void kg_compare_headers(const kg_resp_view *a, const kg_resp_view *b,
+                               const kg_compare_opts *o, bool same_body,
+                               kg_pair_result *out) {
+  if (!o->cfg->compare_headers || a->hdrs == NULL || b->hdrs == NULL) return;
+  /* Two deployments of one application usually send the same fields in
+   * the same order: when every field is identical, nothing differs, and
+   * the name-by-name walk below (quadratic, with the ignore list) is not
+   * needed. It is the common case on the hot path. */
+  if (a->hdrs->n == b->hdrs->n) {
+    size_t i = 0;
+    for (; i < a->hdrs->n; i++) {
+      const kg_hdr *x = &a->hdrs->v[i], *y = &b->hdrs->v[i];
+      if (x->name_len != y->name_len || x->value_len != y->value_len ||
+          memcmp(kg_hdrs_value(a->hdrs, i), kg_hdrs_value(b->hdrs, i), x->value_len) != 0 ||
+          strncasecmp(kg_hdrs_name(a->hdrs, i), kg_hdrs_name(b->hdrs, i), x->name_len) != 0)
+        break;
+    }
+    if (i == a->hdrs->n) return;
+  }
+  for (size_t i = 0; i < a->hdrs->n; i++) {
+    const char *name = kg_hdrs_name(a->hdrs, i);
+    if (same_body && strcasecmp(name, "content-encoding") == 0) continue;
+    if (!kg_header_seen(a->hdrs, i, name)) kg_compare_one_header(a, b, o, name, out);
+  }
+  for (size_t i = 0; i < b->hdrs->n; i++) {
+    const char *name = kg_hdrs_name(b->hdrs, i);
+    if (same_body && strcasecmp(name, "content-encoding") == 0) continue;
+    if (!kg_header_seen(b->hdrs, i, name) && kg_hdrs_find(a->hdrs, name) < 0)
+      kg_compare_one_header(a, b, o, name, out);
+  }
+}
+
+/* --- bodies -------------------------------------------------------------------- */
+
+static const char *kg_header_value(const kg_hdrs *h, const char *name) {
+  if (h == NULL) return NULL;
+  long i = kg_hdrs_find(h, name);
+  return i < 0 ? NULL : kg_hdrs_value(h, (size_t)i);
+}
+
+/* The media type decides how bodies are compared. */
+static kg_kind kg_kind_of(const char *ctype) {
+  if (ctype == NULL) return KG_KIND_TEXT; /* sniffed later */
+  size_t n = strcspn(ctype, ";");
+  while (n && (ctype[n - 1] == ' ' || ctype[n - 1] == '\t')) n--;
+  char t[128];
+  if (n >= sizeof(t)) n = sizeof(t) - 1;
+  for (size_t i = 0; i < n; i++) t[i] = (char)tolower((unsigned char)ctype[i]);
+  t[n] = '\0';
+  if (strcmp(t, "application/json") == 0 || (n > 5 && strcmp(t + n - 5, "+json") == 0))
+    return KG_KIND_JSON;
+  if (strcmp(t, "text/html") == 0 || strcmp(t, "application/xhtml+xml") == 0)
+    return KG_KIND_HTML;
+  if (strncmp(t, "text/", 5) == 0 || strcmp(t, "application/javascript") == 0 ||
+      strcmp(t, "application/xml") == 0 || (n > 4 && strcmp(t + n - 4, "+xml") == 0) ||
+      strcmp(t, "application/x-www-form-urlencoded") == 0)
+    return KG_KIND_TEXT;
+  return KG_KIND_BINARY;
+}
+
+/* A body with no Content-Type is text unless it holds control bytes. */
+static bool kg_looks_binary(const char *p, size_t n) {
+  for (size_t i = 0; i < KG_MIN(n, (size_t)4096); i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b)
+      return true;
+  }
+  return false;
+}
+
+static char *kg_charset(const char *ctype) {
+  if (ctype == NULL) return NULL;
+  const char *p = strcasestr(ctype, "charset=");
+  if (p == NULL) return NULL;
+  p += 8;
+  if (*p == '"') p++;
+  size_t n = strcspn(p, "\"; \t");
+  return n ? kg_strndup(p, n) : NULL;
+}
+
+/* Shortened copy of a value for the differences list. */
+static char *kg_shorten(const char *p, size_t n) {
+  if (n <= KG_MAX_VALUE_BYTES) return kg_strndup(p, n);
+  kg_buf b = KG_BUF_INIT;
+  kg_buf_append(&b, p, KG_MAX_VALUE_BYTES);
+  kg_buf_appendf(&b, "... (%zu bytes)", n);
+  return kg_buf_steal(&b, NULL);
+}
+
+/* The noise pattern of a text line: "text:" and the line with runs of
+ * digits generalised to '#', so "Generated in 12 ms" is one pattern across
+ * requests. */
+static void kg_text_pattern(const char *line, size_t len, kg_buf *out) {
+  kg_buf_reset(out);
+  kg_buf_appends(out, "text:");
+  for (size_t i = 0; i < len && out->len < 200; i++) {
+    bool digit = isdigit((unsigned char)line[i]);
+    if (digit && out->data[out->len - 1] == '#') continue;
+    kg_buf_append(out, digit ? "#" : line + i, 1);
+  }
+}
+
+typedef struct kg_line {
+  const char *p;
+  size_t len;
+  long no;        /* master line number (removed lines) */
+} kg_line;
+
+/* One run of removed and added lines: paired in order, each pair (or lone
+ * line) one difference, so that learned noise on one line never hides a
+ * real change on the next. */
+static void kg_text_run(const kg_line *del, size_t nd, const kg_line *add,
+                        size_t na, long at, kg_diffs *out) {
+  kg_buf pat = KG_BUF_INIT;
+  for (size_t k = 0; k < KG_MAX(nd, na); k++) {
+    const kg_line *m = k < nd ? &del[k] : NULL, *s = k < na ? &add[k] : NULL;
+    char where[48];
+    snprintf(where, sizeof(where), "line %ld", m ? m->no : at);
+    kg_text_pattern(m ? m->p : s->p, m ? m->len : s->len, &pat);
+    char *mv = m ? kg_shorten(m->p, m->len) : NULL;
+    char *sv = s ? kg_shorten(s->p, s->len) : NULL;
+    kg_diffs_add(out, where, pat.data, mv, sv);
+    free(mv);
+    free(sv);
+  }
+  kg_buf_free(&pat);
+}
+
+/* Text: the unified diff's changed lines become differences located by the
+ * master's line numbers. */
+static void kg_text_differences(const char *unified, kg_diffs *out) {
+  size_t cap = 64, nd = 0, na = 0;
+  kg_line *del = kg_malloc(cap * sizeof(kg_line)), *add = kg_malloc(cap * sizeof(kg_line));
+  long a_line = 0;
+  for (const char *line = unified; *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char c = line[0];
+    bool header = (c == '-' && len >= 3 && strncmp(line, "---", 3) == 0 && a_line == 0) ||
+                  (c == '+' && len >= 3 && strncmp(line, "+++", 3) == 0 && a_line == 0);
+    if (!header && (c == '-' || c == '+')) {
+      kg_line **v = c == '-' ? &del : &add;
+      size_t *n = c == '-' ? &nd : &na;
+      if (*n == cap) {
+        cap *= 2;
+        del = kg_realloc(del, cap * sizeof(kg_line));
+        add = kg_realloc(add, cap * sizeof(kg_line));
+        v = c == '-' ? &del : &add;
+      }
+      (*v)[(*n)++] = (kg_line){line + 1, len - 1, a_line};
+      if (c == '-') a_line++;
+    } else if (c != '\\') { /* "\ No newline" belongs to the line before */
+      if (nd || na) kg_text_run(del, nd, add, na, a_line, out);
+      nd = na = 0;
+      if (c == '@' && len > 4) a_line = strtol(line + 4, NULL, 10);
+      else if (c == ' ') a_line++;
+      if (c == '@' && a_line == 0) a_line = 1; /* "@@ -0,0": empty master */
+    }
+    if (end == NULL) break;
+    line = end + 1;
+  }
+  if (nd || na) kg_text_run(del, nd, add, na, a_line, out);
+  free(del);
+  free(add);
+}
+
+/* Applies every matching rule's replacements, in config order. Bit r of
+ * *used is set when rule r replaced something. */
+static void kg_normalise_text(const kg_compare_opts *o, const char *in,
+                              size_t n, kg_buf *out, uint64_t *used) {
+  kg_buf cur = KG_BUF_INIT;
+  kg_buf_append(&cur, in, n);
+  for (size_t r = 0; r < o->nrules; r++) {
+    if (o->rules[r]->replace == NULL) continue;
+    kg_buf next = KG_BUF_INIT;
+    size_t count = 0;
+    kg_textnorm_apply(o->rules[r]->replace, cur.data, cur.len, &next, &count);
+    if (count && r < 64) *used |= 1ULL << r;
+    kg_buf_free(&cur);
+    cur = next;
+  }
+  *out = cur;
+}
+
+/* The raw texts differed and replacements were made: name each rule that
+ * replaced something as suppressed, by its first pattern, so a person sees
+ * that a rule was at work. */
+static void kg_note_replacements(const kg_compare_opts *o, uint64_t used,
+                                 kg_diffs *out) {
+  for (size_t r = 0; r < o->nrules && r < 64; r++) {
+    if (!((used >> r) & 1) || o->rules[r]->nreplace_patterns == 0) continue;
+    kg_diffs_suppress(out, o->rules[r]->replace_patterns[0]);
+  }
+}
+
+static void kg_compare_text(const char *a, size_t alen, const char *b,
+                            size_t blen, const kg_compare_opts *o,
+                            const char *la, const char *lb,
+                            kg_pair_result *out) {
+  kg_buf na, nb;
+  uint64_t used = 0;
+  kg_normalise_text(o, a, alen, &na, &used);
+  kg_normalise_text(o, b, blen, &nb, &used);
+  kg_note_replacements(o, used, &out->body);
+  kg_linediff_opts lo = {.a_label = la, .b_label = lb, .context = 3,
+                         .max_output = KG_MAX_DIFF_BYTES};
+  kg_linediff(na.data ? na.data : "", na.len, nb.data ? nb.data : "", nb.len, &lo,
+              &out->diff);
+  if (out->diff.len) kg_text_differences(out->diff.data, &out->body);
+  kg_buf_free(&na);
+  kg_buf_free(&nb);
+}
+
+/* Collects the strings of one rule field from every matching rule. */
+static const char **kg_gather(const kg_compare_opts *o, size_t field_off,
+                              size_t count_off, size_t *n) {
+  size_t total = 0;
+  for (size_t r = 0; r < o->nrules; r++)
+    total += *(const size_t *)((const char *)o->rules[r] + count_off);
+  const char **v = kg_calloc(total + 1, sizeof(char *));
+  *n = 0;
+  for (size_t r = 0; r < o->nrules; r++) {
+    char **list = *(char **const *)((const char *)o->rules[r] + field_off);
+    size_t cnt = *(const size_t *)((const char *)o->rules[r] + count_off);
+    for (size_t i = 0; i < cnt; i++) v[(*n)++] = list[i];
+  }
+  return v;
+}
+
+/* JSON differences as a readable listing in unified-diff dress. */
+static void kg_json_listing(const kg_diffs *d, const char *la, const char *lb,
+                            kg_buf *out) {
+  if (d->n == 0) return;
+  kg_buf_appendf(out, "--- %s\n+++ %s\n", la, lb);
+  for (size_t i = 0; i < d->n && out->len < KG_MAX_DIFF_BYTES; i++) {
+    kg_buf_appendf(out, "@@ %s @@\n", d->v[i].where);
+    if (d->v[i].master) kg_buf_appendf(out, "-%s\n", d->v[i].master);
+    if (d->v[i].shadow) kg_buf_appendf(out, "+%s\n", d->v[i].shadow);
+  }
+  if (d->total > d->n)
+    kg_buf_appendf(out, "... %zu more differences\n", d->total - d->n);
+}
+
+static void kg_compare_json(const char *a, size_t alen, const char *b,
+                            size_t blen, const kg_compare_opts *o,
+                            const char *la, const char *lb,
+                            kg_pair_result *out) {
+  size_t ni, nu;
+  const char **ign = kg_gather(o, offsetof(kg_rule, ignore),
+                               offsetof(kg_rule, nignore), &ni);
+  const char **uno = kg_gather(o, offsetof(kg_rule, unordered),
+                               offsetof(kg_rule, nunordered), &nu);
+  kg_jsondiff_opts jo = {.ignore = ign, .nignore = ni, .unordered = uno,
+                         .nunordered = nu};
+  if (kg_jsondiff(a, alen, b, blen, &jo, &out->body) == 0) {
+    out->kind = KG_KIND_JSON;
+  } else {
+    out->kind = KG_KIND_TEXT;
+    kg_compare_text(a, alen, b, blen, o, la, lb, out);
+  }
+  free(ign);
+  free(uno);
+}
+
+static void kg_compare_html(const char *a, size_t alen, const char *b,
+                            size_t blen, const kg_compare_opts *o,
+                            const char *ctype, const char *la,
+                            const char *lb, kg_pair_result *out) {
+  size_t nx;
+  const char **xp = kg_gather(o, offsetof(kg_rule, ignore_xpath),
+                              offsetof(kg_rule, nignore_xpath), &nx);
+  kg_buf na, nb;
+  uint64_t used = 0;
+  kg_normalise_text(o, a, alen, &na, &used);
+  kg_normalise_text(o, b, blen, &nb, &used);
+  kg_note_replacements(o, used, &out->body);
+  char *charset = kg_charset(ctype);
+  kg_htmldiff_opts ho = {.ignore = xp, .nignore = nx, .a_label = la,
+                         .b_label = lb, .max_output = KG_MAX_DIFF_BYTES,
+                         .encoding = charset};
+  if (kg_htmldiff(na.data ? na.data : "", na.len, nb.data ? nb.data : "", nb.len,
+                  &ho, &out->body, &out->diff) == 0) {
+    out->kind = KG_KIND_HTML;
+  } else {
+    out->kind = KG_KIND_TEXT;
+    kg_compare_text(a, alen, b, blen, o, la, lb, out);
+  }
+  free(charset);
+  free(xp);
+  kg_buf_free(&na);
+  kg_buf_free(&nb);
+}
+
+static void kg_compare_binary(const char *a, size_t alen, const char *b,
+                              size_t blen, kg_pair_result *out) {
+  char ma[96], sb[96];
+  snprintf(ma, sizeof(ma), "%zu bytes, crc32 %08lx", alen,
+           crc32(0L, (const Bytef *)a, (uInt)alen));
+  snprintf(sb, sizeof(sb), "%zu bytes, crc32 %08lx", blen,
+           crc32(0L, (const Bytef *)b, (uInt)blen));
+  kg_diffs_add(&out->body, "body", "body", ma, sb);
+  kg_buf_appendf(&out->diff, "Binary bodies differ: %s vs %s\n", ma, sb);
+}
+
+/* Takes out the differences whose pattern is learned noise. */
+static void kg_apply_noise(kg_diffs *d, const kg_noise_view *noisy) {
+  if (noisy == NULL || noisy->n == 0) return;
+  size_t keep = 0;
+  for (size_t i = 0; i < d->n; i++) {
+    kg_difference *x = &d->v[i];
+    if (kg_noise_view_has(noisy, x->pattern)) {
+      kg_diffs_suppress(d, x->pattern);
+      free(x->where);
+      free(x->pattern);
+      free(x->master);
+      free(x->shadow);
+      d->total--;
+    } else {
+      d->v[keep++] = *x;
+    }
+  }
+  d->n = keep;
+}
+
+/* Undoes Content-Encoding into out; on failure records why. A body cut at
+ * the capture limit cannot be decoded and is compared as captured. */
+static bool kg_decoded(const kg_resp_view *v, const kg_compare_opts *o,
+                       kg_buf *out, const char **error) {
+  const char *ce = kg_header_value(v->hdrs, "content-encoding");
+  if (ce == NULL || v->truncated || v->body_len == 0) return false;
+  const char *why = NULL;
+  if (kg_decode_body(ce, v->body, v->body_len, o->cfg->max_capture_bytes, out,
+                     &why) != 0) {
+    *error = why;
+    return false;
+  }
+  return true;
+}
+
+void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
+                     const kg_compare_opts *o, kg_pair_result *out) {
+  memset(out, 0, sizeof(*out));
+  if (a->error || b->error) {
+    out->error = b->error ? b->error : "master failed";
+    return;
+  }
+  out->status_differs = a->status != b->status;
+
+  kg_buf da = KG_BUF_INIT, db = KG_BUF_INIT;
+  const char *ea = NULL, *eb = NULL;
+  const char *pa = a->body, *pb = b->body;
+  size_t la = a->body_len, lb = b->body_len;
+  if (kg_decoded(a, o, &da, &ea)) pa = da.data ? da.data : "", la = da.len;
+  if (kg_decoded(b, o, &db, &eb)) pb = db.data ? db.data : "", lb = db.len;
+  const char *ctype = kg_header_value(a->hdrs, "content-type");
+  if (ctype == NULL) ctype = kg_header_value(b->hdrs, "content-type");
+  out->kind = kg_kind_of(ctype);
+  if (ctype == NULL && (kg_looks_binary(pa, la) || kg_looks_binary(pb, lb)))
+    out->kind = KG_KIND_BINARY;
+
+  bool same = la == lb && (la == 0 || memcmp(pa, pb, la) == 0);
+  kg_compare_headers(a, b, o, !(ea || eb) && same, out);
+  if (ea || eb) {
+    out->error = ea ? ea : eb; /* cannot compare what cannot be decoded */
+  } else if (!same) {
+    switch (out->kind) {
+      case KG_KIND_JSON:
+        kg_compare_json(pa, la, pb, lb, o, a->backend, b->backend, out);
+        break;
+      case KG_KIND_HTML:
+        kg_compare_html(pa, la, pb, lb, o, ctype, a->backend, b->backend, out);
+        break;
+      case KG_KIND_BINARY:
+        kg_compare_binary(pa, la, pb, lb, out);
+        break;
+      default:
+        kg_compare_text(pa, la, pb, lb, o, a->backend, b->backend, out);
+        break;
+    }
+  }
+  kg_buf_free(&da);
+  kg_buf_free(&db);
+
+  kg_apply_noise(&out->body, o->noisy);
+  kg_apply_noise(&out->headers, o->noisy);
+  /* JSON's readable listing is made after noise so that it agrees with
+   * the differences; a diff whose every difference was noise is dropped. */
+  if (out->kind == KG_KIND_JSON) kg_json_listing(&out->body, a->backend, b->backend, &out->diff);
+  else if (out->body.n == 0) kg_buf_reset(&out->diff);
+  out->equal = !out->error && !out->status_differs && out->body.total == 0 &&
+               out->headers.total == 0;
+}
+
+void kg_pair_result_free(kg_pair_result *r) {
+  kg_diffs_free(&r->body);
+  kg_diffs_free(&r->headers);
+  kg_buf_free(&r->diff);
+}
+
+size_t kg_pair_result_patterns(const kg_pair_result *r, const char ***out) {
+  size_t n = r->body.n + r->headers.n;
+  const char **v = kg_calloc(n + 1, sizeof(char *));
+  size_t k = 0;
+  for (size_t i = 0; i < r->headers.n; i++) v[k++] = r->headers.v[i].pattern;
+  for (size_t i = 0; i < r->body.n; i++) v[k++] = r->body.v[i].pattern;
+  *out = v;
+  return k;
+}

@@ -1,0 +1,142 @@
+/* noise.c: per-endpoint noise statistics (see noise.h). */
+#include "compare/noise.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "common/common.h"
+
+#undef uthash_malloc
+#undef uthash_free
+#define uthash_malloc(sz) kg_malloc(sz)
+#define uthash_free(ptr, sz) free(ptr)
+
+typedef struct kg_noise_pattern {
+  char *pattern;       /* owned key */
+  uint64_t differed;   /* pairs that differed here */
+  UT_hash_handle hh;
+} kg_noise_pattern;
+
+typedef struct kg_noise_endpoint {
+  char *endpoint;               /* owned key */
+  uint64_t pairs;               /* noise pairs seen */
+  kg_noise_pattern *patterns;   /* uthash table */
+  size_t npatterns;
+  UT_hash_handle hh;
+} kg_noise_endpoint;
+
+struct kg_noise {
+  pthread_mutex_t lock;
+  double threshold;             /* share of pairs, 0..1 */
+  uint64_t min_pairs;
+  kg_noise_endpoint *endpoints; /* uthash table */
+  size_t nendpoints;
+};
+
+kg_noise *kg_noise_new(double threshold, uint64_t min_pairs) {
+  kg_noise *n = kg_calloc(1, sizeof(*n));
+  pthread_mutex_init(&n->lock, NULL);
+  n->threshold = threshold;
+  n->min_pairs = min_pairs ? min_pairs : 1;
+  return n;
+}
+
+void kg_noise_free(kg_noise *n) {
+  if (n == NULL) return;
+  kg_noise_endpoint *e, *etmp;
+  HASH_ITER(hh, n->endpoints, e, etmp) {
+    kg_noise_pattern *p, *ptmp;
+    HASH_ITER(hh, e->patterns, p, ptmp) {
+      HASH_DEL(e->patterns, p);
+      free(p->pattern);
+      free(p);
+    }
+    HASH_DEL(n->endpoints, e);
+    free(e->endpoint);
+    free(e);
+  }
+  pthread_mutex_destroy(&n->lock);
+  free(n);
+}
+
+/* Under the lock. Creates the entry unless the table is full. */
+static kg_noise_endpoint *kg_noise_endpoint_get(kg_noise *n, const char *ep,
+                                                bool create) {
+  kg_noise_endpoint *e = NULL;
+  HASH_FIND_STR(n->endpoints, ep, e);
+  if (e || !create || n->nendpoints >= KG_NOISE_MAX_ENDPOINTS) return e;
+  e = kg_calloc(1, sizeof(*e));
+  e->endpoint = kg_strdup(ep);
+  HASH_ADD_KEYPTR(hh, n->endpoints, e->endpoint, strlen(e->endpoint), e);
+  n->nendpoints++;
+  return e;
+}
+
+void kg_noise_observe(kg_noise *n, const char *endpoint,
+                      const char *const *patterns, size_t count) {
+  pthread_mutex_lock(&n->lock);
+  kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, true);
+  if (e) {
+    e->pairs++;
+    for (size_t i = 0; i < count; i++) {
+      bool dup = false;
+      for (size_t j = 0; j < i && !dup; j++)
+        dup = strcmp(patterns[i], patterns[j]) == 0;
+      if (dup) continue;
+      kg_noise_pattern *p = NULL;
+      HASH_FIND_STR(e->patterns, patterns[i], p);
+      if (p == NULL) {
+        if (e->npatterns >= KG_NOISE_MAX_PATTERNS) continue;
+        p = kg_calloc(1, sizeof(*p));
+        p->pattern = kg_strdup(patterns[i]);
+        HASH_ADD_KEYPTR(hh, e->patterns, p->pattern, strlen(p->pattern), p);
+        e->npatterns++;
+      }
+      p->differed++;
+    }
+  }
+  pthread_mutex_unlock(&n->lock);
+}
+
+void kg_noise_view_get(kg_noise *n, const char *endpoint, kg_noise_view *out) {
+  memset(out, 0, sizeof(*out));
+  pthread_mutex_lock(&n->lock);
+  kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, false);
+  if (e && e->pairs >= n->min_pairs) {
+    kg_noise_pattern *p, *tmp;
+    HASH_ITER(hh, e->patterns, p, tmp) {
+      if ((double)p->differed < n->threshold * (double)e->pairs) continue;
+      out->patterns = kg_realloc(out->patterns, (out->n + 1) * sizeof(char *));
+      out->patterns[out->n++] = kg_strdup(p->pattern);
+    }
+  }
+  pthread_mutex_unlock(&n->lock);
+}
+
+bool kg_noise_view_has(const kg_noise_view *v, const char *pattern) {
+  for (size_t i = 0; i < v->n; i++)
+    if (strcmp(v->patterns[i], pattern) == 0) return true;
+  return false;
+}
+
+void kg_noise_view_free(kg_noise_view *v) {
+  for (size_t i = 0; i < v->n; i++) free(v->patterns[i]);
+  free(v->patterns);
+  memset(v, 0, sizeof(*v));
+}
+
+void kg_noise_stats(kg_noise *n, const char *endpoint, const char *pattern,
+                    uint64_t *pairs, uint64_t *differed) {
+  *pairs = *differed = 0;
+  pthread_mutex_lock(&n->lock);
+  kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, false);
+  if (e) {
+    *pairs = e->pairs;
+    kg_noise_pattern *p = NULL;
+    HASH_FIND_STR(e->patterns, pattern, p);
+    if (p) *differed = p->differed;
+  }
+  pthread_mutex_unlock(&n->lock);
+}

@@ -1,0 +1,79 @@
+/* exchange.h: one request's fan-out to its backends, and its result.
+ *
+ * Lifetime: the client module creates an exchange for each complete
+ * request (kg_exchange_new + kg_exchange_start). The exchange owns the
+ * request and one leg per selected backend. It streams the master leg's
+ * response to the client through the kg_client_master_* calls, detaches
+ * from the client when the master is done, waits for the shadows, has the
+ * comparison run in the thread pool, writes the result, and frees itself.
+ * kg_exchange_free is called from exactly one place (kg_exchange_release).
+ *
+ * If the client goes away while it is still owed the master's response,
+ * the client calls kg_exchange_client_gone and the exchange is abandoned:
+ * every leg is cancelled and no result is written. */
+#ifndef KG_EXCHANGE_H
+#define KG_EXCHANGE_H
+
+#include <stdbool.h>
+#include <time.h>
+#include <uv.h>
+
+#include "compare/compare.h"
+#include "common/buf.h"
+#include "http/http.h"
+#include "client/upstream.h"
+
+typedef struct kg_worker kg_worker;
+typedef struct kg_client kg_client;
+
+struct kg_exchange {
+  kg_worker *w;            /* owning worker */
+  const kg_config *cfg;    /* the config it started under (a reload does
+                              not change a request in flight) */
+  kg_exchange *next;       /* in the worker's list of finished exchanges */
+  kg_client *client;       /* owed the master's response; NULL after */
+  char id[32];             /* unique, sortable by arrival */
+  struct timespec arrived; /* wall clock at dispatch ("ts") */
+  kg_http_msg req;         /* request head (owned) */
+  kg_buf body;             /* request body, de-chunked (owned) */
+  kg_buf path;             /* request path without the query (owned) */
+  const char *method;      /* static name of req.method */
+  kg_buf endpoint;         /* "GET /users/:id" (owned); set when compared */
+  kg_leg *legs;            /* owned array; legs[0] is the master */
+  size_t nlegs;
+  size_t pending;          /* legs started and not yet done */
+  bool compare;            /* shadows were selected: write a result */
+  bool record;             /* recorded for replay (record.sample said so) */
+  bool master_streaming;   /* the master's head went to the client */
+  size_t bytes;            /* body bytes captured, for the pending bound */
+  /* Filled by the comparison, in the thread pool: */
+  kg_resp_view *views;     /* owned, one per leg, for comparison and hook */
+  kg_pair_result *pairs;   /* owned, one per leg (used for shadows) */
+  bool equal;              /* every shadow matched */
+  bool truncated;          /* some body was cut at the capture limit */
+  kg_kind kind;            /* of the master's body */
+  char **suppressed;       /* owned: noise hidden, all shadows */
+  size_t nsuppressed;
+  uint64_t regression;     /* backends flagged slower on this endpoint */
+  uint64_t newly_flagged;  /* ... of which flagged by this very result */
+};
+
+/* Creates the exchange for a complete request, taking the contents of
+ * *req and *body (both are left empty). Backends are selected here. */
+kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
+                             kg_http_msg *req, kg_buf *body);
+/* Sends the request to every selected backend. */
+void kg_exchange_start(kg_exchange *ex);
+/* The client left while owed the response: abandon everything. */
+void kg_exchange_client_gone(kg_exchange *ex);
+/* Flow control of the master stream (the client reads slowly). */
+void kg_exchange_pause_master(kg_exchange *ex);
+void kg_exchange_resume_master(kg_exchange *ex);
+
+/* Called by upstream.c (see upstream.h). */
+void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg);
+void kg_exchange_leg_head(kg_leg *leg);
+void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n);
+void kg_exchange_leg_done(kg_leg *leg);
+
+#endif
