@@ -8,6 +8,15 @@
  * consistent, so every allocation goes through kg_malloc/kg_calloc/
  * kg_realloc/kg_strdup, which abort with a message instead of returning NULL.
  * Whoever allocates a thing says in the header who frees it.
+ *
+ * Names: every function, exported or static, starts with kg_ and its
+ * module's name, the file's stem (kg_noise_observe in compare/noise.c,
+ * kg_htmldiff_walk in compare/htmldiff.c): a backtrace, a perf report or a
+ * grep names the module without a lookup. A file may use a shorter module
+ * name when its stem is long (kg_hist_* in histogram.c). Types are
+ * kg_<thing> when a header exports them; file-local types and variables
+ * may be bare. Macros are KG_UPPER_CASE. Static is the default: a name
+ * goes into a header only when another module calls it.
  */
 #ifndef KG_COMMON_H
 #define KG_COMMON_H

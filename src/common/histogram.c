@@ -7,7 +7,7 @@
 /* Bucket of a value already clamped to KG_HIST_MAX_VALUE. For v >= 256
  * with highest set bit k, the top 8 bits of v (128..255) pick the
  * sub-bucket, so the width there is 2^(k-7). */
-static unsigned bucket_of(uint64_t v) {
+static unsigned kg_hist_bucket_of(uint64_t v) {
   if (v < KG_HIST_LINEAR_MAX) return (unsigned)v;
   unsigned k = 63u - (unsigned)__builtin_clzll(v);
   unsigned shift = k - 7u;
@@ -15,8 +15,8 @@ static unsigned bucket_of(uint64_t v) {
   return KG_HIST_LINEAR_MAX + (k - 8u) * KG_HIST_SUB_BUCKETS + sub;
 }
 
-/* Highest value that lands in bucket i (the inverse of bucket_of). */
-static uint64_t bucket_top(unsigned i) {
+/* Highest value that lands in bucket i (the inverse of kg_hist_bucket_of). */
+static uint64_t kg_hist_bucket_top(unsigned i) {
   if (i < KG_HIST_LINEAR_MAX) return i;
   unsigned rel = i - KG_HIST_LINEAR_MAX;
   unsigned k = rel / KG_HIST_SUB_BUCKETS + 8u;
@@ -35,7 +35,7 @@ void kg_hist_reset(kg_hist *h) { kg_hist_init(h); }
 
 void kg_hist_add(kg_hist *h, uint64_t v) {
   if (v > KG_HIST_MAX_VALUE) v = KG_HIST_MAX_VALUE;
-  h->counts[bucket_of(v)]++;
+  h->counts[kg_hist_bucket_of(v)]++;
   h->count++;
   h->sum += v;
   if (v < h->min) h->min = v;
@@ -69,7 +69,7 @@ uint64_t kg_hist_percentile(const kg_hist *h, double q) {
       /* The bucket top may exceed anything recorded (the max lives in the
        * last non-empty bucket) and the first bucket's top may be below
        * nothing, so clamp to what is known exactly. */
-      uint64_t v = bucket_top(i);
+      uint64_t v = kg_hist_bucket_top(i);
       if (v > h->max) v = h->max;
       if (v < h->min) v = h->min;
       return v;
@@ -84,10 +84,10 @@ uint64_t kg_hist_count_le(const kg_hist *h, uint64_t v) {
   /* min <= v < max <= KG_HIST_MAX_VALUE, so v has a bucket. Everything in
    * the buckets below v's has a top below v; v's own bucket counts only
    * when v is its top. */
-  unsigned b = bucket_of(v);
+  unsigned b = kg_hist_bucket_of(v);
   uint64_t n = 0;
   for (unsigned i = 0; i < b; i++) n += h->counts[i];
-  if (bucket_top(b) == v) n += h->counts[b];
+  if (kg_hist_bucket_top(b) == v) n += h->counts[b];
   return n;
 }
 

@@ -31,17 +31,17 @@ typedef enum {
 
 /* zlib allocates through our wrappers so that running out of memory aborts
  * like everywhere else instead of surfacing as a decode error. */
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
+static voidpf kg_decode_z_alloc(voidpf opaque, uInt items, uInt size) {
   return kg_malloc((size_t)items * (size_t)size);
 }
 
-static void z_free(voidpf opaque, voidpf p) { free(p); }
+static void kg_decode_z_free(voidpf opaque, voidpf p) { free(p); }
 
 /* Makes room for at least one more byte in b without letting its
  * capacity pass hard_len (the caller guarantees b->len < hard_len).
  * kg_buf_reserve doubles freely, which is what a bomb would exploit, so
  * the growth is done here with a ceiling. */
-static void reserve_capped(kg_buf *b, size_t hard_len) {
+static void kg_decode_reserve_capped(kg_buf *b, size_t hard_len) {
   if (b->data != NULL && b->len < b->cap) return;
   size_t want = b->cap ? (b->cap > SIZE_MAX / 4 ? SIZE_MAX / 2 : b->cap * 2)
                        : FIRST_CHUNK;
@@ -56,13 +56,13 @@ static void reserve_capped(kg_buf *b, size_t hard_len) {
 /* Runs one zlib stream (or, when multi_member, a run of concatenated gzip
  * members) over in[0..n), appending at most limit bytes to dst. On any
  * failure dst is rolled back to its length on entry. */
-static dec_result run_inflate(int window_bits, bool multi_member,
+static dec_result kg_decode_run_inflate(int window_bits, bool multi_member,
                               const unsigned char *in, size_t n, size_t limit,
                               kg_buf *dst) {
   z_stream s;
   memset(&s, 0, sizeof(s));
-  s.zalloc = z_alloc;
-  s.zfree = z_free;
+  s.zalloc = kg_decode_z_alloc;
+  s.zfree = kg_decode_z_free;
   if (inflateInit2(&s, window_bits) != Z_OK) abort(); /* only on OOM/misuse */
 
   const size_t start = dst->len;
@@ -91,7 +91,7 @@ static dec_result run_inflate(int window_bits, bool multi_member,
       s.next_out = &probe;
       room = 1;
     } else {
-      reserve_capped(dst, hard_len);
+      kg_decode_reserve_capped(dst, hard_len);
       size_t avail = KG_MIN(dst->cap, hard_len) - dst->len;
       room = (uInt)KG_MIN(avail, (size_t)UINT_MAX);
       s.next_out = (Bytef *)dst->data + dst->len;
@@ -137,18 +137,18 @@ static dec_result run_inflate(int window_bits, bool multi_member,
 
 /* RFC 1950 header: compression method 8, window at most 32K, and the
  * first two bytes as a big-endian number divisible by 31. */
-static bool looks_like_zlib(const unsigned char *in, size_t n) {
+static bool kg_decode_looks_like_zlib(const unsigned char *in, size_t n) {
   if (n < 2) return false;
   return (in[0] & 0x0f) == 8 && (in[0] >> 4) <= 7 &&
          ((unsigned)in[0] * 256u + in[1]) % 31u == 0;
 }
 
 /* Decodes one layer, appending to dst. Returns a static message or NULL. */
-static const char *decode_layer(coding c, const unsigned char *in, size_t n,
+static const char *kg_decode_decode_layer(coding c, const unsigned char *in, size_t n,
                                 size_t limit, kg_buf *dst) {
   dec_result r;
   if (c == CODING_GZIP) {
-    r = run_inflate(16 + MAX_WBITS, true, in, n, limit, dst);
+    r = kg_decode_run_inflate(16 + MAX_WBITS, true, in, n, limit, dst);
     switch (r) {
       case DEC_OK: return NULL;
       case DEC_INVALID: return "invalid gzip data";
@@ -163,14 +163,14 @@ static const char *decode_layer(coding c, const unsigned char *in, size_t n,
    * for a stored or fixed block), hence the raw retry when the zlib
    * reading fails. If both fail, the header made zlib the likelier intent,
    * so its verdict (invalid or truncated) is the one reported. */
-  if (looks_like_zlib(in, n)) {
-    r = run_inflate(MAX_WBITS, false, in, n, limit, dst);
+  if (kg_decode_looks_like_zlib(in, n)) {
+    r = kg_decode_run_inflate(MAX_WBITS, false, in, n, limit, dst);
     if (r == DEC_INVALID || r == DEC_TRUNCATED) {
-      dec_result raw = run_inflate(-MAX_WBITS, false, in, n, limit, dst);
+      dec_result raw = kg_decode_run_inflate(-MAX_WBITS, false, in, n, limit, dst);
       if (raw == DEC_OK || raw == DEC_OVER) r = raw;
     }
   } else {
-    r = run_inflate(-MAX_WBITS, false, in, n, limit, dst);
+    r = kg_decode_run_inflate(-MAX_WBITS, false, in, n, limit, dst);
   }
   switch (r) {
     case DEC_OK: return NULL;
@@ -183,7 +183,7 @@ static const char *decode_layer(coding c, const unsigned char *in, size_t n,
 
 /* Messages must be static (callers keep them and may read them on another
  * thread), so the codings worth naming have theirs spelled out. */
-static const char *unsupported_message(const char *tok, size_t len) {
+static const char *kg_decode_unsupported_message(const char *tok, size_t len) {
   static const struct {
     const char *name;
     const char *msg;
@@ -201,7 +201,7 @@ static const char *unsupported_message(const char *tok, size_t len) {
 /* Parses the header value into codings in the order applied, dropping
  * identity and empty list elements (RFC 9110 5.6.1 allows "gzip, ,").
  * Returns NULL or a static error message. */
-static const char *parse_codings(const char *value, coding *codings, size_t *count) {
+static const char *kg_decode_parse_codings(const char *value, coding *codings, size_t *count) {
   *count = 0;
   if (value == NULL) return NULL;
   const char *p = value;
@@ -220,7 +220,7 @@ static const char *parse_codings(const char *value, coding *codings, size_t *cou
     } else if (kg_str_ieq(tok, len, "deflate")) {
       c = CODING_DEFLATE;
     } else {
-      return unsupported_message(tok, len);
+      return kg_decode_unsupported_message(tok, len);
     }
     if (*count == MAX_CODINGS) return "too many content-codings";
     codings[(*count)++] = c;
@@ -235,7 +235,7 @@ int kg_decode_body(const char *content_encoding, const char *in, size_t n,
   size_t ncodings = 0;
 
   if (n == 0) return 0;
-  msg = parse_codings(content_encoding, codings, &ncodings);
+  msg = kg_decode_parse_codings(content_encoding, codings, &ncodings);
   if (msg == NULL && ncodings == 0) {
     if (n > max_out) {
       msg = "decoded body over the capture limit";
@@ -255,7 +255,7 @@ int kg_decode_body(const char *content_encoding, const char *in, size_t n,
   for (size_t i = ncodings; msg == NULL && i-- > 0;) {
     kg_buf *dst = i == 0 ? out : &scratch[which];
     if (dst != out) kg_buf_reset(dst);
-    msg = decode_layer(codings[i], cur, cur_n, max_out, dst);
+    msg = kg_decode_decode_layer(codings[i], cur, cur_n, max_out, dst);
     if (msg == NULL && i > 0) {
       cur = (const unsigned char *)dst->data;
       cur_n = dst->len;

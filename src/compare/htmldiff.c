@@ -58,7 +58,7 @@
  * nothing on that page rather than stall a thread-pool thread. */
 #define HD_XPATH_OP_LIMIT 5000000UL
 /* Bounds on re-aligning a run of added or removed lines with the tree
- * (hd_align): positions tried, and lines in the run. */
+ * (kg_htmldiff_align): positions tried, and lines in the run. */
 #define HD_SLIDE_MAX 32
 #define HD_SLIDE_LINES 1024
 #define HD_CONTEXT 3
@@ -105,17 +105,17 @@ typedef struct hd_report {
 
 /* --- sniffing and parsing ------------------------------------------------- */
 
-static bool hd_is_ws(unsigned char c) {
+static bool kg_htmldiff_is_ws(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
 }
 
 /* WHATWG "binary data byte": controls that never occur in text. */
-static bool hd_is_binary_byte(unsigned char c) {
+static bool kg_htmldiff_is_binary_byte(unsigned char c) {
   return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1A) ||
          (c >= 0x1C && c <= 0x1F);
 }
 
-static bool hd_has_tag(const char *s, size_t len) {
+static bool kg_htmldiff_has_tag(const char *s, size_t len) {
   const char *p = s, *end = s + len;
   while ((p = memchr(p, '<', (size_t)(end - p))) != NULL && p + 1 < end) {
     unsigned char c = (unsigned char)p[1];
@@ -128,17 +128,17 @@ static bool hd_has_tag(const char *s, size_t len) {
 
 /* Parses s into d->doc per the rules in htmldiff.h. Returns 0 (d->doc may
  * be NULL: empty body) or -1 when s is not HTML. */
-static int hd_parse(const char *s, size_t len, const char *enc, hd_doc *d) {
+static int kg_htmldiff_parse(const char *s, size_t len, const char *enc, hd_doc *d) {
   const unsigned char *u = (const unsigned char *)s;
   bool utf16 = len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) ||
                             (u[0] == 0xFE && u[1] == 0xFF));
   if (!utf16) {
     size_t i = len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF ? 3 : 0;
-    while (i < len && hd_is_ws(u[i])) i++;
+    while (i < len && kg_htmldiff_is_ws(u[i])) i++;
     if (i == len) return 0; /* empty document */
     for (size_t k = 0; k < KG_MIN(len, (size_t)HD_SNIFF_LEN); k++)
-      if (hd_is_binary_byte(u[k])) return -1;
-    if (!hd_has_tag(s, len)) return -1;
+      if (kg_htmldiff_is_binary_byte(u[k])) return -1;
+    if (!kg_htmldiff_has_tag(s, len)) return -1;
   }
   if (len > INT_MAX) return -1;
   d->doc = htmlReadMemory(s, (int)len, NULL, enc, HD_PARSE_OPTS);
@@ -151,7 +151,7 @@ static int hd_parse(const char *s, size_t len, const char *enc, hd_doc *d) {
   return 0;
 }
 
-static void hd_doc_free(hd_doc *d) {
+static void kg_htmldiff_doc_free(hd_doc *d) {
   if (d->doc) xmlFreeDoc(d->doc);
   kg_buf_free(&d->text);
   free(d->lines);
@@ -161,7 +161,7 @@ static void hd_doc_free(hd_doc *d) {
 /* --- canonical text ------------------------------------------------------- */
 
 /* Elements whose text keeps its whitespace. */
-static bool hd_is_pre(const xmlNode *n) {
+static bool kg_htmldiff_is_pre(const xmlNode *n) {
   if (n->type != XML_ELEMENT_NODE) return false;
   const char *s = (const char *)n->name;
   switch (s[0]) { /* asked twice per element: skip most names fast */
@@ -179,13 +179,13 @@ static bool hd_is_pre(const xmlNode *n) {
 }
 
 /* The ones among them whose first newline HTML drops. */
-static bool hd_drops_first_lf(const xmlNode *n) {
+static bool kg_htmldiff_drops_first_lf(const xmlNode *n) {
   const char *s = (const char *)n->name;
   return strcmp(s, "pre") == 0 || strcmp(s, "textarea") == 0 ||
          strcmp(s, "listing") == 0;
 }
 
-static bool hd_is_text(const xmlNode *n) {
+static bool kg_htmldiff_is_text(const xmlNode *n) {
   return n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE;
 }
 
@@ -193,7 +193,7 @@ static bool hd_is_text(const xmlNode *n) {
  * line never holds a raw newline and a quoted value has one reading. When
  * collapse is set, runs of HTML whitespace become one space and leading and
  * trailing whitespace goes. Returns the bytes of content appended. */
-static size_t hd_put_escaped(kg_buf *b, const char *s, size_t n,
+static size_t kg_htmldiff_put_escaped(kg_buf *b, const char *s, size_t n,
                              bool collapse) {
   static const char hex[] = "0123456789abcdef";
   kg_buf_reserve(b, 4 * n);
@@ -201,7 +201,7 @@ static size_t hd_put_escaped(kg_buf *b, const char *s, size_t n,
   bool pending = false; /* whitespace seen after some content */
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (collapse && hd_is_ws(c)) {
+    if (collapse && kg_htmldiff_is_ws(c)) {
       pending = p != start;
       continue;
     }
@@ -237,7 +237,7 @@ static size_t hd_put_escaped(kg_buf *b, const char *s, size_t n,
 }
 
 /* Appends the indentation for depth; returns its length. */
-static size_t hd_put_indent(kg_buf *b, unsigned depth) {
+static size_t kg_htmldiff_put_indent(kg_buf *b, unsigned depth) {
   size_t before = b->len;
   if (depth <= HD_INDENT_MAX) {
     kg_buf_reserve(b, 2 * (size_t)depth);
@@ -251,7 +251,7 @@ static size_t hd_put_indent(kg_buf *b, unsigned depth) {
 }
 
 /* Ends the line begun at start (ind bytes of indentation) and records it. */
-static void hd_end_line(hd_writer *w, xmlNodePtr node, size_t start,
+static void kg_htmldiff_end_line(hd_writer *w, xmlNodePtr node, size_t start,
                         size_t ind) {
   kg_buf_append(w->text, "\n", 1);
   hd_doc *d = w->rec;
@@ -263,7 +263,7 @@ static void hd_end_line(hd_writer *w, xmlNodePtr node, size_t start,
   d->lines[d->nlines++] = (hd_line){node, start, w->text->len - 1 - start, ind};
 }
 
-static void hd_put_name(kg_buf *b, const xmlChar *name, const xmlNs *ns) {
+static void kg_htmldiff_put_name(kg_buf *b, const xmlChar *name, const xmlNs *ns) {
   if (ns != NULL && ns->prefix != NULL) {
     kg_buf_appends(b, (const char *)ns->prefix);
     kg_buf_append(b, ":", 1);
@@ -271,7 +271,7 @@ static void hd_put_name(kg_buf *b, const xmlChar *name, const xmlNs *ns) {
   kg_buf_appends(b, (const char *)name);
 }
 
-static int hd_attr_cmp(const void *x, const void *y) {
+static int kg_htmldiff_attr_cmp(const void *x, const void *y) {
   const xmlAttr *a = *(const xmlAttr *const *)x,
                 *b = *(const xmlAttr *const *)y;
   const char *pa = a->ns && a->ns->prefix ? (const char *)a->ns->prefix : "";
@@ -285,8 +285,8 @@ static int hd_attr_cmp(const void *x, const void *y) {
 
 /* The attributes of element n not hidden by an ignore expression, sorted by
  * name: in inl when they fit, else in a kg_malloc'd array. Returns the
- * array; free it with hd_attrs_free. */
-static xmlAttrPtr *hd_sorted_attrs(const xmlNode *n, xmlAttrPtr *inl,
+ * array; free it with kg_htmldiff_attrs_free. */
+static xmlAttrPtr *kg_htmldiff_sorted_attrs(const xmlNode *n, xmlAttrPtr *inl,
                                    size_t *cnt) {
   size_t k = 0;
   for (xmlAttrPtr at = n->properties; at; at = at->next)
@@ -295,62 +295,62 @@ static xmlAttrPtr *hd_sorted_attrs(const xmlNode *n, xmlAttrPtr *inl,
   size_t i = 0;
   for (xmlAttrPtr at = n->properties; at; at = at->next)
     if (at->_private != HD_HIDDEN) v[i++] = at;
-  if (k > 1) qsort(v, k, sizeof *v, hd_attr_cmp);
+  if (k > 1) qsort(v, k, sizeof *v, kg_htmldiff_attr_cmp);
   *cnt = k;
   return v;
 }
 
-static void hd_attrs_free(xmlAttrPtr *v, xmlAttrPtr *inl) {
+static void kg_htmldiff_attrs_free(xmlAttrPtr *v, xmlAttrPtr *inl) {
   if (v != inl) free(v);
 }
 
 /* Appends the attribute's value as the parser decoded it (the HTML parser
  * leaves one text child; a tree built otherwise may have several). */
-static void hd_attr_value(const xmlAttr *at, kg_buf *b, bool escaped) {
+static void kg_htmldiff_attr_value(const xmlAttr *at, kg_buf *b, bool escaped) {
   for (const xmlNode *c = at->children; c; c = c->next) {
-    if (!hd_is_text(c) || c->content == NULL) continue;
+    if (!kg_htmldiff_is_text(c) || c->content == NULL) continue;
     const char *s = (const char *)c->content;
     if (escaped)
-      hd_put_escaped(b, s, strlen(s), false);
+      kg_htmldiff_put_escaped(b, s, strlen(s), false);
     else
       kg_buf_appends(b, s);
   }
 }
 
-static void hd_put_element(hd_writer *w, xmlNodePtr n, unsigned depth) {
+static void kg_htmldiff_put_element(hd_writer *w, xmlNodePtr n, unsigned depth) {
   kg_buf *b = w->text;
-  size_t start = b->len, ind = hd_put_indent(b, depth);
+  size_t start = b->len, ind = kg_htmldiff_put_indent(b, depth);
   kg_buf_append(b, "<", 1);
-  hd_put_name(b, n->name, n->ns);
+  kg_htmldiff_put_name(b, n->name, n->ns);
   xmlAttrPtr inl[HD_ATTRS_INLINE];
   size_t cnt;
-  xmlAttrPtr *attrs = hd_sorted_attrs(n, inl, &cnt);
+  xmlAttrPtr *attrs = kg_htmldiff_sorted_attrs(n, inl, &cnt);
   for (size_t i = 0; i < cnt; i++) {
     kg_buf_append(b, " ", 1);
-    hd_put_name(b, attrs[i]->name, attrs[i]->ns);
+    kg_htmldiff_put_name(b, attrs[i]->name, attrs[i]->ns);
     kg_buf_append(b, "=\"", 2);
-    hd_attr_value(attrs[i], b, true);
+    kg_htmldiff_attr_value(attrs[i], b, true);
     kg_buf_append(b, "\"", 1);
   }
-  hd_attrs_free(attrs, inl);
+  kg_htmldiff_attrs_free(attrs, inl);
   kg_buf_append(b, ">", 1);
-  hd_end_line(w, n, start, ind);
+  kg_htmldiff_end_line(w, n, start, ind);
 }
 
 /* Writes the text line for n and, when join is set, the text siblings
  * directly after it (XPath counts them apart, but they read as one text
  * and parsers split text differently). Nothing when it is blank outside
  * <pre>. Returns the last node consumed. */
-static xmlNodePtr hd_put_text(hd_writer *w, xmlNodePtr n, unsigned depth,
+static xmlNodePtr kg_htmldiff_put_text(hd_writer *w, xmlNodePtr n, unsigned depth,
                               bool pre, bool join) {
   xmlNodePtr last = n;
   const char *s = n->content ? (const char *)n->content : "";
   size_t len = strlen(s);
-  if (join && last->next && hd_is_text(last->next) &&
+  if (join && last->next && kg_htmldiff_is_text(last->next) &&
       last->next->_private != HD_HIDDEN) {
     kg_buf_reset(&w->scratch);
     kg_buf_append(&w->scratch, s, len);
-    while (last->next && hd_is_text(last->next) &&
+    while (last->next && kg_htmldiff_is_text(last->next) &&
            last->next->_private != HD_HIDDEN) {
       last = last->next;
       if (last->content)
@@ -359,67 +359,67 @@ static xmlNodePtr hd_put_text(hd_writer *w, xmlNodePtr n, unsigned depth,
     s = w->scratch.data, len = w->scratch.len;
   }
   if (pre && n->parent && n->parent->children == n &&
-      hd_drops_first_lf(n->parent)) {
+      kg_htmldiff_drops_first_lf(n->parent)) {
     if (len > 0 && s[0] == '\n')
       s++, len--;
     else if (len > 1 && s[0] == '\r' && s[1] == '\n')
       s += 2, len -= 2;
   }
   kg_buf *b = w->text;
-  size_t start = b->len, ind = hd_put_indent(b, depth);
+  size_t start = b->len, ind = kg_htmldiff_put_indent(b, depth);
   kg_buf_append(b, "\"", 1);
-  if (hd_put_escaped(b, s, len, !pre) == 0) {
+  if (kg_htmldiff_put_escaped(b, s, len, !pre) == 0) {
     b->len = start; /* blank (or empty in <pre>): no line */
     b->data[start] = '\0';
     return last;
   }
   kg_buf_append(b, "\"", 1);
-  hd_end_line(w, n, start, ind);
+  kg_htmldiff_end_line(w, n, start, ind);
   return last;
 }
 
-static void hd_put_dtd(hd_writer *w, xmlDtdPtr dtd) {
+static void kg_htmldiff_put_dtd(hd_writer *w, xmlDtdPtr dtd) {
   kg_buf *b = w->text;
   size_t start = b->len;
   kg_buf_appends(b, "<!DOCTYPE ");
   if (dtd->name)
-    hd_put_escaped(b, (const char *)dtd->name, strlen((const char *)dtd->name),
+    kg_htmldiff_put_escaped(b, (const char *)dtd->name, strlen((const char *)dtd->name),
                    false);
   if (dtd->ExternalID) {
     kg_buf_appends(b, " PUBLIC \"");
-    hd_put_escaped(b, (const char *)dtd->ExternalID,
+    kg_htmldiff_put_escaped(b, (const char *)dtd->ExternalID,
                    strlen((const char *)dtd->ExternalID), false);
     kg_buf_append(b, "\"", 1);
   }
   if (dtd->SystemID) {
     kg_buf_appends(b, dtd->ExternalID ? " \"" : " SYSTEM \"");
-    hd_put_escaped(b, (const char *)dtd->SystemID,
+    kg_htmldiff_put_escaped(b, (const char *)dtd->SystemID,
                    strlen((const char *)dtd->SystemID), false);
     kg_buf_append(b, "\"", 1);
   }
   kg_buf_append(b, ">", 1);
-  hd_end_line(w, (xmlNodePtr)dtd, start, 0);
+  kg_htmldiff_end_line(w, (xmlNodePtr)dtd, start, 0);
 }
 
 /* Writes every descendant of parent (not parent itself), children at
  * depth; pre counts the whitespace-keeping elements around them. Iterative
  * so that no page can exhaust a thread pool stack. Hidden nodes are
  * skipped with their subtrees. */
-static void hd_walk(hd_writer *w, xmlNodePtr parent, unsigned depth,
+static void kg_htmldiff_walk(hd_writer *w, xmlNodePtr parent, unsigned depth,
                     unsigned pre) {
   xmlNodePtr n = parent->children;
   while (n != NULL) {
     bool descend = false;
     if (n->type == XML_ELEMENT_NODE && n->_private != HD_HIDDEN) {
-      hd_put_element(w, n, depth);
+      kg_htmldiff_put_element(w, n, depth);
       descend = n->children != NULL;
-    } else if (hd_is_text(n) && n->_private != HD_HIDDEN) {
-      n = hd_put_text(w, n, depth, pre > 0, true);
+    } else if (kg_htmldiff_is_text(n) && n->_private != HD_HIDDEN) {
+      n = kg_htmldiff_put_text(w, n, depth, pre > 0, true);
     } else if (n->type == XML_DTD_NODE) {
-      hd_put_dtd(w, (xmlDtdPtr)n);
+      kg_htmldiff_put_dtd(w, (xmlDtdPtr)n);
     } /* comments, PIs, entity declarations: dropped */
     if (descend) {
-      pre += hd_is_pre(n);
+      pre += kg_htmldiff_is_pre(n);
       depth++;
       n = n->children;
       continue;
@@ -428,22 +428,22 @@ static void hd_walk(hd_writer *w, xmlNodePtr parent, unsigned depth,
       n = n->parent;
       if (n == parent || n == NULL) return;
       depth--;
-      pre -= hd_is_pre(n);
+      pre -= kg_htmldiff_is_pre(n);
     }
     n = n->next;
   }
 }
 
-static void hd_canonicalise(hd_doc *d) {
+static void kg_htmldiff_canonicalise(hd_doc *d) {
   hd_writer w = {.text = &d->text, .rec = d};
   kg_buf_reserve(&d->text, 0); /* data non-NULL even when empty */
-  if (d->doc != NULL && !d->all_hidden) hd_walk(&w, (xmlNodePtr)d->doc, 0, 0);
+  if (d->doc != NULL && !d->all_hidden) kg_htmldiff_walk(&w, (xmlNodePtr)d->doc, 0, 0);
   kg_buf_free(&w.scratch);
 }
 
 /* --- ignore expressions --------------------------------------------------- */
 
-static void hd_xpath_silence(void *ud, xmlErrorPtr e) {}
+static void kg_htmldiff_xpath_silence(void *ud, xmlErrorPtr e) {}
 
 /* A few XPath evaluation errors (an unknown function) go only to libxml2's
  * generic error channel, which is per thread. It is pointed at us while we
@@ -454,44 +454,44 @@ typedef struct hd_generic {
   void *ctx;
 } hd_generic;
 
-static hd_generic hd_generic_redirect(xmlGenericErrorFunc fn, void *ctx) {
+static hd_generic kg_htmldiff_generic_redirect(xmlGenericErrorFunc fn, void *ctx) {
   hd_generic saved = {xmlGenericError, xmlGenericErrorContext};
   xmlSetGenericErrorFunc(ctx, fn);
   return saved;
 }
 
-static void hd_generic_restore(hd_generic saved) {
+static void kg_htmldiff_generic_restore(hd_generic saved) {
   xmlSetGenericErrorFunc(saved.ctx, saved.fn);
 }
 
-static void hd_generic_silence(void *ctx, const char *msg, ...) {}
+static void kg_htmldiff_generic_silence(void *ctx, const char *msg, ...) {}
 
 /* Appends the canonical form of one node an ignore expression selected:
  * the node itself whether hidden or not, then what it contains that no
  * expression hid, so that each difference is charged to the expression
  * that hid the innermost node. */
-static void hd_render_match(hd_writer *w, xmlNodePtr n) {
+static void kg_htmldiff_render_match(hd_writer *w, xmlNodePtr n) {
   unsigned pre = 0;
-  for (xmlNodePtr p = n->parent; p; p = p->parent) pre += hd_is_pre(p);
+  for (xmlNodePtr p = n->parent; p; p = p->parent) pre += kg_htmldiff_is_pre(p);
   switch (n->type) {
     case XML_ELEMENT_NODE:
-      hd_put_element(w, n, 0);
-      hd_walk(w, n, 1, pre + hd_is_pre(n));
+      kg_htmldiff_put_element(w, n, 0);
+      kg_htmldiff_walk(w, n, 1, pre + kg_htmldiff_is_pre(n));
       break;
     case XML_TEXT_NODE:
     case XML_CDATA_SECTION_NODE:
-      hd_put_text(w, n, 0, pre > 0, false);
+      kg_htmldiff_put_text(w, n, 0, pre > 0, false);
       break;
     case XML_ATTRIBUTE_NODE:
       kg_buf_append(w->text, "@", 1);
-      hd_put_name(w->text, n->name, n->ns);
+      kg_htmldiff_put_name(w->text, n->name, n->ns);
       kg_buf_append(w->text, "=\"", 2);
-      hd_attr_value((xmlAttrPtr)n, w->text, true);
+      kg_htmldiff_attr_value((xmlAttrPtr)n, w->text, true);
       kg_buf_append(w->text, "\"\n", 2);
       break;
     case XML_HTML_DOCUMENT_NODE:
     case XML_DOCUMENT_NODE:
-      hd_walk(w, n, 0, 0);
+      kg_htmldiff_walk(w, n, 0, 0);
       break;
     default: /* comments, PIs: not part of the canonical text anyway */
       break;
@@ -501,12 +501,12 @@ static void hd_render_match(hd_writer *w, xmlNodePtr n) {
 /* Marks what each expression selects in each document (res[2i], res[2i+1]
  * keep the results, caller frees), then reports as suppressed each
  * expression whose selections differ in canonical form. */
-static void hd_apply_ignores(const kg_htmldiff_opts *o, hd_doc *d[2],
+static void kg_htmldiff_apply_ignores(const kg_htmldiff_opts *o, hd_doc *d[2],
                              xmlXPathObjectPtr *res, kg_diffs *out) {
   xmlXPathContextPtr ctx = xmlXPathNewContext(NULL);
   if (ctx == NULL) abort(); /* out of memory: as kg_malloc does */
-  ctx->error = hd_xpath_silence;
-  hd_generic saved = hd_generic_redirect(hd_generic_silence, NULL);
+  ctx->error = kg_htmldiff_xpath_silence;
+  hd_generic saved = kg_htmldiff_generic_redirect(kg_htmldiff_generic_silence, NULL);
   for (int s = 0; s < 2; s++) /* document order for XPath in O(n) */
     if (d[s]->doc) xmlXPathOrderDocElems(d[s]->doc);
 
@@ -546,7 +546,7 @@ static void hd_apply_ignores(const kg_htmldiff_opts *o, hd_doc *d[2],
     xmlXPathFreeCompExpr(comp);
   }
   xmlXPathFreeContext(ctx);
-  hd_generic_restore(saved);
+  kg_htmldiff_generic_restore(saved);
 
   kg_buf form[2] = {KG_BUF_INIT, KG_BUF_INIT};
   for (size_t i = 0; i < o->nignore; i++) {
@@ -557,7 +557,7 @@ static void hd_apply_ignores(const kg_htmldiff_opts *o, hd_doc *d[2],
       if (r == NULL || r->type != XPATH_NODESET || r->nodesetval == NULL)
         continue;
       for (int k = 0; k < r->nodesetval->nodeNr; k++)
-        hd_render_match(&w, r->nodesetval->nodeTab[k]);
+        kg_htmldiff_render_match(&w, r->nodesetval->nodeTab[k]);
       kg_buf_free(&w.scratch);
     }
     if (form[0].len != form[1].len ||
@@ -570,11 +570,11 @@ static void hd_apply_ignores(const kg_htmldiff_opts *o, hd_doc *d[2],
 
 /* --- XPaths of changed nodes ---------------------------------------------- */
 
-static bool hd_same_kind(const xmlNode *x, const xmlNode *n) {
+static bool kg_htmldiff_same_kind(const xmlNode *x, const xmlNode *n) {
   if (n->type == XML_ELEMENT_NODE)
     return x->type == XML_ELEMENT_NODE &&
            strcmp((const char *)x->name, (const char *)n->name) == 0;
-  return hd_is_text(x);
+  return kg_htmldiff_is_text(x);
 }
 
 /* Appends the name step of an element or attribute (after its "@"). The
@@ -582,13 +582,13 @@ static bool hd_same_kind(const xmlNode *x, const xmlNode *n) {
  * such as ":href" or "v-bind:id", and "a:b" whose prefix no namespace
  * declares. Those are written as a name() test, so that every
  * location kagami reports is an expression ignore_xpath accepts. */
-static void hd_put_step(kg_buf *b, const xmlChar *name, const xmlNs *ns) {
+static void kg_htmldiff_put_step(kg_buf *b, const xmlChar *name, const xmlNs *ns) {
   if ((ns == NULL || ns->prefix == NULL) && xmlValidateNCName(name, 0) == 0) {
     kg_buf_appends(b, (const char *)name);
     return;
   }
   kg_buf q = KG_BUF_INIT;
-  hd_put_name(&q, name, ns);
+  kg_htmldiff_put_name(&q, name, ns);
   bool has_apos = strchr(q.data, '\'') != NULL, has_quot = strchr(q.data, '"') != NULL;
   if (has_apos && has_quot) /* no XPath 1.0 literal holds both: any name */
     kg_buf_append(b, "*", 1);
@@ -601,7 +601,7 @@ static void hd_put_step(kg_buf *b, const xmlChar *name, const xmlNs *ns) {
  * where a sibling shares the name (as xmlGetNodePath does), "/@name" for an
  * attribute. Without indices it is the pattern. The doctype, which XPath
  * cannot select, is "/!DOCTYPE". */
-static void hd_xpath(const xmlNode *n, bool indices, kg_buf *b) {
+static void kg_htmldiff_xpath(const xmlNode *n, bool indices, kg_buf *b) {
   if (n->type == XML_DTD_NODE) {
     kg_buf_appends(b, "/!DOCTYPE");
     return;
@@ -625,20 +625,20 @@ static void hd_xpath(const xmlNode *n, bool indices, kg_buf *b) {
     kg_buf_append(b, "/", 1);
     if (p->type == XML_ATTRIBUTE_NODE) {
       kg_buf_append(b, "@", 1);
-      hd_put_step(b, p->name, p->ns);
+      kg_htmldiff_put_step(b, p->name, p->ns);
       continue;
     }
     if (p->type == XML_ELEMENT_NODE)
-      hd_put_step(b, p->name, p->ns);
+      kg_htmldiff_put_step(b, p->name, p->ns);
     else
       kg_buf_appends(b, "text()");
     if (!indices) continue;
     size_t before = 0;
     bool others = false;
     for (const xmlNode *x = p->prev; x; x = x->prev)
-      before += hd_same_kind(x, p);
+      before += kg_htmldiff_same_kind(x, p);
     for (const xmlNode *x = p->next; x && !others && before == 0; x = x->next)
-      others = hd_same_kind(x, p);
+      others = kg_htmldiff_same_kind(x, p);
     if (before > 0 || others) kg_buf_appendf(b, "[%zu]", before + 1);
   }
   if (chain != stack) free(chain);
@@ -646,7 +646,7 @@ static void hd_xpath(const xmlNode *n, bool indices, kg_buf *b) {
 
 /* --- reporting ------------------------------------------------------------ */
 
-static bool hd_is_descendant(const xmlNode *n, const xmlNode *anc) {
+static bool kg_htmldiff_is_descendant(const xmlNode *n, const xmlNode *anc) {
   for (const xmlNode *p = n->parent; p; p = p->parent)
     if (p == anc) return true;
   return false;
@@ -654,7 +654,7 @@ static bool hd_is_descendant(const xmlNode *n, const xmlNode *anc) {
 
 /* Cuts v to at most HD_VALUE_MAX bytes, on a UTF-8 character boundary,
  * marking the cut with "...". */
-static void hd_cap_value(kg_buf *v) {
+static void kg_htmldiff_cap_value(kg_buf *v) {
   if (v->len <= HD_VALUE_MAX) return;
   size_t n = HD_VALUE_MAX;
   while (n > 0 && ((unsigned char)v->data[n] & 0xC0) == 0x80) n--;
@@ -664,7 +664,7 @@ static void hd_cap_value(kg_buf *v) {
 
 /* Appends a text line's content as the page has it: quotes dropped,
  * escapes undone. */
-static void hd_unescape_text(const hd_doc *d, const hd_line *ln, kg_buf *v) {
+static void kg_htmldiff_unescape_text(const hd_doc *d, const hd_line *ln, kg_buf *v) {
   const char *s = d->text.data + ln->off + ln->ind + 1; /* past the quote */
   const char *end = d->text.data + ln->off + ln->len - 1;
   kg_buf_reserve(v, (size_t)(end - s));
@@ -687,12 +687,12 @@ static void hd_unescape_text(const hd_doc *d, const hd_line *ln, kg_buf *v) {
     }
     kg_buf_append(v, &c, 1);
   }
-  hd_cap_value(v);
+  kg_htmldiff_cap_value(v);
 }
 
 /* Appends lines idx[from..to) of d, de-indented by the first one's
  * indentation and joined by '\n': an added or removed subtree. */
-static void hd_lines_value(const hd_doc *d, const size_t *idx, size_t from,
+static void kg_htmldiff_lines_value(const hd_doc *d, const size_t *idx, size_t from,
                            size_t to, kg_buf *v) {
   size_t ind0 = d->lines[idx[from]].ind;
   for (size_t k = from; k < to && v->len <= HD_VALUE_MAX; k++) {
@@ -701,12 +701,12 @@ static void hd_lines_value(const hd_doc *d, const size_t *idx, size_t from,
     if (k > from) kg_buf_append(v, "\n", 1);
     kg_buf_append(v, d->text.data + ln->off + strip, ln->len - strip);
   }
-  hd_cap_value(v);
+  kg_htmldiff_cap_value(v);
 }
 
 /* Adds the difference held in rp's scratch buffers (NULL-valued sides as
  * told); once out stops storing, only counts. */
-static void hd_add(hd_report *rp, bool has_a, bool has_b) {
+static void kg_htmldiff_add(hd_report *rp, bool has_a, bool has_b) {
   if (rp->full) {
     kg_diffs_add(rp->out, "", NULL, NULL, NULL);
     return;
@@ -717,7 +717,7 @@ static void hd_add(hd_report *rp, bool has_a, bool has_b) {
   rp->full = rp->out->n == before;
 }
 
-static void hd_reset_scratch(hd_report *rp) {
+static void kg_htmldiff_reset_scratch(hd_report *rp) {
   kg_buf_reset(&rp->where);
   kg_buf_reset(&rp->pattern);
   kg_buf_reset(&rp->va);
@@ -727,107 +727,107 @@ static void hd_reset_scratch(hd_report *rp) {
 }
 
 /* A changed element: one difference per attribute that differs. */
-static void hd_report_attrs(hd_report *rp, xmlNodePtr x, xmlNodePtr y) {
+static void kg_htmldiff_report_attrs(hd_report *rp, xmlNodePtr x, xmlNodePtr y) {
   xmlAttrPtr inx[HD_ATTRS_INLINE], iny[HD_ATTRS_INLINE];
   size_t nx, ny;
-  xmlAttrPtr *ax = hd_sorted_attrs(x, inx, &nx);
-  xmlAttrPtr *ay = hd_sorted_attrs(y, iny, &ny);
+  xmlAttrPtr *ax = kg_htmldiff_sorted_attrs(x, inx, &nx);
+  xmlAttrPtr *ay = kg_htmldiff_sorted_attrs(y, iny, &ny);
   size_t i = 0, j = 0;
   kg_buf vx = KG_BUF_INIT, vy = KG_BUF_INIT;
   while (i < nx || j < ny) {
-    int c = i == nx ? 1 : j == ny ? -1 : hd_attr_cmp(&ax[i], &ay[j]);
+    int c = i == nx ? 1 : j == ny ? -1 : kg_htmldiff_attr_cmp(&ax[i], &ay[j]);
     kg_buf_reset(&vx);
     kg_buf_reset(&vy);
     kg_buf_reserve(&vx, 0);
     kg_buf_reserve(&vy, 0);
-    if (c <= 0) hd_attr_value(ax[i], &vx, false);
-    if (c >= 0) hd_attr_value(ay[j], &vy, false);
+    if (c <= 0) kg_htmldiff_attr_value(ax[i], &vx, false);
+    if (c >= 0) kg_htmldiff_attr_value(ay[j], &vy, false);
     if (c != 0 || strcmp(vx.data, vy.data) != 0) {
       if (!rp->full) {
-        hd_reset_scratch(rp);
+        kg_htmldiff_reset_scratch(rp);
         /* In the master's coordinates even when only the shadow has it. */
         xmlAttrPtr at = c <= 0 ? ax[i] : ay[j];
-        hd_xpath(x, true, &rp->where);
-        hd_xpath(x, false, &rp->pattern);
+        kg_htmldiff_xpath(x, true, &rp->where);
+        kg_htmldiff_xpath(x, false, &rp->pattern);
         kg_buf_appends(&rp->where, "/@");
         kg_buf_appends(&rp->pattern, "/@");
-        hd_put_step(&rp->where, at->name, at->ns);
-        hd_put_step(&rp->pattern, at->name, at->ns);
+        kg_htmldiff_put_step(&rp->where, at->name, at->ns);
+        kg_htmldiff_put_step(&rp->pattern, at->name, at->ns);
         kg_buf_append(&rp->va, vx.data, vx.len);
         kg_buf_append(&rp->vb, vy.data, vy.len);
-        hd_cap_value(&rp->va);
-        hd_cap_value(&rp->vb);
+        kg_htmldiff_cap_value(&rp->va);
+        kg_htmldiff_cap_value(&rp->vb);
       }
-      hd_add(rp, c <= 0, c >= 0);
+      kg_htmldiff_add(rp, c <= 0, c >= 0);
     }
     if (c <= 0) i++;
     if (c >= 0) j++;
   }
   kg_buf_free(&vx);
   kg_buf_free(&vy);
-  hd_attrs_free(ax, inx);
-  hd_attrs_free(ay, iny);
+  kg_htmldiff_attrs_free(ax, inx);
+  kg_htmldiff_attrs_free(ay, iny);
 }
 
 /* Line ia of a and line ib of b stand for the same node: report what
  * changed in it. */
-static void hd_report_changed(hd_report *rp, size_t ia, size_t ib) {
+static void kg_htmldiff_report_changed(hd_report *rp, size_t ia, size_t ib) {
   const hd_line *la = &rp->a->lines[ia], *lb = &rp->b->lines[ib];
   if (la->len == lb->len && memcmp(rp->a->text.data + la->off,
                                    rp->b->text.data + lb->off, la->len) == 0)
     return; /* the line differ's fallback may pair equal lines */
   if (la->node->type == XML_ELEMENT_NODE) {
-    hd_report_attrs(rp, la->node, lb->node);
+    kg_htmldiff_report_attrs(rp, la->node, lb->node);
     return;
   }
   if (!rp->full) {
-    hd_reset_scratch(rp);
-    hd_xpath(la->node, true, &rp->where);
-    hd_xpath(la->node, false, &rp->pattern);
-    if (hd_is_text(la->node)) {
-      hd_unescape_text(rp->a, la, &rp->va);
-      hd_unescape_text(rp->b, lb, &rp->vb);
+    kg_htmldiff_reset_scratch(rp);
+    kg_htmldiff_xpath(la->node, true, &rp->where);
+    kg_htmldiff_xpath(la->node, false, &rp->pattern);
+    if (kg_htmldiff_is_text(la->node)) {
+      kg_htmldiff_unescape_text(rp->a, la, &rp->va);
+      kg_htmldiff_unescape_text(rp->b, lb, &rp->vb);
     } else {
       size_t one[2] = {ia, ib};
-      hd_lines_value(rp->a, one, 0, 1, &rp->va);
-      hd_lines_value(rp->b, one + 1, 0, 1, &rp->vb);
+      kg_htmldiff_lines_value(rp->a, one, 0, 1, &rp->va);
+      kg_htmldiff_lines_value(rp->b, one + 1, 0, 1, &rp->vb);
     }
   }
-  hd_add(rp, true, true);
+  kg_htmldiff_add(rp, true, true);
 }
 
 /* Line idx[k] of d (a when in_a) is only on one side: reports it with its
  * whole subtree, which it consumes from idx. Returns the index after. */
-static size_t hd_report_lone(hd_report *rp, bool in_a, const size_t *idx,
+static size_t kg_htmldiff_report_lone(hd_report *rp, bool in_a, const size_t *idx,
                              size_t k, size_t n) {
   const hd_doc *d = in_a ? rp->a : rp->b;
   const hd_line *ln = &d->lines[idx[k]];
   size_t end = k + 1;
   if (ln->node->type == XML_ELEMENT_NODE)
-    while (end < n && hd_is_descendant(d->lines[idx[end]].node, ln->node))
+    while (end < n && kg_htmldiff_is_descendant(d->lines[idx[end]].node, ln->node))
       end++;
   if (!rp->full) {
-    hd_reset_scratch(rp);
-    hd_xpath(ln->node, true, &rp->where);
-    hd_xpath(ln->node, false, &rp->pattern);
+    kg_htmldiff_reset_scratch(rp);
+    kg_htmldiff_xpath(ln->node, true, &rp->where);
+    kg_htmldiff_xpath(ln->node, false, &rp->pattern);
     kg_buf *v = in_a ? &rp->va : &rp->vb;
-    if (hd_is_text(ln->node))
-      hd_unescape_text(d, ln, v);
+    if (kg_htmldiff_is_text(ln->node))
+      kg_htmldiff_unescape_text(d, ln, v);
     else
-      hd_lines_value(d, idx, k, end, v);
+      kg_htmldiff_lines_value(d, idx, k, end, v);
   }
-  hd_add(rp, in_a, !in_a);
+  kg_htmldiff_add(rp, in_a, !in_a);
   return end;
 }
 
 /* The differences lines d[from..from+n) would make when all on one side:
  * a line inside the subtree of an element line before it makes none. */
-static size_t hd_subtrees(const hd_doc *d, size_t from, size_t n) {
+static size_t kg_htmldiff_subtrees(const hd_doc *d, size_t from, size_t n) {
   size_t count = 0;
   const xmlNode *root = NULL;
   for (size_t k = from; k < from + n; k++) {
     const xmlNode *node = d->lines[k].node;
-    if (root != NULL && hd_is_descendant(node, root)) continue;
+    if (root != NULL && kg_htmldiff_is_descendant(node, root)) continue;
     count++;
     root = node->type == XML_ELEMENT_NODE ? node : NULL;
   }
@@ -841,9 +841,9 @@ static size_t hd_subtrees(const hd_doc *d, size_t from, size_t n) {
  * <p>0</p> inserted before other <p>s). Moves it to the place, at most
  * HD_SLIDE_MAX lines up and not above floor, where it makes the fewest
  * differences; the diff stays as valid and as short. */
-static void hd_align(const hd_doc *d, size_t *idx, size_t n, size_t floor) {
+static void kg_htmldiff_align(const hd_doc *d, size_t *idx, size_t n, size_t floor) {
   if (n == 0 || n > HD_SLIDE_LINES || idx[n - 1] - idx[0] != n - 1) return;
-  size_t from = idx[0], best = from, best_count = hd_subtrees(d, from, n);
+  size_t from = idx[0], best = from, best_count = kg_htmldiff_subtrees(d, from, n);
   for (size_t k = 1; k <= HD_SLIDE_MAX && from >= floor + k; k++) {
     const hd_line *above = &d->lines[from - k];
     const hd_line *last = &d->lines[from - k + n];
@@ -851,7 +851,7 @@ static void hd_align(const hd_doc *d, size_t *idx, size_t n, size_t floor) {
         memcmp(d->text.data + above->off, d->text.data + last->off,
                above->len) != 0)
       break;
-    size_t count = hd_subtrees(d, from - k, n);
+    size_t count = kg_htmldiff_subtrees(d, from - k, n);
     if (count < best_count) best = from - k, best_count = count;
   }
   for (size_t k = 0; k < n; k++) idx[k] = best + k;
@@ -862,25 +862,25 @@ static void hd_align(const hd_doc *d, size_t *idx, size_t n, size_t floor) {
  * pattern are one changed node; otherwise the added line is taken as an
  * insertion when the removed one's pattern comes up a little further
  * among the added lines, else the removed line as a deletion. */
-static void hd_report_group(hd_report *rp, size_t ai, size_t bi) {
+static void kg_htmldiff_report_group(hd_report *rp, size_t ai, size_t bi) {
   size_t nr = rp->nr, na = rp->na;
   if (nr == 0 && na == 0) return;
-  if (nr == 0) hd_align(rp->b, rp->ad, na, rp->floor_b);
-  if (na == 0) hd_align(rp->a, rp->r, nr, rp->floor_a);
+  if (nr == 0) kg_htmldiff_align(rp->b, rp->ad, na, rp->floor_b);
+  if (na == 0) kg_htmldiff_align(rp->a, rp->r, nr, rp->floor_a);
   kg_buf pat = KG_BUF_INIT;
   size_t *off = kg_malloc((nr + na + 1) * sizeof *off);
   for (size_t k = 0; k < nr + na; k++) {
     off[k] = pat.len;
     const hd_doc *d = k < nr ? rp->a : rp->b;
     size_t line = k < nr ? rp->r[k] : rp->ad[k - nr];
-    hd_xpath(d->lines[line].node, false, &pat);
+    kg_htmldiff_xpath(d->lines[line].node, false, &pat);
     kg_buf_append(&pat, "", 1); /* NUL-separated */
   }
 #define HD_PAT(k) (pat.data + off[(k)])
   size_t i = 0, j = 0;
   while (i < nr || j < na) {
     if (i < nr && j < na && strcmp(HD_PAT(i), HD_PAT(nr + j)) == 0) {
-      hd_report_changed(rp, rp->r[i++], rp->ad[j++]);
+      kg_htmldiff_report_changed(rp, rp->r[i++], rp->ad[j++]);
       continue;
     }
     bool insertion = i == nr;
@@ -888,9 +888,9 @@ static void hd_report_group(hd_report *rp, size_t ai, size_t bi) {
          !insertion && i < nr && k < KG_MIN(na, j + HD_LOOKAHEAD); k++)
       insertion = strcmp(HD_PAT(i), HD_PAT(nr + k)) == 0;
     if (insertion)
-      j = hd_report_lone(rp, false, rp->ad, j, na);
+      j = kg_htmldiff_report_lone(rp, false, rp->ad, j, na);
     else
-      i = hd_report_lone(rp, true, rp->r, i, nr);
+      i = kg_htmldiff_report_lone(rp, true, rp->r, i, nr);
   }
 #undef HD_PAT
   free(off);
@@ -899,7 +899,7 @@ static void hd_report_group(hd_report *rp, size_t ai, size_t bi) {
   rp->floor_a = ai, rp->floor_b = bi;
 }
 
-static void hd_push(size_t **v, size_t *n, size_t *cap, size_t x) {
+static void kg_htmldiff_push(size_t **v, size_t *n, size_t *cap, size_t x) {
   if (*n == *cap) {
     *cap = *cap ? 2 * *cap : 64;
     *v = kg_realloc(*v, *cap * sizeof **v);
@@ -909,7 +909,7 @@ static void hd_push(size_t **v, size_t *n, size_t *cap, size_t x) {
 
 /* Parses "A[,N]" of a hunk header into the 0-based index of its first
  * line (for an empty range diff -u names the line before it). */
-static const char *hd_range(const char *p, size_t *first) {
+static const char *kg_htmldiff_range(const char *p, size_t *first) {
   char *e;
   size_t start = strtoul(p, &e, 10), count = 1;
   if (*e == ',') count = strtoul(e + 1, &e, 10);
@@ -920,7 +920,7 @@ static const char *hd_range(const char *p, size_t *first) {
 /* Reads the unified diff ud (made with context lines, no cap) back into
  * runs of removed/added line numbers and reports each run. Every canonical
  * line ends in '\n' and holds no other, so every diff line does too. */
-static void hd_report_unified(hd_report *rp, const kg_buf *ud,
+static void kg_htmldiff_report_unified(hd_report *rp, const kg_buf *ud,
                               size_t header_lines) {
   const char *p = ud->data, *end = ud->data + ud->len;
   size_t ai = 0, bi = 0;
@@ -930,25 +930,25 @@ static void hd_report_unified(hd_report *rp, const kg_buf *ud,
     if (header_lines > 0) {
       header_lines--;
     } else if (p[0] == '@') {
-      hd_report_group(rp, ai, bi);
+      kg_htmldiff_report_group(rp, ai, bi);
       if (strncmp(p, "@@ -", 4) != 0) break;
-      const char *q = hd_range(p + 4, &ai);
+      const char *q = kg_htmldiff_range(p + 4, &ai);
       if (strncmp(q, " +", 2) != 0) break;
-      hd_range(q + 2, &bi);
+      kg_htmldiff_range(q + 2, &bi);
     } else if (p[0] == ' ') {
-      hd_report_group(rp, ai, bi);
+      kg_htmldiff_report_group(rp, ai, bi);
       ai++, bi++;
     } else if (p[0] == '-' && ai < rp->a->nlines) {
-      hd_push(&rp->r, &rp->nr, &rp->rcap, ai++);
+      kg_htmldiff_push(&rp->r, &rp->nr, &rp->rcap, ai++);
     } else if (p[0] == '+' && bi < rp->b->nlines) {
-      hd_push(&rp->ad, &rp->na, &rp->acap, bi++);
+      kg_htmldiff_push(&rp->ad, &rp->na, &rp->acap, bi++);
     }
     p = next;
   }
-  hd_report_group(rp, ai, bi);
+  kg_htmldiff_report_group(rp, ai, bi);
 }
 
-static size_t hd_count_nl(const char *s) {
+static size_t kg_htmldiff_count_nl(const char *s) {
   size_t n = 0;
   for (; s && *s; s++) n += *s == '\n';
   return n;
@@ -956,7 +956,7 @@ static size_t hd_count_nl(const char *s) {
 
 /* Diffs the canonical texts: differences into out, unified diff (capped at
  * o->max_output) into unified. */
-static void hd_compare(const hd_doc *a, const hd_doc *b,
+static void kg_htmldiff_compare(const hd_doc *a, const hd_doc *b,
                        const kg_htmldiff_opts *o, kg_diffs *out,
                        kg_buf *unified) {
   if (a->text.len == b->text.len &&
@@ -972,8 +972,8 @@ static void hd_compare(const hd_doc *a, const hd_doc *b,
   hd_report rp = {.a = a, .b = b, .out = out};
   /* The "--- "/"+++ " lines: a label with newlines spans more. */
   if (ud.len > 0)
-    hd_report_unified(&rp, &ud,
-                      2 + hd_count_nl(o->a_label) + hd_count_nl(o->b_label));
+    kg_htmldiff_report_unified(&rp, &ud,
+                      2 + kg_htmldiff_count_nl(o->a_label) + kg_htmldiff_count_nl(o->b_label));
   kg_buf_free(&rp.where);
   kg_buf_free(&rp.pattern);
   kg_buf_free(&rp.va);
@@ -1005,23 +1005,23 @@ int kg_htmldiff(const char *a, size_t alen, const char *b, size_t blen,
   static const kg_htmldiff_opts none = {0};
   if (o == NULL) o = &none;
   hd_doc da = {0}, db = {0};
-  if (hd_parse(a, alen, o->encoding, &da) != 0) return -1;
-  if (hd_parse(b, blen, o->encoding, &db) != 0) {
-    hd_doc_free(&da);
+  if (kg_htmldiff_parse(a, alen, o->encoding, &da) != 0) return -1;
+  if (kg_htmldiff_parse(b, blen, o->encoding, &db) != 0) {
+    kg_htmldiff_doc_free(&da);
     return -2;
   }
   if (o->nignore > 0 && o->ignore != NULL && (da.doc || db.doc)) {
     hd_doc *both[2] = {&da, &db};
     xmlXPathObjectPtr *res = kg_calloc(2 * o->nignore, sizeof *res);
-    hd_apply_ignores(o, both, res, out);
+    kg_htmldiff_apply_ignores(o, both, res, out);
     for (size_t i = 0; i < 2 * o->nignore; i++) xmlXPathFreeObject(res[i]);
     free(res);
   }
-  hd_canonicalise(&da);
-  hd_canonicalise(&db);
-  hd_compare(&da, &db, o, out, unified);
-  hd_doc_free(&da);
-  hd_doc_free(&db);
+  kg_htmldiff_canonicalise(&da);
+  kg_htmldiff_canonicalise(&db);
+  kg_htmldiff_compare(&da, &db, o, out, unified);
+  kg_htmldiff_doc_free(&da);
+  kg_htmldiff_doc_free(&db);
   return 0;
 }
 
@@ -1034,7 +1034,7 @@ typedef struct hd_errmsg {
 
 /* libxml2 2.9 leaves the message of an XPath error empty; its code says
  * what went wrong. */
-static const char *hd_xpath_errstr(int code) {
+static const char *kg_htmldiff_xpath_errstr(int code) {
   switch (code - XML_XPATH_EXPRESSION_OK) {
     case XPATH_NUMBER_ERROR:
       return "invalid number";
@@ -1069,10 +1069,10 @@ static const char *hd_xpath_errstr(int code) {
   }
 }
 
-static void hd_xpath_capture(void *ud, xmlErrorPtr e) {
+static void kg_htmldiff_xpath_capture(void *ud, xmlErrorPtr e) {
   hd_errmsg *m = ud;
   if (m->set || m->len == 0 || e == NULL) return;
-  const char *msg = hd_xpath_errstr(e->code);
+  const char *msg = kg_htmldiff_xpath_errstr(e->code);
   if (e->str1 != NULL)
     snprintf(m->buf, m->len, "%s at offset %d", msg, e->int1);
   else
@@ -1080,7 +1080,7 @@ static void hd_xpath_capture(void *ud, xmlErrorPtr e) {
   m->set = true;
 }
 
-static void hd_generic_capture(void *ud, const char *fmt, ...) {
+static void kg_htmldiff_generic_capture(void *ud, const char *fmt, ...) {
   hd_errmsg *m = ud;
   if (m->set || m->len == 0) return;
   va_list ap;
@@ -1105,9 +1105,9 @@ int kg_htmldiff_check_xpath(const char *xpath, char *err, size_t errlen) {
   htmlDocPtr doc = htmlNewDocNoDtD(NULL, NULL);
   xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
   if (doc == NULL || ctx == NULL) abort(); /* out of memory */
-  ctx->error = hd_xpath_capture;
+  ctx->error = kg_htmldiff_xpath_capture;
   ctx->userData = &m;
-  hd_generic saved = hd_generic_redirect(hd_generic_capture, &m);
+  hd_generic saved = kg_htmldiff_generic_redirect(kg_htmldiff_generic_capture, &m);
   int rc = -1;
   xmlXPathCompExprPtr comp = xmlXPathCtxtCompile(ctx, (const xmlChar *)xpath);
   if (comp != NULL) {
@@ -1127,7 +1127,7 @@ int kg_htmldiff_check_xpath(const char *xpath, char *err, size_t errlen) {
     xmlXPathFreeObject(r);
     xmlXPathFreeCompExpr(comp);
   }
-  hd_generic_restore(saved);
+  kg_htmldiff_generic_restore(saved);
   if (rc != 0 && errlen > 0 && err[0] == '\0')
     snprintf(err, errlen, "invalid XPath expression");
   xmlXPathFreeContext(ctx);

@@ -54,27 +54,27 @@ typedef struct pat {
   size_t n, cap;
 } pat;
 
-static void pat_free(pat *p) {
+static void kg_jsondiff_pat_free(pat *p) {
   for (size_t i = 0; i < p->n; i++) free(p->seg[i].key);
   free(p->seg);
   p->seg = NULL;
   p->n = p->cap = 0;
 }
 
-static int pat_fail(char *err, size_t errlen, size_t at, const char *msg) {
+static int kg_jsondiff_pat_fail(char *err, size_t errlen, size_t at, const char *msg) {
   if (err && errlen) snprintf(err, errlen, "offset %zu: %s", at, msg);
   return -1;
 }
 
-static bool ident_start(char c) {
+static bool kg_jsondiff_ident_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
-static bool ident_char(char c) {
-  return ident_start(c) || (c >= '0' && c <= '9');
+static bool kg_jsondiff_ident_char(char c) {
+  return kg_jsondiff_ident_start(c) || (c >= '0' && c <= '9');
 }
 
 /* Parses "[...]" at s[*i] into g; advances *i past the ']'. */
-static int parse_bracket(const char *s, size_t *i, pseg *g, char *err,
+static int kg_jsondiff_parse_bracket(const char *s, size_t *i, pseg *g, char *err,
                          size_t errlen) {
   size_t at = *i, j = at + 1;
   if (s[j] == '*') {
@@ -82,11 +82,11 @@ static int parse_bracket(const char *s, size_t *i, pseg *g, char *err,
     j++;
   } else if (s[j] >= '0' && s[j] <= '9') {
     if (s[j] == '0' && s[j + 1] >= '0' && s[j + 1] <= '9')
-      return pat_fail(err, errlen, j, "array index with a leading zero");
+      return kg_jsondiff_pat_fail(err, errlen, j, "array index with a leading zero");
     size_t v = 0;
     for (; s[j] >= '0' && s[j] <= '9'; j++) {
       if (v > (SIZE_MAX - 9) / 10)
-        return pat_fail(err, errlen, at, "array index too large");
+        return kg_jsondiff_pat_fail(err, errlen, at, "array index too large");
       v = v * 10 + (size_t)(s[j] - '0');
     }
     g->kind = P_INDEX;
@@ -95,18 +95,18 @@ static int parse_bracket(const char *s, size_t *i, pseg *g, char *err,
     /* Find the closing quote, then let jansson do the unescaping. */
     size_t k = j + 1;
     while (s[k] && s[k] != '"') k += (s[k] == '\\' && s[k + 1]) ? 2 : 1;
-    if (s[k] != '"') return pat_fail(err, errlen, j, "unterminated key string");
+    if (s[k] != '"') return kg_jsondiff_pat_fail(err, errlen, j, "unterminated key string");
     json_error_t e;
     json_t *str = json_loadb(s + j, k + 1 - j, JSON_DECODE_ANY | JSON_ALLOW_NUL,
                              &e);
     if (str == NULL || !json_is_string(str)) {
       json_decref(str);
-      return pat_fail(err, errlen, j, "key is not a valid JSON string");
+      return kg_jsondiff_pat_fail(err, errlen, j, "key is not a valid JSON string");
     }
     size_t len = json_string_length(str);
     if (memchr(json_string_value(str), '\0', len) != NULL) {
       json_decref(str);
-      return pat_fail(err, errlen, j, "key contains U+0000 (never in a path)");
+      return kg_jsondiff_pat_fail(err, errlen, j, "key contains U+0000 (never in a path)");
     }
     g->kind = P_KEY;
     g->key = kg_strndup(json_string_value(str), len);
@@ -114,13 +114,13 @@ static int parse_bracket(const char *s, size_t *i, pseg *g, char *err,
     json_decref(str);
     j = k + 1;
   } else {
-    return pat_fail(err, errlen, j,
+    return kg_jsondiff_pat_fail(err, errlen, j,
                     "expected an index, '*' or a JSON string after '['");
   }
   if (s[j] != ']') {
     free(g->key);
     g->key = NULL;
-    return pat_fail(err, errlen, j, "expected ']'");
+    return kg_jsondiff_pat_fail(err, errlen, j, "expected ']'");
   }
   *i = j + 1;
   return 0;
@@ -129,12 +129,12 @@ static int parse_bracket(const char *s, size_t *i, pseg *g, char *err,
 /* Compiles s into p. path_mode parses a concrete or generalised path:
  * [*] is allowed there (the pattern form of a difference) but .* and ..
  * are not, and there is no segment limit. p->text points at s. */
-static int pat_parse(pat *p, const char *s, bool path_mode, char *err,
+static int kg_jsondiff_pat_parse(pat *p, const char *s, bool path_mode, char *err,
                      size_t errlen) {
   memset(p, 0, sizeof(*p));
   p->text = s;
   if (s == NULL || s[0] != '$')
-    return pat_fail(err, errlen, 0, "a path starts with '$'");
+    return kg_jsondiff_pat_fail(err, errlen, 0, "a path starts with '$'");
   size_t i = 1;
   while (s[i]) {
     pseg g = {0};
@@ -143,42 +143,42 @@ static int pat_parse(pat *p, const char *s, bool path_mode, char *err,
       i++;
       if (s[i] == '.') {
         if (path_mode)
-          return pat_free(p), pat_fail(err, errlen, at, "'..' in a path");
+          return kg_jsondiff_pat_free(p), kg_jsondiff_pat_fail(err, errlen, at, "'..' in a path");
         g.deep = true;
         i++;
       }
       if (g.deep && s[i] == '[') {
-        if (parse_bracket(s, &i, &g, err, errlen) < 0)
-          return pat_free(p), -1;
+        if (kg_jsondiff_parse_bracket(s, &i, &g, err, errlen) < 0)
+          return kg_jsondiff_pat_free(p), -1;
       } else if (s[i] == '*') {
         if (path_mode)
-          return pat_free(p), pat_fail(err, errlen, at, "'.*' in a path");
+          return kg_jsondiff_pat_free(p), kg_jsondiff_pat_fail(err, errlen, at, "'.*' in a path");
         g.kind = P_ANYKEY;
         i++;
-      } else if (ident_start(s[i])) {
+      } else if (kg_jsondiff_ident_start(s[i])) {
         size_t st = i;
-        while (ident_char(s[i])) i++;
+        while (kg_jsondiff_ident_char(s[i])) i++;
         g.kind = P_KEY;
         g.key = kg_strndup(s + st, i - st);
         g.keylen = i - st;
       } else {
-        pat_free(p);
-        return pat_fail(err, errlen, i,
+        kg_jsondiff_pat_free(p);
+        return kg_jsondiff_pat_fail(err, errlen, i,
                         g.deep ? "expected a name, '*' or '[' after '..'"
                                : "expected a name or '*' after '.' (other keys "
                                  "are written [\"key\"])");
       }
     } else if (s[i] == '[') {
-      if (parse_bracket(s, &i, &g, err, errlen) < 0)
-        return pat_free(p), -1;
+      if (kg_jsondiff_parse_bracket(s, &i, &g, err, errlen) < 0)
+        return kg_jsondiff_pat_free(p), -1;
     } else {
-      pat_free(p);
-      return pat_fail(err, errlen, i, "expected '.' or '['");
+      kg_jsondiff_pat_free(p);
+      return kg_jsondiff_pat_fail(err, errlen, i, "expected '.' or '['");
     }
     if (!path_mode && p->n == PAT_MAX_SEGS) {
       free(g.key);
-      pat_free(p);
-      return pat_fail(err, errlen, at, "more than 63 segments");
+      kg_jsondiff_pat_free(p);
+      return kg_jsondiff_pat_fail(err, errlen, at, "more than 63 segments");
     }
     if (p->n == p->cap) {
       p->cap = p->cap ? p->cap * 2 : 8;
@@ -201,7 +201,7 @@ typedef struct seg {
   size_t index;       /* S_INDEX */
 } seg;
 
-static bool seg_match(const pseg *p, const seg *s) {
+static bool kg_jsondiff_seg_match(const pseg *p, const seg *s) {
   switch (p->kind) {
     case P_KEY:
       return s->kind == S_KEY && s->keylen == p->keylen &&
@@ -215,19 +215,19 @@ static bool seg_match(const pseg *p, const seg *s) {
   }
 }
 
-static uint64_t accept_bit(const pat *p) { return (uint64_t)1 << p->n; }
+static uint64_t kg_jsondiff_accept_bit(const pat *p) { return (uint64_t)1 << p->n; }
 
 /* One NFA step: bit i of st means "segments 0..i-1 matched so far". A deep
  * segment may also absorb any path segment. sticky keeps a match once made
  * (ignore patterns cover whole subtrees; unordered ones name one array). */
-static uint64_t pat_step(const pat *p, uint64_t st, const seg *s, bool sticky) {
-  uint64_t acc = accept_bit(p);
+static uint64_t kg_jsondiff_pat_step(const pat *p, uint64_t st, const seg *s, bool sticky) {
+  uint64_t acc = kg_jsondiff_accept_bit(p);
   if (sticky && (st & acc)) return acc;
   uint64_t nx = 0;
   for (size_t i = 0; i < p->n && (st >> i) != 0; i++) {
     if (!((st >> i) & 1)) continue;
     if (p->seg[i].deep) nx |= (uint64_t)1 << i;
-    if (seg_match(&p->seg[i], s)) nx |= (uint64_t)1 << (i + 1);
+    if (kg_jsondiff_seg_match(&p->seg[i], s)) nx |= (uint64_t)1 << (i + 1);
   }
   return nx;
 }
@@ -258,7 +258,7 @@ typedef struct walker {
   kg_diffs *out;
 } walker;
 
-static void push(walker *w, seg s) {
+static void kg_jsondiff_push(walker *w, seg s) {
   size_t d = w->depth + 1, nst = w->nign + w->nuno;
   if (d == w->cap) {
     w->cap *= 2;
@@ -273,8 +273,8 @@ static void push(walker *w, seg s) {
   lv->ign_pat = par->ign_pat;
   for (size_t k = 0; k < w->nign; k++) {
     /* Under an ignored node everything is ignored: skip the stepping. */
-    ns[k] = par->ign_depth == NONE ? pat_step(&w->ign[k], ps[k], &s, true) : 0;
-    if (lv->ign_depth == NONE && (ns[k] & accept_bit(&w->ign[k]))) {
+    ns[k] = par->ign_depth == NONE ? kg_jsondiff_pat_step(&w->ign[k], ps[k], &s, true) : 0;
+    if (lv->ign_depth == NONE && (ns[k] & kg_jsondiff_accept_bit(&w->ign[k]))) {
       lv->ign_depth = d;
       lv->ign_pat = k;
     }
@@ -282,28 +282,28 @@ static void push(walker *w, seg s) {
   lv->unordered = false;
   for (size_t k = 0; k < w->nuno; k++) {
     size_t x = w->nign + k;
-    ns[x] = pat_step(&w->uno[k], ps[x], &s, false);
-    if (ns[x] & accept_bit(&w->uno[k])) lv->unordered = true;
+    ns[x] = kg_jsondiff_pat_step(&w->uno[k], ps[x], &s, false);
+    if (ns[x] & kg_jsondiff_accept_bit(&w->uno[k])) lv->unordered = true;
   }
   w->depth = d;
 }
 
-static void pop(walker *w) { w->depth--; }
+static void kg_jsondiff_pop(walker *w) { w->depth--; }
 
-static void push_key(walker *w, const char *key, size_t len) {
+static void kg_jsondiff_push_key(walker *w, const char *key, size_t len) {
   seg s = {S_KEY, key, len, 0};
-  push(w, s);
+  kg_jsondiff_push(w, s);
 }
-static void push_index(walker *w, size_t i) {
+static void kg_jsondiff_push_index(walker *w, size_t i) {
   seg s = {S_INDEX, NULL, 0, i};
-  push(w, s);
+  kg_jsondiff_push(w, s);
 }
-static void push_any(walker *w) {
+static void kg_jsondiff_push_any(walker *w) {
   seg s = {S_ANYINDEX, NULL, 0, 0};
-  push(w, s);
+  kg_jsondiff_push(w, s);
 }
 
-static bool ignored(const walker *w) {
+static bool kg_jsondiff_ignored(const walker *w) {
   return w->lv[w->depth].ign_depth != NONE;
 }
 
@@ -312,7 +312,7 @@ static bool ignored(const walker *w) {
 
 /* Appends s as a JSON string: quotes, backslashes and control bytes are
  * escaped; UTF-8 stays as is (jansson has validated it). */
-static void put_str(kg_buf *b, const char *s, size_t n) {
+static void kg_jsondiff_put_str(kg_buf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   kg_buf_append(b, "\"", 1);
   size_t run = 0;
@@ -345,7 +345,7 @@ static void put_str(kg_buf *b, const char *s, size_t n) {
 
 /* Shortest decimal that reads back as d (jansson's dump always uses 17
  * digits, which turns 0.1 into 0.10000000000000001). */
-static void put_real(kg_buf *b, double d) {
+static void kg_jsondiff_put_real(kg_buf *b, double d) {
   char tmp[40];
   for (int prec = 15; prec <= 17; prec++) {
     snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
@@ -361,7 +361,7 @@ static void put_real(kg_buf *b, double d) {
 }
 
 /* Compact JSON text of v, object members in document order. */
-static void put_value(kg_buf *b, const json_t *v) {
+static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
   switch (json_typeof(v)) {
     case JSON_OBJECT: {
       kg_buf_append(b, "{", 1);
@@ -370,9 +370,9 @@ static void put_value(kg_buf *b, const json_t *v) {
            it = json_object_iter_next((json_t *)v, it)) {
         if (!first) kg_buf_append(b, ",", 1);
         first = false;
-        put_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+        kg_jsondiff_put_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
         kg_buf_append(b, ":", 1);
-        put_value(b, json_object_iter_value(it));
+        kg_jsondiff_put_value(b, json_object_iter_value(it));
       }
       kg_buf_append(b, "}", 1);
       break;
@@ -382,19 +382,19 @@ static void put_value(kg_buf *b, const json_t *v) {
       size_t n = json_array_size(v);
       for (size_t i = 0; i < n; i++) {
         if (i) kg_buf_append(b, ",", 1);
-        put_value(b, json_array_get(v, i));
+        kg_jsondiff_put_value(b, json_array_get(v, i));
       }
       kg_buf_append(b, "]", 1);
       break;
     }
     case JSON_STRING:
-      put_str(b, json_string_value(v), json_string_length(v));
+      kg_jsondiff_put_str(b, json_string_value(v), json_string_length(v));
       break;
     case JSON_INTEGER:
       kg_buf_appendf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
       break;
     case JSON_REAL:
-      put_real(b, json_real_value(v));
+      kg_jsondiff_put_real(b, json_real_value(v));
       break;
     case JSON_TRUE:
       kg_buf_appends(b, "true");
@@ -408,15 +408,15 @@ static void put_value(kg_buf *b, const json_t *v) {
   }
 }
 
-static bool is_ident(const char *k, size_t n) {
-  if (n == 0 || !ident_start(k[0])) return false;
+static bool kg_jsondiff_is_ident(const char *k, size_t n) {
+  if (n == 0 || !kg_jsondiff_ident_start(k[0])) return false;
   for (size_t i = 1; i < n; i++)
-    if (!ident_char(k[i])) return false;
+    if (!kg_jsondiff_ident_char(k[i])) return false;
   return true;
 }
 
 /* Renders the current path into w->where and its [*] form into w->gen. */
-static void render_path(walker *w) {
+static void kg_jsondiff_render_path(walker *w) {
   kg_buf_reset(&w->where);
   kg_buf_reset(&w->gen);
   kg_buf_append(&w->where, "$", 1);
@@ -425,12 +425,12 @@ static void render_path(walker *w) {
     const seg *s = &w->lv[d].s;
     size_t from = w->where.len;
     if (s->kind == S_KEY) {
-      if (is_ident(s->key, s->keylen)) {
+      if (kg_jsondiff_is_ident(s->key, s->keylen)) {
         kg_buf_append(&w->where, ".", 1);
         kg_buf_append(&w->where, s->key, s->keylen);
       } else {
         kg_buf_append(&w->where, "[", 1);
-        put_str(&w->where, s->key, s->keylen);
+        kg_jsondiff_put_str(&w->where, s->key, s->keylen);
         kg_buf_append(&w->where, "]", 1);
       }
       kg_buf_append(&w->gen, w->where.data + from, w->where.len - from);
@@ -459,7 +459,7 @@ typedef struct num {
   double d;
 } num;
 
-static num num_of(const json_t *v) {
+static num kg_jsondiff_num_of(const json_t *v) {
   num n = {true, 0, 0.0};
   if (json_is_integer(v)) {
     n.i = (int64_t)json_integer_value(v);
@@ -477,19 +477,19 @@ static num num_of(const json_t *v) {
   return n;
 }
 
-static bool num_eq(const json_t *a, const json_t *b) {
-  num x = num_of(a), y = num_of(b);
+static bool kg_jsondiff_num_eq(const json_t *a, const json_t *b) {
+  num x = kg_jsondiff_num_of(a), y = kg_jsondiff_num_of(b);
   if (x.isint != y.isint) return false;
   return x.isint ? x.i == y.i : x.d == y.d;
 }
 
-static bool str_eq(const json_t *a, const json_t *b) {
+static bool kg_jsondiff_str_eq(const json_t *a, const json_t *b) {
   size_t n = json_string_length(a);
   return n == json_string_length(b) &&
          memcmp(json_string_value(a), json_string_value(b), n) == 0;
 }
 
-static bool both_numbers(const json_t *a, const json_t *b) {
+static bool kg_jsondiff_both_numbers(const json_t *a, const json_t *b) {
   return json_is_number(a) && json_is_number(b);
 }
 
@@ -500,7 +500,7 @@ static bool both_numbers(const json_t *a, const json_t *b) {
  * ignored fields (a timestamp) still pair up. Invariant: eq(a, b) implies
  * hash(a) == hash(b). */
 
-static uint64_t mix(uint64_t x) { /* splitmix64 finaliser */
+static uint64_t kg_jsondiff_mix(uint64_t x) { /* splitmix64 finaliser */
   x ^= x >> 30;
   x *= UINT64_C(0xbf58476d1ce4e5b9);
   x ^= x >> 27;
@@ -509,7 +509,7 @@ static uint64_t mix(uint64_t x) { /* splitmix64 finaliser */
   return x;
 }
 
-static uint64_t hash_bytes(const char *p, size_t n) {
+static uint64_t kg_jsondiff_hash_bytes(const char *p, size_t n) {
   uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ n;
   while (n >= 8) {
     uint64_t v;
@@ -521,13 +521,13 @@ static uint64_t hash_bytes(const char *p, size_t n) {
   }
   uint64_t v = 0;
   memcpy(&v, p, n);
-  return mix(h ^ v);
+  return kg_jsondiff_mix(h ^ v);
 }
 
-static uint64_t hash_value(walker *w, const json_t *v);
-static bool eq_value(walker *w, const json_t *a, const json_t *b);
+static uint64_t kg_jsondiff_hash_value(walker *w, const json_t *v);
+static bool kg_jsondiff_eq_value(walker *w, const json_t *a, const json_t *b);
 
-static uint64_t hash_value(walker *w, const json_t *v) {
+static uint64_t kg_jsondiff_hash_value(walker *w, const json_t *v) {
   switch (json_typeof(v)) {
     case JSON_OBJECT: {
       /* A sum is order-independent, as object members are. */
@@ -536,44 +536,44 @@ static uint64_t hash_value(walker *w, const json_t *v) {
            it = json_object_iter_next((json_t *)v, it)) {
         const char *k = json_object_iter_key(it);
         size_t kl = json_object_iter_key_len(it);
-        push_key(w, k, kl);
-        if (!ignored(w))
-          h += mix(hash_bytes(k, kl) ^
-                   (hash_value(w, json_object_iter_value(it)) * 31));
-        pop(w);
+        kg_jsondiff_push_key(w, k, kl);
+        if (!kg_jsondiff_ignored(w))
+          h += kg_jsondiff_mix(kg_jsondiff_hash_bytes(k, kl) ^
+                   (kg_jsondiff_hash_value(w, json_object_iter_value(it)) * 31));
+        kg_jsondiff_pop(w);
       }
-      return mix(h);
+      return kg_jsondiff_mix(h);
     }
     case JSON_ARRAY: {
       size_t n = json_array_size(v);
       uint64_t h = 0xa77a7;
       if (w->lv[w->depth].unordered) {
-        push_any(w);
-        if (!ignored(w))
+        kg_jsondiff_push_any(w);
+        if (!kg_jsondiff_ignored(w))
           for (size_t i = 0; i < n; i++)
-            h += hash_value(w, json_array_get(v, i));
-        pop(w);
-        return mix(h ^ 0x5e7);
+            h += kg_jsondiff_hash_value(w, json_array_get(v, i));
+        kg_jsondiff_pop(w);
+        return kg_jsondiff_mix(h ^ 0x5e7);
       }
       /* Index mixed in, so that skipping an ignored index keeps positions. */
       for (size_t i = 0; i < n; i++) {
-        push_index(w, i);
-        if (!ignored(w))
-          h += mix(hash_value(w, json_array_get(v, i)) +
+        kg_jsondiff_push_index(w, i);
+        if (!kg_jsondiff_ignored(w))
+          h += kg_jsondiff_mix(kg_jsondiff_hash_value(w, json_array_get(v, i)) +
                    i * UINT64_C(0x9e3779b97f4a7c15));
-        pop(w);
+        kg_jsondiff_pop(w);
       }
-      return mix(h);
+      return kg_jsondiff_mix(h);
     }
     case JSON_STRING:
-      return hash_bytes(json_string_value(v), json_string_length(v)) ^ 0x57;
+      return kg_jsondiff_hash_bytes(json_string_value(v), json_string_length(v)) ^ 0x57;
     case JSON_INTEGER:
     case JSON_REAL: {
-      num x = num_of(v);
-      if (x.isint) return mix((uint64_t)x.i ^ 0x1117);
+      num x = kg_jsondiff_num_of(v);
+      if (x.isint) return kg_jsondiff_mix((uint64_t)x.i ^ 0x1117);
       uint64_t bits;
       memcpy(&bits, &x.d, sizeof(bits));
-      return mix(bits ^ 0x7ea1);
+      return kg_jsondiff_mix(bits ^ 0x7ea1);
     }
     case JSON_TRUE:
       return 0x7707;
@@ -589,7 +589,7 @@ typedef struct hent {
   size_t i;
 } hent;
 
-static int hent_cmp(const void *x, const void *y) {
+static int kg_jsondiff_hent_cmp(const void *x, const void *y) {
   const hent *a = x, *b = y;
   if (a->h != b->h) return a->h < b->h ? -1 : 1;
   return a->i < b->i ? -1 : a->i > b->i;
@@ -600,23 +600,23 @@ static int hent_cmp(const void *x, const void *y) {
  * NONE when unpaired. Each master element, in index order, takes the first
  * unpaired equal shadow element. Returns true, pairing nothing, when the
  * elements themselves are ignored. */
-static bool pair_elements(walker *w, const json_t *a, const json_t *b,
+static bool kg_jsondiff_pair_elements(walker *w, const json_t *a, const json_t *b,
                           size_t *pa, size_t *pb) {
   size_t n = json_array_size(a), m = json_array_size(b);
   for (size_t i = 0; i < n; i++) pa[i] = NONE;
   for (size_t j = 0; j < m; j++) pb[j] = NONE;
-  push_any(w);
-  if (ignored(w)) {
-    pop(w);
+  kg_jsondiff_push_any(w);
+  if (kg_jsondiff_ignored(w)) {
+    kg_jsondiff_pop(w);
     return true;
   }
   hent *ha = kg_malloc(n * sizeof(*ha)), *hb = kg_malloc(m * sizeof(*hb));
   for (size_t i = 0; i < n; i++)
-    ha[i] = (hent){hash_value(w, json_array_get(a, i)), i};
+    ha[i] = (hent){kg_jsondiff_hash_value(w, json_array_get(a, i)), i};
   for (size_t j = 0; j < m; j++)
-    hb[j] = (hent){hash_value(w, json_array_get(b, j)), j};
-  qsort(ha, n, sizeof(*ha), hent_cmp);
-  qsort(hb, m, sizeof(*hb), hent_cmp);
+    hb[j] = (hent){kg_jsondiff_hash_value(w, json_array_get(b, j)), j};
+  qsort(ha, n, sizeof(*ha), kg_jsondiff_hent_cmp);
+  qsort(hb, m, sizeof(*hb), kg_jsondiff_hent_cmp);
   size_t i = 0, j = 0;
   while (i < n && j < m) {
     if (ha[i].h < hb[j].h) {
@@ -637,7 +637,7 @@ static bool pair_elements(walker *w, const json_t *a, const json_t *b,
             continue;
           }
           tries++;
-          if (eq_value(w, json_array_get(a, ha[x].i),
+          if (kg_jsondiff_eq_value(w, json_array_get(a, ha[x].i),
                        json_array_get(b, hb[y].i))) {
             pa[ha[x].i] = hb[y].i;
             pb[hb[y].i] = ha[x].i;
@@ -652,23 +652,23 @@ static bool pair_elements(walker *w, const json_t *a, const json_t *b,
   }
   free(ha);
   free(hb);
-  pop(w);
+  kg_jsondiff_pop(w);
   return false;
 }
 
-static bool eq_object(walker *w, const json_t *a, const json_t *b) {
+static bool kg_jsondiff_eq_object(walker *w, const json_t *a, const json_t *b) {
   if (w->nign == 0 && json_object_size(a) != json_object_size(b)) return false;
   for (void *it = json_object_iter((json_t *)a); it;
        it = json_object_iter_next((json_t *)a, it)) {
     const char *k = json_object_iter_key(it);
     size_t kl = json_object_iter_key_len(it);
-    push_key(w, k, kl);
+    kg_jsondiff_push_key(w, k, kl);
     bool ok = true;
-    if (!ignored(w)) {
+    if (!kg_jsondiff_ignored(w)) {
       const json_t *vb = json_object_getn(b, k, kl);
-      ok = vb != NULL && eq_value(w, json_object_iter_value(it), vb);
+      ok = vb != NULL && kg_jsondiff_eq_value(w, json_object_iter_value(it), vb);
     }
-    pop(w);
+    kg_jsondiff_pop(w);
     if (!ok) return false;
   }
   if (w->nign == 0) return true; /* same size and every key of a found */
@@ -676,24 +676,24 @@ static bool eq_object(walker *w, const json_t *a, const json_t *b) {
        it = json_object_iter_next((json_t *)b, it)) {
     const char *k = json_object_iter_key(it);
     size_t kl = json_object_iter_key_len(it);
-    push_key(w, k, kl);
-    bool ok = ignored(w) || json_object_getn(a, k, kl) != NULL;
-    pop(w);
+    kg_jsondiff_push_key(w, k, kl);
+    bool ok = kg_jsondiff_ignored(w) || json_object_getn(a, k, kl) != NULL;
+    kg_jsondiff_pop(w);
     if (!ok) return false;
   }
   return true;
 }
 
-static bool eq_array(walker *w, const json_t *a, const json_t *b) {
+static bool kg_jsondiff_eq_array(walker *w, const json_t *a, const json_t *b) {
   size_t n = json_array_size(a), m = json_array_size(b);
   if (w->lv[w->depth].unordered) {
-    push_any(w);
-    bool all_ignored = ignored(w);
-    pop(w);
+    kg_jsondiff_push_any(w);
+    bool all_ignored = kg_jsondiff_ignored(w);
+    kg_jsondiff_pop(w);
     if (all_ignored) return true;
     if (n != m) return false;
     size_t *pa = kg_malloc(n * sizeof(*pa)), *pb = kg_malloc(m * sizeof(*pb));
-    pair_elements(w, a, b, pa, pb);
+    kg_jsondiff_pair_elements(w, a, b, pa, pb);
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) ok = pa[i] != NONE;
     free(pa);
@@ -702,26 +702,26 @@ static bool eq_array(walker *w, const json_t *a, const json_t *b) {
   }
   if (w->nign == 0 && n != m) return false;
   for (size_t i = 0; i < KG_MAX(n, m); i++) {
-    push_index(w, i);
-    bool ok = ignored(w) ||
+    kg_jsondiff_push_index(w, i);
+    bool ok = kg_jsondiff_ignored(w) ||
               (i < n && i < m &&
-               eq_value(w, json_array_get(a, i), json_array_get(b, i)));
-    pop(w);
+               kg_jsondiff_eq_value(w, json_array_get(a, i), json_array_get(b, i)));
+    kg_jsondiff_pop(w);
     if (!ok) return false;
   }
   return true;
 }
 
-static bool eq_value(walker *w, const json_t *a, const json_t *b) {
-  if (both_numbers(a, b)) return num_eq(a, b);
+static bool kg_jsondiff_eq_value(walker *w, const json_t *a, const json_t *b) {
+  if (kg_jsondiff_both_numbers(a, b)) return kg_jsondiff_num_eq(a, b);
   if (json_typeof(a) != json_typeof(b)) return false;
   switch (json_typeof(a)) {
     case JSON_OBJECT:
-      return eq_object(w, a, b);
+      return kg_jsondiff_eq_object(w, a, b);
     case JSON_ARRAY:
-      return eq_array(w, a, b);
+      return kg_jsondiff_eq_array(w, a, b);
     case JSON_STRING:
-      return str_eq(a, b);
+      return kg_jsondiff_str_eq(a, b);
     default: /* true, false, null: the type is the value */
       return true;
   }
@@ -730,109 +730,109 @@ static bool eq_value(walker *w, const json_t *a, const json_t *b) {
 /* ------------------------------------------------------------------------ */
 /* The diff walk                                                            */
 
-static bool diffs_full(const kg_diffs *d) {
+static bool kg_jsondiff_diffs_full(const kg_diffs *d) {
   return d->n >= (d->max ? d->max : 100); /* 0 = 100, as differences.h */
 }
 
 /* Records a difference at the current path: a or b is NULL when absent.
  * Under an ignored path it is suppressed instead, and the rest of the
  * ignored subtree is skipped (one suppression says it all). */
-static void report(walker *w, const json_t *a, const json_t *b) {
+static void kg_jsondiff_report(walker *w, const json_t *a, const json_t *b) {
   const level *lv = &w->lv[w->depth];
   if (lv->ign_depth != NONE) {
     kg_diffs_suppress(w->out, w->ign[lv->ign_pat].text);
-    /* Only a strict ancestor is cut: it is a diff_node frame on the stack,
+    /* Only a strict ancestor is cut: it is a kg_jsondiff_diff_node frame on the stack,
      * which clears the cut when it returns. */
     if (lv->ign_depth < w->depth && lv->ign_depth < w->cut)
       w->cut = lv->ign_depth;
     return;
   }
-  render_path(w);
-  if (diffs_full(w->out)) { /* counted in total; values not worth rendering */
+  kg_jsondiff_render_path(w);
+  if (kg_jsondiff_diffs_full(w->out)) { /* counted in total; values not worth rendering */
     kg_diffs_add(w->out, w->where.data, w->gen.data, NULL, NULL);
     return;
   }
   kg_buf_reset(&w->vm);
   kg_buf_reset(&w->vs);
-  if (a) put_value(&w->vm, a);
-  if (b) put_value(&w->vs, b);
+  if (a) kg_jsondiff_put_value(&w->vm, a);
+  if (b) kg_jsondiff_put_value(&w->vs, b);
   kg_diffs_add(w->out, w->where.data, w->gen.data, a ? w->vm.data : NULL,
                b ? w->vs.data : NULL);
 }
 
-static bool cut_here(const walker *w) { return w->cut <= w->depth; }
+static bool kg_jsondiff_cut_here(const walker *w) { return w->cut <= w->depth; }
 
-static void diff_node(walker *w, const json_t *a, const json_t *b);
+static void kg_jsondiff_diff_node(walker *w, const json_t *a, const json_t *b);
 
-static void diff_object(walker *w, const json_t *a, const json_t *b) {
+static void kg_jsondiff_diff_object(walker *w, const json_t *a, const json_t *b) {
   /* Master's keys in master's order (changed or removed), then the keys only
    * the shadow has (added), in shadow's order. */
-  for (void *it = json_object_iter((json_t *)a); it && !cut_here(w);
+  for (void *it = json_object_iter((json_t *)a); it && !kg_jsondiff_cut_here(w);
        it = json_object_iter_next((json_t *)a, it)) {
     const char *k = json_object_iter_key(it);
     size_t kl = json_object_iter_key_len(it);
     const json_t *vb = json_object_getn(b, k, kl);
-    push_key(w, k, kl);
+    kg_jsondiff_push_key(w, k, kl);
     if (vb)
-      diff_node(w, json_object_iter_value(it), vb);
+      kg_jsondiff_diff_node(w, json_object_iter_value(it), vb);
     else
-      report(w, json_object_iter_value(it), NULL);
-    pop(w);
+      kg_jsondiff_report(w, json_object_iter_value(it), NULL);
+    kg_jsondiff_pop(w);
   }
-  for (void *it = json_object_iter((json_t *)b); it && !cut_here(w);
+  for (void *it = json_object_iter((json_t *)b); it && !kg_jsondiff_cut_here(w);
        it = json_object_iter_next((json_t *)b, it)) {
     const char *k = json_object_iter_key(it);
     size_t kl = json_object_iter_key_len(it);
     if (json_object_getn(a, k, kl)) continue;
-    push_key(w, k, kl);
-    report(w, NULL, json_object_iter_value(it));
-    pop(w);
+    kg_jsondiff_push_key(w, k, kl);
+    kg_jsondiff_report(w, NULL, json_object_iter_value(it));
+    kg_jsondiff_pop(w);
   }
 }
 
-static void diff_ordered(walker *w, const json_t *a, const json_t *b) {
+static void kg_jsondiff_diff_ordered(walker *w, const json_t *a, const json_t *b) {
   size_t n = json_array_size(a), m = json_array_size(b);
-  for (size_t i = 0; i < KG_MAX(n, m) && !cut_here(w); i++) {
-    push_index(w, i);
+  for (size_t i = 0; i < KG_MAX(n, m) && !kg_jsondiff_cut_here(w); i++) {
+    kg_jsondiff_push_index(w, i);
     if (i < n && i < m)
-      diff_node(w, json_array_get(a, i), json_array_get(b, i));
+      kg_jsondiff_diff_node(w, json_array_get(a, i), json_array_get(b, i));
     else
-      report(w, i < n ? json_array_get(a, i) : NULL,
+      kg_jsondiff_report(w, i < n ? json_array_get(a, i) : NULL,
              i < m ? json_array_get(b, i) : NULL);
-    pop(w);
+    kg_jsondiff_pop(w);
   }
 }
 
-static void diff_unordered(walker *w, const json_t *a, const json_t *b) {
+static void kg_jsondiff_diff_unordered(walker *w, const json_t *a, const json_t *b) {
   size_t n = json_array_size(a), m = json_array_size(b);
   size_t *pa = kg_malloc(n * sizeof(*pa)), *pb = kg_malloc(m * sizeof(*pb));
-  if (pair_elements(w, a, b, pa, pb)) {
+  if (kg_jsondiff_pair_elements(w, a, b, pa, pb)) {
     /* Every element is noise: whatever differs gets suppressed, and an
      * index walk finds whether anything does (nothing for equal arrays). */
     free(pa);
     free(pb);
-    diff_ordered(w, a, b);
+    kg_jsondiff_diff_ordered(w, a, b);
     return;
   }
   /* Paired elements are equal up to noise; walking them again (at the
    * master's index) only records which ignore patterns hid something. */
-  for (size_t i = 0; w->nign && i < n && !cut_here(w); i++) {
+  for (size_t i = 0; w->nign && i < n && !kg_jsondiff_cut_here(w); i++) {
     if (pa[i] == NONE) continue;
-    push_index(w, i);
-    diff_node(w, json_array_get(a, i), json_array_get(b, pa[i]));
-    pop(w);
+    kg_jsondiff_push_index(w, i);
+    kg_jsondiff_diff_node(w, json_array_get(a, i), json_array_get(b, pa[i]));
+    kg_jsondiff_pop(w);
   }
-  for (size_t i = 0; i < n && !cut_here(w); i++) {
+  for (size_t i = 0; i < n && !kg_jsondiff_cut_here(w); i++) {
     if (pa[i] != NONE) continue;
-    push_index(w, i);
-    report(w, json_array_get(a, i), NULL);
-    pop(w);
+    kg_jsondiff_push_index(w, i);
+    kg_jsondiff_report(w, json_array_get(a, i), NULL);
+    kg_jsondiff_pop(w);
   }
-  for (size_t j = 0; j < m && !cut_here(w); j++) {
+  for (size_t j = 0; j < m && !kg_jsondiff_cut_here(w); j++) {
     if (pb[j] != NONE) continue;
-    push_index(w, j);
-    report(w, NULL, json_array_get(b, j));
-    pop(w);
+    kg_jsondiff_push_index(w, j);
+    kg_jsondiff_report(w, NULL, json_array_get(b, j));
+    kg_jsondiff_pop(w);
   }
   free(pa);
   free(pb);
@@ -840,24 +840,24 @@ static void diff_unordered(walker *w, const json_t *a, const json_t *b) {
 
 /* Compares a and b found at the current path, reporting the deepest
  * disagreements. */
-static void diff_node(walker *w, const json_t *a, const json_t *b) {
-  if (both_numbers(a, b)) {
-    if (!num_eq(a, b)) report(w, a, b);
+static void kg_jsondiff_diff_node(walker *w, const json_t *a, const json_t *b) {
+  if (kg_jsondiff_both_numbers(a, b)) {
+    if (!kg_jsondiff_num_eq(a, b)) kg_jsondiff_report(w, a, b);
   } else if (json_typeof(a) != json_typeof(b)) {
-    report(w, a, b);
+    kg_jsondiff_report(w, a, b);
   } else {
     switch (json_typeof(a)) {
       case JSON_OBJECT:
-        diff_object(w, a, b);
+        kg_jsondiff_diff_object(w, a, b);
         break;
       case JSON_ARRAY:
         if (w->lv[w->depth].unordered)
-          diff_unordered(w, a, b);
+          kg_jsondiff_diff_unordered(w, a, b);
         else
-          diff_ordered(w, a, b);
+          kg_jsondiff_diff_ordered(w, a, b);
         break;
       case JSON_STRING:
-        if (!str_eq(a, b)) report(w, a, b);
+        if (!kg_jsondiff_str_eq(a, b)) kg_jsondiff_report(w, a, b);
         break;
       default:
         break;
@@ -875,7 +875,7 @@ static void diff_node(walker *w, const json_t *a, const json_t *b) {
  * we compare what a client would see. An integer beyond int64 makes jansson
  * fail; such a body is valid JSON, so it is re-read with every integer as a
  * double (exactness beyond 2^53 is lost only for that body). */
-static json_t *parse(const char *s, size_t n) {
+static json_t *kg_jsondiff_parse(const char *s, size_t n) {
   if (s == NULL || n == 0) return NULL;
   json_error_t e;
   size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
@@ -886,17 +886,17 @@ static json_t *parse(const char *s, size_t n) {
 }
 
 /* Compiles the valid patterns of list into *out; returns how many. */
-static size_t compile_all(const char *const *list, size_t n, pat **out) {
+static size_t kg_jsondiff_compile_all(const char *const *list, size_t n, pat **out) {
   *out = n ? kg_calloc(n, sizeof(**out)) : NULL;
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (list[i] && pat_parse(&(*out)[k], list[i], false, NULL, 0) == 0) k++;
+    if (list[i] && kg_jsondiff_pat_parse(&(*out)[k], list[i], false, NULL, 0) == 0) k++;
   return k;
 }
 
 int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
                 const kg_jsondiff_opts *o, kg_diffs *out) {
-  json_t *ja = parse(a, alen);
+  json_t *ja = kg_jsondiff_parse(a, alen);
   if (ja == NULL) return -1;
   /* Most shadow responses are byte-identical to the master's: then only
    * validity is in question, and parsing dominates the cost. */
@@ -904,7 +904,7 @@ int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
     json_decref(ja);
     return 0;
   }
-  json_t *jb = parse(b, blen);
+  json_t *jb = kg_jsondiff_parse(b, blen);
   if (jb == NULL) {
     json_decref(ja);
     return -2;
@@ -914,8 +914,8 @@ int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
   w.out = out;
   w.cut = NONE;
   if (o) {
-    w.nign = compile_all(o->ignore, o->nignore, &w.ign);
-    w.nuno = compile_all(o->unordered, o->nunordered, &w.uno);
+    w.nign = kg_jsondiff_compile_all(o->ignore, o->nignore, &w.ign);
+    w.nuno = kg_jsondiff_compile_all(o->unordered, o->nunordered, &w.uno);
   }
   size_t nst = w.nign + w.nuno;
   w.cap = 64;
@@ -937,10 +937,10 @@ int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
     if (w.uno[k].n == 0) root->unordered = true;
   }
 
-  diff_node(&w, ja, jb);
+  kg_jsondiff_diff_node(&w, ja, jb);
 
-  for (size_t k = 0; k < w.nign; k++) pat_free(&w.ign[k]);
-  for (size_t k = 0; k < w.nuno; k++) pat_free(&w.uno[k]);
+  for (size_t k = 0; k < w.nign; k++) kg_jsondiff_pat_free(&w.ign[k]);
+  for (size_t k = 0; k < w.nuno; k++) kg_jsondiff_pat_free(&w.uno[k]);
   free(w.ign);
   free(w.uno);
   free(w.lv);
@@ -956,27 +956,27 @@ int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
 
 bool kg_jsonpath_match(const char *pattern, const char *path) {
   pat p, q;
-  if (pat_parse(&p, pattern, false, NULL, 0) < 0) return false;
-  if (pat_parse(&q, path, true, NULL, 0) < 0) {
-    pat_free(&p);
+  if (kg_jsondiff_pat_parse(&p, pattern, false, NULL, 0) < 0) return false;
+  if (kg_jsondiff_pat_parse(&q, path, true, NULL, 0) < 0) {
+    kg_jsondiff_pat_free(&p);
     return false;
   }
-  uint64_t st = 1, acc = accept_bit(&p);
+  uint64_t st = 1, acc = kg_jsondiff_accept_bit(&p);
   for (size_t i = 0; i < q.n && st && !(st & acc); i++) {
     seg s = {S_KEY, q.seg[i].key, q.seg[i].keylen, q.seg[i].index};
     if (q.seg[i].kind == P_INDEX) s.kind = S_INDEX;
     if (q.seg[i].kind == P_ANYINDEX) s.kind = S_ANYINDEX;
-    st = pat_step(&p, st, &s, true);
+    st = kg_jsondiff_pat_step(&p, st, &s, true);
   }
-  pat_free(&p);
-  pat_free(&q);
+  kg_jsondiff_pat_free(&p);
+  kg_jsondiff_pat_free(&q);
   return (st & acc) != 0;
 }
 
 int kg_jsonpath_check(const char *pattern, char *err, size_t errlen) {
   if (err && errlen) err[0] = '\0';
   pat p;
-  if (pat_parse(&p, pattern, false, err, errlen) < 0) return -1;
-  pat_free(&p);
+  if (kg_jsondiff_pat_parse(&p, pattern, false, err, errlen) < 0) return -1;
+  kg_jsondiff_pat_free(&p);
   return 0;
 }

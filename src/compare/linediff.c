@@ -107,23 +107,24 @@ typedef struct ld_out {
   bool full;    /* cap hit: marker written, the rest is dropped */
 } ld_out;
 
-static const char *ld_ptr(const ld_side *s, size_t i) {
+static const char *kg_linediff_ptr(const ld_side *s, size_t i) {
   return s->s + s->off[i];
 }
 
-static size_t ld_len(const ld_side *s, size_t i) {
+static size_t kg_linediff_len(const ld_side *s, size_t i) {
   return s->off[i + 1] - s->off[i];
 }
 
-static bool ld_eq(const ld_side *x, size_t i, const ld_side *y, size_t j) {
-  size_t len = ld_len(x, i);
-  return len == ld_len(y, j) && memcmp(ld_ptr(x, i), ld_ptr(y, j), len) == 0;
+static bool kg_linediff_eq(const ld_side *x, size_t i, const ld_side *y, size_t j) {
+  size_t len = kg_linediff_len(x, i);
+  return len == kg_linediff_len(y, j) &&
+         memcmp(kg_linediff_ptr(x, i), kg_linediff_ptr(y, j), len) == 0;
 }
 
 /* Word-at-a-time multiply-xorshift: FNV-1a's idea, eight bytes per step,
  * since hashing every line is the main linear cost. Byte order does not
  * matter; the value never leaves this call of kg_linediff. */
-static uint64_t ld_hash(const char *p, size_t n) {
+static uint64_t kg_linediff_hash(const char *p, size_t n) {
   const uint64_t k = 0x9e3779b97f4a7c15u;
   uint64_t h = n * k, w;
   for (; n >= 8; p += 8, n -= 8) {
@@ -144,7 +145,7 @@ static uint64_t ld_hash(const char *p, size_t n) {
 /* Counts the '\n' in s[0..len), eight bytes per step (a byte loop is
  * not vectorised at -O2 and was a quarter of the time on a 1 MB body).
  * Knowing the count sizes the line array exactly. */
-static size_t ld_count_newlines(const char *s, size_t len) {
+static size_t kg_linediff_count_newlines(const char *s, size_t len) {
   const uint64_t ones = 0x0101010101010101u, low7 = 0x7f7f7f7f7f7f7f7fu;
   size_t n = 0, i = 0;
   for (; i + 8 <= len; i += 8) {
@@ -162,9 +163,9 @@ static size_t ld_count_newlines(const char *s, size_t len) {
 }
 
 /* Splits s[0..len) at each '\n' (kept with its line); a tail without '\n'
- * is a line too. Fills side; free its arrays with ld_side_free. */
-static void ld_split_lines(const char *s, size_t len, ld_side *side) {
-  size_t nl = ld_count_newlines(s, len);
+ * is a line too. Fills side; free its arrays with kg_linediff_side_free. */
+static void kg_linediff_split_lines(const char *s, size_t len, ld_side *side) {
+  size_t nl = kg_linediff_count_newlines(s, len);
   size_t n = nl + (len > 0 && s[len - 1] != '\n');
   size_t *off = kg_malloc((n + 1) * sizeof *off);
   size_t k = 0;
@@ -187,12 +188,12 @@ static void ld_split_lines(const char *s, size_t len, ld_side *side) {
   side->chg = kg_calloc(n + 1, 1);
 }
 
-static void ld_side_free(ld_side *side) {
+static void kg_linediff_side_free(ld_side *side) {
   free(side->off);
   free(side->chg);
 }
 
-static void ld_classes_rehash(ld_classes *t, size_t nslots) {
+static void kg_linediff_classes_rehash(ld_classes *t, size_t nslots) {
   size_t *slots = kg_calloc(nslots, sizeof *slots);
   for (size_t c = 0; c < t->n; c++) {
     size_t i = (size_t)t->v[c].hash & (nslots - 1);
@@ -207,10 +208,10 @@ static void ld_classes_rehash(ld_classes *t, size_t nslots) {
 /* Returns the class number of line i of s, adding a class if needed. The
  * table grows with the number of distinct lines, not of lines, so a body
  * of repeated lines stays cheap. */
-static size_t ld_class_of(ld_classes *t, const ld_side *s, size_t i) {
-  const char *p = ld_ptr(s, i);
-  size_t len = ld_len(s, i);
-  uint64_t h = ld_hash(p, len);
+static size_t kg_linediff_class_of(ld_classes *t, const ld_side *s, size_t i) {
+  const char *p = kg_linediff_ptr(s, i);
+  size_t len = kg_linediff_len(s, i);
+  uint64_t h = kg_linediff_hash(p, len);
   size_t slot = (size_t)h & t->mask;
   for (; t->slots[slot] != 0; slot = (slot + 1) & t->mask) {
     const ld_class *c = &t->v[t->slots[slot] - 1];
@@ -220,7 +221,7 @@ static size_t ld_class_of(ld_classes *t, const ld_side *s, size_t i) {
   if (t->n == t->cap) t->v = kg_realloc(t->v, (t->cap *= 2) * sizeof *t->v);
   t->v[t->n] = (ld_class){.p = p, .len = len, .hash = h};
   t->slots[slot] = ++t->n;
-  if (2 * t->n > t->mask + 1) ld_classes_rehash(t, 2 * (t->mask + 1));
+  if (2 * t->n > t->mask + 1) kg_linediff_classes_rehash(t, 2 * (t->mask + 1));
   return t->n - 1;
 }
 
@@ -228,11 +229,11 @@ static size_t ld_class_of(ld_classes *t, const ld_side *s, size_t i) {
  * those whose class occurs on the other side too: their class numbers go
  * to core->xv / yv, their line indices to core->xidx / yidx (kg_malloc'd,
  * freed by the caller). The lines left out are marked changed. */
-static void ld_classify(const ld_side *a, size_t ahi, const ld_side *b,
+static void kg_linediff_classify(const ld_side *a, size_t ahi, const ld_side *b,
                         size_t bhi, size_t lo, ld_core *core) {
   ld_classes t = {.cap = 64};
   t.v = kg_malloc(t.cap * sizeof *t.v);
-  ld_classes_rehash(&t, 128);
+  kg_linediff_classes_rehash(&t, 128);
 
   const ld_side *side[2] = {a, b};
   size_t m[2] = {ahi - lo, bhi - lo};
@@ -240,7 +241,7 @@ static void ld_classify(const ld_side *a, size_t ahi, const ld_side *b,
   for (int s = 0; s < 2; s++) {
     cls[s] = kg_malloc(m[s] * sizeof *cls[s]);
     for (size_t i = 0; i < m[s]; i++) {
-      size_t c = ld_class_of(&t, side[s], lo + i);
+      size_t c = kg_linediff_class_of(&t, side[s], lo + i);
       t.v[c].count[s]++;
       cls[s][i] = c;
     }
@@ -277,7 +278,7 @@ static void ld_classify(const ld_side *a, size_t ahi, const ld_side *b,
  * that would leave the edit graph are clamped onto its border, which still
  * names a point reachable within d edits; that keeps every stored point
  * inside the graph without sentinels. */
-static bool ld_midpoint(ld_core *c, const size_t *x, ptrdiff_t n,
+static bool kg_linediff_midpoint(ld_core *c, const size_t *x, ptrdiff_t n,
                         const size_t *y, ptrdiff_t m, ptrdiff_t *sx,
                         ptrdiff_t *sy) {
   ptrdiff_t *fv = c->fv + m + 1; /* diagonals -m .. n */
@@ -359,7 +360,7 @@ static bool ld_midpoint(ld_core *c, const size_t *x, ptrdiff_t n,
  * turning xv[xoff..xlim) into yv[yoff..ylim). Recurses into the smaller
  * part of each split and loops on the larger, so the stack depth stays
  * O(log lines). */
-static void ld_compare(ld_core *c, ptrdiff_t xoff, ptrdiff_t xlim,
+static void kg_linediff_compare(ld_core *c, ptrdiff_t xoff, ptrdiff_t xlim,
                        ptrdiff_t yoff, ptrdiff_t ylim) {
   for (;;) {
     ptrdiff_t x0 = xoff, x1 = xlim;
@@ -371,7 +372,7 @@ static void ld_compare(ld_core *c, ptrdiff_t xoff, ptrdiff_t xlim,
     if (xoff == xlim || yoff == ylim || c->exhausted) break;
 
     ptrdiff_t sx, sy;
-    if (!ld_midpoint(c, c->xv + xoff, xlim - xoff, c->yv + yoff,
+    if (!kg_linediff_midpoint(c, c->xv + xoff, xlim - xoff, c->yv + yoff,
                      ylim - yoff, &sx, &sy)) {
       c->exhausted = true;
       break;
@@ -383,10 +384,10 @@ static void ld_compare(ld_core *c, ptrdiff_t xoff, ptrdiff_t xlim,
         (sx == xoff && sy == yoff) || (sx == xlim && sy == ylim))
       break;
     if ((sx - xoff) + (sy - yoff) <= (xlim - sx) + (ylim - sy)) {
-      ld_compare(c, xoff, sx, yoff, sy);
+      kg_linediff_compare(c, xoff, sx, yoff, sy);
       xoff = sx, yoff = sy;
     } else {
-      ld_compare(c, sx, xlim, sy, ylim);
+      kg_linediff_compare(c, sx, xlim, sy, ylim);
       xlim = sx, ylim = sy;
     }
   }
@@ -397,15 +398,15 @@ static void ld_compare(ld_core *c, ptrdiff_t xoff, ptrdiff_t xlim,
 /* Whether lines i and k of s are equal, charging the comparison (one unit
  * per started 64 bytes) to *budget; false once the budget is spent, which
  * simply stops the sliding. */
-static bool ld_shift_eq(const ld_side *s, size_t i, size_t k,
+static bool kg_linediff_shift_eq(const ld_side *s, size_t i, size_t k,
                         uint64_t *budget) {
-  uint64_t cost = 1 + ld_len(s, i) / 64;
+  uint64_t cost = 1 + kg_linediff_len(s, i) / 64;
   if (*budget < cost) {
     *budget = 0;
     return false;
   }
   *budget -= cost;
-  return ld_eq(s, i, s, k);
+  return kg_linediff_eq(s, i, s, k);
 }
 
 /* Slides the changes of side s the way diff -u presents them: a run of
@@ -418,7 +419,7 @@ static bool ld_shift_eq(const ld_side *s, size_t i, size_t k,
  *
  * j follows, for the line just below the run, its equal partner on side o
  * (o->n past the end): unchanged lines of both sides pair up in order. */
-static void ld_shift(ld_side *s, const ld_side *o, uint64_t *budget) {
+static void kg_linediff_shift(ld_side *s, const ld_side *o, uint64_t *budget) {
   unsigned char *chg = s->chg;
   const unsigned char *och = o->chg;
   size_t n = s->n, i = 0, j = 0;
@@ -434,7 +435,7 @@ static void ld_shift(ld_side *s, const ld_side *o, uint64_t *budget) {
     while (chg[i]) i++;
     do {
       len = i - start;
-      while (start > 0 && ld_shift_eq(s, start - 1, i - 1, budget)) {
+      while (start > 0 && kg_linediff_shift_eq(s, start - 1, i - 1, budget)) {
         chg[--start] = 1;
         chg[--i] = 0;
         while (start > 0 && chg[start - 1]) start--;
@@ -442,7 +443,7 @@ static void ld_shift(ld_side *s, const ld_side *o, uint64_t *budget) {
         while (och[j]);
       }
       aligned = j > 0 && och[j - 1] ? i : SIZE_MAX;
-      while (i < n && ld_shift_eq(s, start, i, budget)) {
+      while (i < n && kg_linediff_shift_eq(s, start, i, budget)) {
         chg[start++] = 0;
         chg[i++] = 1;
         while (chg[i]) i++;
@@ -468,7 +469,7 @@ static void ld_shift(ld_side *s, const ld_side *o, uint64_t *budget) {
  * is cut there and followed by the truncation marker on a line of its
  * own, so the diff text never exceeds cap bytes plus the marker (and a
  * '\n' ending the cut line). */
-static void ld_put(ld_out *o, const void *p, size_t n) {
+static void kg_linediff_put(ld_out *o, const void *p, size_t n) {
   if (o->full) return;
   size_t used = o->buf->len - o->start;
   if (o->cap == 0 || n <= o->cap - used) {
@@ -482,17 +483,17 @@ static void ld_put(ld_out *o, const void *p, size_t n) {
   o->full = true;
 }
 
-static void ld_put_line(ld_out *o, char prefix, const ld_side *s, size_t i) {
-  const char *p = ld_ptr(s, i);
-  size_t len = ld_len(s, i);
-  ld_put(o, &prefix, 1);
-  ld_put(o, p, len);
-  if (p[len - 1] != '\n') ld_put(o, LD_NO_NEWLINE, sizeof LD_NO_NEWLINE - 1);
+static void kg_linediff_put_line(ld_out *o, char prefix, const ld_side *s, size_t i) {
+  const char *p = kg_linediff_ptr(s, i);
+  size_t len = kg_linediff_len(s, i);
+  kg_linediff_put(o, &prefix, 1);
+  kg_linediff_put(o, p, len);
+  if (p[len - 1] != '\n') kg_linediff_put(o, LD_NO_NEWLINE, sizeof LD_NO_NEWLINE - 1);
 }
 
 /* GNU diff's range notation: "l,s"; "l" when s is 1; "l,0" for an empty
  * range, l being the line before it. lo/hi are 0-based, hi exclusive. */
-static void ld_range(char *dst, size_t size, size_t lo, size_t hi) {
+static void kg_linediff_range(char *dst, size_t size, size_t lo, size_t hi) {
   if (hi == lo)
     snprintf(dst, size, "%zu,0", lo);
   else if (hi - lo == 1)
@@ -503,7 +504,7 @@ static void ld_range(char *dst, size_t size, size_t lo, size_t hi) {
 
 /* Prints groups g[0..ng) as hunks: groups separated by at most 2 * ctx
  * equal lines share a hunk, as in diff -u. */
-static void ld_print(ld_out *o, const ld_side *a, const ld_side *b,
+static void kg_linediff_print(ld_out *o, const ld_side *a, const ld_side *b,
                      const ld_group *g, size_t ng, size_t ctx) {
   size_t h = 0;
   while (h < ng && !o->full) {
@@ -519,21 +520,21 @@ static void ld_print(ld_out *o, const ld_side *a, const ld_side *b,
     size_t ahi = aend + tail, bhi = g[e].b + g[e].nb + tail;
 
     char ra[48], rb[48], hdr[128];
-    ld_range(ra, sizeof ra, alo, ahi);
-    ld_range(rb, sizeof rb, blo, bhi);
+    kg_linediff_range(ra, sizeof ra, alo, ahi);
+    kg_linediff_range(rb, sizeof rb, blo, bhi);
     int len = snprintf(hdr, sizeof hdr, "@@ -%s +%s @@\n", ra, rb);
-    ld_put(o, hdr, (size_t)len);
+    kg_linediff_put(o, hdr, (size_t)len);
 
     size_t i = alo;
     for (size_t t = h; t <= e && !o->full; t++) {
-      for (; i < g[t].a && !o->full; i++) ld_put_line(o, ' ', a, i);
+      for (; i < g[t].a && !o->full; i++) kg_linediff_put_line(o, ' ', a, i);
       for (size_t k = 0; k < g[t].na && !o->full; k++)
-        ld_put_line(o, '-', a, g[t].a + k);
+        kg_linediff_put_line(o, '-', a, g[t].a + k);
       for (size_t k = 0; k < g[t].nb && !o->full; k++)
-        ld_put_line(o, '+', b, g[t].b + k);
+        kg_linediff_put_line(o, '+', b, g[t].b + k);
       i = g[t].a + g[t].na;
     }
-    for (; i < ahi && !o->full; i++) ld_put_line(o, ' ', a, i);
+    for (; i < ahi && !o->full; i++) kg_linediff_put_line(o, ' ', a, i);
     h = e + 1;
   }
 }
@@ -542,7 +543,7 @@ static void ld_print(ld_out *o, const ld_side *a, const ld_side *b,
  * returns how many; *changed gets the number of changed lines. Equal lines
  * pair up in order, so walking both sides in step meets every run on both
  * at once. */
-static size_t ld_groups(const ld_side *a, const ld_side *b, ld_group **out,
+static size_t kg_linediff_groups(const ld_side *a, const ld_side *b, ld_group **out,
                         size_t *changed) {
   size_t ng = 0, cap = 16, i = 0, j = 0;
   ld_group *g = kg_malloc(cap * sizeof *g);
@@ -571,22 +572,22 @@ size_t kg_linediff(const char *a, size_t alen, const char *b, size_t blen,
   if (alen == blen && (alen == 0 || memcmp(a, b, alen) == 0)) return 0;
 
   ld_side sa, sb;
-  ld_split_lines(a, alen, &sa);
-  ld_split_lines(b, blen, &sb);
+  kg_linediff_split_lines(a, alen, &sa);
+  kg_linediff_split_lines(b, blen, &sb);
 
   size_t pre = 0, suf = 0;
-  while (pre < sa.n && pre < sb.n && ld_eq(&sa, pre, &sb, pre)) pre++;
+  while (pre < sa.n && pre < sb.n && kg_linediff_eq(&sa, pre, &sb, pre)) pre++;
   while (suf < sa.n - pre && suf < sb.n - pre &&
-         ld_eq(&sa, sa.n - 1 - suf, &sb, sb.n - 1 - suf))
+         kg_linediff_eq(&sa, sa.n - 1 - suf, &sb, sb.n - 1 - suf))
     suf++;
   size_t ma = sa.n - pre - suf, mb = sb.n - pre - suf;
 
   if (ma > 0 && mb > 0 && ma <= LD_MAX_LINES && mb <= LD_MAX_LINES) {
     ld_core core = {.xchg = sa.chg, .ychg = sb.chg};
-    ld_classify(&sa, sa.n - suf, &sb, sb.n - suf, pre, &core);
+    kg_linediff_classify(&sa, sa.n - suf, &sb, sb.n - suf, pre, &core);
     core.fv = kg_malloc((core.xn + core.yn + 3) * sizeof *core.fv);
     core.bv = kg_malloc((core.xn + core.yn + 3) * sizeof *core.bv);
-    ld_compare(&core, 0, (ptrdiff_t)core.xn, 0, (ptrdiff_t)core.yn);
+    kg_linediff_compare(&core, 0, (ptrdiff_t)core.xn, 0, (ptrdiff_t)core.yn);
     free(core.fv);
     free(core.bv);
     free(core.xv);
@@ -598,27 +599,27 @@ size_t kg_linediff(const char *a, size_t alen, const char *b, size_t blen,
     memset(sb.chg + pre, 1, mb);
   }
   uint64_t budget = LD_WORK_MAX;
-  ld_shift(&sa, &sb, &budget);
-  ld_shift(&sb, &sa, &budget);
+  kg_linediff_shift(&sa, &sb, &budget);
+  kg_linediff_shift(&sb, &sa, &budget);
 
   ld_group *g;
   size_t changed;
-  size_t ng = ld_groups(&sa, &sb, &g, &changed);
+  size_t ng = kg_linediff_groups(&sa, &sb, &g, &changed);
   if (ng > 0) {
     const char *al = opts && opts->a_label ? opts->a_label : "a";
     const char *bl = opts && opts->b_label ? opts->b_label : "b";
     int ctx = opts ? opts->context : LD_DEFAULT_CONTEXT;
     ld_out o = {
         .buf = out, .start = out->len, .cap = opts ? opts->max_output : 0};
-    ld_put(&o, "--- ", 4);
-    ld_put(&o, al, strlen(al));
-    ld_put(&o, "\n+++ ", 5);
-    ld_put(&o, bl, strlen(bl));
-    ld_put(&o, "\n", 1);
-    ld_print(&o, &sa, &sb, g, ng, ctx < 0 ? LD_DEFAULT_CONTEXT : (size_t)ctx);
+    kg_linediff_put(&o, "--- ", 4);
+    kg_linediff_put(&o, al, strlen(al));
+    kg_linediff_put(&o, "\n+++ ", 5);
+    kg_linediff_put(&o, bl, strlen(bl));
+    kg_linediff_put(&o, "\n", 1);
+    kg_linediff_print(&o, &sa, &sb, g, ng, ctx < 0 ? LD_DEFAULT_CONTEXT : (size_t)ctx);
   }
   free(g);
-  ld_side_free(&sa);
-  ld_side_free(&sb);
+  kg_linediff_side_free(&sa);
+  kg_linediff_side_free(&sb);
   return changed;
 }

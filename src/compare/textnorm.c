@@ -29,19 +29,21 @@ struct kg_textnorm {
 
 /* PCRE2 allocates through these so that running out of memory aborts like
  * everywhere else, instead of turning into a "rule failed". */
-static void *tn_malloc(PCRE2_SIZE n, void *data) { return kg_malloc(n); }
-static void tn_free(void *p, void *data) { free(p); }
+static void *kg_textnorm_pcre_malloc(PCRE2_SIZE n, void *data) { return kg_malloc(n); }
+static void kg_textnorm_pcre_free(void *p, void *data) { free(p); }
 
-static bool is_name_start(char c) {
+static bool kg_textnorm_is_name_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
-static bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool kg_textnorm_is_name_char(char c) {
+  return kg_textnorm_is_name_start(c) || (c >= '0' && c <= '9');
+}
+static bool kg_textnorm_is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* Checks a group reference (a number or a name) against the pattern. */
-static bool check_group(const pcre2_code *code, const char *ref, size_t len,
+static bool kg_textnorm_check_group(const pcre2_code *code, const char *ref, size_t len,
                         size_t rule_no, char *err, size_t errlen) {
-  if (is_digit(ref[0])) {
+  if (kg_textnorm_is_digit(ref[0])) {
     uint32_t groups = 0;
     pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &groups);
     unsigned long num = 0;
@@ -66,7 +68,7 @@ static bool check_group(const pcre2_code *code, const char *ref, size_t len,
 /* Validates a replacement in PCRE2's (non-extended) syntax: "$$", "$n",
  * "${n}", "$name", "${name}", "$*MARK", "${*MARK}". pcre2_substitute would
  * only notice a bad one when a match first needs it, mid-body. */
-static bool check_replacement(const pcre2_code *code, const char *r, size_t rule_no,
+static bool kg_textnorm_check_replacement(const pcre2_code *code, const char *r, size_t rule_no,
                               char *err, size_t errlen) {
   size_t len = strlen(r);
   for (size_t i = 0; i < len; i++) {
@@ -78,13 +80,13 @@ static bool check_replacement(const pcre2_code *code, const char *r, size_t rule
     size_t start = i;
     if (i < len && r[i] == '*') { /* a (*MARK) name: always allowed */
       i++;
-      while (i < len && is_name_char(r[i])) i++;
-    } else if (i < len && is_digit(r[i])) {
-      while (i < len && is_digit(r[i])) i++;
-      if (!check_group(code, r + start, i - start, rule_no, err, errlen)) return false;
-    } else if (i < len && is_name_start(r[i])) {
-      while (i < len && is_name_char(r[i])) i++;
-      if (!check_group(code, r + start, i - start, rule_no, err, errlen)) return false;
+      while (i < len && kg_textnorm_is_name_char(r[i])) i++;
+    } else if (i < len && kg_textnorm_is_digit(r[i])) {
+      while (i < len && kg_textnorm_is_digit(r[i])) i++;
+      if (!kg_textnorm_check_group(code, r + start, i - start, rule_no, err, errlen)) return false;
+    } else if (i < len && kg_textnorm_is_name_start(r[i])) {
+      while (i < len && kg_textnorm_is_name_char(r[i])) i++;
+      if (!kg_textnorm_check_group(code, r + start, i - start, rule_no, err, errlen)) return false;
     } else {
       snprintf(err, errlen, "replacement %zu: '$' at offset %zu must be followed by "
                "$, a group number or a group name", rule_no, at);
@@ -113,8 +115,8 @@ kg_textnorm *kg_textnorm_new(const char *const *patterns,
   err[0] = '\0';
 
   kg_textnorm *t = kg_calloc(1, sizeof(*t));
-  t->gctx = pcre2_general_context_create(tn_malloc, tn_free, NULL);
-  if (t->gctx == NULL) abort(); /* tn_malloc aborts first; belt and braces */
+  t->gctx = pcre2_general_context_create(kg_textnorm_pcre_malloc, kg_textnorm_pcre_free, NULL);
+  if (t->gctx == NULL) abort(); /* kg_textnorm_pcre_malloc aborts first; belt and braces */
   t->mctx = pcre2_match_context_create(t->gctx);
   pcre2_compile_context *cctx = pcre2_compile_context_create(t->gctx);
   if (t->mctx == NULL || cctx == NULL) abort();
@@ -153,7 +155,7 @@ kg_textnorm *kg_textnorm_new(const char *const *patterns,
     /* JIT is a speed-up only: without it (unsupported CPU, no executable
      * memory) the interpreter gives the same results. */
     (void)pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE);
-    if (!check_replacement(r->code, replacements[i], i + 1, err, errlen)) {
+    if (!kg_textnorm_check_replacement(r->code, replacements[i], i + 1, err, errlen)) {
       ok = false;
       break;
     }
@@ -185,7 +187,7 @@ void kg_textnorm_free(kg_textnorm *t) {
 
 /* Applies one rule to in[0..n), replacing dst's content with the result.
  * Returns the number of substitutions, or a negative PCRE2 error. */
-static int apply_rule(const kg_textnorm *t, const tn_rule *r, pcre2_match_data *md,
+static int kg_textnorm_apply_rule(const kg_textnorm *t, const tn_rule *r, pcre2_match_data *md,
                       const char *in, size_t n, kg_buf *dst) {
   /* OVERFLOW_LENGTH: when the guess is too small, PCRE2 reports the size
    * needed, and the second attempt then fits. UNSET_EMPTY: a group that
@@ -234,7 +236,7 @@ int kg_textnorm_apply(const kg_textnorm *t, const char *in, size_t n,
 
   for (size_t i = 0; i < t->n; i++) {
     kg_buf *dst = &scratch[which];
-    int rc = apply_rule(t, &t->rules[i], md, cur, cur_n, dst);
+    int rc = kg_textnorm_apply_rule(t, &t->rules[i], md, cur, cur_n, dst);
     if (rc < 0) {
       result = -1; /* skip this rule: its input goes on unchanged */
       continue;
