@@ -52,6 +52,11 @@ Environment:
   BENCH_NGINX_KEEPALIVE=N  nginx upstream `keepalive` (default 64)
   KAGAMI_BIN, BENCH_DIFF_BIN   binaries (default build/kagami,
                         build/bench/bench_diff)
+  BENCH_BASELINE_BIN=PATH  another kagami build (e.g. the last release, or
+                        main before a refactor): the table gets rows d0 and
+                        e0 for it, interleaved with d and e in the same
+                        rounds, and prints d/d0 and e/e0 for req/s and CPU
+                        per request
 
 Output: the tables on stdout and the same numbers in bench/results.json.
 Exit status: 0 whatever the ratios; 1 only when the harness itself failed
@@ -89,6 +94,7 @@ USE_STORE = os.environ.get("BENCH_STORE") == "1"
 NGINX_KEEPALIVE = int(os.environ.get("BENCH_NGINX_KEEPALIVE", "64"))
 SHADOW_DELAY = 1.0
 
+BASELINE = os.environ.get("BENCH_BASELINE_BIN") or None
 SETUPS = [
     ("a", "direct backend"),
     ("b", "nginx proxy"),
@@ -96,6 +102,8 @@ SETUPS = [
     ("d", "kagami mirror+diff"),
     ("e", "kagami proxy"),
 ]
+if BASELINE:
+    SETUPS += [("d0", "baseline mirror+diff"), ("e0", "baseline proxy")]
 PAGES = {"1.4KB": "small.html", "64KB": "big.html"}
 if FULL:
     ROWS = [("1.4KB", 32), ("1.4KB", 256), ("64KB", 32), ("64KB", 256)]
@@ -446,7 +454,8 @@ def probe_store_key(tmp):
 
 class Kagami:
     def __init__(self, tmp, name, workers, master_port, shadow_port, sample,
-                 diff_log=True, extra=""):
+                 diff_log=True, extra="", binary=None):
+        binary = binary or KAGAMI
         self.name = name
         self.port = free_port()
         self.conf = kagami_config(tmp, name, self.port, workers, master_port, shadow_port,
@@ -454,11 +463,11 @@ class Kagami:
         self.difflog = os.path.join(tmp, f"{name}.jsonl") if diff_log else None
         self.diff_offset = 0
         self.diff_records = 0
-        r = subprocess.run([KAGAMI, "check", self.conf], capture_output=True, text=True,
+        r = subprocess.run([binary, "check", self.conf], capture_output=True, text=True,
                            timeout=20)
         if r.returncode != 0:
             raise HarnessError(f"kagami check {self.conf}:\n{r.stderr}{r.stdout}")
-        self.proc = Proc(name, [KAGAMI, "run", self.conf], tmp)
+        self.proc = Proc(name, [binary, "run", self.conf], tmp)
         wait_port(self.proc, self.port)
         self.stats = None
 
@@ -642,6 +651,15 @@ def mirror_budget(res):
             "nginx_proxy_used_us": b.get("cpu_us_per_req")}
 
 
+def shown_path(path):
+    """A binary's path as results.json records it: relative to the tree,
+    never a path of the machine the bench ran on."""
+    if not path:
+        return None
+    rel = os.path.relpath(os.path.abspath(path), ROOT)
+    return rel if not rel.startswith("..") else "(outside the tree) " + os.path.basename(path)
+
+
 def ratio(x, y):
     return x / y if x and y else None
 
@@ -682,6 +700,15 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, work
         started.append(ke)
         targets = {"a": (master_port, master_proc.pid), "b": (pb, nb.pid), "c": (pc, nc.pid),
                    "d": (kd.port, kd.proc.pid), "e": (ke.port, ke.proc.pid)}
+        if BASELINE:
+            kd0 = Kagami(tmp, f"baseline-d{workers}", workers, master_port, shadow_port, 1.0,
+                         binary=BASELINE)
+            started.append(kd0)
+            ke0 = Kagami(tmp, f"baseline-e{workers}", workers, master_port, shadow_port, 0,
+                         diff_log=False, binary=BASELINE)
+            started.append(ke0)
+            targets["d0"] = (kd0.port, kd0.proc.pid)
+            targets["e0"] = (ke0.port, ke0.proc.pid)
         # Every setup must serve the page byte for byte before it is timed.
         for key, (port, _) in targets.items():
             for page in PAGES.values():
@@ -725,6 +752,7 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, work
         res = {k: summarize(rounds[(page, conns, k)]) for k, _ in SETUPS}
         rps = {k: (v["rps"] if v else None) for k, v in res.items()}
         p99 = {k: (v["p99_ms"] if v else None) for k, v in res.items()}
+        cpu = {k: (v["cpu_us_per_req"] if v else None) for k, v in res.items()}
         rows.append({
             "workers": workers, "page": page, "connections": conns, "setups": res,
             "mirror_budget": mirror_budget(res),
@@ -735,6 +763,10 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, work
                 "p99 d/b": ratio(p99["d"], p99["b"]),
             },
         })
+        if BASELINE:
+            rows[-1]["baseline"] = {
+                "rps d/d0": ratio(rps["d"], rps["d0"]), "rps e/e0": ratio(rps["e"], rps["e0"]),
+                "cpu d/d0": ratio(cpu["d"], cpu["d0"]), "cpu e/e0": ratio(cpu["e"], cpu["e0"])}
     dname, ename = f"kagami-d{workers}", f"kagami-e{workers}"
     return {
         "workers": workers,
@@ -966,6 +998,11 @@ def print_report(res):
             p(f"{'':14s} ratios (req/s): kagami(d)/nginx-mirror(c) {fmt(r['d/c'], '.2f')}x   "
               f"kagami(d)/nginx-proxy(b) {fmt(r['d/b'], '.2f')}x   "
               f"kagami(e)/nginx-proxy(b) {fmt(r['e/b'], '.2f')}x")
+            bl = row.get("baseline")
+            if bl:
+                p(f"{'':14s} against the baseline build: req/s d/d0 {fmt(bl['rps d/d0'], '.3f')}x"
+                  f"  e/e0 {fmt(bl['rps e/e0'], '.3f')}x   cpu us/req d/d0 "
+                  f"{fmt(bl['cpu d/d0'], '.3f')}x  e/e0 {fmt(bl['cpu e/e0'], '.3f')}x")
         pk = block["kagami_peak_rss_kib"]
         dc = block["diff_log_records_vs_requests"]
         p(f"kagami peak RSS (VmHWM): mirror+diff (d) {mib(pk['d'])}, proxy (e) {mib(pk['e'])}; "
@@ -1087,7 +1124,8 @@ def main():
            "config": {"duration_s": DURATION, "reps": REPS, "workers": WORKER_COUNTS,
                       "rows": [{"page": p, "connections": c} for p, c in ROWS],
                       "full": FULL, "budget_s": BUDGET, "nginx_keepalive": NGINX_KEEPALIVE,
-                      "kagami_store": USE_STORE, "kagami": KAGAMI},
+                      "kagami_store": USE_STORE, "kagami": shown_path(KAGAMI),
+                      "baseline": shown_path(BASELINE)},
            "table": [], "faults": []}
     est = (len(WORKER_COUNTS) * len(ROWS) * len(SETUPS) * REPS * (DURATION + 0.3)
            + len(FAULT_WORKERS) * 3 * REPS * (DURATION + 0.5) + REPS * 1.3 * len(FAULT_WORKERS)
