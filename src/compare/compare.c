@@ -40,22 +40,31 @@ static bool kg_header_ignored(const kg_compare_opts *o, const char *name) {
   return false;
 }
 
-/* All values of `name`, joined by ", " (the list form HTTP allows), or
- * NULL when absent. Set-Cookie is reduced to its cookie names: values are
- * per session, names are what the application decides. */
-static char *kg_header_joined(const kg_hdrs *h, const char *name) {
+/* How many fields named `name` h has. */
+static size_t kg_header_count(const kg_hdrs *h, const char *name) {
+  size_t n = 0;
+  for (size_t i = 0; h && i < h->n; i++)
+    if (strcasecmp(kg_hdrs_name(h, i), name) == 0) n++;
+  return n;
+}
+
+/* Values of the fields named `name`, from the `from`-th such field on (at
+ * most `count` of them), joined by ", " (the list form HTTP allows), or
+ * NULL when there is none. Set-Cookie is reduced to its cookie names:
+ * values are per session, names are what the application decides. */
+static char *kg_header_values(const kg_hdrs *h, const char *name, size_t from,
+                              size_t count) {
   if (h == NULL) return NULL;
   bool cookie = strcasecmp(name, "set-cookie") == 0;
   kg_buf b = KG_BUF_INIT;
-  bool found = false;
-  for (size_t i = 0; i < h->n; i++) {
-    if (strcasecmp(kg_hdrs_name(h, i), name) != 0) continue;
-    if (found) kg_buf_appends(&b, ", ");
+  size_t seen = 0, taken = 0;
+  for (size_t i = 0; i < h->n && taken < count; i++) {
+    if (strcasecmp(kg_hdrs_name(h, i), name) != 0 || seen++ < from) continue;
+    if (taken++) kg_buf_appends(&b, ", ");
     const char *v = kg_hdrs_value(h, i);
     kg_buf_append(&b, v, cookie ? strcspn(v, "=;") : h->v[i].value_len);
-    found = true;
   }
-  if (!found) return NULL;
+  if (taken == 0) return NULL;
   return kg_buf_steal(&b, NULL);
 }
 
@@ -65,22 +74,41 @@ static bool kg_header_seen(const kg_hdrs *h, size_t upto, const char *name) {
   return false;
 }
 
-static void kg_compare_one_header(const kg_resp_view *a, const kg_resp_view *b,
-                                  const kg_compare_opts *o, const char *name,
-                                  kg_pair_result *out) {
-  if (kg_header_ignored(o, name)) return;
-  char *va = kg_header_joined(a->hdrs, name);
-  char *vb = kg_header_joined(b->hdrs, name);
+/* One difference when the values from the from-th field on differ. `at`
+ * is 0 for the whole field, else the 1-based position of a repeated one. */
+static void kg_compare_header_values(const kg_resp_view *a, const kg_resp_view *b,
+                                     const char *name, size_t at, kg_pair_result *out) {
+  size_t from = at ? at - 1 : 0, count = at ? 1 : SIZE_MAX;
+  char *va = kg_header_values(a->hdrs, name, from, count);
+  char *vb = kg_header_values(b->hdrs, name, from, count);
   if (!(va && vb && strcmp(va, vb) == 0) && (va || vb)) {
     char where[300];
-    snprintf(where, sizeof(where), "header:%s", name);
-    /* Names are matched case-insensitively, so the pattern is lower case
+    if (at)
+      snprintf(where, sizeof(where), "header:%s[%zu]", name, at);
+    else
+      snprintf(where, sizeof(where), "header:%s", name);
+    /* Names are matched case-insensitively, so the location is lower case
      * to count "ETag" and "Etag" as one. */
     for (char *p = where; *p; p++) *p = (char)tolower((unsigned char)*p);
     kg_diffs_add(&out->headers, where, where, va, vb);
   }
   free(va);
   free(vb);
+}
+
+/* A field that either side repeats is compared position by position, each
+ * its own location: noise in one Set-Cookie or X-Item must not hide a
+ * change in the next. */
+static void kg_compare_one_header(const kg_resp_view *a, const kg_resp_view *b,
+                                  const kg_compare_opts *o, const char *name,
+                                  kg_pair_result *out) {
+  if (kg_header_ignored(o, name)) return;
+  size_t n = KG_MAX(kg_header_count(a->hdrs, name), kg_header_count(b->hdrs, name));
+  if (n <= 1) {
+    kg_compare_header_values(a, b, name, 0, out);
+    return;
+  }
+  for (size_t at = 1; at <= n; at++) kg_compare_header_values(a, b, name, at, out);
 }
 
 /* same_body: the decoded bodies are equal, so how each side encoded it
@@ -175,24 +203,40 @@ static char *kg_shorten(const char *p, size_t n) {
   return kg_buf_steal(&b, NULL);
 }
 
-/* The noise pattern of a text line: "text:" and the line with runs of
- * digits generalised to '#', so "Generated in 12 ms" is one pattern across
- * requests. */
-static void kg_text_pattern(const char *line, size_t len, kg_buf *out) {
-  kg_buf_reset(out);
-  kg_buf_appends(out, "text:");
-  for (size_t i = 0; i < len && out->len < 200; i++) {
-    bool digit = isdigit((unsigned char)line[i]);
-    if (digit && out->data[out->len - 1] == '#') continue;
-    kg_buf_append(out, digit ? "#" : line + i, 1);
-  }
-}
-
 typedef struct kg_line {
   const char *p;
   size_t len;
   long no;        /* master line number (removed lines) */
 } kg_line;
+
+/* Appends the shape of a text line: runs of digits generalised to '#', so
+ * "Generated in 12 ms" has one shape across requests. At most ~100 bytes;
+ * "(none)" for a side that has no line. */
+static void kg_text_shape(const char *line, size_t len, kg_buf *out) {
+  if (line == NULL) {
+    kg_buf_appends(out, "(none)");
+    return;
+  }
+  size_t start = out->len;
+  for (size_t i = 0; i < len && out->len - start < 100; i++) {
+    bool digit = isdigit((unsigned char)line[i]);
+    if (digit && out->len > start && out->data[out->len - 1] == '#') continue;
+    kg_buf_append(out, digit ? "#" : line + i, 1);
+  }
+}
+
+/* The noise key of a changed text line: its master line number and the
+ * shapes of both sides, "line 12: Generated in # ms -> Generated in # ms".
+ * The line number keeps noise on one line from hiding a change of the same
+ * shape on another (rows of a table); the shadow's shape keeps a noisy
+ * line from hiding a line that turned into something else. */
+static void kg_text_key(long no, const kg_line *m, const kg_line *s, kg_buf *out) {
+  kg_buf_reset(out);
+  kg_buf_appendf(out, "line %ld: ", no);
+  kg_text_shape(m ? m->p : NULL, m ? m->len : 0, out);
+  kg_buf_appends(out, " -> ");
+  kg_text_shape(s ? s->p : NULL, s ? s->len : 0, out);
+}
 
 /* One run of removed and added lines: paired in order, each pair (or lone
  * line) one difference, so that learned noise on one line never hides a
@@ -204,7 +248,7 @@ static void kg_text_run(const kg_line *del, size_t nd, const kg_line *add,
     const kg_line *m = k < nd ? &del[k] : NULL, *s = k < na ? &add[k] : NULL;
     char where[48];
     snprintf(where, sizeof(where), "line %ld", m ? m->no : at);
-    kg_text_pattern(m ? m->p : s->p, m ? m->len : s->len, &pat);
+    kg_text_key(m ? m->no : at, m, s, &pat);
     char *mv = m ? kg_shorten(m->p, m->len) : NULL;
     char *sv = s ? kg_shorten(s->p, s->len) : NULL;
     kg_diffs_add(out, where, pat.data, mv, sv);

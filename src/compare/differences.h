@@ -13,9 +13,12 @@
 typedef struct kg_difference {
   char *where;    /* "$.items[3].price", "/html/body/div[2]/p[3]/text()",
                      "lines 12-14" (owned) */
-  char *pattern;  /* `where` generalised for noise statistics: array indices
-                     become [*] ("$.items[*].price"); owned, may equal
-                     `where` in content */
+  char *pattern;  /* the noise key: the location as learned noise counts
+                     and hides it, stable across requests. The concrete
+                     location (never generalised: noise in one array
+                     element or sibling must not hide a change in
+                     another), for text the line number and the shapes of
+                     its two sides; owned, often equal to `where` */
   char *master;   /* master's value as JSON text or plain text; NULL when
                      absent on the master side (added) */
   char *shadow;   /* shadow's value; NULL when absent (removed) */

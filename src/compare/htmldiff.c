@@ -712,7 +712,9 @@ static void kg_htmldiff_add(hd_report *rp, bool has_a, bool has_b) {
     return;
   }
   size_t before = rp->out->n;
-  kg_diffs_add(rp->out, rp->where.data, rp->pattern.data,
+  /* Noise is keyed by the concrete location: the positionless pattern
+   * only pairs removed with added nodes. */
+  kg_diffs_add(rp->out, rp->where.data, rp->where.data,
                has_a ? rp->va.data : NULL, has_b ? rp->vb.data : NULL);
   rp->full = rp->out->n == before;
 }

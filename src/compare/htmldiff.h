@@ -73,9 +73,10 @@ typedef struct kg_htmldiff_opts {
  * - an added (removed) element: where = its XPath in b (in a), shadow
  *   (master) = its canonical lines, subtree included, up to ~1 KB;
  *   master (shadow) = NULL. Added or removed text nodes likewise.
- * pattern is `where` without positional indices ("/html/body/p/text()").
- * A removed and an added node with the same pattern at the same place are
- * one changed node. Each ignore expression that selected nodes whose
+ * A difference's pattern (its noise key) is `where` too: noise at
+ * /html/body/p[1] never hides a change at /html/body/p[2]. A removed and
+ * an added node with the same XPath but for positions, at the same place,
+ * are one changed node. Each ignore expression that selected nodes whose
  * canonical forms differ between a and b is passed to kg_diffs_suppress.
  * The unified diff of the two canonical texts is appended to unified
  * (nothing when they are equal).

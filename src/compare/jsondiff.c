@@ -253,7 +253,7 @@ typedef struct walker {
   size_t depth, cap;
   size_t cut;        /* a suppression was recorded for the ignored subtree at
                         this depth: stop walking it (NONE: no cut) */
-  kg_buf where, gen; /* scratch: rendered path and its [*] form */
+  kg_buf where;      /* scratch: the rendered path */
   kg_buf vm, vs;     /* scratch: rendered values */
   kg_diffs *out;
 } walker;
@@ -415,15 +415,12 @@ static bool kg_jsondiff_is_ident(const char *k, size_t n) {
   return true;
 }
 
-/* Renders the current path into w->where and its [*] form into w->gen. */
+/* Renders the current path into w->where. */
 static void kg_jsondiff_render_path(walker *w) {
   kg_buf_reset(&w->where);
-  kg_buf_reset(&w->gen);
   kg_buf_append(&w->where, "$", 1);
-  kg_buf_append(&w->gen, "$", 1);
   for (size_t d = 1; d <= w->depth; d++) {
     const seg *s = &w->lv[d].s;
-    size_t from = w->where.len;
     if (s->kind == S_KEY) {
       if (kg_jsondiff_is_ident(s->key, s->keylen)) {
         kg_buf_append(&w->where, ".", 1);
@@ -433,13 +430,10 @@ static void kg_jsondiff_render_path(walker *w) {
         kg_jsondiff_put_str(&w->where, s->key, s->keylen);
         kg_buf_append(&w->where, "]", 1);
       }
-      kg_buf_append(&w->gen, w->where.data + from, w->where.len - from);
+    } else if (s->kind == S_INDEX) {
+      kg_buf_appendf(&w->where, "[%zu]", s->index);
     } else {
-      if (s->kind == S_INDEX)
-        kg_buf_appendf(&w->where, "[%zu]", s->index);
-      else
-        kg_buf_append(&w->where, "[*]", 3);
-      kg_buf_append(&w->gen, "[*]", 3);
+      kg_buf_append(&w->where, "[*]", 3);
     }
   }
 }
@@ -749,14 +743,14 @@ static void kg_jsondiff_report(walker *w, const json_t *a, const json_t *b) {
   }
   kg_jsondiff_render_path(w);
   if (kg_jsondiff_diffs_full(w->out)) { /* counted in total; values not worth rendering */
-    kg_diffs_add(w->out, w->where.data, w->gen.data, NULL, NULL);
+    kg_diffs_add(w->out, w->where.data, w->where.data, NULL, NULL);
     return;
   }
   kg_buf_reset(&w->vm);
   kg_buf_reset(&w->vs);
   if (a) kg_jsondiff_put_value(&w->vm, a);
   if (b) kg_jsondiff_put_value(&w->vs, b);
-  kg_diffs_add(w->out, w->where.data, w->gen.data, a ? w->vm.data : NULL,
+  kg_diffs_add(w->out, w->where.data, w->where.data, a ? w->vm.data : NULL,
                b ? w->vs.data : NULL);
 }
 
@@ -946,7 +940,6 @@ int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
   free(w.lv);
   free(w.st);
   kg_buf_free(&w.where);
-  kg_buf_free(&w.gen);
   kg_buf_free(&w.vm);
   kg_buf_free(&w.vs);
   json_decref(ja);

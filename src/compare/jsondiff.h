@@ -2,8 +2,9 @@
  *
  * Both bodies are parsed (jansson) and walked side by side; each difference
  * is reported at the deepest path where the two sides disagree, as a
- * kg_difference whose `where` is a concrete path and whose `pattern` is the
- * same path with array indices generalised to [*].
+ * kg_difference whose `where` and `pattern` are the concrete path: noise is
+ * learned and hidden per concrete location, so a noisy $.rows[0].n never
+ * hides a change at $.rows[1].n.
  *
  * Paths and patterns share one syntax:
  *   $               the root

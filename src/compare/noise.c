@@ -6,7 +6,9 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "common/buf.h"
 #include "common/common.h"
+#include "common/log.h"
 
 #undef uthash_malloc
 #undef uthash_free
@@ -14,8 +16,9 @@
 #define uthash_free(ptr, sz) free(ptr)
 
 typedef struct kg_noise_pattern {
-  char *pattern;       /* owned key */
+  char *pattern;       /* owned key: a concrete location */
   uint64_t differed;   /* pairs that differed here */
+  bool logged;         /* its learning was logged */
   UT_hash_handle hh;
 } kg_noise_pattern;
 
@@ -33,6 +36,7 @@ struct kg_noise {
   uint64_t min_pairs;
   kg_noise_endpoint *endpoints; /* uthash table */
   size_t nendpoints;
+  size_t npatterns;             /* over every endpoint */
 };
 
 kg_noise *kg_noise_new(double threshold, uint64_t min_pairs) {
@@ -74,8 +78,29 @@ static kg_noise_endpoint *kg_noise_endpoint_get(kg_noise *n, const char *ep,
   return e;
 }
 
+/* Under the lock: whether p is noisy for e now. */
+static bool kg_noise_is_noisy(const kg_noise *n, const kg_noise_endpoint *e,
+                              const kg_noise_pattern *p) {
+  return e->pairs >= n->min_pairs &&
+         (double)p->differed >= n->threshold * (double)e->pairs;
+}
+
+/* Under the lock: adds p to the log line of what e learned just now, once
+ * per pattern's life, so a person can see when noise starts being hidden. */
+static void kg_noise_note_learned(const kg_noise *n, const kg_noise_endpoint *e,
+                                  kg_noise_pattern *p, kg_buf *line, size_t *count) {
+  if (p->logged || !kg_noise_is_noisy(n, e, p)) return;
+  p->logged = true;
+  if ((*count)++ < 5) {
+    kg_buf_appends(line, *count > 1 ? ", " : "");
+    kg_buf_appends(line, p->pattern);
+  }
+}
+
 void kg_noise_observe(kg_noise *n, const char *endpoint,
                       const char *const *patterns, size_t count) {
+  kg_buf learned = KG_BUF_INIT;
+  size_t nlearned = 0;
   pthread_mutex_lock(&n->lock);
   kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, true);
   if (e) {
@@ -88,16 +113,31 @@ void kg_noise_observe(kg_noise *n, const char *endpoint,
       kg_noise_pattern *p = NULL;
       HASH_FIND_STR(e->patterns, patterns[i], p);
       if (p == NULL) {
-        if (e->npatterns >= KG_NOISE_MAX_PATTERNS) continue;
+        if (e->npatterns >= KG_NOISE_MAX_PATTERNS ||
+            n->npatterns >= KG_NOISE_MAX_TOTAL_PATTERNS)
+          continue;
         p = kg_calloc(1, sizeof(*p));
         p->pattern = kg_strdup(patterns[i]);
         HASH_ADD_KEYPTR(hh, e->patterns, p->pattern, strlen(p->pattern), p);
         e->npatterns++;
+        n->npatterns++;
       }
       p->differed++;
+      kg_noise_note_learned(n, e, p, &learned, &nlearned);
+    }
+    /* The pair that reaches min_pairs can make patterns seen earlier noisy. */
+    if (e->pairs == n->min_pairs) {
+      kg_noise_pattern *p, *tmp;
+      HASH_ITER(hh, e->patterns, p, tmp) kg_noise_note_learned(n, e, p, &learned, &nlearned);
     }
   }
+  uint64_t pairs = e ? e->pairs : 0;
   pthread_mutex_unlock(&n->lock);
+  if (nlearned)
+    kg_log_info("noise learned for %s after %llu pairs: %s%s", endpoint,
+                (unsigned long long)pairs, learned.data,
+                nlearned > 5 ? " (and more: see the results' suppressed lists)" : "");
+  kg_buf_free(&learned);
 }
 
 void kg_noise_view_get(kg_noise *n, const char *endpoint, kg_noise_view *out) {
@@ -107,7 +147,7 @@ void kg_noise_view_get(kg_noise *n, const char *endpoint, kg_noise_view *out) {
   if (e && e->pairs >= n->min_pairs) {
     kg_noise_pattern *p, *tmp;
     HASH_ITER(hh, e->patterns, p, tmp) {
-      if ((double)p->differed < n->threshold * (double)e->pairs) continue;
+      if (!kg_noise_is_noisy(n, e, p)) continue;
       out->patterns = kg_realloc(out->patterns, (out->n + 1) * sizeof(char *));
       out->patterns[out->n++] = kg_strdup(p->pattern);
     }

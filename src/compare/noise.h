@@ -5,17 +5,25 @@
  * instance of it (Twitter Diffy's way), or the same shadow asked twice.
  * Whatever differs within such a pair is noise: timestamps, random ids,
  * tokens. For each endpoint kagami counts the pairs seen and, per
- * difference pattern (a JSON path with [*] for indices, an XPath without
- * positions, a generalised text line), how many pairs differed there. A
- * pattern that differed in at least `threshold` of at least `min_pairs`
- * pairs is noisy: master-vs-shadow differences there are suppressed and
- * listed as such, while differences elsewhere in the same response are
- * still reported.
+ * location (a difference's `pattern`: a concrete JSON path, an XPath with
+ * positions, a header field and its position, a line number with the
+ * line's shapes), how many pairs differed there. A location that differed
+ * in at least `threshold` of at least `min_pairs` pairs is noisy:
+ * master-vs-shadow differences there are suppressed and listed as such,
+ * while differences elsewhere in the same response are still reported.
+ *
+ * Locations are never generalised: noise at $.rows[0].n says nothing
+ * about $.rows[1].n, whose master-vs-shadow difference may be the very
+ * regression kagami is there to find. A location noise pairs never showed
+ * differing is never hidden, at the price of reporting noise at positions
+ * the pairs have not covered yet (a false alarm is the lesser failure).
+ * The first time a location becomes noisy it is logged.
  *
  * Shared by every worker and used from the thread pool: one lock inside.
- * Bounded: at most KG_NOISE_MAX_ENDPOINTS endpoints and
- * KG_NOISE_MAX_PATTERNS patterns per endpoint are tracked; the rest are
- * not learned (and so never suppressed). */
+ * Bounded: at most KG_NOISE_MAX_ENDPOINTS endpoints,
+ * KG_NOISE_MAX_PATTERNS locations per endpoint and
+ * KG_NOISE_MAX_TOTAL_PATTERNS in all (about 150 bytes each) are tracked;
+ * the rest are not learned (and so never suppressed). */
 #ifndef KG_NOISE_H
 #define KG_NOISE_H
 
@@ -24,7 +32,8 @@
 #include <stdint.h>
 
 #define KG_NOISE_MAX_ENDPOINTS 4096
-#define KG_NOISE_MAX_PATTERNS 512
+#define KG_NOISE_MAX_PATTERNS 4096
+#define KG_NOISE_MAX_TOTAL_PATTERNS 262144
 
 typedef struct kg_noise kg_noise;
 

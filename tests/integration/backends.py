@@ -74,7 +74,7 @@ import zlib
 from dataclasses import dataclass, field
 
 COMPARE_ROUTES = ("api", "users", "page", "form.txt", "enc", "chunky",
-                  "bin", "hdr", "slowpage")
+                  "bin", "hdr", "slowpage", "precise")
 FAULTS = ("refuse", "stall", "hang", "reset", "reset_mid_body", "garbage",
           "close", "short_body")
 DEFAULT_VARIANTS = (None, "", "default", "production")
@@ -291,6 +291,36 @@ def bin_body(variant, flags):
     if not is_default(variant) and flags.get("real") == "1":
         body[1000] ^= 0xff
     return bytes(body)
+
+
+PRECISE_KINDS = ("array", "object", "ids", "html", "text", "headers")
+
+
+def precise_reply(kind, variant, flags):
+    """(content type, extra header fields, body) of /precise/<kind>: noise
+    that differs on every response right next to a real field, which is 1
+    everywhere but 2 in a non-default variant with real=1. The noise shares
+    the real field's array, object, element list, line shape or field
+    name, so learning it must not hide the real field (issue 12)."""
+    v = 2 if not is_default(variant) and flags.get("real") == "1" else 1
+    noise = noise_token()
+    if kind == "array":
+        return "application/json", [], json.dumps(
+            {"rows": [{"n": noise}, {"n": v}]}).encode()
+    if kind == "object":
+        return "application/json", [], json.dumps({"a": noise, "b": v}).encode()
+    if kind == "ids":  # every row's id is noise; row 1's v is the real field
+        rows = [{"id": noise_token(), "v": v if i == 1 else 1} for i in range(3)]
+        return "application/json", [], json.dumps({"rows": rows}).encode()
+    if kind == "html":
+        return "text/html", [], ("<!DOCTYPE html><html><body><p>%s</p>"
+                                 "<p>v%d</p></body></html>" % (noise, v)).encode()
+    if kind == "text":  # two lines of one shape: <td>digits</td>
+        return "text/plain", [], ("<td>%d</td>\n<td>%d</td>\n" % (
+            secrets.randbelow(10 ** 9) + 10 ** 9, 5 + v)).encode()
+    if kind == "headers":  # a repeated field: noise first, the real one second
+        return "text/plain", [("X-Item", noise), ("X-Item", "v%d" % v)], b"same\n"
+    raise ValueError(kind)
 
 
 def hdr_fields(name, variant, flags):
@@ -821,6 +851,9 @@ class Backend:
         if name == "hdr":
             return Reply(200, "OK", hdr_fields(self.name, variant, flags),
                          b"same body\n")
+        if name == "precise":
+            ctype, extra, body = precise_reply(args[0], variant, flags)
+            return Reply(200, "OK", [("Content-Type", ctype)] + extra, body)
         if name == "slowpage":
             if not is_default(variant):
                 time.sleep(int(args[0]) / 1000.0)

@@ -115,7 +115,7 @@ store STORE: 10 requests compared, 5 differing (50.0%)
 ENDPOINT       COMPARED  DIFFERING    RATE  BACKEND     ROLE      P50 MS    P99 MS  ERRORS  FLAG
 GET /diff             3          3  100.0%  production  master      #.##      #.##       0
                                             newdb       shadow      #.##      #.##       0  p90 x#.##
-  differing at      3  text:price: #.#
+  differing at      3  line 3: price: #.# -> price: #.#
 GET /api/:id          3          2   66.7%  production  master      #.##      #.##       0
                                             newdb       shadow      #.##      #.##       0  p90 x#.##
   differing at      2  $.price
@@ -149,7 +149,7 @@ def test_report_json(run):
     diff, api, text = eps
     assert (diff["compared"], diff["differing"]) == (3, 3)
     assert diff["difference_rate"] == 1.0
-    assert diff["top_differences"] == [{"location": "text:price: #.#",
+    assert diff["top_differences"] == [{"location": "line 3: price: #.# -> price: #.#",
                                         "count": 3}]
     assert api["top_differences"] == [{"location": "$.price", "count": 2}]
     assert text["top_differences"] == []
