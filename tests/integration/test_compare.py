@@ -320,6 +320,29 @@ def test_undecodable_bodies_and_bombs_are_comparison_errors(make_backend,
     assert k.running()
 
 
+def test_byte_identical_encoded_bodies_are_equal_without_decoding(
+        make_backend, start_kagami):
+    # Both sides send the same gzip bomb: 64 MiB decoded, far over
+    # max_capture_bytes, but byte for byte the same as received (issue 12).
+    backends.gzip_bomb()
+    _, _, k = start(make_backend, start_kagami)
+    e = get_entry(k, "/enc/both?m=bomb&s=bomb")
+    assert e["equal"] is True, e
+    assert "compare_error" not in e["backends"]["newdb"], e
+    # The same bytes in different encodings are still decoded and compared.
+    e = get_entry(k, "/enc/mixed?m=gzip&s=deflate")
+    assert e["equal"] is True and "compare_error" not in e["backends"]["newdb"], e
+
+
+def test_a_failed_shadow_keeps_the_masters_kind(make_backend, start_kagami):
+    production = make_backend("production")
+    dead = make_backend("newdb", fault="refuse")
+    k = start_kagami([production, dead])
+    e = get_entry(k, "/api/item/1")
+    assert "error" in e["backends"]["newdb"], e
+    assert e["kind"] == "json", e
+
+
 def test_binary_bodies_are_compared_by_size_and_crc(make_backend,
                                                     start_kagami):
     _, _, k = start(make_backend, start_kagami)
