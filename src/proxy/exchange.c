@@ -351,7 +351,7 @@ static void kg_exchange_compare(kg_exchange *ex) {
 
 /* The record of a compared exchange, for the diff log and the store.
  * roles must hold ex->nlegs entries and outlive the record. */
-static void kg_exchange_record(const kg_exchange *ex, kg_record *r,
+static void kg_exchange_record(const kg_exchange *ex, kg_result *r,
                                const char **roles) {
   for (size_t i = 0; i < ex->nlegs; i++) roles[i] = kg_role_names[ex->legs[i].role];
   /* The regression mask is by backend index; the record is by leg. */
@@ -360,7 +360,7 @@ static void kg_exchange_record(const kg_exchange *ex, kg_record *r,
     if (ex->legs[i].role == KG_ROLE_SHADOW &&
         ((ex->regression >> ex->legs[i].pool->index) & 1))
       slower |= 1ULL << i;
-  *r = (kg_record){.id = ex->id,
+  *r = (kg_result){.id = ex->id,
                    .ts = ex->arrived,
                    .method = ex->method,
                    .url = ex->req.url.data ? ex->req.url.data : "/",
@@ -389,8 +389,8 @@ static void kg_batch_work(uv_work_t *req) {
   const kg_shared *sh = b->w->shared;
   size_t n = 0;
   for (kg_exchange *ex = b->head; ex; ex = ex->next) n++;
-  kg_record *recs = kg_calloc(n, sizeof(kg_record));
-  const kg_record **ptrs = kg_calloc(n, sizeof(kg_record *));
+  kg_result *recs = kg_calloc(n, sizeof(kg_result));
+  const kg_result **ptrs = kg_calloc(n, sizeof(kg_result *));
   const char **roles = kg_calloc(n * (KG_MAX_BACKENDS + 1), sizeof(char *));
   size_t i = 0;
   for (kg_exchange *ex = b->head; ex; ex = ex->next, i++) {

@@ -56,9 +56,9 @@ int kg_difflog_append(kg_difflog *d, const char *line, size_t len) {
   return rc;
 }
 
-int kg_difflog_write(kg_difflog *d, const kg_record *const *recs, size_t n) {
+int kg_difflog_write(kg_difflog *d, const kg_result *const *results, size_t n) {
   kg_buf lines = KG_BUF_INIT;
-  for (size_t i = 0; i < n; i++) kg_record_format(recs[i], &lines);
+  for (size_t i = 0; i < n; i++) kg_result_format(results[i], &lines);
   int rc = lines.len ? kg_difflog_append(d, lines.data, lines.len) : 0;
   if (rc < 0) kg_log_error("diff log write failed: %s", strerror(-rc));
   kg_buf_free(&lines);
@@ -124,7 +124,7 @@ static void kg_write_difference(kg_buf *out, bool *first, const char *backend,
 
 /* Written directly (jsonw.h says why); the field order is the documented
  * one. */
-void kg_record_format(const kg_record *r, kg_buf *out) {
+void kg_result_format(const kg_result *r, kg_buf *out) {
   char ts[64];
   kg_format_ts(&r->ts, ts);
   kg_buf_appendl(out, "{\"id\":");

@@ -513,8 +513,8 @@ static void kg_replay_batch_work(uv_work_t *w) {
   static const char *const roles[2] = {"master", "shadow"};
   size_t n = 0;
   for (kg_rq *q = b->head; q; q = q->next) n++;
-  kg_record *recs = kg_calloc(n, sizeof(kg_record));
-  const kg_record **ptrs = kg_calloc(n, sizeof(kg_record *));
+  kg_result *recs = kg_calloc(n, sizeof(kg_result));
+  const kg_result **ptrs = kg_calloc(n, sizeof(kg_result *));
   kg_pair_result *pairs = kg_calloc(2 * n, sizeof(kg_pair_result));
   kg_resp_view *views = kg_calloc(2 * n, sizeof(kg_resp_view));
   kg_buf *cuts = kg_calloc(n, sizeof(kg_buf));
@@ -546,7 +546,7 @@ static void kg_replay_batch_work(uv_work_t *w) {
      * stands so the two never collide in one store. */
     snprintf(ids[i], sizeof(ids[i]), "%011" PRIx64 "fe%07" PRIx64, ms,
              (uint64_t)((rp->id_seq++) & 0xfffffffULL)); /* batches run one at a time */
-    recs[i] = (kg_record){.id = ids[i],
+    recs[i] = (kg_result){.id = ids[i],
                           .ts = q->sent_at,
                           .method = q->item.method,
                           .url = q->item.url,
