@@ -32,6 +32,12 @@ typedef struct kg_compare_opts {
   const kg_noise_view *noisy;    /* learned noise, or NULL */
 } kg_compare_opts;
 
+/* The rules of cfg whose endpoint pattern matches endpoint, in config
+ * order, at most max of them: what kg_compare_opts.rules wants. Returns
+ * how many were put in out. */
+size_t kg_compare_rules(const kg_config *cfg, const char *endpoint,
+                        const kg_rule **out, size_t max);
+
 /* Compares b (a shadow, or a noise partner) with a (the master). Fills
  * out, which the caller frees with kg_pair_result_free. */
 void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,

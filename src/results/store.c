@@ -33,6 +33,7 @@
 
 #include "common/common.h"
 #include "common/log.h"
+#include "results/sink.h"
 
 /* Busy timeouts: at start a lock held by someone else must fail fast and
  * clearly; later, a write waits a little for a reader's checkpoint or an
@@ -983,9 +984,33 @@ static int kg_store_txn(kg_store *s, const kg_result *const *records, size_t n,
   return rc == SQLITE_OK ? 0 : -EIO;
 }
 
-int kg_store_write(kg_store *s, const kg_result *const *records, size_t n) {
+int kg_store_write(kg_store *s, const kg_result *const *results, size_t n) {
   if (n == 0) return 0;
-  return kg_store_txn(s, records, n, false);
+  return kg_store_txn(s, results, n, false);
 }
 
 int kg_store_maintain(kg_store *s) { return kg_store_txn(s, NULL, 0, true); }
+
+/* --- the store as a sink (sink.h) ----------------------------------------------- */
+
+static int kg_store_sink_open(const kg_config *cfg, void **state, char *err,
+                              size_t errlen) {
+  *state = NULL;
+  if (cfg->store_path == NULL) return 0; /* store = false */
+  kg_store *s = NULL;
+  if (kg_store_open(cfg, &s, err, errlen) < 0) return -1;
+  *state = s;
+  return 0;
+}
+
+static int kg_store_sink_write(void *state, const kg_result *const *results, size_t n) {
+  return kg_store_write(state, results, n);
+}
+
+static void kg_store_sink_close(void *state) { kg_store_close(state); }
+
+const kg_sink_ops kg_store_sink = {
+    .open = kg_store_sink_open,
+    .write = kg_store_sink_write,
+    .close = kg_store_sink_close,
+};
