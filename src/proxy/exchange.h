@@ -4,9 +4,9 @@
  * request (kg_exchange_new + kg_exchange_start). The exchange owns the
  * request and one leg per selected backend. It streams the master leg's
  * response to the client through the kg_client_master_* calls, detaches
- * from the client when the master is done, waits for the shadows, has the
- * comparison run in the thread pool, writes the result, and frees itself.
- * kg_exchange_free is called from exactly one place (kg_exchange_release).
+ * from the client when the master is done, waits for the shadows, and
+ * then, when compared, goes through the worker's results pipeline
+ * (compared in the thread pool, written to the sinks), which frees it.
  *
  * If the client goes away while it is still owed the master's response,
  * the client calls kg_exchange_client_gone and the exchange is abandoned:
