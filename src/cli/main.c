@@ -9,15 +9,14 @@
 #include "common/common.h"
 #include "config/config.h"
 #include "compare/htmldiff.h"
-#include "results/difflog.h"
 #include "results/epstats.h"
+#include "results/sink.h"
 #include "compare/noise.h"
 #include "traffic/record.h"
 #include "traffic/replay.h"
 #include "proxy/hooks.h"
 #include "common/log.h"
 #include "cli/report.h"
-#include "results/store.h"
 #include "proxy/worker.h"
 
 static const char kg_usage[] =
@@ -49,7 +48,7 @@ static const char kg_usage[] =
 
 typedef struct kg_main {
   kg_config *cfg;
-  kg_shared shared;        /* diff log, noise model, endpoint stats */
+  kg_shared shared;        /* sinks, noise model, endpoint stats */
   kg_worker *workers;
   int nworkers;
   uv_loop_t loop;          /* main thread: signals only */
@@ -108,19 +107,14 @@ static const char *kg_reload_blocker(const kg_config *a, const kg_config *b) {
   return NULL;
 }
 
-/* SIGHUP: reopen the diff log (logrotate renames it, then signals), and
- * read the config again. A valid one applies to requests that start from
- * now on (each worker swaps it in on its own loop); an invalid one is
- * logged and the running config stays. */
+/* SIGHUP: the sinks reopen their files (logrotate renames the diff log,
+ * then signals), and the config is read again. A valid one applies to
+ * requests that start from now on (each worker swaps it in on its own
+ * loop); an invalid one is logged and the running config stays. */
 static void kg_main_on_sighup(uv_signal_t *s, int signum) {
   kg_main *m = s->data;
   if (m->stopping) return;
-  if (m->shared.difflog) {
-    int r = kg_difflog_reopen(m->shared.difflog, m->cfg->diff_log);
-    if (r < 0)
-      kg_log_error("diff log %s: cannot reopen, still writing to the old file: %s",
-                   m->cfg->diff_log, strerror(-r));
-  }
+  kg_sinks_reopen(&m->shared.sinks);
   char err[1024];
   kg_config *cfg = NULL;
   if (kg_config_load(m->path, &cfg, err, sizeof(err)) < 0) {
@@ -227,17 +221,10 @@ static int kg_main_run(const char *path) {
     kg_log_error("%s", err);
     goto out;
   }
-  if (m.cfg->diff_log) {
-    int r = kg_difflog_open(m.cfg->diff_log, &m.shared.difflog);
-    if (r < 0) {
-      kg_log_error("diff log %s: %s", m.cfg->diff_log, strerror(-r));
-      goto out;
-    }
-  }
-  /* Opened before any worker starts: a store that is corrupt, foreign or
-   * used by another kagami stops us here, with its path in the message. */
-  if (m.cfg->store_path &&
-      kg_store_open(m.cfg, &m.shared.store, err, sizeof(err)) < 0) {
+  /* Opened before any worker starts: a diff log that cannot be written, or
+   * a store that is corrupt, foreign or used by another kagami, stops us
+   * here, with its path in the message. */
+  if (kg_sinks_open(m.cfg, &m.shared.sinks, err, sizeof(err)) < 0) {
     kg_log_error("%s", err);
     goto out;
   }
@@ -291,8 +278,7 @@ stop_workers:
   free(m.workers);
 out:
   kg_recorder_close(m.shared.recorder);
-  kg_store_close(m.shared.store); /* workers are gone: no batch is running */
-  kg_difflog_close(m.shared.difflog);
+  kg_sinks_close(&m.shared.sinks); /* workers are gone: no batch is running */
   kg_noise_free(m.shared.noise);
   kg_epstats_free(m.shared.epstats);
   kg_config_free(m.cfg);

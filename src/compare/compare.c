@@ -469,6 +469,14 @@ static bool kg_decoded(const kg_resp_view *v, const kg_compare_opts *o,
   return true;
 }
 
+size_t kg_compare_rules(const kg_config *cfg, const char *endpoint,
+                        const kg_rule **out, size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; i < cfg->nrules && n < max; i++)
+    if (kg_rule_matches(&cfg->rules[i], endpoint)) out[n++] = &cfg->rules[i];
+  return n;
+}
+
 void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
                      const kg_compare_opts *o, kg_pair_result *out) {
   memset(out, 0, sizeof(*out));

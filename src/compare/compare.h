@@ -21,31 +21,8 @@
 #include "common/buf.h"
 #include "compare/differences.h"
 #include "config/config.h"
-#include "proxy/hooks.h"
 #include "compare/noise.h"
-
-typedef enum kg_kind {
-  KG_KIND_TEXT = 0,
-  KG_KIND_JSON,
-  KG_KIND_HTML,
-  KG_KIND_BINARY,
-} kg_kind;
-
-const char *kg_kind_name(kg_kind k);
-
-/* Header differences use the same shape as body differences: where is
- * "header:Name", master/shadow the values (several fields joined by ", "). */
-
-typedef struct kg_pair_result {
-  bool equal;            /* nothing differs (after noise) */
-  bool status_differs;
-  kg_kind kind;          /* how the bodies were compared */
-  const char *error;     /* static: why the comparison could not be made
-                            (a failed backend, an undecodable body) */
-  kg_diffs body;         /* body differences */
-  kg_diffs headers;      /* header differences */
-  kg_buf diff;           /* human-readable unified diff of the bodies */
-} kg_pair_result;
+#include "compare/result.h"
 
 /* What applies to one comparison, gathered by the caller. */
 typedef struct kg_compare_opts {
@@ -54,6 +31,12 @@ typedef struct kg_compare_opts {
   size_t nrules;
   const kg_noise_view *noisy;    /* learned noise, or NULL */
 } kg_compare_opts;
+
+/* The rules of cfg whose endpoint pattern matches endpoint, in config
+ * order, at most max of them: what kg_compare_opts.rules wants. Returns
+ * how many were put in out. */
+size_t kg_compare_rules(const kg_config *cfg, const char *endpoint,
+                        const kg_rule **out, size_t max);
 
 /* Compares b (a shadow, or a noise partner) with a (the master). Fills
  * out, which the caller frees with kg_pair_result_free. */

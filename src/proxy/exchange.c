@@ -1,11 +1,10 @@
 /* exchange.c: one request's fan-out, completion and result (see exchange.h).
  *
- * Results are compared in batches: finished exchanges queue on their
- * worker, and one job at a time per worker takes the whole queue to the
- * thread pool, compares each exchange, and appends all their diff log lines
- * with one write. Batching keeps the loop's cost per request to a list
- * append and amortises the thread hand-off; the queue is bounded in count
- * and bytes, and what does not fit is dropped and counted. */
+ * A compared exchange ends in its worker's results pipeline
+ * (results/pipeline.h): it is queued there, compared in the thread pool in
+ * a batch with others, written to the sinks, and freed back on the loop.
+ * The queue is bounded in count and bytes; what does not fit is dropped
+ * and counted. */
 #include "proxy/exchange.h"
 
 #include <inttypes.h>
@@ -14,7 +13,6 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "results/difflog.h"
 #include "compare/endpoint.h"
 #include "results/epstats.h"
 #include "proxy/hooks.h"
@@ -22,7 +20,6 @@
 #include "compare/noise.h"
 #include "proxy/proxy.h"
 #include "traffic/record.h"
-#include "results/store.h"
 #include "proxy/worker.h"
 
 #define KG_BATCH_GATHER 32  /* results that start a batch at once */
@@ -244,6 +241,7 @@ static void kg_exchange_free(kg_exchange *ex) {
   free(ex->legs);
   free(ex->views);
   free(ex->pairs);
+  free(ex->roles);
   for (size_t i = 0; i < ex->nsuppressed; i++) free(ex->suppressed[i]);
   free(ex->suppressed);
   kg_http_msg_free(&ex->req);
@@ -305,9 +303,7 @@ static void kg_exchange_compare(kg_exchange *ex) {
   const kg_shared *sh = ex->w->shared;
   const char *endpoint = kg_exchange_endpoint(ex);
   const kg_rule *rules[64];
-  size_t nrules = 0;
-  for (size_t i = 0; i < cfg->nrules && nrules < KG_ARRAY_SIZE(rules); i++)
-    if (kg_rule_matches(&cfg->rules[i], endpoint)) rules[nrules++] = &cfg->rules[i];
+  size_t nrules = kg_compare_rules(cfg, endpoint, rules, KG_ARRAY_SIZE(rules));
   kg_compare_opts o = {.cfg = cfg, .rules = rules, .nrules = nrules};
 
   kg_exchange_build_views(ex);
@@ -349,18 +345,19 @@ static void kg_exchange_compare(kg_exchange *ex) {
                                         failed, elapsed_us, &ex->regression);
 }
 
-/* The record of a compared exchange, for the diff log and the store.
- * roles must hold ex->nlegs entries and outlive the record. */
-static void kg_exchange_record(const kg_exchange *ex, kg_record *r,
-                               const char **roles) {
+/* The result of a compared exchange, for the sinks. It borrows from ex
+ * (ex->roles is made here), so it lasts until ex is freed. */
+static void kg_exchange_result(kg_exchange *ex, kg_result *r) {
+  const char **roles = kg_calloc(ex->nlegs, sizeof(char *));
   for (size_t i = 0; i < ex->nlegs; i++) roles[i] = kg_role_names[ex->legs[i].role];
-  /* The regression mask is by backend index; the record is by leg. */
+  ex->roles = roles;
+  /* The regression mask is by backend index; the result is by leg. */
   uint64_t slower = 0;
   for (size_t i = 0; i < ex->nlegs; i++)
     if (ex->legs[i].role == KG_ROLE_SHADOW &&
         ((ex->regression >> ex->legs[i].pool->index) & 1))
       slower |= 1ULL << i;
-  *r = (kg_record){.id = ex->id,
+  *r = (kg_result){.id = ex->id,
                    .ts = ex->arrived,
                    .method = ex->method,
                    .url = ex->req.url.data ? ex->req.url.data : "/",
@@ -378,31 +375,12 @@ static void kg_exchange_record(const kg_exchange *ex, kg_record *r,
                    .regression = slower};
 }
 
-typedef struct kg_batch {
-  uv_work_t work;
-  kg_worker *w;
-  kg_exchange *head;   /* the exchanges taken from the worker's queue */
-} kg_batch;
-
-static void kg_batch_work(uv_work_t *req) {
-  kg_batch *b = KG_CONTAINER_OF(req, kg_batch, work);
-  const kg_shared *sh = b->w->shared;
-  size_t n = 0;
-  for (kg_exchange *ex = b->head; ex; ex = ex->next) n++;
-  kg_record *recs = kg_calloc(n, sizeof(kg_record));
-  const kg_record **ptrs = kg_calloc(n, sizeof(kg_record *));
-  const char **roles = kg_calloc(n * (KG_MAX_BACKENDS + 1), sizeof(char *));
-  size_t i = 0;
-  for (kg_exchange *ex = b->head; ex; ex = ex->next, i++) {
-    kg_exchange_compare(ex);
-    kg_exchange_record(ex, &recs[i], roles + i * (KG_MAX_BACKENDS + 1));
-    ptrs[i] = &recs[i];
-  }
-  if (sh->difflog) kg_difflog_write(sh->difflog, ptrs, n);
-  if (sh->store) kg_store_write(sh->store, ptrs, n);
-  free(roles);
-  free(ptrs);
-  free(recs);
+/* Thread pool (the pipeline's compare): compares a finished exchange and
+ * describes it for the sinks. */
+static void kg_exchange_pipeline_compare(kg_pipeline_item *it, kg_result *out) {
+  kg_exchange *ex = KG_CONTAINER_OF(it, kg_exchange, link);
+  kg_exchange_compare(ex);
+  kg_exchange_result(ex, out);
 }
 
 static void kg_exchange_run_hook(kg_exchange *ex) {
@@ -451,41 +429,37 @@ static void kg_exchange_run_hook(kg_exchange *ex) {
   free(diffs);
 }
 
-static void kg_exchange_start_batch(kg_worker *w);
-
-static void kg_batch_after(uv_work_t *req, int status) {
-  kg_batch *b = KG_CONTAINER_OF(req, kg_batch, work);
-  kg_worker *w = b->w;
-  kg_exchange *next;
-  for (kg_exchange *ex = b->head; ex; ex = next) {
-    next = ex->next;
-    if (status == 0) {
-      w->stats.compared++;
-      if (!ex->equal) w->stats.differing++;
-      for (size_t i = 0; i < ex->nlegs; i++)
-        if ((ex->newly_flagged >> ex->legs[i].pool->index) & 1 &&
-            ex->legs[i].role == KG_ROLE_SHADOW)
-          kg_log_warn("%s: %s is slower than %s (p90 over %.2fx)", ex->endpoint.data,
-                      ex->legs[i].pool->be->name, ex->legs[0].pool->be->name,
-                      ex->cfg->latency_regression);
-      kg_exchange_run_hook(ex);
-    }
-    kg_exchange_free(ex);
+/* Loop thread (the pipeline's done): counts the result, warns about a
+ * latency regression it raised, runs on_backends_finished, frees ex. */
+static void kg_exchange_pipeline_done(kg_pipeline_item *it, bool compared) {
+  kg_exchange *ex = KG_CONTAINER_OF(it, kg_exchange, link);
+  kg_worker *w = ex->w;
+  if (compared) {
+    w->stats.compared++;
+    if (!ex->equal) w->stats.differing++;
+    for (size_t i = 0; i < ex->nlegs; i++)
+      if ((ex->newly_flagged >> ex->legs[i].pool->index) & 1 &&
+          ex->legs[i].role == KG_ROLE_SHADOW)
+        kg_log_warn("%s: %s is slower than %s (p90 over %.2fx)", ex->endpoint.data,
+                    ex->legs[i].pool->be->name, ex->legs[0].pool->be->name,
+                    ex->cfg->latency_regression);
+    kg_exchange_run_hook(ex);
   }
-  free(b);
-  w->batch_running = false;
-  if (w->done_head) kg_exchange_start_batch(w);
+  kg_exchange_free(ex);
 }
 
-static void kg_exchange_start_batch(kg_worker *w) {
-  kg_batch *b = kg_calloc(1, sizeof(*b));
-  b->w = w;
-  b->head = w->done_head;
-  w->done_head = w->done_tail = NULL;
-  w->ndone = 0;
-  w->done_bytes = 0;
-  w->batch_running = true;
-  uv_queue_work(&w->loop, &b->work, kg_batch_work, kg_batch_after);
+static const kg_pipeline_ops kg_exchange_pipeline_ops = {
+    .compare = kg_exchange_pipeline_compare,
+    .done = kg_exchange_pipeline_done,
+};
+
+void kg_exchange_pipeline_init(kg_worker *w) {
+  const kg_pipeline_limits lim = {.max_items = KG_MAX_PENDING_RESULTS,
+                                  .max_bytes = KG_MAX_PENDING_BYTES,
+                                  .gather = KG_BATCH_GATHER,
+                                  .wait_ms = KG_BATCH_WAIT_MS};
+  kg_pipeline_init(&w->results, &w->loop, &kg_exchange_pipeline_ops, &lim,
+                   &w->shared->sinks, w);
 }
 
 /* Hands a copy of the request and the master's answer to the recorder
@@ -511,11 +485,6 @@ static void kg_exchange_submit_record(kg_exchange *ex) {
   kg_recorder_submit(ex->w->shared->recorder, it);
 }
 
-static void kg_exchange_on_batch_timer(uv_timer_t *t) {
-  kg_worker *w = t->data;
-  if (!w->batch_running && w->done_head) kg_exchange_start_batch(w);
-}
-
 /* Every leg is done and the client no longer needs us. */
 static void kg_exchange_release(kg_exchange *ex) {
   kg_worker *w = ex->w;
@@ -528,28 +497,14 @@ static void kg_exchange_release(kg_exchange *ex) {
     kg_exchange_free(ex);
     return;
   }
-  for (size_t i = 0; i < ex->nlegs; i++) ex->bytes += ex->legs[i].body.len;
-  if (w->ndone >= KG_MAX_PENDING_RESULTS ||
-      w->done_bytes + ex->bytes > KG_MAX_PENDING_BYTES) {
+  ex->link.bytes = 0;
+  for (size_t i = 0; i < ex->nlegs; i++) ex->link.bytes += ex->legs[i].body.len;
+  if (kg_pipeline_submit(&w->results, &ex->link) < 0) {
     w->stats.results_dropped++;
     kg_exchange_free(ex);
     return;
   }
-  ex->next = NULL;
-  if (w->done_tail) w->done_tail->next = ex;
-  else w->done_head = ex;
-  w->done_tail = ex;
-  w->ndone++;
-  w->done_bytes += ex->bytes;
-  if (w->batch_running) return; /* the running batch's end starts the next */
-  /* Waking a pool thread costs about as much as comparing two small equal
-   * responses: under load, gather results for a moment first. */
-  if (w->ndone >= KG_BATCH_GATHER || w->stopping) {
-    uv_timer_stop(&w->batch_timer);
-    kg_exchange_start_batch(w);
-  } else if (!uv_is_active((uv_handle_t *)&w->batch_timer)) {
-    uv_timer_start(&w->batch_timer, kg_exchange_on_batch_timer, KG_BATCH_WAIT_MS, 0);
-  }
+  if (w->stopping) kg_pipeline_flush(&w->results); /* no time to gather */
 }
 
 /* --- leg events -------------------------------------------------------------- */

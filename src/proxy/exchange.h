@@ -4,9 +4,9 @@
  * request (kg_exchange_new + kg_exchange_start). The exchange owns the
  * request and one leg per selected backend. It streams the master leg's
  * response to the client through the kg_client_master_* calls, detaches
- * from the client when the master is done, waits for the shadows, has the
- * comparison run in the thread pool, writes the result, and frees itself.
- * kg_exchange_free is called from exactly one place (kg_exchange_release).
+ * from the client when the master is done, waits for the shadows, and
+ * then, when compared, goes through the worker's results pipeline
+ * (compared in the thread pool, written to the sinks), which frees it.
  *
  * If the client goes away while it is still owed the master's response,
  * the client calls kg_exchange_client_gone and the exchange is abandoned:
@@ -22,6 +22,7 @@
 #include "common/buf.h"
 #include "http/http.h"
 #include "client/upstream.h"
+#include "results/pipeline.h"
 
 typedef struct kg_worker kg_worker;
 typedef struct kg_client kg_client;
@@ -30,7 +31,7 @@ struct kg_exchange {
   kg_worker *w;            /* owning worker */
   const kg_config *cfg;    /* the config it started under (a reload does
                               not change a request in flight) */
-  kg_exchange *next;       /* in the worker's list of finished exchanges */
+  kg_pipeline_item link;   /* in the worker's results pipeline */
   kg_client *client;       /* owed the master's response; NULL after */
   char id[32];             /* unique, sortable by arrival */
   struct timespec arrived; /* wall clock at dispatch ("ts") */
@@ -45,10 +46,10 @@ struct kg_exchange {
   bool compare;            /* shadows were selected: write a result */
   bool record;             /* recorded for replay (record.sample said so) */
   bool master_streaming;   /* the master's head went to the client */
-  size_t bytes;            /* body bytes captured, for the pending bound */
   /* Filled by the comparison, in the thread pool: */
   kg_resp_view *views;     /* owned, one per leg, for comparison and hook */
   kg_pair_result *pairs;   /* owned, one per leg (used for shadows) */
+  const char **roles;      /* owned, one per leg: the result's roles */
   bool equal;              /* every shadow matched */
   bool truncated;          /* some body was cut at the capture limit */
   kg_kind kind;            /* of the master's body */
@@ -69,6 +70,9 @@ void kg_exchange_client_gone(kg_exchange *ex);
 /* Flow control of the master stream (the client reads slowly). */
 void kg_exchange_pause_master(kg_exchange *ex);
 void kg_exchange_resume_master(kg_exchange *ex);
+
+/* Sets up w->results, the worker's results pipeline, for exchanges. */
+void kg_exchange_pipeline_init(kg_worker *w);
 
 /* Called by upstream.c (see upstream.h). */
 void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg);

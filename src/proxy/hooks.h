@@ -15,33 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compare/result.h"
 #include "config/config.h"
 #include "http/hdrs.h"
 
 typedef struct kg_hooks kg_hooks;
-
-/* What a hook sees of a request. All pointers are borrowed for the call. */
-typedef struct kg_req_view {
-  const char *method;   /* "GET" */
-  const char *url;      /* request target as received: "/a/b?c=1" */
-  const char *path;     /* url without the query: "/a/b" */
-  const kg_hdrs *hdrs;  /* request header fields as received */
-  const char *body;     /* request body (de-chunked), may be NULL */
-  size_t body_len;
-} kg_req_view;
-
-/* One backend's outcome, for on_backends_finished. */
-typedef struct kg_resp_view {
-  const char *backend;   /* backend name */
-  int status;            /* HTTP status, or 0 when the backend failed */
-  const char *error;     /* NULL, or why it failed ("timeout", ...) */
-  const kg_hdrs *hdrs;   /* response header fields (NULL when failed) */
-  const char *body;      /* decoded from chunked framing; may be truncated */
-  size_t body_len;
-  double elapsed;        /* seconds */
-  unsigned long long bytes; /* decoded body bytes received (>= body_len) */
-  int truncated;         /* body holds only the first max_capture_bytes */
-} kg_resp_view;
 
 /* The comparison's outcome, for on_backends_finished's fourth argument. */
 typedef struct kg_hook_difference {

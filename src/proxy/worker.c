@@ -11,6 +11,7 @@
 
 #include "common/common.h"
 #include "common/log.h"
+#include "proxy/exchange.h"
 #include "proxy/proxy.h"
 
 #define KG_LISTEN_BACKLOG 1024
@@ -74,7 +75,7 @@ void kg_stats_add(kg_stats *dst, const kg_stats *src) {
 
 static void kg_worker_publish(kg_worker *w) {
   w->stats.connections_open = w->nclients;
-  w->stats.results_pending = w->ndone;
+  w->stats.results_pending = kg_pipeline_pending(&w->results, NULL);
   for (size_t i = 0; i < w->cfg->nbackends && i < KG_MAX_BACKENDS; i++) {
     w->stats.backend_inflight[i] = w->pools[i].inflight;
     w->stats.backend_inflight_bytes[i] = w->pools[i].inflight_bytes;
@@ -170,7 +171,7 @@ void kg_worker_maybe_finish(kg_worker *w) {
   kg_worker_publish(w); /* the final numbers */
   for (size_t i = 0; i < w->cfg->nbackends; i++) kg_pool_close_idle(&w->pools[i]);
   uv_close((uv_handle_t *)&w->publish_timer, NULL);
-  uv_close((uv_handle_t *)&w->batch_timer, NULL);
+  kg_pipeline_close(&w->results);
   uv_close((uv_handle_t *)&w->stop_async, NULL);
   uv_close((uv_handle_t *)&w->reload_async, NULL);
   uv_close((uv_handle_t *)&w->stop_timer, NULL);
@@ -220,8 +221,7 @@ int kg_worker_init(kg_worker *w, int id, const kg_config *cfg,
   uv_timer_init(&w->loop, &w->stop_timer);
   w->stop_timer.data = w;
   pthread_mutex_init(&w->published_lock, NULL);
-  uv_timer_init(&w->loop, &w->batch_timer);
-  w->batch_timer.data = w;
+  kg_exchange_pipeline_init(w);
   uv_timer_init(&w->loop, &w->publish_timer);
   w->publish_timer.data = w;
   uv_timer_start(&w->publish_timer, kg_worker_on_publish, 1000, 1000);

@@ -3,8 +3,8 @@
  * kagami runs cfg->workers workers, each a thread with its own libuv loop,
  * its own listening sockets (bound with SO_REUSEPORT so the kernel spreads
  * connections), its own backend pools, Lua state and counters. Nothing on
- * the request path is shared between workers except the diff log writer,
- * which has its own lock and is only touched from the thread pool. */
+ * the request path is shared between workers except the results sinks,
+ * which lock themselves and are only written from the thread pool. */
 #ifndef KG_WORKER_H
 #define KG_WORKER_H
 
@@ -19,19 +19,19 @@
 #include "proxy/hooks.h"
 #include "proxy/sample.h"
 #include "client/upstream.h"
+#include "results/pipeline.h"
+#include "results/sink.h"
 
 typedef struct kg_client kg_client;
-typedef struct kg_difflog kg_difflog;
 typedef struct kg_exchange kg_exchange;
 typedef struct kg_noise kg_noise;
 typedef struct kg_epstats kg_epstats;
-typedef struct kg_store kg_store;
 typedef struct kg_recorder kg_recorder;
 
 /* What every worker shares, owned by main. Each part locks itself. */
 typedef struct kg_shared {
-  kg_difflog *difflog;   /* NULL when no diff_log is configured */
-  kg_store *store;       /* NULL when store = false */
+  kg_sinks sinks;        /* where results go: diff log, store (each may
+                            be absent) */
   kg_recorder *recorder; /* NULL unless record.file is set */
   kg_noise *noise;       /* learned noise; NULL unless noise.learn */
   kg_epstats *epstats;   /* per-endpoint counts and latencies */
@@ -82,7 +82,7 @@ typedef struct kg_worker {
   const kg_config *cfg;       /* current config: shared, read-only, owned
                                  by main (a reload swaps it) */
   kg_hooks *hooks;            /* owned: this worker's Lua state */
-  const kg_shared *shared;    /* diff log, noise, endpoint stats */
+  const kg_shared *shared;    /* sinks, noise, endpoint stats */
   kg_pool *pools;             /* owned: one per backend of cfg, same order */
   kg_retired *retired;        /* pools and configs replaced by reloads,
                                  kept until exit: in-flight requests may
@@ -105,13 +105,8 @@ typedef struct kg_worker {
   uint64_t seq;               /* per-worker request counter, for ids */
   kg_rng rng;                 /* sampling decisions */
   kg_epsample epsample;       /* per-endpoint caps and floor */
-  kg_exchange *done_head;     /* finished exchanges awaiting comparison */
-  kg_exchange *done_tail;
-  size_t ndone;               /* length of that list */
-  size_t done_bytes;          /* body bytes it holds */
-  bool batch_running;         /* a comparison batch is in the pool */
-  uv_timer_t batch_timer;     /* gathers a few results before waking the
-                                 pool (see exchange.c) */
+  kg_pipeline results;        /* finished exchanges to compare, in
+                                 batches, to shared->sinks (exchange.c) */
   kg_stats stats;             /* loop thread only */
   kg_stats published;         /* a copy of stats for other threads, under
                                  published_lock, refreshed every second */

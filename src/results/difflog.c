@@ -12,6 +12,7 @@
 #include "common/common.h"
 #include "common/jsonw.h"
 #include "common/log.h"
+#include "results/sink.h"
 
 struct kg_difflog {
   int fd;                /* O_APPEND */
@@ -56,9 +57,9 @@ int kg_difflog_append(kg_difflog *d, const char *line, size_t len) {
   return rc;
 }
 
-int kg_difflog_write(kg_difflog *d, const kg_record *const *recs, size_t n) {
+int kg_difflog_write(kg_difflog *d, const kg_result *const *results, size_t n) {
   kg_buf lines = KG_BUF_INIT;
-  for (size_t i = 0; i < n; i++) kg_record_format(recs[i], &lines);
+  for (size_t i = 0; i < n; i++) kg_result_format(results[i], &lines);
   int rc = lines.len ? kg_difflog_append(d, lines.data, lines.len) : 0;
   if (rc < 0) kg_log_error("diff log write failed: %s", strerror(-rc));
   kg_buf_free(&lines);
@@ -124,7 +125,7 @@ static void kg_write_difference(kg_buf *out, bool *first, const char *backend,
 
 /* Written directly (jsonw.h says why); the field order is the documented
  * one. */
-void kg_record_format(const kg_record *r, kg_buf *out) {
+void kg_result_format(const kg_result *r, kg_buf *out) {
   char ts[64];
   kg_format_ts(&r->ts, ts);
   kg_buf_appendl(out, "{\"id\":");
@@ -233,3 +234,57 @@ void kg_record_format(const kg_record *r, kg_buf *out) {
   }
   kg_buf_appendl(out, "}\n");
 }
+
+/* --- the diff log as a sink (sink.h) -------------------------------------------- */
+
+/* The sink's state: the log and the path SIGHUP opens again. */
+typedef struct kg_difflog_sink_state {
+  kg_difflog *log; /* owned */
+  char *path;      /* owned copy of cfg->diff_log */
+} kg_difflog_sink_state;
+
+static int kg_difflog_sink_open(const kg_config *cfg, void **state, char *err,
+                                size_t errlen) {
+  *state = NULL;
+  if (cfg->diff_log == NULL) return 0;
+  kg_difflog *log = NULL;
+  int r = kg_difflog_open(cfg->diff_log, &log);
+  if (r < 0) {
+    snprintf(err, errlen, "diff log %s: %s", cfg->diff_log, strerror(-r));
+    return -1;
+  }
+  kg_difflog_sink_state *st = kg_calloc(1, sizeof(*st));
+  st->log = log;
+  st->path = kg_strdup(cfg->diff_log);
+  *state = st;
+  return 0;
+}
+
+static int kg_difflog_sink_write(void *state, const kg_result *const *results, size_t n) {
+  kg_difflog_sink_state *st = state;
+  return kg_difflog_write(st->log, results, n);
+}
+
+/* logrotate renames the file, then signals: the next lines go to a new
+ * file at the configured path. */
+static void kg_difflog_sink_reopen(void *state) {
+  kg_difflog_sink_state *st = state;
+  int r = kg_difflog_reopen(st->log, st->path);
+  if (r < 0)
+    kg_log_error("diff log %s: cannot reopen, still writing to the old file: %s",
+                 st->path, strerror(-r));
+}
+
+static void kg_difflog_sink_close(void *state) {
+  kg_difflog_sink_state *st = state;
+  kg_difflog_close(st->log);
+  free(st->path);
+  free(st);
+}
+
+const kg_sink_ops kg_difflog_sink = {
+    .open = kg_difflog_sink_open,
+    .write = kg_difflog_sink_write,
+    .reopen = kg_difflog_sink_reopen,
+    .close = kg_difflog_sink_close,
+};

@@ -33,6 +33,7 @@
 
 #include "common/common.h"
 #include "common/log.h"
+#include "results/sink.h"
 
 /* Busy timeouts: at start a lock held by someone else must fail fast and
  * clearly; later, a write waits a little for a reader's checkpoint or an
@@ -567,7 +568,7 @@ void kg_store_close(kg_store *s) {
   kg_store_free(s); /* the last close checkpoints the WAL into the file */
 }
 
-/* --- encoding a record ---------------------------------------------------------- */
+/* --- encoding a result ---------------------------------------------------------- */
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
 static size_t kg_utf8_seq(const unsigned char *p, size_t n) {
@@ -678,7 +679,7 @@ static void kg_add_diff(kg_encoded *e, json_t *list, const char *backend,
   if (pattern || where) kg_add_loc(e, "", pattern ? pattern : where);
 }
 
-static void kg_encode(const kg_store *s, const kg_record *r, kg_encoded *e) {
+static void kg_encode(const kg_store *s, const kg_result *r, kg_encoded *e) {
   json_t *diffs = json_array(), *hdiffs = json_array(), *sup = json_array();
   json_t *slower = json_array();
   for (size_t i = 0; i < r->n; i++) {
@@ -786,8 +787,8 @@ static int kg_store_deflate(kg_store *s, const char *p, size_t n) {
   return 0;
 }
 
-/* The record's arrival as stored: Unix seconds, to the millisecond. */
-static double kg_record_ts(const kg_record *r) {
+/* The result's arrival as stored: Unix seconds, to the millisecond. */
+static double kg_result_ts(const kg_result *r) {
   return (double)r->ts.tv_sec + (double)(r->ts.tv_nsec / 1000000) / 1e3;
 }
 
@@ -795,7 +796,7 @@ static double kg_record_ts(const kg_record *r) {
  * results that differ: that is what a person opens, and keeping them for
  * every equal result would multiply the file and the cost of a write for
  * nothing (status, size and latency are kept for all). */
-static int kg_store_backend(kg_store *s, const kg_record *r, size_t i) {
+static int kg_store_backend(kg_store *s, const kg_result *r, size_t i) {
   const kg_resp_view *v = &r->resps[i];
   bool shadow = strcmp(r->roles[i], "shadow") == 0;
   sqlite3_stmt *st = s->st[KG_ST_INS_BACKEND];
@@ -837,18 +838,18 @@ static int kg_store_backend(kg_store *s, const kg_record *r, size_t i) {
   }
   sqlite3_bind_int(st, 15, z && cut ? 1 : 0);
   kg_bind_str(st, 16, r->endpoint ? r->endpoint : "");
-  sqlite3_bind_double(st, 17, kg_record_ts(r));
+  sqlite3_bind_double(st, 17, kg_result_ts(r));
   int rc = kg_step_done(st);
   free(hdrs);
   return rc;
 }
 
-static int kg_store_result(kg_store *s, const kg_record *r) {
+static int kg_store_result(kg_store *s, const kg_result *r) {
   kg_encoded e = {.url = KG_BUF_INIT, .diff = KG_BUF_INIT};
   kg_encode(s, r, &e);
   sqlite3_stmt *st = s->st[KG_ST_INS_RESULT];
   sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
-  sqlite3_bind_double(st, 2, kg_record_ts(r));
+  sqlite3_bind_double(st, 2, kg_result_ts(r));
   kg_bind_str(st, 3, r->method);
   kg_bind_text(st, 4, e.url.data ? e.url.data : "", e.url.len);
   kg_bind_str(st, 5, r->endpoint ? r->endpoint : "");
@@ -873,7 +874,7 @@ static int kg_store_result(kg_store *s, const kg_record *r) {
     sqlite3_bind_text(lst, 1, r->id, -1, SQLITE_STATIC);
     kg_bind_str(lst, 2, e.locs[i]);
     kg_bind_str(lst, 3, r->endpoint ? r->endpoint : "");
-    sqlite3_bind_double(lst, 4, kg_record_ts(r));
+    sqlite3_bind_double(lst, 4, kg_result_ts(r));
     rc = kg_step_done(lst);
   }
   kg_encoded_free(&e);
@@ -951,7 +952,7 @@ static void kg_store_log_failure(kg_store *s, int rc, const char *what) {
 }
 
 /* Runs body (inserts and/or retention) in one transaction under the lock. */
-static int kg_store_txn(kg_store *s, const kg_record *const *records, size_t n,
+static int kg_store_txn(kg_store *s, const kg_result *const *records, size_t n,
                         bool force_retention) {
   pthread_mutex_lock(&s->lock);
   uint64_t rows = s->rows;
@@ -983,9 +984,33 @@ static int kg_store_txn(kg_store *s, const kg_record *const *records, size_t n,
   return rc == SQLITE_OK ? 0 : -EIO;
 }
 
-int kg_store_write(kg_store *s, const kg_record *const *records, size_t n) {
+int kg_store_write(kg_store *s, const kg_result *const *results, size_t n) {
   if (n == 0) return 0;
-  return kg_store_txn(s, records, n, false);
+  return kg_store_txn(s, results, n, false);
 }
 
 int kg_store_maintain(kg_store *s) { return kg_store_txn(s, NULL, 0, true); }
+
+/* --- the store as a sink (sink.h) ----------------------------------------------- */
+
+static int kg_store_sink_open(const kg_config *cfg, void **state, char *err,
+                              size_t errlen) {
+  *state = NULL;
+  if (cfg->store_path == NULL) return 0; /* store = false */
+  kg_store *s = NULL;
+  if (kg_store_open(cfg, &s, err, errlen) < 0) return -1;
+  *state = s;
+  return 0;
+}
+
+static int kg_store_sink_write(void *state, const kg_result *const *results, size_t n) {
+  return kg_store_write(state, results, n);
+}
+
+static void kg_store_sink_close(void *state) { kg_store_close(state); }
+
+const kg_sink_ops kg_store_sink = {
+    .open = kg_store_sink_open,
+    .write = kg_store_sink_write,
+    .close = kg_store_sink_close,
+};

@@ -18,7 +18,7 @@
  *           generalised, e.g. "$.items[*].price"), header_differences TEXT,
  *           suppressed TEXT, diff TEXT, latency_regression TEXT (JSON
  *           array or NULL))
- *   backends(result_id, pos (0 = master, then the record's order), name,
+ *   backends(result_id, pos (0 = master, then the result's order), name,
  *            role, status, error, elapsed_ms, bytes, equal, truncated
  *            (capture cut at max_capture_bytes), compare_error, headers
  *            TEXT (JSON, redacted), body BLOB (zlib), body_size (bytes
@@ -55,11 +55,11 @@ typedef struct kg_store kg_store;
  * start, on the main thread. */
 int kg_store_open(const kg_config *cfg, kg_store **out, char *err,
                   size_t errlen);
-/* Writes n records in one transaction and applies retention. Safe from
+/* Writes n results in one transaction and applies retention. Safe from
  * any thread (one writer at a time, a lock inside). Returns 0, or a
  * negative code after logging the error (the batch is lost, kagami goes
  * on). */
-int kg_store_write(kg_store *s, const kg_record *const *records, size_t n);
+int kg_store_write(kg_store *s, const kg_result *const *results, size_t n);
 /* Closes the database (checkpointing the WAL). NULL is fine. */
 void kg_store_close(kg_store *s);
 

@@ -4,14 +4,14 @@
  * input into a small sorted window, paces sends with a timer, sends on the
  * client's pooled connections (replay_client.c), keeps the summary's
  * numbers, and redraws the progress line. Finished requests that have a
- * recorded response to compare with queue up; one batch at a time goes to
- * the thread pool, which compares them and writes their diff log lines
- * (one write) and store rows (one transaction), as exchange.c does for
- * live traffic.
+ * recorded response to compare with go through the results pipeline
+ * (results/pipeline.h), as live exchanges do: compared in batches in the
+ * thread pool, written to the sinks (diff log, store) that --diff-log and
+ * --db ask for.
  *
  * Ownership: a kg_rq (one replayed request) is made when its item leaves
  * the window and freed either when its response is counted (nothing to
- * compare) or after its batch's after-callback. The loop ends when the
+ * compare) or when the pipeline is done with it. The loop ends when the
  * input is done (or a stop was asked for), nothing is in flight, and no
  * batch is pending; every handle is then closed and the loop runs dry. */
 #include "traffic/replay.h"
@@ -34,13 +34,13 @@
 #include "compare/compare.h"
 #include "compare/htmldiff.h"
 #include "config/config.h"
-#include "results/difflog.h"
 #include "compare/endpoint.h"
 #include "results/epstats.h"
+#include "results/pipeline.h"
+#include "results/sink.h"
 #include "common/histogram.h"
 #include "http/http.h"
 #include "traffic/replay_client.h"
-#include "results/store.h"
 #include "traffic/warc.h"
 
 #undef uthash_malloc
@@ -292,25 +292,23 @@ typedef struct kg_rq {
   char *endpoint;            /* owned */
   kg_ep *ep;                 /* its summary row (loop thread only) */
   struct timespec sent_at;   /* wall clock, the result's ts */
-  struct kg_rq *next;        /* the comparison queue */
-  size_t bytes;              /* held, for the queue bound */
-  bool equal;                /* comparison outcome (set in the pool) */
+  kg_pipeline_item link;     /* in the results pipeline */
+  /* Set in the pool by the comparison; the result borrows them: */
+  bool equal;                /* comparison outcome */
+  char id[32];               /* the result's id */
+  kg_resp_view views[2];     /* recorded (as the master), replayed */
+  kg_pair_result pairs[2];   /* [1]: replayed vs recorded (owned) */
+  kg_buf cut;                /* the replayed body cut like the recorded one */
+  const char **suppressed;   /* owned array of pairs[1]'s strings */
 } kg_rq;
-
-typedef struct kg_replay_batch {
-  uv_work_t work;
-  kg_replay *rp;
-  kg_rq *head;
-} kg_replay_batch;
 
 struct kg_replay {
   kg_replay_opts *o;
   kg_config *cfg;            /* owned */
   kg_addr target;            /* resolved --target */
   kg_traffic *src;           /* owned input */
-  kg_difflog *difflog;       /* owned, or NULL */
-  kg_store *store;           /* owned, or NULL */
-  kg_epstats *epstats;       /* latency regression flags, for the records */
+  kg_sinks sinks;            /* owned: --diff-log, --db */
+  kg_epstats *epstats;       /* latency regression flags, for the results */
   kg_rule filter;            /* --filter as a rule (only endpoint is set) */
   uv_loop_t loop;
   kg_rc *client;
@@ -336,9 +334,7 @@ struct kg_replay {
   const char *stop_reason;   /* "end of input", "duration", "signal", "damaged input" */
   /* in flight and queued */
   size_t inflight;
-  kg_rq *pend_head, *pend_tail;
-  size_t npending, pending_bytes;
-  bool batch_running;
+  kg_pipeline results;       /* responses to compare, to the sinks */
   uint64_t id_seq;           /* for result ids */
   /* numbers for the summary */
   uint64_t sent, answered, errors, filtered;
@@ -506,120 +502,87 @@ static void kg_replay_views(const kg_rq *q, kg_resp_view v[2], kg_buf *cut) {
   }
 }
 
-static void kg_replay_batch_work(uv_work_t *w) {
-  kg_replay_batch *b = KG_CONTAINER_OF(w, kg_replay_batch, work);
-  kg_replay *rp = b->rp;
-  const kg_config *cfg = rp->cfg;
+/* Thread pool (the pipeline's compare): the replayed response against
+ * the recorded one, as a shadow against its master. The result borrows
+ * from q. Batches run one at a time, which keeps rp->id_seq ours. */
+static void kg_replay_compare(kg_pipeline_item *it, kg_result *out) {
   static const char *const roles[2] = {"master", "shadow"};
-  size_t n = 0;
-  for (kg_rq *q = b->head; q; q = q->next) n++;
-  kg_record *recs = kg_calloc(n, sizeof(kg_record));
-  const kg_record **ptrs = kg_calloc(n, sizeof(kg_record *));
-  kg_pair_result *pairs = kg_calloc(2 * n, sizeof(kg_pair_result));
-  kg_resp_view *views = kg_calloc(2 * n, sizeof(kg_resp_view));
-  kg_buf *cuts = kg_calloc(n, sizeof(kg_buf));
-  const char ***sup = kg_calloc(n, sizeof(char **));
-  char (*ids)[32] = kg_calloc(n, sizeof(*ids));
-  size_t i = 0;
-  for (kg_rq *q = b->head; q; q = q->next, i++) {
-    const kg_rule *rules[64];
-    size_t nrules = 0;
-    for (size_t k = 0; k < cfg->nrules && nrules < KG_ARRAY_SIZE(rules); k++)
-      if (kg_rule_matches(&cfg->rules[k], q->endpoint)) rules[nrules++] = &cfg->rules[k];
-    kg_compare_opts o = {.cfg = cfg, .rules = rules, .nrules = nrules};
-    kg_resp_view *v = &views[2 * i];
-    kg_replay_views(q, v, &cuts[i]);
-    kg_pair_result *p = &pairs[2 * i];
-    kg_compare_pair(&v[0], &v[1], &o, &p[1]);
-    q->equal = p[1].equal;
-    bool present[2] = {true, true}, failed[2] = {false, q->hc.error != NULL};
-    uint64_t us[2] = {(uint64_t)(v[0].elapsed * 1e6), (uint64_t)(v[1].elapsed * 1e6)};
-    uint64_t flagged = 0;
-    kg_epstats_record(rp->epstats, q->endpoint, q->equal, present, failed, us, &flagged);
-    size_t ns = p[1].body.nsuppressed + p[1].headers.nsuppressed;
-    sup[i] = kg_calloc(ns + 1, sizeof(char *));
-    size_t k = 0;
-    for (size_t j = 0; j < p[1].body.nsuppressed; j++) sup[i][k++] = p[1].body.suppressed[j];
-    for (size_t j = 0; j < p[1].headers.nsuppressed; j++) sup[i][k++] = p[1].headers.suppressed[j];
-    uint64_t ms = (uint64_t)q->sent_at.tv_sec * 1000u + (uint64_t)q->sent_at.tv_nsec / 1000000u;
-    /* Like live ids (sortable by time), with "fe" where a worker number
-     * stands so the two never collide in one store. */
-    snprintf(ids[i], sizeof(ids[i]), "%011" PRIx64 "fe%07" PRIx64, ms,
-             (uint64_t)((rp->id_seq++) & 0xfffffffULL)); /* batches run one at a time */
-    recs[i] = (kg_record){.id = ids[i],
-                          .ts = q->sent_at,
-                          .method = q->item.method,
-                          .url = q->item.url,
-                          .endpoint = q->endpoint,
-                          .req_hdrs = &q->item.req_hdrs,
-                          .resps = v,
-                          .roles = roles,
-                          .pairs = p,
-                          .n = 2,
-                          .equal = q->equal,
-                          .truncated = v[0].truncated || v[1].truncated,
-                          .kind = p[1].kind,
-                          .suppressed = sup[i],
-                          .nsuppressed = ns,
-                          .regression = (flagged & 2) ? 2 : 0};
-    ptrs[i] = &recs[i];
-  }
-  if (rp->difflog) kg_difflog_write(rp->difflog, ptrs, n);
-  if (rp->store) kg_store_write(rp->store, ptrs, n);
-  for (i = 0; i < n; i++) {
-    kg_pair_result_free(&pairs[2 * i + 1]);
-    kg_buf_free(&cuts[i]);
-    free(sup[i]);
-  }
-  free(ids);
-  free(sup);
-  free(cuts);
-  free(views);
-  free(pairs);
-  free(ptrs);
-  free(recs);
+  kg_rq *q = KG_CONTAINER_OF(it, kg_rq, link);
+  kg_replay *rp = q->rp;
+  const kg_rule *rules[64];
+  size_t nrules = kg_compare_rules(rp->cfg, q->endpoint, rules, KG_ARRAY_SIZE(rules));
+  kg_compare_opts o = {.cfg = rp->cfg, .rules = rules, .nrules = nrules};
+  kg_resp_view *v = q->views;
+  kg_replay_views(q, v, &q->cut);
+  kg_pair_result *p = q->pairs;
+  kg_compare_pair(&v[0], &v[1], &o, &p[1]);
+  q->equal = p[1].equal;
+  bool present[2] = {true, true}, failed[2] = {false, q->hc.error != NULL};
+  uint64_t us[2] = {(uint64_t)(v[0].elapsed * 1e6), (uint64_t)(v[1].elapsed * 1e6)};
+  uint64_t flagged = 0;
+  kg_epstats_record(rp->epstats, q->endpoint, q->equal, present, failed, us, &flagged);
+  size_t ns = p[1].body.nsuppressed + p[1].headers.nsuppressed;
+  q->suppressed = kg_calloc(ns + 1, sizeof(char *));
+  size_t k = 0;
+  for (size_t j = 0; j < p[1].body.nsuppressed; j++) q->suppressed[k++] = p[1].body.suppressed[j];
+  for (size_t j = 0; j < p[1].headers.nsuppressed; j++)
+    q->suppressed[k++] = p[1].headers.suppressed[j];
+  uint64_t ms = (uint64_t)q->sent_at.tv_sec * 1000u + (uint64_t)q->sent_at.tv_nsec / 1000000u;
+  /* Like live ids (sortable by time), with "fe" where a worker number
+   * stands so the two never collide in one store. */
+  snprintf(q->id, sizeof(q->id), "%011" PRIx64 "fe%07" PRIx64, ms,
+           (uint64_t)((rp->id_seq++) & 0xfffffffULL));
+  *out = (kg_result){.id = q->id,
+                     .ts = q->sent_at,
+                     .method = q->item.method,
+                     .url = q->item.url,
+                     .endpoint = q->endpoint,
+                     .req_hdrs = &q->item.req_hdrs,
+                     .resps = v,
+                     .roles = roles,
+                     .pairs = p,
+                     .n = 2,
+                     .equal = q->equal,
+                     .truncated = v[0].truncated || v[1].truncated,
+                     .kind = p[1].kind,
+                     .suppressed = q->suppressed,
+                     .nsuppressed = ns,
+                     .regression = (flagged & 2) ? 2 : 0};
 }
 
 static void kg_rq_free(kg_rq *q) {
   kg_rc_req_free(&q->hc);
   kg_traffic_item_free(&q->item);
   free(q->endpoint);
+  kg_pair_result_free(&q->pairs[1]);
+  kg_buf_free(&q->cut);
+  free(q->suppressed);
   free(q);
 }
 
-static void kg_replay_pump(kg_replay *rp);
-static void kg_replay_start_batch(kg_replay *rp);
-
-static void kg_replay_batch_after(uv_work_t *w, int status) {
-  kg_replay_batch *b = KG_CONTAINER_OF(w, kg_replay_batch, work);
-  kg_replay *rp = b->rp;
-  kg_rq *next;
-  for (kg_rq *q = b->head; q; q = next) {
-    next = q->next;
-    if (status == 0) {
-      rp->compared++;
-      q->ep->compared++;
-      if (q->equal) rp->equal++;
-      else rp->differing++, q->ep->differing++;
-    }
-    kg_rq_free(q);
+/* Loop thread (the pipeline's done): counts the outcome, frees q. */
+static void kg_replay_done(kg_pipeline_item *it, bool compared) {
+  kg_rq *q = KG_CONTAINER_OF(it, kg_rq, link);
+  kg_replay *rp = q->rp;
+  if (compared) {
+    rp->compared++;
+    q->ep->compared++;
+    if (q->equal) rp->equal++;
+    else rp->differing++, q->ep->differing++;
   }
-  free(b);
-  rp->batch_running = false;
-  if (rp->pend_head) kg_replay_start_batch(rp);
-  kg_replay_pump(rp);
+  kg_rq_free(q);
 }
 
-static void kg_replay_start_batch(kg_replay *rp) {
-  kg_replay_batch *b = kg_calloc(1, sizeof(*b));
-  b->rp = rp;
-  b->head = rp->pend_head;
-  rp->pend_head = rp->pend_tail = NULL;
-  rp->npending = 0;
-  rp->pending_bytes = 0;
-  rp->batch_running = true;
-  uv_queue_work(&rp->loop, &b->work, kg_replay_batch_work, kg_replay_batch_after);
-}
+static void kg_replay_pump(kg_replay *rp);
+
+/* A batch ended: sending may resume. */
+static void kg_replay_drained(kg_pipeline *p) { kg_replay_pump(p->data); }
+
+static const kg_pipeline_ops kg_replay_pipeline_ops = {
+    .compare = kg_replay_compare,
+    .done = kg_replay_done,
+    .drained = kg_replay_drained,
+};
 
 /* --- sending -------------------------------------------------------------------- */
 
@@ -683,14 +646,9 @@ static void kg_replay_on_response(kg_rc_req *r) {
   if (q->item.has_response && isfinite(q->item.elapsed))
     kg_hist_add(&ep->rec, (uint64_t)(q->item.elapsed * 1e6));
   if (rp->o->compare && q->item.has_response) {
-    q->bytes = kg_traffic_item_size(&q->item) + r->body.len + r->resp.hdrs.data.len;
-    q->next = NULL;
-    if (rp->pend_tail) rp->pend_tail->next = q;
-    else rp->pend_head = q;
-    rp->pend_tail = q;
-    rp->npending++;
-    rp->pending_bytes += q->bytes;
-    if (!rp->batch_running) kg_replay_start_batch(rp);
+    q->link.bytes = kg_traffic_item_size(&q->item) + r->body.len + r->resp.hdrs.data.len;
+    /* Unbounded, so it cannot fail: the pump bounds the queue instead. */
+    kg_pipeline_submit(&rp->results, &q->link);
   } else {
     if (rp->o->compare) rp->not_compared++;
     kg_rq_free(q);
@@ -741,9 +699,10 @@ static void kg_replay_on_pace(uv_timer_t *t) { kg_replay_pump(t->data); }
 static void kg_replay_pump(kg_replay *rp) {
   while (!rp->stopping) {
     if (rp->inflight >= rp->o->concurrency) break;
-    if (rp->npending >= KG_REPLAY_MAX_PENDING ||
-        rp->pending_bytes >= KG_REPLAY_MAX_PENDING_BYTES)
-      break; /* resumed by the batch's after-callback */
+    size_t pending_bytes;
+    if (kg_pipeline_pending(&rp->results, &pending_bytes) >= KG_REPLAY_MAX_PENDING ||
+        pending_bytes >= KG_REPLAY_MAX_PENDING_BYTES)
+      break; /* resumed when the running batch ends (kg_replay_drained) */
     kg_replay_fill(rp);
     if (rp->nheap == 0) {
       kg_traffic_status st;
@@ -834,8 +793,9 @@ static void kg_replay_on_signal(uv_signal_t *s, int signum) {
 /* Ends the loop once nothing is left to do. */
 static void kg_replay_finish(kg_replay *rp) {
   if (!rp->stopping || rp->handles_closed) return;
-  if (rp->inflight > 0 || rp->batch_running || rp->pend_head) return;
+  if (rp->inflight > 0 || kg_pipeline_busy(&rp->results)) return;
   rp->handles_closed = true;
+  kg_pipeline_close(&rp->results);
   uv_close((uv_handle_t *)&rp->pace, NULL);
   uv_close((uv_handle_t *)&rp->progress, NULL);
   uv_close((uv_handle_t *)&rp->deadline, NULL);
@@ -1073,8 +1033,7 @@ static void kg_replay_free(kg_replay *rp) {
     free(e);
   }
   kg_traffic_close(rp->src);
-  kg_store_close(rp->store);
-  kg_difflog_close(rp->difflog);
+  kg_sinks_close(&rp->sinks);
   kg_epstats_free(rp->epstats);
   kg_addr_free(&rp->target);
   kg_config_free(rp->cfg);
@@ -1120,20 +1079,15 @@ int kg_replay_main(int argc, char **argv) {
                    st.format == KG_TRAFFIC_URLS ? "a URL list" : "an nginx log");
     goto out;
   }
-  if (o.diff_log) {
-    int r = kg_difflog_open(o.diff_log, &rp->difflog);
-    if (r < 0) {
-      fprintf(stderr, "kagami replay: diff log %s: %s\n", o.diff_log, strerror(-r));
-      goto out;
-    }
-  }
-  if (o.db) {
-    free(rp->cfg->store_path);
-    rp->cfg->store_path = kg_strdup(o.db);
-    if (kg_store_open(rp->cfg, &rp->store, err, sizeof(err)) != 0) {
-      fprintf(stderr, "kagami replay: %s\n", err);
-      goto out;
-    }
+  /* The sinks are what --diff-log and --db say, whatever a --config file
+   * says about diff_log and store. */
+  free(rp->cfg->diff_log);
+  rp->cfg->diff_log = o.diff_log ? kg_strdup(o.diff_log) : NULL;
+  free(rp->cfg->store_path);
+  rp->cfg->store_path = o.db ? kg_strdup(o.db) : NULL;
+  if (kg_sinks_open(rp->cfg, &rp->sinks, err, sizeof(err)) != 0) {
+    fprintf(stderr, "kagami replay: %s\n", err);
+    goto out;
   }
   if (o.compare) kg_htmldiff_global_init();
   rp->epstats = kg_epstats_new(2, rp->cfg->latency_regression);
@@ -1151,6 +1105,10 @@ int kg_replay_main(int argc, char **argv) {
   http_parser_set_max_header_size(1024 * 1024);
   signal(SIGPIPE, SIG_IGN);
   uv_loop_init(&rp->loop);
+  /* One batch at a time, started as soon as a response is in: sending
+   * pauses while the queue is long (kg_replay_pump), nothing is dropped. */
+  const kg_pipeline_limits lim = {.gather = 1};
+  kg_pipeline_init(&rp->results, &rp->loop, &kg_replay_pipeline_ops, &lim, &rp->sinks, rp);
   rp->client = kg_rc_new(&rp->loop, (const struct sockaddr *)&rp->target.sa, rp->target.salen,
                          o.timeout);
   uv_timer_init(&rp->loop, &rp->pace);

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "common/common.h"
+#include "compare/compare.h"
 #include "config/config.h"
 #include "results/difflog.h"
 #include "cli/report.h"
@@ -66,7 +67,7 @@ static int teardown(void **state) {
 
 /* One record: a master and one shadow. */
 typedef struct rec {
-  kg_record r;
+  kg_result r;
   kg_resp_view v[2];
   const char *roles[2];
   kg_pair_result pairs[2];
@@ -106,7 +107,7 @@ static void rec_init(rec *x, int seq, double ts, const char *endpoint,
   }
   x->endpoint = endpoint;
   x->url = "/a?b=1";
-  x->r = (kg_record){.id = x->id,
+  x->r = (kg_result){.id = x->id,
                      .ts = {.tv_sec = (time_t)ts, .tv_nsec = 0},
                      .method = "GET",
                      .url = x->url,
@@ -132,7 +133,7 @@ static void rec_free(rec *x) {
 static void write_simple(kg_store *s, int first, int n, double ts, const char *endpoint,
                          bool equal) {
   rec *v = kg_calloc((size_t)n, sizeof(rec));
-  const kg_record **p = kg_calloc((size_t)n, sizeof(*p));
+  const kg_result **p = kg_calloc((size_t)n, sizeof(*p));
   for (int i = 0; i < n; i++) {
     rec_init(&v[i], first + i, ts, endpoint, "a\nb\nprice: 1.5\n", 15,
              equal ? "a\nb\nprice: 1.5\n" : "a\nb\nprice: 1.4\n", 15, equal,
@@ -273,7 +274,7 @@ static void test_body_cap_and_compression(void **state) {
   for (size_t i = 0; i < sizeof(big); i++) big[i] = (char)('a' + i % 26);
   rec x;
   rec_init(&x, 1, now_s(), "GET /b", "short body\n", 11, big, sizeof(big), false, 1, 2);
-  const kg_record *p = &x.r;
+  const kg_result *p = &x.r;
   assert_int_equal(kg_store_write(s, &p, 1), 0);
   rec_free(&x);
   kg_store_close(s);
@@ -332,7 +333,7 @@ static void test_redaction(void **state) {
   kg_hdrs_add(&x.sh, "x-api-key", 9, "SECRET-KEY-6", 12);
   kg_diffs_add(&x.pairs[1].headers, "header:x-api-key", "header:x-api-key", NULL,
                "SECRET-KEY-6");
-  const kg_record *p = &x.r;
+  const kg_result *p = &x.r;
   assert_int_equal(kg_store_write(s, &p, 1), 0);
   rec_free(&x);
   kg_store_close(s);
@@ -562,7 +563,7 @@ static void test_query_endpoints(void **state) {
   rec_init(&x, 400, t, "GET /busy", "m", 1, "s", 1, false, 1, 2);
   x.v[1].error = "timeout";
   x.v[1].status = 0;
-  const kg_record *p = &x.r;
+  const kg_result *p = &x.r;
   assert_int_equal(kg_store_write(s, &p, 1), 0);
   rec_free(&x);
   kg_store_close(s);
@@ -640,7 +641,7 @@ static void test_query_results_and_result(void **state) {
   for (size_t i = 0; i < sizeof(bin); i++) bin[i] = (unsigned char)i;
   rec x;
   rec_init(&x, 10, t, "GET /b", "caf\xc3\xa9\n", 6, (const char *)bin, sizeof(bin), false, 1, 2);
-  const kg_record *p = &x.r;
+  const kg_result *p = &x.r;
   assert_int_equal(kg_store_write(s, &p, 1), 0);
   char id[40];
   snprintf(id, sizeof(id), "%s", x.id);
@@ -740,7 +741,7 @@ static void test_storeq_open_errors(void **state) {
  * body, status and header differences, failed shadows and masters, many
  * equal latencies, spread over three hours. */
 typedef struct mixrec {
-  kg_record r;
+  kg_result r;
   kg_resp_view v[4];
   const char *roles[4];
   kg_pair_result pairs[4];
@@ -760,7 +761,7 @@ static void write_mixed(kg_store *s, int n, double t0) {
   unsigned seed = 7;
   const int batch = 50;
   mixrec *v = kg_calloc((size_t)batch, sizeof(mixrec));
-  const kg_record **p = kg_calloc((size_t)batch, sizeof(*p));
+  const kg_result **p = kg_calloc((size_t)batch, sizeof(*p));
   for (int base = 0; base < n; base += batch) {
     int k = KG_MIN(batch, n - base);
     for (int j = 0; j < k; j++) {
@@ -806,7 +807,7 @@ static void write_mixed(kg_store *s, int n, double t0) {
         x->v[0].status = 0;
         equal = false;
       }
-      x->r = (kg_record){.id = x->id, .ts = {.tv_sec = (time_t)ts,
+      x->r = (kg_result){.id = x->id, .ts = {.tv_sec = (time_t)ts,
                                              .tv_nsec = (long)((ts - floor(ts)) * 1e9)},
                          .method = "GET", .url = "/", .endpoint = x->endpoint,
                          .req_hdrs = &x->req, .resps = x->v, .roles = x->roles,
