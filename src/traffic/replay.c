@@ -41,6 +41,7 @@
 #include "http/http.h"
 #include "traffic/replay_client.h"
 #include "results/store.h"
+#include "traffic/source.h"
 #include "traffic/warc.h"
 
 #undef uthash_malloc
@@ -107,7 +108,7 @@ typedef struct kg_replay_opts {
   const char *db;
   bool strict;
   bool json;
-  kg_traffic_format format;
+  kg_source_format format;
   double timeout;
   kg_hdrs headers;            /* --header fields (owned) */
 } kg_replay_opts;
@@ -221,7 +222,7 @@ static int kg_replay_parse(int argc, char **argv, kg_replay_opts *o) {
     } else if (strcmp(name, "--db") == 0) {
       o->db = val;
     } else if (strcmp(name, "--format") == 0) {
-      if (kg_traffic_format_parse(val, &o->format) != 0)
+      if (kg_source_format_parse(val, &o->format) != 0)
         return kg_usage_error("--format: expected auto, warc, urls or nginx, got '%s'", val);
     } else if (strcmp(name, "--header") == 0) {
       const char *colon = strchr(val, ':');
@@ -276,7 +277,7 @@ typedef struct kg_ep {
 
 /* An item in the read-ahead window. */
 typedef struct kg_slot {
-  kg_traffic_item item;
+  kg_source_item item;
   double key;                /* recorded time used for ordering */
   uint64_t seq;              /* input order, to keep ties stable */
   char *endpoint;            /* owned endpoint name */
@@ -288,7 +289,7 @@ typedef struct kg_replay kg_replay;
 typedef struct kg_rq {
   kg_rc_req hc;              /* the client request (embedded) */
   kg_replay *rp;
-  kg_traffic_item item;      /* what was recorded (owned) */
+  kg_source_item item;       /* what was recorded (owned) */
   char *endpoint;            /* owned */
   kg_ep *ep;                 /* its summary row (loop thread only) */
   struct timespec sent_at;   /* wall clock, the result's ts */
@@ -307,7 +308,7 @@ struct kg_replay {
   kg_replay_opts *o;
   kg_config *cfg;            /* owned */
   kg_addr target;            /* resolved --target */
-  kg_traffic *src;           /* owned input */
+  kg_source *src;            /* owned input */
   kg_difflog *difflog;       /* owned, or NULL */
   kg_store *store;           /* owned, or NULL */
   kg_epstats *epstats;       /* latency regression flags, for the records */
@@ -373,7 +374,7 @@ static void kg_heap_push(kg_replay *rp, kg_slot *s) {
     i = parent;
   }
   rp->heap[i] = s;
-  rp->heap_bytes += kg_traffic_item_size(&s->item);
+  rp->heap_bytes += kg_source_item_size(&s->item);
 }
 
 static kg_slot *kg_heap_pop(kg_replay *rp) {
@@ -390,19 +391,19 @@ static kg_slot *kg_heap_pop(kg_replay *rp) {
     i = m;
   }
   if (rp->nheap > 0) rp->heap[i] = last;
-  rp->heap_bytes -= kg_traffic_item_size(&top->item);
+  rp->heap_bytes -= kg_source_item_size(&top->item);
   return top;
 }
 
 static void kg_slot_free(kg_slot *s) {
-  kg_traffic_item_free(&s->item);
+  kg_source_item_free(&s->item);
   free(s->endpoint);
   free(s);
 }
 
 /* True when the item passes --filter: its endpoint name, or its method
  * and raw path, match the glob. */
-static bool kg_replay_wanted(kg_replay *rp, const kg_traffic_item *it, const char *endpoint) {
+static bool kg_replay_wanted(kg_replay *rp, const kg_source_item *it, const char *endpoint) {
   if (rp->o->filter == NULL) return true;
   if (kg_rule_matches(&rp->filter, endpoint)) return true;
   kg_buf raw = KG_BUF_INIT;
@@ -417,7 +418,7 @@ static void kg_replay_fill(kg_replay *rp) {
   while (!rp->input_done && rp->nheap < KG_REPLAY_WINDOW &&
          rp->heap_bytes < KG_REPLAY_WINDOW_BYTES) {
     kg_slot *s = kg_calloc(1, sizeof(*s));
-    int rc = kg_traffic_next(rp->src, &s->item, rp->input_error, sizeof(rp->input_error));
+    int rc = kg_source_next(rp->src, &s->item, rp->input_error, sizeof(rp->input_error));
     if (rc != 1) {
       free(s);
       rp->input_done = true;
@@ -473,7 +474,7 @@ static void kg_replay_count_error(kg_replay *rp, const char *why) {
 /* --- comparing (thread pool) --------------------------------------------------- */
 
 static void kg_replay_views(const kg_rq *q, kg_resp_view v[2], kg_buf *cut) {
-  const kg_traffic_item *it = &q->item;
+  const kg_source_item *it = &q->item;
   const kg_rc_req *r = &q->hc;
   v[0] = (kg_resp_view){.backend = "recorded",
                         .status = it->status,
@@ -582,7 +583,7 @@ static void kg_replay_batch_work(uv_work_t *w) {
 
 static void kg_rq_free(kg_rq *q) {
   kg_rc_req_free(&q->hc);
-  kg_traffic_item_free(&q->item);
+  kg_source_item_free(&q->item);
   free(q->endpoint);
   free(q);
 }
@@ -632,7 +633,7 @@ static bool kg_method_has_body(const char *m) {
  * ones of the same name, a Host when there is none, and one
  * Content-Length for the body. Nothing else is added (not even a
  * User-Agent): the target should see what production saw. */
-static void kg_replay_build(const kg_replay *rp, const kg_traffic_item *it, kg_buf *b) {
+static void kg_replay_build(const kg_replay *rp, const kg_source_item *it, kg_buf *b) {
   const kg_hdrs *h = &it->req_hdrs, *set = &rp->o->headers;
   kg_buf_appendf(b, "%s %s HTTP/1.1\r\n", it->method, it->url);
   bool host = false;
@@ -683,7 +684,7 @@ static void kg_replay_on_response(kg_rc_req *r) {
   if (q->item.has_response && isfinite(q->item.elapsed))
     kg_hist_add(&ep->rec, (uint64_t)(q->item.elapsed * 1e6));
   if (rp->o->compare && q->item.has_response) {
-    q->bytes = kg_traffic_item_size(&q->item) + r->body.len + r->resp.hdrs.data.len;
+    q->bytes = kg_source_item_size(&q->item) + r->body.len + r->resp.hdrs.data.len;
     q->next = NULL;
     if (rp->pend_tail) rp->pend_tail->next = q;
     else rp->pend_head = q;
@@ -746,8 +747,8 @@ static void kg_replay_pump(kg_replay *rp) {
       break; /* resumed by the batch's after-callback */
     kg_replay_fill(rp);
     if (rp->nheap == 0) {
-      kg_traffic_status st;
-      kg_traffic_status_get(rp->src, &st);
+      kg_source_status st;
+      kg_source_status_get(rp->src, &st);
       rp->stopping = true;
       rp->stop_reason = st.damaged ? "damaged input" : "end of input";
       break;
@@ -775,8 +776,8 @@ static void kg_fmt_eta(double s, char *out, size_t n) {
 
 static void kg_replay_draw(kg_replay *rp) {
   double el = rp->t0 ? (double)(uv_hrtime() - rp->t0) / 1e9 : 0;
-  kg_traffic_status st;
-  kg_traffic_status_get(rp->src, &st);
+  kg_source_status st;
+  kg_source_status_get(rp->src, &st);
   double rate = el > 0 ? (double)rp->sent / el : 0;
   double eta = NAN;
   if (rp->input_done) {
@@ -870,10 +871,10 @@ static json_t *kg_pct_json(const kg_hist *h, double q) {
   return kg_hist_count(h) ? json_real(kg_ms(kg_hist_percentile(h, q))) : json_null();
 }
 
-static void kg_replay_summary_json(kg_replay *rp, double el, const kg_traffic_status *st) {
+static void kg_replay_summary_json(kg_replay *rp, double el, const kg_source_status *st) {
   json_t *j = json_object();
   json_object_set_new(j, "file", json_string(rp->o->file));
-  json_object_set_new(j, "format", json_string(kg_traffic_format_name(st->format)));
+  json_object_set_new(j, "format", json_string(kg_source_format_name(st->format)));
   json_object_set_new(j, "target", json_string(rp->o->target));
   json_object_set_new(j, "stopped", json_string(rp->stop_reason ? rp->stop_reason : "end of input"));
   json_object_set_new(j, "sent", json_integer((json_int_t)rp->sent));
@@ -951,8 +952,8 @@ static void kg_replay_summary_json(kg_replay *rp, double el, const kg_traffic_st
   json_decref(j);
 }
 
-static void kg_replay_summary_text(kg_replay *rp, double el, const kg_traffic_status *st) {
-  printf("kagami replay: %s (%s) -> %s\n", rp->o->file, kg_traffic_format_name(st->format),
+static void kg_replay_summary_text(kg_replay *rp, double el, const kg_source_status *st) {
+  printf("kagami replay: %s (%s) -> %s\n", rp->o->file, kg_source_format_name(st->format),
          rp->o->target);
   printf("sent %" PRIu64 " requests in %.2f s (%.1f/s) on %" PRIu64
          " connection%s; %" PRIu64 " answered, %" PRIu64 " errors; stopped: %s\n",
@@ -1053,7 +1054,7 @@ static int kg_replay_default_config(const char *target_hostport, kg_config **out
   return rc;
 }
 
-static void kg_replay_report_damage(kg_replay *rp, const kg_traffic_status *st) {
+static void kg_replay_report_damage(kg_replay *rp, const kg_source_status *st) {
   if (!st->damaged) return;
   fprintf(stderr,
           "kagami replay: %s: reading stopped at %sbyte %" PRIu64 ": %s; %" PRIu64
@@ -1072,7 +1073,7 @@ static void kg_replay_free(kg_replay *rp) {
     free(e->name);
     free(e);
   }
-  kg_traffic_close(rp->src);
+  kg_source_close(rp->src);
   kg_store_close(rp->store);
   kg_difflog_close(rp->difflog);
   kg_epstats_free(rp->epstats);
@@ -1105,19 +1106,19 @@ int kg_replay_main(int argc, char **argv) {
     fprintf(stderr, "kagami replay: %s\n", err);
     goto out;
   }
-  if (kg_traffic_open(o.file, o.format, o.strict, &rp->src, err, sizeof(err)) != 0) {
+  if (kg_source_open(o.file, o.format, o.strict, &rp->src, err, sizeof(err)) != 0) {
     fprintf(stderr, "kagami replay: %s\n", err);
     goto out;
   }
-  kg_traffic_status st;
-  kg_traffic_status_get(rp->src, &st);
-  if (o.speed > 0 && st.format == KG_TRAFFIC_URLS) {
+  kg_source_status st;
+  kg_source_status_get(rp->src, &st);
+  if (o.speed > 0 && st.format == KG_SOURCE_URLS) {
     kg_usage_error("--speed needs recorded times; %s is a URL list (use --rate)", o.file);
     goto out;
   }
-  if (o.compare && st.format != KG_TRAFFIC_WARC) {
+  if (o.compare && st.format != KG_SOURCE_WARC) {
     kg_usage_error("--compare needs a WARC recording with responses; %s is %s", o.file,
-                   st.format == KG_TRAFFIC_URLS ? "a URL list" : "an nginx log");
+                   st.format == KG_SOURCE_URLS ? "a URL list" : "an nginx log");
     goto out;
   }
   if (o.diff_log) {
@@ -1183,7 +1184,7 @@ int kg_replay_main(int argc, char **argv) {
   uv_loop_close(&rp->loop);
 
   double el = rp->t0 ? (double)((rp->t_end > rp->t0 ? rp->t_end : rp->t0) - rp->t0) / 1e9 : 0;
-  kg_traffic_status_get(rp->src, &st);
+  kg_source_status_get(rp->src, &st);
   if (o.json) kg_replay_summary_json(rp, el, &st);
   else kg_replay_summary_text(rp, el, &st);
   kg_replay_report_damage(rp, &st);
