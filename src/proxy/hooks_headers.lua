@@ -87,6 +87,16 @@ local function new(list, ro)
   return t
 end
 
+-- Appends the field named l (lower case) to out as the hook left it:
+-- its current spelling and value, or nothing once it was deleted.
+local function put(out, st, l)
+  local v = st.values[l]
+  if v ~= nil then
+    out[#out + 1] = st.names[l]
+    out[#out + 1] = v
+  end
+end
+
 -- Back to a flat list: names the hook did not touch keep their original
 -- separate fields; a touched name takes the place of its first original
 -- field (keeping that spelling); new names follow in the order they were
@@ -102,20 +112,11 @@ local function export(t)
       out[#out + 1] = orig[i + 1]
     elseif not done[l] then
       done[l] = true
-      local v = st.values[l]
-      if v ~= nil then
-        out[#out + 1] = st.names[l]
-        out[#out + 1] = v
-      end
+      put(out, st, l)
     end
   end
   for i = st.norig + 1, #st.order do
-    local l = st.order[i]
-    local v = st.values[l]
-    if v ~= nil then
-      out[#out + 1] = st.names[l]
-      out[#out + 1] = v
-    end
+    put(out, st, st.order[i])
   end
   return out
 end
