@@ -363,6 +363,10 @@ static void kg_recorder_rotate(kg_recorder *r) {
   kg_log_info("record: rotated %s to %s", r->path, moved);
 }
 
+/* Writes one exchange (formatted into the scratch buffer b), rotating
+ * first when it would take the file past max_bytes. A failed write drops
+ * the exchange and counts it; the error is logged at most once a
+ * KG_RECORD_ERROR_LOG_INTERVAL. The caller still owns it. */
 static void kg_recorder_write(kg_recorder *r, kg_record_item *it, kg_buf *b) {
   kg_buf_reset(b);
   kg_recorder_format_exchange(r, it, b);
@@ -385,6 +389,9 @@ static void kg_recorder_write(kg_recorder *r, kg_record_item *it, kg_buf *b) {
 
 /* --- the writer thread ------------------------------------------------------------- */
 
+/* The writer: takes everything queued at once, writes it without the
+ * lock, and ends when closing and the queue is empty. Owns the items it
+ * takes. */
 static void *kg_recorder_thread(void *arg) {
   kg_recorder *r = arg;
   kg_record_item *batch[KG_RECORD_QUEUE_ITEMS];

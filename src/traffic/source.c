@@ -539,6 +539,9 @@ static int kg_source_end(kg_source *t, int rc, char *err, size_t errlen) {
   return -1;
 }
 
+/* kg_source_next for WARC: the next request or response record that holds
+ * an HTTP message, with its other half when the record after it is that
+ * (that record is kept for the next call otherwise). */
 static int kg_source_next_warc(kg_source *t, kg_source_item *it, char *err,
                                size_t errlen) {
   for (;;) {
@@ -590,6 +593,9 @@ static int kg_source_next_warc(kg_source *t, kg_source_item *it, char *err,
   }
 }
 
+/* kg_source_next for URL lists and nginx logs: the next line that parses
+ * as an item; blank and comment lines are passed over, the rest counted
+ * as skipped or unparseable. */
 static int kg_source_next_lines(kg_source *t, kg_source_item *it, char *err,
                                 size_t errlen) {
   for (;;) {
