@@ -18,6 +18,9 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 SRCS    := $(sort $(wildcard src/*/*.c))
 LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
 UNITSRC := $(sort $(wildcard tests/unit/*/test_*.c))
+# Sources generated into build/gen/ (rules below); every build compiles
+# them like the library sources.
+GEN_SRCS := build/gen/web_assets.c build/gen/hooks_lua.c
 PYTEST  := /usr/bin/python3 -m pytest
 
 .PHONY: all deps deps-test test unit integration check-asan demo bench fuzz fuzz-replay clean
@@ -34,7 +37,7 @@ build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-OBJS := $(SRCS:%.c=build/obj/%.o)
+OBJS := $(SRCS:%.c=build/obj/%.o) $(GEN_SRCS:build/gen/%.c=build/obj/gen/%.o)
 build/kagami: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -43,8 +46,9 @@ build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -MMD -MP -c $< -o $@
 
-ASAN_OBJS    := $(SRCS:%.c=build/asan/%.o)
-ASAN_LIBOBJS := $(LIBSRCS:%.c=build/asan/%.o)
+ASAN_GENOBJS := $(GEN_SRCS:build/gen/%.c=build/asan/gen/%.o)
+ASAN_OBJS    := $(SRCS:%.c=build/asan/%.o) $(ASAN_GENOBJS)
+ASAN_LIBOBJS := $(LIBSRCS:%.c=build/asan/%.o) $(ASAN_GENOBJS)
 build/asan/kagami: $(ASAN_OBJS)
 	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
 
@@ -54,23 +58,26 @@ build/asan/unit/%: tests/unit/%.c $(ASAN_LIBOBJS)
 
 UNITBINS := $(UNITSRC:tests/unit/%.c=build/asan/unit/%)
 
-# --- dashboard: web/ embedded into the binaries by scripts/embed_web.py ---
+# --- generated sources: files embedded into the binaries -------------------
+# The dashboard (web/) by scripts/embed_web.py, for admin.c; the Lua chunks
+# kept as .lua files (src/proxy/*.lua) by scripts/embed_lua.py, for
+# hooks.c. Their objects are in OBJS, ASAN_OBJS and FUZZ_OBJS with the
+# rest, so the release, ASan, unit, fuzz and bench builds all link them.
 WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
 build/gen/web_assets.c: $(WEB_FILES) scripts/embed_web.py
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 scripts/embed_web.py -o $@ $(WEB_FILES)
-build/obj/gen/web_assets.o: build/gen/web_assets.c src/admin/admin.h
+LUA_CHUNKS := kg_hooks_headers_lua=src/proxy/hooks_headers.lua
+build/gen/hooks_lua.c: $(foreach c,$(LUA_CHUNKS),$(lastword $(subst =, ,$(c)))) \
+                       scripts/embed_lua.py scripts/embed_web.py
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
-build/asan/gen/web_assets.o: build/gen/web_assets.c src/admin/admin.h
+	/usr/bin/python3 scripts/embed_lua.py -o $@ --include proxy/hooks_lua.h $(LUA_CHUNKS)
+build/obj/gen/%.o: build/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
-# Extra prerequisites of the links above ($^ includes them); the unit
-# tests link every library object, admin.c's asset table among them.
-build/kagami: build/obj/gen/web_assets.o
-build/asan/kagami: build/asan/gen/web_assets.o
-$(UNITBINS): build/asan/gen/web_assets.o
-ASAN_LIBOBJS += build/asan/gen/web_assets.o
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+build/asan/gen/%.o: build/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -MMD -MP -c $< -o $@
 
 # --- the dashboard in Debian's headless Chromium (tests/browser) ----------
 # `browser-test` installs Chromium (and node/npm if absent) and the pinned
@@ -133,15 +140,19 @@ FUZZ_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
                 -Wno-string-concatenation
 FUZZ_TARGETS := request response config linediff jsondiff htmldiff decode textnorm endpoint compare
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
-FUZZ_OBJS    := $(LIBSRCS:%.c=build/fuzz/obj/%.o)
+FUZZ_OBJS    := $(LIBSRCS:%.c=build/fuzz/obj/%.o) $(GEN_SRCS:build/gen/%.c=build/fuzz/obj/gen/%.o)
 # The config target swaps in a sandboxed Lua, a bounded allocator, a
 # smaller instruction budget and a resolver that never touches the network
 # (see fuzz_config.c).
 FUZZ_LDFLAGS_config := -Wl,--wrap=luaL_newstate,--wrap=luaL_openlibs,--wrap=lua_sethook,--wrap=getaddrinfo
 
+FUZZ_COMPILE = $(FUZZ_CC) $(CSTD) $(WARN) $(PKG_CFLAGS) -Isrc $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CSTD) $(WARN) $(PKG_CFLAGS) -Isrc $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+	$(FUZZ_COMPILE) -c $< -o $@
+build/fuzz/obj/gen/%.o: build/gen/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_COMPILE) -c $< -o $@
 
 build/fuzz/libkagami.a: $(FUZZ_OBJS)
 	@rm -f $@

@@ -77,17 +77,22 @@ def render(files):
     return "\n".join(out) + "\n"
 
 
+def write_output(path, text):
+    """Writes text to path through a temporary file and a rename, so an
+    interrupted build never leaves a half-written source behind."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("files", nargs="*")
     args = ap.parse_args()
-    text = render([Path(f) for f in args.files])
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    write_output(args.output, render([Path(f) for f in args.files]))
     return 0
 
 

@@ -13,9 +13,9 @@
 #include "results/sink.h"
 #include "compare/noise.h"
 #include "traffic/record.h"
-#include "traffic/replay.h"
 #include "proxy/hooks.h"
 #include "common/log.h"
+#include "cli/replay_cli.h"
 #include "cli/report.h"
 #include "proxy/worker.h"
 
@@ -332,7 +332,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "report") == 0) return kg_report_main(argc - 2, argv + 2);
   if (strcmp(cmd, "show") == 0) return kg_show_main(argc - 2, argv + 2);
-  if (strcmp(cmd, "replay") == 0) return kg_replay_main(argc - 2, argv + 2);
+  if (strcmp(cmd, "replay") == 0) return kg_replay_cli_main(argc - 2, argv + 2);
   fprintf(stderr, "kagami: unknown %s '%s'\n%s",
           cmd[0] == '-' ? "option" : "command", cmd, kg_usage);
   return 1;

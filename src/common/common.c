@@ -57,6 +57,18 @@ void kg_put_dec3(char *out, uint64_t v) {
   out[2] = (char)('0' + v % 10);
 }
 
+bool kg_read_digits(const char **p, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    char c = (*p)[i];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *p += n;
+  *out = v;
+  return true;
+}
+
 uint64_t kg_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

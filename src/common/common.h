@@ -47,6 +47,10 @@ void kg_put_hex(char *out, uint64_t v, int digits);
 /* Writes the low three decimal digits of v, zero-padded, to out, no NUL
  * (status codes, milliseconds). */
 void kg_put_dec3(char *out, uint64_t v);
+/* Reads exactly n decimal digits at *p into *out and advances *p past
+ * them; false (and *p unchanged) when any of the n is not a digit. For
+ * fixed-width date fields. */
+bool kg_read_digits(const char **p, int n, int *out);
 
 /* Monotonic clock in nanoseconds (for elapsed times). */
 uint64_t kg_now_ns(void);

@@ -10,9 +10,9 @@
  * allocates hangs off the call_ctx and is freed by the caller.
  *
  * Header fields are shown to Lua as case-insensitive proxy tables. That
- * part is a small Lua chunk (headers_lua below), loaded once per state:
- * metatables are far shorter to write in Lua than through the C API, and
- * it runs only when a hook touches headers. */
+ * part is a small Lua chunk (hooks_headers.lua, embedded at build time),
+ * loaded once per state: metatables are far shorter to write in Lua than
+ * through the C API, and it runs only when a hook touches headers. */
 #include "proxy/hooks.h"
 #include "common/log.h"
 
@@ -28,6 +28,7 @@
 #include <lualib.h>
 
 #include "common/common.h"
+#include "proxy/hooks_lua.h"
 
 enum hook_id { HOOK_SELECT, HOOK_MUNGE, HOOK_FINISHED, HOOK_COUNT };
 
@@ -39,131 +40,9 @@ struct kg_hooks {
   lua_State *L;          /* owned; NULL when the config defines no hook */
   int ref[HOOK_COUNT];   /* registry refs to the hook functions, or
                             LUA_NOREF when that hook is not defined */
-  int ref_hnew;          /* headers_lua's new(list, readonly) */
-  int ref_hexport;       /* headers_lua's export(proxy) */
+  int ref_hnew;          /* hooks_headers.lua's new(list, readonly) */
+  int ref_hexport;       /* hooks_headers.lua's export(proxy) */
 };
-
-/* Header proxies. The fields live in a weak-keyed side table, so the proxy
- * the hook sees is an empty table whose metatable is hidden: hook code can
- * neither reach nor corrupt the storage. Names and values are checked on
- * assignment, so a bad value fails at the line that wrote it; C checks
- * again when rebuilding the kg_hdrs. */
-static const char headers_lua[] =
-    "local lower, find, format, gsub = string.lower, string.find, "
-    "string.format, string.gsub\n"
-    "local type, tostring, error, setmetatable = type, tostring, error, "
-    "setmetatable\n"
-    "local state = setmetatable({}, { __mode = 'k' })\n"
-    "local mt = { __metatable = false }\n"
-    "\n"
-    "local function printable(s)\n"
-    "  return (gsub(s, '[%c\\128-\\255]', function(ch)\n"
-    "    return format('\\\\x%02x', ch:byte()) end))\n"
-    "end\n"
-    "\n"
-    "function mt.__index(t, k)\n"
-    "  if type(k) ~= 'string' then return nil end\n"
-    "  return state[t].values[lower(k)]\n"
-    "end\n"
-    "\n"
-    "function mt.__newindex(t, k, v)\n"
-    "  local st = state[t]\n"
-    "  if st.ro then error('these headers are read-only', 2) end\n"
-    "  if type(k) ~= 'string' then\n"
-    "    error('header names must be strings, got a ' .. type(k), 2)\n"
-    "  end\n"
-    "  if not find(k, \"^[!#$%%&'*+%-.^_`|~0-9A-Za-z]+$\") then\n"
-    "    error('invalid header name \"' .. printable(k) .. '\"', 2)\n"
-    "  end\n"
-    "  if type(v) == 'number' then\n"
-    "    v = tostring(v)\n"
-    "  elseif v ~= nil and type(v) ~= 'string' then\n"
-    "    error('header ' .. k .. ': value must be a string, got a ' .. "
-    "type(v), 2)\n"
-    "  end\n"
-    "  if v ~= nil and find(v, '[\\r\\n\\0]') then\n"
-    "    error('header ' .. k .. ': value contains CR, LF or NUL', 2)\n"
-    "  end\n"
-    "  local l = lower(k)\n"
-    "  if st.names[l] == nil then\n"
-    "    if v == nil then return end\n"
-    "    st.names[l] = k\n"
-    "    st.order[#st.order + 1] = l\n"
-    "  end\n"
-    "  st.values[l] = v\n"
-    "  st.touched[l] = true\n"
-    "end\n"
-    "\n"
-    "function mt.__pairs(t)\n"
-    "  local st, i = state[t], 0\n"
-    "  return function()\n"
-    "    while true do\n"
-    "      i = i + 1\n"
-    "      local l = st.order[i]\n"
-    "      if l == nil then return nil end\n"
-    "      local v = st.values[l]\n"
-    "      if v ~= nil then return st.names[l], v end\n"
-    "    end\n"
-    "  end, t, nil\n"
-    "end\n"
-    "\n"
-    /* list = { name1, value1, name2, value2, ... } as received. Fields
-     * sharing a name are shown joined with ", " (RFC 9110 5.3). */
-    "local function new(list, ro)\n"
-    "  local st = { names = {}, values = {}, order = {}, touched = {},\n"
-    "               orig = list, ro = ro }\n"
-    "  for i = 1, #list, 2 do\n"
-    "    local n, v = list[i], list[i + 1]\n"
-    "    local l = lower(n)\n"
-    "    local old = st.values[l]\n"
-    "    if old == nil then\n"
-    "      st.names[l] = n\n"
-    "      st.order[#st.order + 1] = l\n"
-    "      st.values[l] = v\n"
-    "    else\n"
-    "      st.values[l] = old .. ', ' .. v\n"
-    "    end\n"
-    "  end\n"
-    "  st.norig = #st.order\n"
-    "  local t = setmetatable({}, mt)\n"
-    "  state[t] = st\n"
-    "  return t\n"
-    "end\n"
-    "\n"
-    /* Back to a flat list: names the hook did not touch keep their original
-     * separate fields; a touched name takes the place of its first original
-     * field (keeping that spelling); new names follow in the order they were
-     * first assigned. */
-    "local function export(t)\n"
-    "  local st = state[t]\n"
-    "  local out, done, orig = {}, {}, st.orig\n"
-    "  for i = 1, #orig, 2 do\n"
-    "    local n = orig[i]\n"
-    "    local l = lower(n)\n"
-    "    if not st.touched[l] then\n"
-    "      out[#out + 1] = n\n"
-    "      out[#out + 1] = orig[i + 1]\n"
-    "    elseif not done[l] then\n"
-    "      done[l] = true\n"
-    "      local v = st.values[l]\n"
-    "      if v ~= nil then\n"
-    "        out[#out + 1] = st.names[l]\n"
-    "        out[#out + 1] = v\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  for i = st.norig + 1, #st.order do\n"
-    "    local l = st.order[i]\n"
-    "    local v = st.values[l]\n"
-    "    if v ~= nil then\n"
-    "      out[#out + 1] = st.names[l]\n"
-    "      out[#out + 1] = v\n"
-    "    end\n"
-    "  end\n"
-    "  return out\n"
-    "end\n"
-    "\n"
-    "return { new = new, export = export }\n";
 
 /* Everything one hook call needs and produces. Lives on the C caller's
  * stack; the trampoline gets it as a light userdata. */
@@ -590,7 +469,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 /* Loads the header helpers and keeps references to new() and export(). */
 static int load_helpers(kg_hooks *h, char *err, size_t errlen) {
   lua_State *L = h->L;
-  int st = luaL_loadbufferx(L, headers_lua, sizeof(headers_lua) - 1,
+  int st = luaL_loadbufferx(L, kg_hooks_headers_lua, kg_hooks_headers_lua_len,
                             "=kagami.headers", "t");
   if (st == LUA_OK) st = lua_pcall(L, 0, 1, 0);
   if (st != LUA_OK) {

@@ -101,7 +101,7 @@ static bool kg_recorder_redacts(const kg_recorder *r, const char *name) {
 /* Appends a cookie list ("a=1; b=2") with every value replaced: the names
  * stay, so a replay's comparison (which looks at cookie names only) and a
  * person reading the file still see which cookies there were. */
-static void kg_redact_cookies(kg_buf *b, const char *v, size_t n, bool first_only) {
+static void kg_recorder_redact_cookies(kg_buf *b, const char *v, size_t n, bool first_only) {
   size_t i = 0;
   bool first = true;
   while (i < n) {
@@ -125,39 +125,39 @@ static void kg_redact_cookies(kg_buf *b, const char *v, size_t n, bool first_onl
 }
 
 /* Appends "Name: value\r\n" for field i of h, redacted if it must be. */
-static void kg_format_field(const kg_recorder *r, kg_buf *b, const kg_hdrs *h,
-                            size_t i) {
+static void kg_recorder_format_field(const kg_recorder *r, kg_buf *b, const kg_hdrs *h,
+                                     size_t i) {
   const char *name = kg_hdrs_name(h, i);
   const char *v = kg_hdrs_value(h, i);
   size_t vlen = h->v[i].value_len;
   kg_buf_append(b, name, h->v[i].name_len);
   kg_buf_append(b, ": ", 2);
   if (!kg_recorder_redacts(r, name)) kg_buf_append(b, v, vlen);
-  else if (strcasecmp(name, "cookie") == 0) kg_redact_cookies(b, v, vlen, false);
-  else if (strcasecmp(name, "set-cookie") == 0) kg_redact_cookies(b, v, vlen, true);
+  else if (strcasecmp(name, "cookie") == 0) kg_recorder_redact_cookies(b, v, vlen, false);
+  else if (strcasecmp(name, "set-cookie") == 0) kg_recorder_redact_cookies(b, v, vlen, true);
   else kg_buf_appends(b, KG_REDACTED);
   kg_buf_append(b, "\r\n", 2);
 }
 
-static bool kg_method_has_body(const char *m) {
+static bool kg_recorder_method_has_body(const char *m) {
   return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 }
 
 /* The request as forwarded, re-framed with one Content-Length (the fields
  * came without framing ones). */
-static void kg_format_request(const kg_recorder *r, const kg_record_item *it,
-                              kg_buf *b, bool *truncated) {
+static void kg_recorder_format_request(const kg_recorder *r, const kg_record_item *it,
+                                       kg_buf *b, bool *truncated) {
   kg_buf_appendf(b, "%s %s HTTP/1.1\r\n", it->method, it->url);
   for (size_t i = 0; i < it->req_hdrs.n; i++) {
     const char *name = kg_hdrs_name(&it->req_hdrs, i);
     size_t nlen = it->req_hdrs.v[i].name_len;
     if (kg_str_ieq(name, nlen, "content-length") || kg_str_ieq(name, nlen, "transfer-encoding"))
       continue;
-    kg_format_field(r, b, &it->req_hdrs, i);
+    kg_recorder_format_field(r, b, &it->req_hdrs, i);
   }
   size_t blen = r->bodies ? it->req_body.len : 0;
   *truncated = !r->bodies && it->req_body.len > 0;
-  if (blen || it->req_body.len || kg_method_has_body(it->method))
+  if (blen || it->req_body.len || kg_recorder_method_has_body(it->method))
     kg_buf_appendf(b, "Content-Length: %zu\r\n", blen);
   kg_buf_append(b, "\r\n", 2);
   kg_buf_append(b, it->req_body.data, blen);
@@ -166,17 +166,17 @@ static void kg_format_request(const kg_recorder *r, const kg_record_item *it,
 /* Responses that have no body whatever their fields say: their
  * Content-Length describes the resource, and is kept as the master sent
  * it. */
-static bool kg_response_bodiless(const kg_record_item *it) {
+static bool kg_recorder_response_bodiless(const kg_record_item *it) {
   return strcmp(it->method, "HEAD") == 0 || (it->status >= 100 && it->status < 200) ||
          it->status == 204 || it->status == 304;
 }
 
 /* The master's answer as HTTP/1.1, with the de-chunked body and a
  * Content-Length; fields that describe the connection are left out. */
-static void kg_format_response(const kg_recorder *r, const kg_record_item *it,
-                               kg_buf *b, bool *truncated) {
+static void kg_recorder_format_response(const kg_recorder *r, const kg_record_item *it,
+                                        kg_buf *b, bool *truncated) {
   kg_buf_appendf(b, "HTTP/1.1 %03d %s\r\n", it->status, it->reason ? it->reason : "");
-  bool bodiless = kg_response_bodiless(it);
+  bool bodiless = kg_recorder_response_bodiless(it);
   const kg_hdrs *h = &it->resp_hdrs;
   for (size_t i = 0; i < h->n; i++) {
     const char *name = kg_hdrs_name(h, i);
@@ -184,7 +184,7 @@ static void kg_format_response(const kg_recorder *r, const kg_record_item *it,
     if (kg_http_is_hop_by_hop(name, nlen) || kg_http_connection_lists(h, name, nlen))
       continue;
     if (!bodiless && kg_str_ieq(name, nlen, "content-length")) continue;
-    kg_format_field(r, b, h, i);
+    kg_recorder_format_field(r, b, h, i);
   }
   size_t blen = bodiless ? 0 : r->bodies ? it->resp_body.len : 0;
   *truncated = it->resp_truncated || (!r->bodies && it->resp_body.len > 0);
@@ -193,20 +193,7 @@ static void kg_format_response(const kg_recorder *r, const kg_record_item *it,
   kg_buf_append(b, it->resp_body.data, blen);
 }
 
-static void kg_add_field(kg_hdrs *f, const char *name, const char *value) {
-  kg_hdrs_add(f, name, strlen(name), value, strlen(value));
-}
-
-/* A field value from outside (a reason phrase, an error text) with any
- * control byte replaced, so it cannot break the record header. */
-static char *kg_clean_value(const char *s) {
-  char *c = kg_strdup(s);
-  for (char *p = c; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
-  return c;
-}
-
-static void kg_target_uri(const kg_recorder *r, const kg_record_item *it, kg_buf *out) {
+static void kg_recorder_target_uri(const kg_recorder *r, const kg_record_item *it, kg_buf *out) {
   const char *url = it->url;
   if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) {
     kg_buf_appends(out, url);
@@ -220,50 +207,50 @@ static void kg_target_uri(const kg_recorder *r, const kg_record_item *it, kg_buf
 }
 
 /* Appends the records of one exchange to out. */
-static void kg_format_exchange(const kg_recorder *r, const kg_record_item *it,
-                               kg_buf *out) {
+static void kg_recorder_format_exchange(const kg_recorder *r, const kg_record_item *it,
+                                        kg_buf *out) {
   char req_id[KG_WARC_ID_LEN], resp_id[KG_WARC_ID_LEN], date[32];
   kg_warc_new_id(req_id);
   kg_warc_date((double)it->ts.tv_sec + (double)it->ts.tv_nsec / 1e9, date);
   kg_buf uri = KG_BUF_INIT, block = KG_BUF_INIT;
-  kg_target_uri(r, it, &uri);
+  kg_recorder_target_uri(r, it, &uri);
   bool failed = it->error != NULL || it->status == 0;
 
   kg_hdrs f = KG_HDRS_INIT;
   bool truncated = false;
-  kg_format_request(r, it, &block, &truncated);
-  kg_add_field(&f, "WARC-Type", "request");
-  kg_add_field(&f, "WARC-Record-ID", req_id);
-  kg_add_field(&f, "WARC-Date", date);
-  kg_add_field(&f, "WARC-Target-URI", uri.data);
-  if (truncated) kg_add_field(&f, "WARC-Truncated", "length");
+  kg_recorder_format_request(r, it, &block, &truncated);
+  kg_warc_add_field(&f, "WARC-Type", "request");
+  kg_warc_add_field(&f, "WARC-Record-ID", req_id);
+  kg_warc_add_field(&f, "WARC-Date", date);
+  kg_warc_add_field(&f, "WARC-Target-URI", uri.data);
+  if (truncated) kg_warc_add_field(&f, "WARC-Truncated", "length");
   if (failed) {
-    char *e = kg_clean_value(it->error ? it->error : "no response");
-    kg_add_field(&f, "WARC-Kagami-Error", e);
+    char *e = kg_warc_clean_value(it->error ? it->error : "no response");
+    kg_warc_add_field(&f, "WARC-Kagami-Error", e);
     free(e);
   }
-  kg_add_field(&f, "Content-Type", "application/http;msgtype=request");
+  kg_warc_add_field(&f, "Content-Type", "application/http;msgtype=request");
   kg_warc_format(out, &f, block.data, block.len);
 
   if (!failed) {
     kg_hdrs_reset(&f);
     kg_buf_reset(&block);
     kg_warc_new_id(resp_id);
-    char *reason = it->reason ? kg_clean_value(it->reason) : NULL;
+    char *reason = it->reason ? kg_warc_clean_value(it->reason) : NULL;
     kg_record_item tmp = *it;
     tmp.reason = reason;
-    kg_format_response(r, &tmp, &block, &truncated);
+    kg_recorder_format_response(r, &tmp, &block, &truncated);
     free(reason);
     char elapsed[32];
     snprintf(elapsed, sizeof(elapsed), "%.6f", it->elapsed >= 0 ? it->elapsed : 0.0);
-    kg_add_field(&f, "WARC-Type", "response");
-    kg_add_field(&f, "WARC-Record-ID", resp_id);
-    kg_add_field(&f, "WARC-Date", date);
-    kg_add_field(&f, "WARC-Target-URI", uri.data);
-    kg_add_field(&f, "WARC-Concurrent-To", req_id);
-    kg_add_field(&f, "WARC-Kagami-Elapsed", elapsed);
-    if (truncated) kg_add_field(&f, "WARC-Truncated", "length");
-    kg_add_field(&f, "Content-Type", "application/http;msgtype=response");
+    kg_warc_add_field(&f, "WARC-Type", "response");
+    kg_warc_add_field(&f, "WARC-Record-ID", resp_id);
+    kg_warc_add_field(&f, "WARC-Date", date);
+    kg_warc_add_field(&f, "WARC-Target-URI", uri.data);
+    kg_warc_add_field(&f, "WARC-Concurrent-To", req_id);
+    kg_warc_add_field(&f, "WARC-Kagami-Elapsed", elapsed);
+    if (truncated) kg_warc_add_field(&f, "WARC-Truncated", "length");
+    kg_warc_add_field(&f, "Content-Type", "application/http;msgtype=response");
     kg_warc_format(out, &f, block.data, block.len);
   }
   kg_hdrs_free(&f);
@@ -273,22 +260,9 @@ static void kg_format_exchange(const kg_recorder *r, const kg_record_item *it,
 
 /* The warcinfo record that starts every file: who wrote it, in what
  * format. */
-static void kg_format_warcinfo(const kg_recorder *r, kg_buf *out) {
-  char id[KG_WARC_ID_LEN], date[32];
-  kg_warc_new_id(id);
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  kg_warc_date((double)now.tv_sec + (double)now.tv_nsec / 1e9, date);
+static void kg_recorder_format_warcinfo(const kg_recorder *r, kg_buf *out) {
   const char *base = strrchr(r->path, '/');
   base = base ? base + 1 : r->path;
-  kg_hdrs f = KG_HDRS_INIT;
-  kg_add_field(&f, "WARC-Type", "warcinfo");
-  kg_add_field(&f, "WARC-Record-ID", id);
-  kg_add_field(&f, "WARC-Date", date);
-  char *fname = kg_clean_value(base);
-  kg_add_field(&f, "WARC-Filename", fname);
-  free(fname);
-  kg_add_field(&f, "Content-Type", "application/warc-fields");
   kg_buf body = KG_BUF_INIT;
   kg_buf_appendf(&body,
                  "software: kagami/%s\r\n"
@@ -298,9 +272,8 @@ static void kg_format_warcinfo(const kg_recorder *r, kg_buf *out) {
                  "description: HTTP traffic recorded by the kagami shadow proxy; "
                  "request then response record per exchange\r\n",
                  KG_VERSION);
-  kg_warc_format(out, &f, body.data, body.len);
+  kg_warc_format_warcinfo(out, base, body.data, body.len);
   kg_buf_free(&body);
-  kg_hdrs_free(&f);
 }
 
 /* --- the file -------------------------------------------------------------------- */
@@ -321,36 +294,6 @@ static int kg_recorder_append(kg_recorder *r, const char *p, size_t n) {
   }
   r->size += n;
   return 0;
-}
-
-/* Checks that the file at fd is whole WARC records to its end, reading
- * only the headers. Returns true, or false with the offset of the first
- * record that is not whole. */
-static bool kg_recorder_file_whole(int fd, uint64_t size, uint64_t *bad) {
-  char h[4096];
-  uint64_t off = 0;
-  while (off < size) {
-    *bad = off;
-    ssize_t n = pread(fd, h, sizeof(h) - 1, (off_t)off);
-    if (n < 8 || memcmp(h, "WARC/1.", 7) != 0) return false;
-    h[n] = '\0';
-    char *end = strstr(h, "\r\n\r\n");
-    if (end == NULL) return false;
-    *end = '\0';
-    uint64_t hlen = (uint64_t)(end - h) + 4;
-    const char *cl = strcasestr(h, "\r\nContent-Length:");
-    if (cl == NULL) return false;
-    char *e = NULL;
-    unsigned long long blen = strtoull(cl + 17, &e, 10);
-    if (e == cl + 17) return false;
-    uint64_t next = off + hlen + blen + 4;
-    char tail[4];
-    if (next > size || pread(fd, tail, 4, (off_t)(next - 4)) != 4 ||
-        memcmp(tail, "\r\n\r\n", 4) != 0)
-      return false;
-    off = next;
-  }
-  return true;
 }
 
 /* Renames path to path.YYYYMMDDTHHMMSSZ (with .1, .2... if that exists).
@@ -385,7 +328,7 @@ static int kg_recorder_open_file(kg_recorder *r) {
   r->exchanges_in_file = r->size > 0; /* an old file: rotatable */
   if (r->size == 0) {
     kg_buf b = KG_BUF_INIT;
-    kg_format_warcinfo(r, &b);
+    kg_recorder_format_warcinfo(r, &b);
     int rc = kg_recorder_append(r, b.data, b.len);
     kg_buf_free(&b);
     if (rc < 0) {
@@ -420,9 +363,13 @@ static void kg_recorder_rotate(kg_recorder *r) {
   kg_log_info("record: rotated %s to %s", r->path, moved);
 }
 
+/* Writes one exchange (formatted into the scratch buffer b), rotating
+ * first when it would take the file past max_bytes. A failed write drops
+ * the exchange and counts it; the error is logged at most once a
+ * KG_RECORD_ERROR_LOG_INTERVAL. The caller still owns it. */
 static void kg_recorder_write(kg_recorder *r, kg_record_item *it, kg_buf *b) {
   kg_buf_reset(b);
-  kg_format_exchange(r, it, b);
+  kg_recorder_format_exchange(r, it, b);
   if (r->fd >= 0 && r->exchanges_in_file > 0 && r->size + b->len > r->max_bytes)
     kg_recorder_rotate(r);
   int rc = r->fd >= 0 ? kg_recorder_append(r, b->data, b->len) : -EBADF;
@@ -442,6 +389,9 @@ static void kg_recorder_write(kg_recorder *r, kg_record_item *it, kg_buf *b) {
 
 /* --- the writer thread ------------------------------------------------------------- */
 
+/* The writer: takes everything queued at once, writes it without the
+ * lock, and ends when closing and the queue is empty. Owns the items it
+ * takes. */
 static void *kg_recorder_thread(void *arg) {
   kg_recorder *r = arg;
   kg_record_item *batch[KG_RECORD_QUEUE_ITEMS];
@@ -497,7 +447,7 @@ int kg_recorder_open(const kg_config *cfg, kg_recorder **out, char *err,
     struct stat st;
     uint64_t bad = 0;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        !kg_recorder_file_whole(fd, (uint64_t)st.st_size, &bad)) {
+        !kg_warc_file_whole(fd, (uint64_t)st.st_size, &bad)) {
       char moved[4096];
       int rc = kg_recorder_move_aside(r->path, moved, sizeof(moved));
       if (rc < 0) {

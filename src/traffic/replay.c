@@ -1,4 +1,5 @@
-/* replay.c: the `kagami replay` command (see replay.h).
+/* replay.c: the replay engine (see replay.h; the command line is
+ * src/cli/replay_cli.c).
  *
  * One loop on the main thread does everything but comparing: it reads the
  * input into a small sorted window, paces sends with a timer, sends on the
@@ -18,9 +19,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@
 #include "common/histogram.h"
 #include "http/http.h"
 #include "traffic/replay_client.h"
+#include "traffic/source.h"
 #include "traffic/warc.h"
 
 #undef uthash_malloc
@@ -54,208 +56,42 @@
 #define KG_REPLAY_MAX_PENDING_BYTES ((size_t)128 << 20)
 /* Endpoints kept apart in the summary; the rest are "(other)". */
 #define KG_REPLAY_MAX_ENDPOINTS 500
-#define KG_REPLAY_MAX_ERROR_KINDS 16
 #define KG_REPLAY_PROGRESS_MS 250
-#define KG_REPLAY_DEFAULT_CONCURRENCY 64
-#define KG_REPLAY_DEFAULT_TIMEOUT 30.0
-
-static const char kg_replay_usage[] =
-    "usage: kagami replay FILE --target http://host:port [options]\n"
-    "\n"
-    "Sends the requests in FILE to the target and reports throughput, latency per\n"
-    "endpoint, status codes and errors. FILE is a WARC recording (kagami's\n"
-    "`record = {...}`, or another tool's .warc / .warc.gz), a list of URLs (one per\n"
-    "line), or an nginx access log in the combined format (GET requests only).\n"
-    "\n"
-    "options:\n"
-    "  --target URL        where to send: http://host:port (required)\n"
-    "  --rate N[/s]        send N requests per second\n"
-    "  --speed K[x]        keep the recorded timing, K times faster (WARC, nginx log)\n"
-    "                      (with neither, as fast as --concurrency allows)\n"
-    "  --concurrency C     requests in flight at most (default 64)\n"
-    "  --duration D        stop sending after D: 90, 30s, 5m, 1h\n"
-    "  --filter GLOB       only requests whose endpoint ('GET /users/:id') or method\n"
-    "                      and path match, e.g. 'GET /users/*' or '/api/*'\n"
-    "  --compare           compare each response with the recorded one (WARC)\n"
-    "  --config FILE.lua   noise rules, endpoints and limits for --compare\n"
-    "  --diff-log FILE     append a JSON line per compared request (implies --compare)\n"
-    "  --db FILE           write compared requests to a results store for `kagami\n"
-    "                      report` and the dashboard (implies --compare)\n"
-    "  --strict            a damaged input file is an error (exit status 2)\n"
-    "  --format F          auto (default), warc, urls or nginx\n"
-    "  --header 'N: V'     set a header field on every request (repeatable)\n"
-    "  --timeout S         seconds a request may stay silent (default 30)\n"
-    "  --json              print the summary as one JSON object\n"
-    "\n"
-    "Exit status: 0 when the run completed (even with differences or errors), 1 on\n"
-    "usage or I/O errors, 2 when --strict is given and FILE is damaged. Where\n"
-    "reading stopped in a damaged file is always printed.\n";
 
 /* --- options ------------------------------------------------------------------ */
 
-typedef struct kg_replay_opts {
-  const char *file;
-  const char *target;         /* as given */
-  double rate;                /* requests per second; 0: not paced by rate */
-  double speed;               /* recorded-time factor; 0: not timed */
-  size_t concurrency;
-  double duration;            /* seconds; 0: no limit */
-  const char *filter;         /* glob, or NULL */
-  bool compare;
-  const char *config;
-  const char *diff_log;
-  const char *db;
-  bool strict;
-  bool json;
-  kg_traffic_format format;
-  double timeout;
-  kg_hdrs headers;            /* --header fields (owned) */
-} kg_replay_opts;
+void kg_replay_opts_init(kg_replay_opts *o) {
+  memset(o, 0, sizeof(*o));
+  o->concurrency = KG_REPLAY_DEFAULT_CONCURRENCY;
+  o->timeout = KG_REPLAY_DEFAULT_TIMEOUT;
+}
 
-static int kg_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int kg_usage_error(const char *fmt, ...) {
+/* Records why the run cannot start in sum and returns -1. */
+static int kg_replay_fail(kg_replay_summary *sum, bool usage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int kg_replay_fail(kg_replay_summary *sum, bool usage, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("kagami replay: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs("\n(kagami replay --help for the options)\n", stderr);
+  vsnprintf(sum->error, sizeof(sum->error), fmt, ap);
   va_end(ap);
+  sum->usage = usage;
   return -1;
 }
 
-/* A positive finite number with an optional suffix from `suffixes`
- * (each with its multiplier); *out = number * multiplier. */
-static bool kg_parse_number(const char *s, const char *const *suffixes,
-                            const double *mult, size_t n, double *out) {
-  char *end = NULL;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || !(v > 0) || !isfinite(v)) return false;
-  if (*end == '\0') {
-    *out = v;
-    return true;
-  }
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(end, suffixes[i]) == 0) {
-      *out = v * mult[i];
-      return true;
-    }
-  return false;
-}
-
-static int kg_replay_parse(int argc, char **argv, kg_replay_opts *o) {
-  o->concurrency = KG_REPLAY_DEFAULT_CONCURRENCY;
-  o->timeout = KG_REPLAY_DEFAULT_TIMEOUT;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (a[0] != '-' || strcmp(a, "-") == 0) {
-      if (o->file) return kg_usage_error("more than one input file ('%s' and '%s')", o->file, a);
-      o->file = a;
-      continue;
-    }
-    /* --name=value or --name value */
-    char name[32];
-    const char *val = NULL;
-    const char *eq = strchr(a, '=');
-    size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-    if (nlen >= sizeof(name)) return kg_usage_error("unknown option '%s'", a);
-    memcpy(name, a, nlen);
-    name[nlen] = '\0';
-    static const char *const flags[] = {"--compare", "--strict", "--json", "--help", "-h"};
-    bool is_flag = false;
-    for (size_t k = 0; k < KG_ARRAY_SIZE(flags); k++) is_flag |= strcmp(name, flags[k]) == 0;
-    if (is_flag) {
-      if (eq) return kg_usage_error("%s takes no value", name);
-      if (strcmp(name, "--compare") == 0) o->compare = true;
-      else if (strcmp(name, "--strict") == 0) o->strict = true;
-      else if (strcmp(name, "--json") == 0) o->json = true;
-      else return 1; /* help */
-      continue;
-    }
-    static const char *const valued[] = {
-        "--target", "--rate", "--speed", "--concurrency", "--duration", "--timeout",
-        "--filter", "--config", "--diff-log", "--db", "--format", "--header"};
-    bool known = false;
-    for (size_t k = 0; k < KG_ARRAY_SIZE(valued); k++) known |= strcmp(name, valued[k]) == 0;
-    if (!known) return kg_usage_error("unknown option '%s'", name);
-    if (eq) val = eq + 1;
-    else if (i + 1 < argc) val = argv[++i];
-    else return kg_usage_error("%s needs a value", name);
-    if (strcmp(name, "--target") == 0) {
-      o->target = val;
-    } else if (strcmp(name, "--rate") == 0) {
-      static const char *const sfx[] = {"/s", "/m", "/min"};
-      static const double mul[] = {1.0, 1.0 / 60, 1.0 / 60};
-      if (!kg_parse_number(val, sfx, mul, 3, &o->rate))
-        return kg_usage_error("--rate: expected requests per second such as 100 or 100/s, "
-                              "got '%s'", val);
-    } else if (strcmp(name, "--speed") == 0) {
-      static const char *const sfx[] = {"x", "X"};
-      static const double mul[] = {1.0, 1.0};
-      if (!kg_parse_number(val, sfx, mul, 2, &o->speed))
-        return kg_usage_error("--speed: expected a factor such as 2x or 0.5x, got '%s'", val);
-    } else if (strcmp(name, "--concurrency") == 0) {
-      char *end = NULL;
-      long v = strtol(val, &end, 10);
-      if (end == val || *end || v < 1 || v > 100000)
-        return kg_usage_error("--concurrency: expected 1 to 100000, got '%s'", val);
-      o->concurrency = (size_t)v;
-    } else if (strcmp(name, "--duration") == 0) {
-      static const char *const sfx[] = {"s", "ms", "m", "min", "h"};
-      static const double mul[] = {1, 0.001, 60, 60, 3600};
-      if (!kg_parse_number(val, sfx, mul, 5, &o->duration))
-        return kg_usage_error("--duration: expected a time such as 90, 30s, 5m or 1h, got '%s'",
-                              val);
-    } else if (strcmp(name, "--timeout") == 0) {
-      static const char *const sfx[] = {"s", "ms"};
-      static const double mul[] = {1, 0.001};
-      if (!kg_parse_number(val, sfx, mul, 2, &o->timeout))
-        return kg_usage_error("--timeout: expected seconds such as 10 or 500ms, got '%s'", val);
-    } else if (strcmp(name, "--filter") == 0) {
-      if (*val == '\0') return kg_usage_error("--filter: empty glob");
-      o->filter = val;
-    } else if (strcmp(name, "--config") == 0) {
-      o->config = val;
-    } else if (strcmp(name, "--diff-log") == 0) {
-      o->diff_log = val;
-    } else if (strcmp(name, "--db") == 0) {
-      o->db = val;
-    } else if (strcmp(name, "--format") == 0) {
-      if (kg_traffic_format_parse(val, &o->format) != 0)
-        return kg_usage_error("--format: expected auto, warc, urls or nginx, got '%s'", val);
-    } else if (strcmp(name, "--header") == 0) {
-      const char *colon = strchr(val, ':');
-      bool ok = colon && colon > val;
-      for (const char *p = val; ok && p < colon; p++)
-        ok = *p > ' ' && *p < 0x7f;
-      for (const char *p = colon ? colon : val; ok && *p; p++)
-        ok = *p != '\r' && *p != '\n';
-      if (!ok) return kg_usage_error("--header: expected 'Name: value', got '%s'", val);
-      const char *v = colon + 1;
-      while (*v == ' ' || *v == '\t') v++;
-      kg_hdrs_add(&o->headers, val, (size_t)(colon - val), v, strlen(v));
-    } else {
-      return kg_usage_error("unknown option '%s'", name);
-    }
-  }
-  if (o->file == NULL) return kg_usage_error("no input FILE given");
-  if (o->target == NULL) return kg_usage_error("--target http://host:port is required");
-  if (o->rate > 0 && o->speed > 0) return kg_usage_error("--rate and --speed exclude each other");
-  if (o->diff_log || o->db) o->compare = true;
-  return 0;
-}
-
-/* "http://host[:port][/]" -> "host:port" for kg_addr_parse. */
-static int kg_replay_target(const char *url, char *out, size_t outlen) {
+/* "http://host[:port][/]" -> "host:port" for kg_addr_parse. 0, or -1
+ * with a usage error in sum. */
+static int kg_replay_target(const char *url, char *out, size_t outlen, kg_replay_summary *sum) {
   if (strncasecmp(url, "https://", 8) == 0)
-    return kg_usage_error("--target %s: https is not supported (TLS is not implemented)", url);
+    return kg_replay_fail(sum, true,
+                          "--target %s: https is not supported (TLS is not implemented)", url);
   if (strncasecmp(url, "http://", 7) != 0)
-    return kg_usage_error("--target: expected http://host:port, got '%s'", url);
+    return kg_replay_fail(sum, true, "--target: expected http://host:port, got '%s'", url);
   const char *h = url + 7;
   size_t n = strcspn(h, "/?#");
   if (h[n] != '\0' && strcmp(h + n, "/") != 0)
-    return kg_usage_error("--target %s: a path is not supported (requests keep their own)", url);
-  if (n == 0) return kg_usage_error("--target %s: no host", url);
+    return kg_replay_fail(sum, true,
+                          "--target %s: a path is not supported (requests keep their own)", url);
+  if (n == 0) return kg_replay_fail(sum, true, "--target %s: no host", url);
   /* Without a port, 80; an IPv6 literal without one is "[::1]". */
   const char *rb = h[0] == '[' ? memchr(h, ']', n) : NULL;
   bool has_port = h[0] == '[' ? (rb && (size_t)(rb - h) + 1 < n) : memchr(h, ':', n) != NULL;
@@ -276,7 +112,7 @@ typedef struct kg_ep {
 
 /* An item in the read-ahead window. */
 typedef struct kg_slot {
-  kg_traffic_item item;
+  kg_source_item item;
   double key;                /* recorded time used for ordering */
   uint64_t seq;              /* input order, to keep ties stable */
   char *endpoint;            /* owned endpoint name */
@@ -288,7 +124,7 @@ typedef struct kg_replay kg_replay;
 typedef struct kg_rq {
   kg_rc_req hc;              /* the client request (embedded) */
   kg_replay *rp;
-  kg_traffic_item item;      /* what was recorded (owned) */
+  kg_source_item item;       /* what was recorded (owned) */
   char *endpoint;            /* owned */
   kg_ep *ep;                 /* its summary row (loop thread only) */
   struct timespec sent_at;   /* wall clock, the result's ts */
@@ -303,10 +139,10 @@ typedef struct kg_rq {
 } kg_rq;
 
 struct kg_replay {
-  kg_replay_opts *o;
+  const kg_replay_opts *o;   /* borrowed for the run */
   kg_config *cfg;            /* owned */
   kg_addr target;            /* resolved --target */
-  kg_traffic *src;           /* owned input */
+  kg_source *src;           /* owned input */
   kg_sinks sinks;            /* owned: --diff-log, --db */
   kg_epstats *epstats;       /* latency regression flags, for the results */
   kg_rule filter;            /* --filter as a rule (only endpoint is set) */
@@ -354,51 +190,51 @@ struct kg_replay {
 
 /* --- the window ----------------------------------------------------------------- */
 
-static bool kg_slot_less(const kg_slot *a, const kg_slot *b) {
+static bool kg_replay_slot_less(const kg_slot *a, const kg_slot *b) {
   if (a->key != b->key) return a->key < b->key;
   return a->seq < b->seq;
 }
 
-static void kg_heap_push(kg_replay *rp, kg_slot *s) {
+static void kg_replay_heap_push(kg_replay *rp, kg_slot *s) {
   rp->heap = kg_realloc(rp->heap, (rp->nheap + 1) * sizeof(kg_slot *));
   size_t i = rp->nheap++;
   while (i > 0) {
     size_t parent = (i - 1) / 2;
-    if (!kg_slot_less(s, rp->heap[parent])) break;
+    if (!kg_replay_slot_less(s, rp->heap[parent])) break;
     rp->heap[i] = rp->heap[parent];
     i = parent;
   }
   rp->heap[i] = s;
-  rp->heap_bytes += kg_traffic_item_size(&s->item);
+  rp->heap_bytes += kg_source_item_size(&s->item);
 }
 
-static kg_slot *kg_heap_pop(kg_replay *rp) {
+static kg_slot *kg_replay_heap_pop(kg_replay *rp) {
   kg_slot *top = rp->heap[0];
   kg_slot *last = rp->heap[--rp->nheap];
   size_t i = 0;
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
     const kg_slot *best = last;
-    if (l < rp->nheap && kg_slot_less(rp->heap[l], best)) m = l, best = rp->heap[l];
-    if (r < rp->nheap && kg_slot_less(rp->heap[r], best)) m = r;
+    if (l < rp->nheap && kg_replay_slot_less(rp->heap[l], best)) m = l, best = rp->heap[l];
+    if (r < rp->nheap && kg_replay_slot_less(rp->heap[r], best)) m = r;
     if (m == i) break;
     rp->heap[i] = rp->heap[m];
     i = m;
   }
   if (rp->nheap > 0) rp->heap[i] = last;
-  rp->heap_bytes -= kg_traffic_item_size(&top->item);
+  rp->heap_bytes -= kg_source_item_size(&top->item);
   return top;
 }
 
-static void kg_slot_free(kg_slot *s) {
-  kg_traffic_item_free(&s->item);
+static void kg_replay_slot_free(kg_slot *s) {
+  kg_source_item_free(&s->item);
   free(s->endpoint);
   free(s);
 }
 
 /* True when the item passes --filter: its endpoint name, or its method
  * and raw path, match the glob. */
-static bool kg_replay_wanted(kg_replay *rp, const kg_traffic_item *it, const char *endpoint) {
+static bool kg_replay_wanted(kg_replay *rp, const kg_source_item *it, const char *endpoint) {
   if (rp->o->filter == NULL) return true;
   if (kg_rule_matches(&rp->filter, endpoint)) return true;
   kg_buf raw = KG_BUF_INIT;
@@ -413,7 +249,7 @@ static void kg_replay_fill(kg_replay *rp) {
   while (!rp->input_done && rp->nheap < KG_REPLAY_WINDOW &&
          rp->heap_bytes < KG_REPLAY_WINDOW_BYTES) {
     kg_slot *s = kg_calloc(1, sizeof(*s));
-    int rc = kg_traffic_next(rp->src, &s->item, rp->input_error, sizeof(rp->input_error));
+    int rc = kg_source_next(rp->src, &s->item, rp->input_error, sizeof(rp->input_error));
     if (rc != 1) {
       free(s);
       rp->input_done = true;
@@ -425,14 +261,14 @@ static void kg_replay_fill(kg_replay *rp) {
     if (!kg_replay_wanted(rp, &s->item, ep.data)) {
       rp->filtered++;
       kg_buf_free(&ep);
-      kg_slot_free(s);
+      kg_replay_slot_free(s);
       continue;
     }
     s->endpoint = kg_buf_steal(&ep, NULL);
     if (isfinite(s->item.ts)) rp->last_key = s->item.ts;
     s->key = isfinite(s->item.ts) ? s->item.ts : rp->last_key;
     s->seq = rp->seq++;
-    kg_heap_push(rp, s);
+    kg_replay_heap_push(rp, s);
   }
 }
 
@@ -469,7 +305,7 @@ static void kg_replay_count_error(kg_replay *rp, const char *why) {
 /* --- comparing (thread pool) --------------------------------------------------- */
 
 static void kg_replay_views(const kg_rq *q, kg_resp_view v[2], kg_buf *cut) {
-  const kg_traffic_item *it = &q->item;
+  const kg_source_item *it = &q->item;
   const kg_rc_req *r = &q->hc;
   v[0] = (kg_resp_view){.backend = "recorded",
                         .status = it->status,
@@ -550,9 +386,9 @@ static void kg_replay_compare(kg_pipeline_item *it, kg_result *out) {
                      .regression = (flagged & 2) ? 2 : 0};
 }
 
-static void kg_rq_free(kg_rq *q) {
+static void kg_replay_rq_free(kg_rq *q) {
   kg_rc_req_free(&q->hc);
-  kg_traffic_item_free(&q->item);
+  kg_source_item_free(&q->item);
   free(q->endpoint);
   kg_pair_result_free(&q->pairs[1]);
   kg_buf_free(&q->cut);
@@ -570,7 +406,7 @@ static void kg_replay_done(kg_pipeline_item *it, bool compared) {
     if (q->equal) rp->equal++;
     else rp->differing++, q->ep->differing++;
   }
-  kg_rq_free(q);
+  kg_replay_rq_free(q);
 }
 
 static void kg_replay_pump(kg_replay *rp);
@@ -586,7 +422,7 @@ static const kg_pipeline_ops kg_replay_pipeline_ops = {
 
 /* --- sending -------------------------------------------------------------------- */
 
-static bool kg_method_has_body(const char *m) {
+static bool kg_replay_method_has_body(const char *m) {
   return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 }
 
@@ -595,7 +431,7 @@ static bool kg_method_has_body(const char *m) {
  * ones of the same name, a Host when there is none, and one
  * Content-Length for the body. Nothing else is added (not even a
  * User-Agent): the target should see what production saw. */
-static void kg_replay_build(const kg_replay *rp, const kg_traffic_item *it, kg_buf *b) {
+static void kg_replay_build(const kg_replay *rp, const kg_source_item *it, kg_buf *b) {
   const kg_hdrs *h = &it->req_hdrs, *set = &rp->o->headers;
   kg_buf_appendf(b, "%s %s HTTP/1.1\r\n", it->method, it->url);
   bool host = false;
@@ -617,7 +453,7 @@ static void kg_replay_build(const kg_replay *rp, const kg_traffic_item *it, kg_b
     kg_buf_appendf(b, "%s: %s\r\n", kg_hdrs_name(set, i), kg_hdrs_value(set, i));
   }
   if (!host) kg_buf_appendf(b, "Host: %s\r\n", it->host ? it->host : rp->target.text);
-  if (it->req_body.len || kg_method_has_body(it->method))
+  if (it->req_body.len || kg_replay_method_has_body(it->method))
     kg_buf_appendf(b, "Content-Length: %zu\r\n", it->req_body.len);
   kg_buf_append(b, "\r\n", 2);
   kg_buf_append(b, it->req_body.data, it->req_body.len);
@@ -646,12 +482,12 @@ static void kg_replay_on_response(kg_rc_req *r) {
   if (q->item.has_response && isfinite(q->item.elapsed))
     kg_hist_add(&ep->rec, (uint64_t)(q->item.elapsed * 1e6));
   if (rp->o->compare && q->item.has_response) {
-    q->link.bytes = kg_traffic_item_size(&q->item) + r->body.len + r->resp.hdrs.data.len;
+    q->link.bytes = kg_source_item_size(&q->item) + r->body.len + r->resp.hdrs.data.len;
     /* Unbounded, so it cannot fail: the pump bounds the queue instead. */
     kg_pipeline_submit(&rp->results, &q->link);
   } else {
     if (rp->o->compare) rp->not_compared++;
-    kg_rq_free(q);
+    kg_replay_rq_free(q);
   }
   kg_replay_pump(rp);
 }
@@ -705,8 +541,8 @@ static void kg_replay_pump(kg_replay *rp) {
       break; /* resumed when the running batch ends (kg_replay_drained) */
     kg_replay_fill(rp);
     if (rp->nheap == 0) {
-      kg_traffic_status st;
-      kg_traffic_status_get(rp->src, &st);
+      kg_source_status st;
+      kg_source_status_get(rp->src, &st);
       rp->stopping = true;
       rp->stop_reason = st.damaged ? "damaged input" : "end of input";
       break;
@@ -719,14 +555,14 @@ static void kg_replay_pump(kg_replay *rp) {
       uv_timer_start(&rp->pace, kg_replay_on_pace, ms, 0);
       break;
     }
-    kg_replay_send(rp, kg_heap_pop(rp));
+    kg_replay_send(rp, kg_replay_heap_pop(rp));
   }
   kg_replay_finish(rp);
 }
 
 /* --- progress -------------------------------------------------------------------- */
 
-static void kg_fmt_eta(double s, char *out, size_t n) {
+static void kg_replay_fmt_eta(double s, char *out, size_t n) {
   if (!(s >= 0) || !isfinite(s)) snprintf(out, n, "--");
   else if (s >= 3600) snprintf(out, n, "%d:%02d:%02d", (int)(s / 3600), (int)(fmod(s, 3600) / 60), (int)fmod(s, 60));
   else snprintf(out, n, "%d:%02d", (int)(s / 60), (int)fmod(s, 60));
@@ -734,8 +570,8 @@ static void kg_fmt_eta(double s, char *out, size_t n) {
 
 static void kg_replay_draw(kg_replay *rp) {
   double el = rp->t0 ? (double)(uv_hrtime() - rp->t0) / 1e9 : 0;
-  kg_traffic_status st;
-  kg_traffic_status_get(rp->src, &st);
+  kg_source_status st;
+  kg_source_status_get(rp->src, &st);
   double rate = el > 0 ? (double)rp->sent / el : 0;
   double eta = NAN;
   if (rp->input_done) {
@@ -760,7 +596,7 @@ static void kg_replay_draw(kg_replay *rp) {
   if (rp->o->duration > 0 && (isnan(eta) || eta > rp->o->duration - el))
     eta = rp->o->duration - el;
   char e[32];
-  kg_fmt_eta(eta, e, sizeof(e));
+  kg_replay_fmt_eta(eta, e, sizeof(e));
   fprintf(stderr, "\r\033[Ksent %" PRIu64 "  %.1f/s  in flight %zu  errors %" PRIu64 "  ETA %s",
           rp->sent, rate, rp->inflight, rp->errors, e);
   fflush(stderr);
@@ -809,7 +645,7 @@ static void kg_replay_finish(kg_replay *rp) {
 
 /* --- the summary ------------------------------------------------------------------- */
 
-static int kg_ep_cmp(const void *a, const void *b) {
+static int kg_replay_ep_cmp(const void *a, const void *b) {
   const kg_ep *x = *(kg_ep *const *)a, *y = *(kg_ep *const *)b;
   if (x->requests != y->requests) return x->requests > y->requests ? -1 : 1;
   return strcmp(x->name, y->name);
@@ -820,166 +656,57 @@ static kg_ep **kg_replay_sorted(kg_replay *rp) {
   kg_ep **v = kg_calloc(rp->neps + 1, sizeof(kg_ep *));
   size_t k = 0;
   for (kg_ep *e = rp->eps; e; e = e->hh.next) v[k++] = e;
-  qsort(v, k, sizeof(kg_ep *), kg_ep_cmp);
+  qsort(v, k, sizeof(kg_ep *), kg_replay_ep_cmp);
   return v;
 }
 
-static double kg_ms(uint64_t us) { return (double)us / 1000.0; }
-
-static json_t *kg_pct_json(const kg_hist *h, double q) {
-  return kg_hist_count(h) ? json_real(kg_ms(kg_hist_percentile(h, q))) : json_null();
-}
-
-static void kg_replay_summary_json(kg_replay *rp, double el, const kg_traffic_status *st) {
-  json_t *j = json_object();
-  json_object_set_new(j, "file", json_string(rp->o->file));
-  json_object_set_new(j, "format", json_string(kg_traffic_format_name(st->format)));
-  json_object_set_new(j, "target", json_string(rp->o->target));
-  json_object_set_new(j, "stopped", json_string(rp->stop_reason ? rp->stop_reason : "end of input"));
-  json_object_set_new(j, "sent", json_integer((json_int_t)rp->sent));
-  json_object_set_new(j, "answered", json_integer((json_int_t)rp->answered));
-  json_object_set_new(j, "errors", json_integer((json_int_t)rp->errors));
-  json_object_set_new(j, "filtered_out", json_integer((json_int_t)rp->filtered));
-  json_object_set_new(j, "elapsed_s", json_real(el));
-  json_object_set_new(j, "throughput", json_real(el > 0 ? (double)rp->sent / el : 0));
-  json_object_set_new(j, "connections", json_integer((json_int_t)rp->connections));
-  json_t *lat = json_object();
-  json_object_set_new(lat, "p50_ms", kg_pct_json(&rp->all, 50));
-  json_object_set_new(lat, "p90_ms", kg_pct_json(&rp->all, 90));
-  json_object_set_new(lat, "p99_ms", kg_pct_json(&rp->all, 99));
-  json_object_set_new(lat, "max_ms", kg_pct_json(&rp->all, 100));
-  json_object_set_new(j, "latency", lat);
-  json_t *sts = json_object();
-  for (int s = 0; s < 600; s++)
-    if (rp->status[s]) {
-      char k[16];
-      snprintf(k, sizeof(k), "%d", s);
-      json_object_set_new(sts, k, json_integer((json_int_t)rp->status[s]));
-    }
-  if (rp->status_other) json_object_set_new(sts, "other", json_integer((json_int_t)rp->status_other));
-  json_object_set_new(j, "statuses", sts);
-  json_t *errs = json_object();
-  for (size_t i = 0; i < KG_REPLAY_MAX_ERROR_KINDS && rp->error_kind[i]; i++)
-    json_object_set_new(errs, rp->error_kind[i], json_integer((json_int_t)rp->error_count[i]));
-  json_object_set_new(j, "error_kinds", errs);
-  json_t *eps = json_array();
+/* Moves what the run counted into sum; the endpoint rows leave rp's
+ * index (their names move, their rows are freed as they are copied). */
+static void kg_replay_summarize(kg_replay *rp, kg_replay_summary *sum) {
+  sum->stop_reason = rp->stop_reason ? rp->stop_reason : "end of input";
+  sum->elapsed =
+      rp->t0 ? (double)((rp->t_end > rp->t0 ? rp->t_end : rp->t0) - rp->t0) / 1e9 : 0;
+  sum->sent = rp->sent;
+  sum->answered = rp->answered;
+  sum->errors = rp->errors;
+  sum->filtered = rp->filtered;
+  sum->connections = rp->connections;
+  sum->compared = rp->compared;
+  sum->equal = rp->equal;
+  sum->differing = rp->differing;
+  sum->not_compared = rp->not_compared;
+  memcpy(sum->status, rp->status, sizeof(sum->status));
+  sum->status_other = rp->status_other;
+  memcpy(sum->error_kind, rp->error_kind, sizeof(sum->error_kind));
+  memcpy(sum->error_count, rp->error_count, sizeof(sum->error_count));
+  sum->all = rp->all;
   kg_ep **v = kg_replay_sorted(rp);
+  sum->eps = kg_calloc(rp->neps + 1, sizeof(*sum->eps));
   for (size_t i = 0; i < rp->neps; i++) {
     kg_ep *e = v[i];
-    json_t *o = json_object();
-    json_object_set_new(o, "endpoint", json_string(e->name));
-    json_object_set_new(o, "requests", json_integer((json_int_t)e->requests));
-    json_object_set_new(o, "errors", json_integer((json_int_t)e->errors));
-    json_object_set_new(o, "p50_ms", kg_pct_json(&e->lat, 50));
-    json_object_set_new(o, "p90_ms", kg_pct_json(&e->lat, 90));
-    json_object_set_new(o, "p99_ms", kg_pct_json(&e->lat, 99));
-    json_object_set_new(o, "max_ms", kg_pct_json(&e->lat, 100));
-    json_object_set_new(o, "recorded_p90_ms", kg_pct_json(&e->rec, 90));
-    if (rp->o->compare) {
-      json_object_set_new(o, "compared", json_integer((json_int_t)e->compared));
-      json_object_set_new(o, "differing", json_integer((json_int_t)e->differing));
-    }
-    json_array_append_new(eps, o);
+    sum->eps[i] = (kg_replay_endpoint){.name = e->name,
+                                       .requests = e->requests,
+                                       .errors = e->errors,
+                                       .compared = e->compared,
+                                       .differing = e->differing,
+                                       .lat = e->lat,
+                                       .rec = e->rec};
+    HASH_DEL(rp->eps, e);
+    free(e);
   }
-  json_object_set_new(j, "endpoints", eps);
-  if (rp->o->compare) {
-    json_t *c = json_object();
-    json_object_set_new(c, "compared", json_integer((json_int_t)rp->compared));
-    json_object_set_new(c, "equal", json_integer((json_int_t)rp->equal));
-    json_object_set_new(c, "differing", json_integer((json_int_t)rp->differing));
-    json_object_set_new(c, "not_compared", json_integer((json_int_t)rp->not_compared));
-    json_t *d = json_array();
-    for (size_t i = 0; i < rp->neps; i++)
-      if (v[i]->differing) json_array_append_new(d, json_string(v[i]->name));
-    json_object_set_new(c, "differing_endpoints", d);
-    json_object_set_new(j, "compare", c);
-  }
+  sum->neps = rp->neps;
+  rp->neps = 0;
   free(v);
-  json_t *in = json_object();
-  json_object_set_new(in, "items", json_integer((json_int_t)st->items));
-  json_object_set_new(in, "unparseable", json_integer((json_int_t)st->unparseable));
-  json_object_set_new(in, "skipped", json_integer((json_int_t)st->skipped));
-  json_object_set_new(in, "damaged", json_boolean(st->damaged));
-  if (st->damaged) {
-    json_object_set_new(in, "stopped_at", json_integer((json_int_t)st->damage_offset));
-    json_object_set_new(in, "why", json_string(st->damage_why));
-  }
-  json_object_set_new(j, "input", in);
-  char *s = json_dumps(j, JSON_COMPACT);
-  if (s) printf("%s\n", s);
-  free(s);
-  json_decref(j);
+  kg_source_status_get(rp->src, &sum->input);
+  sum->input_failed = rp->input_failed;
+  snprintf(sum->input_error, sizeof(sum->input_error), "%s", rp->input_error);
 }
 
-static void kg_replay_summary_text(kg_replay *rp, double el, const kg_traffic_status *st) {
-  printf("kagami replay: %s (%s) -> %s\n", rp->o->file, kg_traffic_format_name(st->format),
-         rp->o->target);
-  printf("sent %" PRIu64 " requests in %.2f s (%.1f/s) on %" PRIu64
-         " connection%s; %" PRIu64 " answered, %" PRIu64 " errors; stopped: %s\n",
-         rp->sent, el, el > 0 ? (double)rp->sent / el : 0.0, rp->connections,
-         rp->connections == 1 ? "" : "s", rp->answered, rp->errors,
-         rp->stop_reason ? rp->stop_reason : "end of input");
-  if (rp->filtered) printf("filtered out: %" PRIu64 " requests\n", rp->filtered);
-  if (kg_hist_count(&rp->all))
-    printf("latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-           kg_ms(kg_hist_percentile(&rp->all, 50)), kg_ms(kg_hist_percentile(&rp->all, 90)),
-           kg_ms(kg_hist_percentile(&rp->all, 99)), kg_ms(kg_hist_max(&rp->all)));
-  kg_buf b = KG_BUF_INIT;
-  for (int s = 0; s < 600; s++)
-    if (rp->status[s]) kg_buf_appendf(&b, "%s%d: %" PRIu64, b.len ? ", " : "", s, rp->status[s]);
-  if (rp->status_other) kg_buf_appendf(&b, "%sother: %" PRIu64, b.len ? ", " : "", rp->status_other);
-  if (b.len) printf("status codes: %s\n", b.data);
-  kg_buf_reset(&b);
-  for (size_t i = 0; i < KG_REPLAY_MAX_ERROR_KINDS && rp->error_kind[i]; i++)
-    kg_buf_appendf(&b, "%s%s: %" PRIu64, b.len ? ", " : "", rp->error_kind[i], rp->error_count[i]);
-  if (b.len) printf("errors: %s\n", b.data);
-  kg_buf_free(&b);
-  kg_ep **v = kg_replay_sorted(rp);
-  if (rp->neps) {
-    int w = 8;
-    for (size_t i = 0; i < rp->neps; i++) w = KG_MAX(w, (int)KG_MIN(strlen(v[i]->name), 60));
-    printf("\n%-*s %9s %7s %9s %9s %9s %9s", w, "endpoint", "requests", "errors", "p50 ms",
-           "p90 ms", "p99 ms", "max ms");
-    if (rp->o->compare) printf(" %9s %9s", "differing", "rec p90");
-    printf("\n");
-    for (size_t i = 0; i < rp->neps; i++) {
-      const kg_ep *e = v[i];
-      bool any = kg_hist_count(&e->lat) > 0;
-      printf("%-*.*s %9" PRIu64 " %7" PRIu64, w, w, e->name, e->requests, e->errors);
-      if (any)
-        printf(" %9.2f %9.2f %9.2f %9.2f", kg_ms(kg_hist_percentile(&e->lat, 50)),
-               kg_ms(kg_hist_percentile(&e->lat, 90)), kg_ms(kg_hist_percentile(&e->lat, 99)),
-               kg_ms(kg_hist_max(&e->lat)));
-      else
-        printf(" %9s %9s %9s %9s", "-", "-", "-", "-");
-      if (rp->o->compare) {
-        printf(" %9" PRIu64, e->differing);
-        if (kg_hist_count(&e->rec)) printf(" %9.2f", kg_ms(kg_hist_percentile(&e->rec, 90)));
-        else printf(" %9s", "-");
-      }
-      printf("\n");
-    }
-  }
-  if (rp->o->compare) {
-    printf("\ncompared %" PRIu64 ": %" PRIu64 " equal, %" PRIu64 " differing", rp->compared,
-           rp->equal, rp->differing);
-    if (rp->not_compared)
-      printf(" (%" PRIu64 " not compared: no recorded response)", rp->not_compared);
-    printf("\n");
-    if (rp->differing) {
-      printf("differing endpoints:");
-      for (size_t i = 0; i < rp->neps; i++)
-        if (v[i]->differing)
-          printf(" %s (%" PRIu64 "/%" PRIu64 ")", v[i]->name, v[i]->differing, v[i]->compared);
-      printf("\n");
-    }
-    if (rp->o->diff_log) printf("diff log: %s\n", rp->o->diff_log);
-    if (rp->o->db) printf("store: %s (kagami report --db %s)\n", rp->o->db, rp->o->db);
-  }
-  free(v);
-  if (st->unparseable || st->skipped)
-    printf("input: %" PRIu64 " unparseable, %" PRIu64 " skipped\n", st->unparseable, st->skipped);
-  fflush(stdout);
+void kg_replay_summary_free(kg_replay_summary *sum) {
+  for (size_t i = 0; i < sum->neps; i++) free(sum->eps[i].name);
+  free(sum->eps);
+  sum->eps = NULL;
+  sum->neps = 0;
 }
 
 /* --- setup ---------------------------------------------------------------------------- */
@@ -1013,18 +740,8 @@ static int kg_replay_default_config(const char *target_hostport, kg_config **out
   return rc;
 }
 
-static void kg_replay_report_damage(kg_replay *rp, const kg_traffic_status *st) {
-  if (!st->damaged) return;
-  fprintf(stderr,
-          "kagami replay: %s: reading stopped at %sbyte %" PRIu64 ": %s; %" PRIu64
-          " request%s read before it%s\n",
-          rp->o->file, st->compressed ? "uncompressed " : "", st->damage_offset,
-          st->damage_why, st->items, st->items == 1 ? " was" : "s were",
-          rp->o->strict ? " (--strict: exit status 2)" : "");
-}
-
 static void kg_replay_free(kg_replay *rp) {
-  while (rp->nheap) kg_slot_free(kg_heap_pop(rp));
+  while (rp->nheap) kg_replay_slot_free(kg_replay_heap_pop(rp));
   free(rp->heap);
   kg_ep *e, *tmp;
   HASH_ITER(hh, rp->eps, e, tmp) {
@@ -1032,51 +749,50 @@ static void kg_replay_free(kg_replay *rp) {
     free(e->name);
     free(e);
   }
-  kg_traffic_close(rp->src);
+  kg_source_close(rp->src);
   kg_sinks_close(&rp->sinks);
   kg_epstats_free(rp->epstats);
   kg_addr_free(&rp->target);
   kg_config_free(rp->cfg);
 }
 
-int kg_replay_main(int argc, char **argv) {
-  kg_replay_opts o = {0};
-  int prc = kg_replay_parse(argc, argv, &o);
-  if (prc != 0) {
-    if (prc > 0) fputs(kg_replay_usage, stdout);
-    kg_hdrs_free(&o.headers);
-    return prc > 0 ? 0 : 1;
-  }
+int kg_replay_run(const kg_replay_opts *opts, kg_replay_summary *sum) {
+  memset(sum, 0, sizeof(*sum));
+  kg_hist_init(&sum->all);
+  /* A copy, so that diff_log and db can imply compare. */
+  kg_replay_opts o = *opts;
+  if (o.diff_log || o.db) o.compare = true;
   kg_replay *rp = kg_calloc(1, sizeof(*rp));
   rp->o = &o;
   rp->ts0 = 0;
   kg_hist_init(&rp->all);
-  int status = 1;
+  int status = -1;
   char err[1024], hostport[300];
-  if (kg_replay_target(o.target, hostport, sizeof(hostport)) != 0) goto out;
+  if (kg_replay_target(o.target, hostport, sizeof(hostport), sum) != 0) goto out;
   if (kg_addr_parse(hostport, &rp->target, err, sizeof(err)) != 0) {
-    fprintf(stderr, "kagami replay: --target %s: %s\n", o.target, err);
+    kg_replay_fail(sum, false, "--target %s: %s", o.target, err);
     goto out;
   }
   int crc = o.config ? kg_config_load(o.config, &rp->cfg, err, sizeof(err))
                      : kg_replay_default_config(hostport, &rp->cfg, err, sizeof(err));
   if (crc != 0) {
-    fprintf(stderr, "kagami replay: %s\n", err);
+    kg_replay_fail(sum, false, "%s", err);
     goto out;
   }
-  if (kg_traffic_open(o.file, o.format, o.strict, &rp->src, err, sizeof(err)) != 0) {
-    fprintf(stderr, "kagami replay: %s\n", err);
+  if (kg_source_open(o.file, o.format, o.strict, &rp->src, err, sizeof(err)) != 0) {
+    kg_replay_fail(sum, false, "%s", err);
     goto out;
   }
-  kg_traffic_status st;
-  kg_traffic_status_get(rp->src, &st);
-  if (o.speed > 0 && st.format == KG_TRAFFIC_URLS) {
-    kg_usage_error("--speed needs recorded times; %s is a URL list (use --rate)", o.file);
+  kg_source_status st;
+  kg_source_status_get(rp->src, &st);
+  if (o.speed > 0 && st.format == KG_SOURCE_URLS) {
+    kg_replay_fail(sum, true, "--speed needs recorded times; %s is a URL list (use --rate)",
+                   o.file);
     goto out;
   }
-  if (o.compare && st.format != KG_TRAFFIC_WARC) {
-    kg_usage_error("--compare needs a WARC recording with responses; %s is %s", o.file,
-                   st.format == KG_TRAFFIC_URLS ? "a URL list" : "an nginx log");
+  if (o.compare && st.format != KG_SOURCE_WARC) {
+    kg_replay_fail(sum, true, "--compare needs a WARC recording with responses; %s is %s",
+                   o.file, st.format == KG_SOURCE_URLS ? "a URL list" : "an nginx log");
     goto out;
   }
   /* The sinks are what --diff-log and --db say, whatever a --config file
@@ -1086,7 +802,7 @@ int kg_replay_main(int argc, char **argv) {
   free(rp->cfg->store_path);
   rp->cfg->store_path = o.db ? kg_strdup(o.db) : NULL;
   if (kg_sinks_open(rp->cfg, &rp->sinks, err, sizeof(err)) != 0) {
-    fprintf(stderr, "kagami replay: %s\n", err);
+    kg_replay_fail(sum, false, "%s", err);
     goto out;
   }
   if (o.compare) kg_htmldiff_global_init();
@@ -1122,7 +838,7 @@ int kg_replay_main(int argc, char **argv) {
   uv_signal_start(&rp->sigterm, kg_replay_on_signal, SIGTERM);
   uv_unref((uv_handle_t *)&rp->sigint);
   uv_unref((uv_handle_t *)&rp->sigterm);
-  rp->progress_on = isatty(STDERR_FILENO) == 1;
+  rp->progress_on = o.progress;
   if (rp->progress_on)
     uv_timer_start(&rp->progress, kg_replay_on_progress, KG_REPLAY_PROGRESS_MS,
                    KG_REPLAY_PROGRESS_MS);
@@ -1139,17 +855,10 @@ int kg_replay_main(int argc, char **argv) {
     uv_run(&rp->loop, UV_RUN_DEFAULT);
   }
   uv_loop_close(&rp->loop);
-
-  double el = rp->t0 ? (double)((rp->t_end > rp->t0 ? rp->t_end : rp->t0) - rp->t0) / 1e9 : 0;
-  kg_traffic_status_get(rp->src, &st);
-  if (o.json) kg_replay_summary_json(rp, el, &st);
-  else kg_replay_summary_text(rp, el, &st);
-  kg_replay_report_damage(rp, &st);
-  if (rp->input_failed && !st.damaged) fprintf(stderr, "kagami replay: %s\n", rp->input_error);
-  status = rp->input_failed ? (st.damaged ? 2 : 1) : 0;
+  kg_replay_summarize(rp, sum);
+  status = 0;
 out:
   kg_replay_free(rp);
   free(rp);
-  kg_hdrs_free(&o.headers);
   return status;
 }

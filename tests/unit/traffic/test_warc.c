@@ -1,5 +1,6 @@
-/* test_warc.c: unit tests for the recorder's WARC output (src/traffic/record.c) and
- * the reader and importers (src/traffic/warc.c).
+/* test_warc.c: unit tests for the recorder's WARC output (src/traffic/record.c),
+ * the WARC reader (src/traffic/warc.c) and the sources that read files
+ * through it (src/traffic/source.c; its line parsers are in test_source.c).
  *
  * The recorder is driven through its public API (open, submit, close) on
  * files in a fresh temporary directory; what it wrote is read back with
@@ -25,6 +26,7 @@
 
 #include "common/common.h"
 #include "traffic/record.h"
+#include "traffic/source.h"
 #include "traffic/warc.h"
 
 /* --- helpers ------------------------------------------------------------------ */
@@ -116,27 +118,27 @@ static void record_items(fixture *f, kg_record_item **items, size_t n) {
 }
 
 /* Reads every item of path; returns the count, fills st. */
-static size_t read_all(const char *path, bool strict, kg_traffic_item *out, size_t max,
-                       kg_traffic_status *st, int *last_rc) {
-  kg_traffic *t = NULL;
+static size_t read_all(const char *path, bool strict, kg_source_item *out, size_t max,
+                       kg_source_status *st, int *last_rc) {
+  kg_source *t = NULL;
   char err[256];
-  assert_int_equal(kg_traffic_open(path, KG_TRAFFIC_AUTO, strict, &t, err, sizeof(err)), 0);
+  assert_int_equal(kg_source_open(path, KG_SOURCE_AUTO, strict, &t, err, sizeof(err)), 0);
   size_t n = 0;
-  kg_traffic_item it;
+  kg_source_item it;
   int rc;
-  while ((rc = kg_traffic_next(t, &it, err, sizeof(err))) == 1) {
+  while ((rc = kg_source_next(t, &it, err, sizeof(err))) == 1) {
     if (out && n < max) out[n] = it;
-    else kg_traffic_item_free(&it);
+    else kg_source_item_free(&it);
     n++;
   }
   if (last_rc) *last_rc = rc;
-  if (st) kg_traffic_status_get(t, st);
-  kg_traffic_close(t);
+  if (st) kg_source_status_get(t, st);
+  kg_source_close(t);
   return n;
 }
 
-static void free_items(kg_traffic_item *v, size_t n) {
-  for (size_t i = 0; i < n; i++) kg_traffic_item_free(&v[i]);
+static void free_items(kg_source_item *v, size_t n) {
+  for (size_t i = 0; i < n; i++) kg_source_item_free(&v[i]);
 }
 
 static char *slurp(const char *path, size_t *len) {
@@ -230,13 +232,13 @@ static void test_round_trip(void **state) {
   kg_warc_close(r);
 
   /* The items. */
-  kg_traffic_item v[8];
-  kg_traffic_status st;
+  kg_source_item v[8];
+  kg_source_status st;
   int rc;
   size_t n = read_all(f->path, true, v, 8, &st, &rc);
   assert_int_equal(rc, 0);
   assert_int_equal(n, 4);
-  assert_int_equal(st.format, KG_TRAFFIC_WARC);
+  assert_int_equal(st.format, KG_SOURCE_WARC);
   assert_false(st.damaged);
   assert_int_equal(st.other_records, 1); /* the warcinfo */
   assert_int_equal(st.unparseable, 0);
@@ -290,7 +292,7 @@ static void test_keep_credentials_and_no_bodies(void **state) {
   assert_non_null(strstr(text, "WARC-Truncated: length"));
   free(text);
 
-  kg_traffic_item v[4];
+  kg_source_item v[4];
   size_t n = read_all(f->path, true, v, 4, NULL, NULL);
   assert_int_equal(n, 2);
   assert_true(v[0].resp_truncated);
@@ -340,7 +342,7 @@ static void test_truncated_everywhere(void **state) {
   snprintf(cut, sizeof(cut), "%s/cut.warc", f->dir);
   for (size_t at = 1; at < len; at++) {
     spit(cut, whole, at);
-    kg_traffic_status st;
+    kg_source_status st;
     int rc;
     size_t n = read_all(cut, false, NULL, 0, &st, &rc);
     assert_int_equal(rc, 0);
@@ -413,7 +415,7 @@ static void test_corrupted(void **state) {
     memcpy(copy, whole, len);
     copy[at + cases[c].pos] = cases[c].byte;
     spit(bad, copy, len);
-    kg_traffic_status st;
+    kg_source_status st;
     int rc;
     size_t n = read_all(bad, false, NULL, 0, &st, &rc);
     assert_int_equal(rc, 0);
@@ -427,7 +429,7 @@ static void test_corrupted(void **state) {
   memcpy(copy, whole, len);
   memset(copy + off[5], 'Z', len - off[5]);
   spit(bad, copy, len);
-  kg_traffic_status st;
+  kg_source_status st;
   size_t n = read_all(bad, false, NULL, 0, &st, NULL);
   assert_int_equal(n, 2);
   assert_int_equal(st.damage_offset, off[5]);
@@ -448,8 +450,8 @@ static void test_reopen_after_cut(void **state) {
   free(whole);
   kg_record_item *b[1] = {item("GET", "/three", 200, "3")};
   record_items(f, b, 1);
-  kg_traffic_item v[4];
-  kg_traffic_status st;
+  kg_source_item v[4];
+  kg_source_status st;
   size_t n = read_all(f->path, true, v, 4, &st, NULL);
   assert_int_equal(n, 1);
   assert_string_equal(v[0].url, "/three");
@@ -494,7 +496,7 @@ static void test_rotation(void **state) {
     struct stat sb;
     assert_int_equal(stat(p, &sb), 0);
     assert_true((uint64_t)sb.st_size <= 4096);
-    kg_traffic_status st;
+    kg_source_status st;
     int rc;
     total += read_all(p, true, NULL, 0, &st, &rc);
     assert_int_equal(rc, 0);
@@ -540,8 +542,8 @@ static void test_foreign_layouts(void **state) {
               "this is not http\r\n\r\n");
   spit(f->path, b.data, b.len);
   kg_buf_free(&b);
-  kg_traffic_item v[4];
-  kg_traffic_status st;
+  kg_source_item v[4];
+  kg_source_status st;
   size_t n = read_all(f->path, true, v, 4, &st, NULL);
   assert_int_equal(n, 2);
   assert_int_equal(st.unparseable, 1);
@@ -577,8 +579,8 @@ static void test_gzip(void **state) {
     fseek(fp, 0, SEEK_END);
   }
   fclose(fp);
-  kg_traffic_item v[4];
-  kg_traffic_status st;
+  kg_source_item v[4];
+  kg_source_status st;
   size_t n = read_all(gzpath, true, v, 4, &st, NULL);
   assert_int_equal(n, 2);
   assert_true(st.compressed);
@@ -597,95 +599,7 @@ static void test_gzip(void **state) {
   free(whole);
 }
 
-/* --- importers ------------------------------------------------------------------------ */
-
-static void test_url_lines(void **state) {
-  (void)state;
-  static const struct {
-    const char *line;
-    int rc;
-    const char *method, *url, *host;
-  } cases[] = {
-      {"/users/1", 1, "GET", "/users/1", NULL},
-      {"  /a?b=1#frag  ", 1, "GET", "/a?b=1", NULL},
-      {"http://example.com/p?q", 1, "GET", "/p?q", "example.com"},
-      {"https://example.com:8443", 1, "GET", "/", "example.com:8443"},
-      {"http://example.com?x=1", 1, "GET", "/?x=1", "example.com"},
-      {"HEAD /h", 1, "HEAD", "/h", NULL},
-      {"GET /v HTTP/1.1", 1, "GET", "/v", NULL},
-      {"", 0, NULL, NULL, NULL},
-      {"   ", 0, NULL, NULL, NULL},
-      {"# a comment", 0, NULL, NULL, NULL},
-      {"example.com/no-scheme", -1, NULL, NULL, NULL},
-      {"get /lowercase-method", -1, NULL, NULL, NULL},
-      {"GET /a b c", -1, NULL, NULL, NULL},
-      {"ftp://example.com/", -1, NULL, NULL, NULL},
-      {"http:///nohost", -1, NULL, NULL, NULL},
-      {"/with\x01control", -1, NULL, NULL, NULL},
-  };
-  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    kg_traffic_item it;
-    kg_traffic_item_init(&it);
-    int rc = kg_traffic_parse_url_line(cases[i].line, strlen(cases[i].line), &it);
-    if (rc != cases[i].rc) fail_msg("line %zu '%s': %d, wanted %d", i, cases[i].line, rc, cases[i].rc);
-    if (rc == 1) {
-      assert_string_equal(it.method, cases[i].method);
-      assert_string_equal(it.url, cases[i].url);
-      if (cases[i].host) assert_string_equal(it.host, cases[i].host);
-      else assert_null(it.host);
-      assert_true(isnan(it.ts));
-    }
-    kg_traffic_item_free(&it);
-  }
-}
-
-static void test_nginx_lines(void **state) {
-  (void)state;
-  const char *combined =
-      "203.0.113.9 - alice [10/Oct/2023:13:55:36 -0700] \"GET /shop/items?id=3 HTTP/1.1\" 200 "
-      "2326 \"http://example.com/start\" \"Mozilla/5.0 (X11; \\\"quoted\\\")\"";
-  kg_traffic_item it;
-  kg_traffic_item_init(&it);
-  assert_int_equal(kg_traffic_parse_nginx_line(combined, strlen(combined), &it), 1);
-  assert_string_equal(it.method, "GET");
-  assert_string_equal(it.url, "/shop/items?id=3");
-  /* 13:55:36 at -0700 is 20:55:36 UTC. */
-  assert_true(fabs(it.ts - 1696971336.0) < 1e-6);
-  assert_string_equal(field(&it.req_hdrs, "User-Agent"), "Mozilla/5.0 (X11; \"quoted\")");
-  assert_string_equal(field(&it.req_hdrs, "Referer"), "http://example.com/start");
-  kg_traffic_item_free(&it);
-
-  static const struct {
-    const char *line;
-    int rc;
-    const char *url;
-  } cases[] = {
-      /* common format (no referer, no agent), "-" user */
-      {"::1 - - [01/Jan/2024:00:00:00 +0000] \"GET / HTTP/1.0\" 304 0", 1, "/"},
-      /* nginx's \x escapes in the request */
-      {"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"GET /a\\x22b HTTP/1.1\" 200 1 \"-\" \"-\"", 1,
-       "/a\"b"},
-      /* HTTP/0.9-style request line without a version */
-      {"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"GET /old\" 200 1 \"-\" \"-\"", 1, "/old"},
-      /* other methods are well-formed but not replayed */
-      {"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"POST /login HTTP/1.1\" 302 0 \"-\" \"-\"", 0,
-       NULL},
-      /* garbage nginx logs for TLS on a plain port, and the empty request */
-      {"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"\\x16\\x03\\x01\" 400 157 \"-\" \"-\"", -1, NULL},
-      {"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"-\" 400 0 \"-\" \"-\"", -1, NULL},
-      {"1.2.3.4 - - [32/Foo/2024:00:00:00 +0000] \"GET / HTTP/1.1\" 200 1", -1, NULL},
-      {"not a log line at all", -1, NULL},
-      {"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"GET / HTTP/1.1\" 2000 1", -1, NULL},
-      {"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"GET / HTTP/1.1", -1, NULL},
-  };
-  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    kg_traffic_item_init(&it);
-    int rc = kg_traffic_parse_nginx_line(cases[i].line, strlen(cases[i].line), &it);
-    if (rc != cases[i].rc) fail_msg("line %zu: %d, wanted %d", i, rc, cases[i].rc);
-    if (rc == 1) assert_string_equal(it.url, cases[i].url);
-    kg_traffic_item_free(&it);
-  }
-}
+/* --- sources -------------------------------------------------------------------------- */
 
 static void test_import_files(void **state) {
   fixture *f = *state;
@@ -693,10 +607,10 @@ static void test_import_files(void **state) {
   snprintf(p, sizeof(p), "%s/urls.txt", f->dir);
   const char *urls = "# urls to warm\n/a\n\n/b?x=1\nnot a url\r\nhttp://h.example/c\n/d";
   spit(p, urls, strlen(urls));
-  kg_traffic_item v[8];
-  kg_traffic_status st;
+  kg_source_item v[8];
+  kg_source_status st;
   size_t n = read_all(p, true, v, 8, &st, NULL);
-  assert_int_equal(st.format, KG_TRAFFIC_URLS);
+  assert_int_equal(st.format, KG_SOURCE_URLS);
   assert_int_equal(n, 4);
   assert_int_equal(st.unparseable, 1);
   assert_string_equal(v[0].url, "/a");
@@ -712,7 +626,7 @@ static void test_import_files(void **state) {
       "10.0.0.1 - - [01/Jan/2024:00:00:02 +0000] \"GET /three HTTP/1.1\" 200 5 \"-\" \"curl/8\"\n";
   spit(p, log, strlen(log));
   n = read_all(p, true, v, 8, &st, NULL);
-  assert_int_equal(st.format, KG_TRAFFIC_NGINX);
+  assert_int_equal(st.format, KG_SOURCE_NGINX);
   assert_int_equal(n, 2);
   assert_int_equal(st.skipped, 1);
   assert_int_equal(st.unparseable, 1);
@@ -752,8 +666,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_foreign_layouts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
       cmocka_unit_test_setup_teardown(test_import_files, setup, teardown),
-      cmocka_unit_test(test_url_lines),
-      cmocka_unit_test(test_nginx_lines),
       cmocka_unit_test(test_dates),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
