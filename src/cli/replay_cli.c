@@ -44,6 +44,9 @@ static const char kg_replay_cli_usage[] =
     "  --duration D        stop sending after D: 90, 30s, 5m, 1h\n"
     "  --filter GLOB       only requests whose endpoint ('GET /users/:id') or method\n"
     "                      and path match, e.g. 'GET /users/*' or '/api/*'\n"
+    "  --methods LIST      methods to send, e.g. GET,HEAD,POST, or '*' for all\n"
+    "                      (default GET,HEAD,OPTIONS: recorded writes are skipped\n"
+    "                      and counted, never sent, unless listed here)\n"
     "  --compare           compare each response with the recorded one (WARC)\n"
     "  --config FILE.lua   noise rules, endpoints and limits for --compare\n"
     "  --diff-log FILE     append a JSON line per compared request (implies --compare)\n"
@@ -126,7 +129,7 @@ static int kg_replay_cli_parse(int argc, char **argv, kg_replay_opts *o, bool *j
     }
     static const char *const valued[] = {
         "--target", "--rate", "--speed", "--concurrency", "--duration", "--timeout",
-        "--filter", "--config", "--diff-log", "--db", "--format", "--header"};
+        "--filter", "--config", "--diff-log", "--db", "--format", "--header", "--methods"};
     bool known = false;
     for (size_t k = 0; k < KG_ARRAY_SIZE(valued); k++) known |= strcmp(name, valued[k]) == 0;
     if (!known) return kg_replay_cli_usage_error("unknown option '%s'", name);
@@ -168,6 +171,16 @@ static int kg_replay_cli_parse(int argc, char **argv, kg_replay_opts *o, bool *j
     } else if (strcmp(name, "--filter") == 0) {
       if (*val == '\0') return kg_replay_cli_usage_error("--filter: empty glob");
       o->filter = val;
+    } else if (strcmp(name, "--methods") == 0) {
+      bool ok = *val != '\0';
+      if (strcmp(val, "*") != 0)
+        for (const char *p = val; ok && *p; p++)
+          ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '-' ||
+               (*p == ',' && p != val && p[1] != '\0' && p[1] != ',');
+      if (!ok)
+        return kg_replay_cli_usage_error(
+            "--methods: expected a list such as GET,HEAD,POST or '*', got '%s'", val);
+      o->methods = val;
     } else if (strcmp(name, "--config") == 0) {
       o->config = val;
     } else if (strcmp(name, "--diff-log") == 0) {
@@ -220,6 +233,10 @@ static void kg_replay_cli_print_json(const kg_replay_opts *o, const kg_replay_su
   json_object_set_new(j, "answered", json_integer((json_int_t)s->answered));
   json_object_set_new(j, "errors", json_integer((json_int_t)s->errors));
   json_object_set_new(j, "filtered_out", json_integer((json_int_t)s->filtered));
+  json_t *sk = json_object();
+  for (size_t i = 0; i < KG_REPLAY_MAX_SKIPPED_KINDS && s->skipped_method[i][0]; i++)
+    json_object_set_new(sk, s->skipped_method[i], json_integer((json_int_t)s->skipped_count[i]));
+  json_object_set_new(j, "skipped_methods", sk);
   json_object_set_new(j, "elapsed_s", json_real(el));
   json_object_set_new(j, "throughput", json_real(el > 0 ? (double)s->sent / el : 0));
   json_object_set_new(j, "connections", json_integer((json_int_t)s->connections));
@@ -301,6 +318,13 @@ static void kg_replay_cli_print_text(const kg_replay_opts *o, const kg_replay_su
          s->connections == 1 ? "" : "s", s->answered, s->errors,
          s->stop_reason);
   if (s->filtered) printf("filtered out: %" PRIu64 " requests\n", s->filtered);
+  if (s->skipped) {
+    printf("skipped, method not in --methods (%s): %" PRIu64 " requests (",
+           o->methods ? o->methods : KG_REPLAY_SAFE_METHODS, s->skipped);
+    for (size_t i = 0; i < KG_REPLAY_MAX_SKIPPED_KINDS && s->skipped_method[i][0]; i++)
+      printf("%s%s %" PRIu64, i ? ", " : "", s->skipped_method[i], s->skipped_count[i]);
+    printf(")\n");
+  }
   if (kg_hist_count(&s->all))
     printf("latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
            kg_replay_cli_ms(kg_hist_percentile(&s->all, 50)),
@@ -402,6 +426,13 @@ int kg_replay_cli_main(int argc, char **argv) {
     if (s->input_failed && !s->input.damaged)
       fprintf(stderr, "kagami replay: %s\n", s->input_error);
     status = s->input_failed ? (s->input.damaged ? 2 : 1) : 0;
+    /* An input that yields nothing is a wrong file, not a quiet success
+     * (a binary file taken for a URL list, a non-WARC as --format warc). */
+    if (status == 0 && s->input.items == 0) {
+      fprintf(stderr, "kagami replay: %s: no request found in it (read as %s)\n", o.file,
+              kg_source_format_name(s->input.format));
+      status = 1;
+    }
   }
   kg_replay_summary_free(s);
   free(s);

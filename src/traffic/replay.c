@@ -174,6 +174,9 @@ struct kg_replay {
   uint64_t id_seq;           /* for result ids */
   /* numbers for the summary */
   uint64_t sent, answered, errors, filtered;
+  uint64_t skipped;          /* method not allowed: counted, not sent */
+  char skipped_method[KG_REPLAY_MAX_SKIPPED_KINDS][16];
+  uint64_t skipped_count[KG_REPLAY_MAX_SKIPPED_KINDS];
   uint64_t compared, equal, differing, not_compared;
   uint64_t status[600];      /* by status code; others in status_other */
   uint64_t status_other;
@@ -244,6 +247,33 @@ static bool kg_replay_wanted(kg_replay *rp, const kg_source_item *it, const char
   return ok;
 }
 
+/* True when `method` is in the comma-separated list (or the list is "*"). */
+static bool kg_replay_method_allowed(const char *list, const char *method) {
+  if (strcmp(list, "*") == 0) return true;
+  size_t n = strlen(method);
+  for (const char *p = list; *p;) {
+    size_t len = strcspn(p, ",");
+    if (len == n && memcmp(p, method, n) == 0) return true;
+    p += len;
+    if (*p == ',') p++;
+  }
+  return false;
+}
+
+/* Counts a request skipped for its method, by method (the last slot takes
+ * every method past the first few). */
+static void kg_replay_count_skipped(kg_replay *rp, const char *method) {
+  rp->skipped++;
+  const size_t last = KG_REPLAY_MAX_SKIPPED_KINDS - 1;
+  size_t i = 0;
+  while (i < last && rp->skipped_method[i][0] && strcmp(rp->skipped_method[i], method) != 0)
+    i++;
+  if (rp->skipped_method[i][0] == '\0')
+    snprintf(rp->skipped_method[i], sizeof(rp->skipped_method[i]), "%s",
+             i == last ? "other" : method);
+  rp->skipped_count[i]++;
+}
+
 /* Reads from the input until the window is full or the input ends. */
 static void kg_replay_fill(kg_replay *rp) {
   while (!rp->input_done && rp->nheap < KG_REPLAY_WINDOW &&
@@ -260,6 +290,13 @@ static void kg_replay_fill(kg_replay *rp) {
     kg_endpoint_of(s->item.method, s->item.url, rp->cfg->endpoints, &ep);
     if (!kg_replay_wanted(rp, &s->item, ep.data)) {
       rp->filtered++;
+      kg_buf_free(&ep);
+      kg_replay_slot_free(s);
+      continue;
+    }
+    const char *methods = rp->o->methods ? rp->o->methods : KG_REPLAY_SAFE_METHODS;
+    if (!kg_replay_method_allowed(methods, s->item.method)) {
+      kg_replay_count_skipped(rp, s->item.method);
       kg_buf_free(&ep);
       kg_replay_slot_free(s);
       continue;
@@ -670,6 +707,9 @@ static void kg_replay_summarize(kg_replay *rp, kg_replay_summary *sum) {
   sum->answered = rp->answered;
   sum->errors = rp->errors;
   sum->filtered = rp->filtered;
+  sum->skipped = rp->skipped;
+  memcpy(sum->skipped_method, rp->skipped_method, sizeof(sum->skipped_method));
+  memcpy(sum->skipped_count, rp->skipped_count, sizeof(sum->skipped_count));
   sum->connections = rp->connections;
   sum->compared = rp->compared;
   sum->equal = rp->equal;

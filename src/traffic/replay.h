@@ -37,6 +37,12 @@
 #define KG_REPLAY_MAX_ERROR_KINDS 16
 #define KG_REPLAY_DEFAULT_CONCURRENCY 64
 #define KG_REPLAY_DEFAULT_TIMEOUT 30.0
+/* What a replay sends unless told otherwise: a recording of production
+ * holds writes, and replaying them into a deployment that shares a
+ * database with production would apply them twice. */
+#define KG_REPLAY_SAFE_METHODS "GET,HEAD,OPTIONS"
+/* Methods counted apart among the skipped ones. */
+#define KG_REPLAY_MAX_SKIPPED_KINDS 8
 
 /* What to replay, where and how. Strings and headers are borrowed for the
  * length of kg_replay_run. */
@@ -48,6 +54,11 @@ typedef struct kg_replay_opts {
   size_t concurrency;         /* requests in flight at most */
   double duration;            /* seconds of sending; 0: no limit */
   const char *filter;         /* endpoint or "METHOD /path" glob, or NULL */
+  const char *methods;        /* comma-separated methods to send, "*" for
+                                 any; NULL: the safe ones, as live
+                                 shadowing sends by default
+                                 (KG_REPLAY_SAFE_METHODS). Others are
+                                 skipped and counted, never sent. */
   bool compare;               /* compare with the recorded responses
                                  (implied by diff_log and db) */
   const char *config;         /* Lua config for comparing, or NULL for the
@@ -85,6 +96,9 @@ typedef struct kg_replay_summary {
   double elapsed;             /* seconds from the first send to the last
                                  response */
   uint64_t sent, answered, errors, filtered;
+  uint64_t skipped;           /* not sent: method not in opts.methods */
+  char skipped_method[KG_REPLAY_MAX_SKIPPED_KINDS][16]; /* by method ("" ends) */
+  uint64_t skipped_count[KG_REPLAY_MAX_SKIPPED_KINDS];
   uint64_t connections;       /* opened to the target */
   uint64_t compared, equal, differing, not_compared;
   uint64_t status[600];       /* responses by status code */

@@ -312,7 +312,7 @@ def test_replay_unchanged_backend_is_equal(recorded, tmp_path):
     production, path, k = recorded
     log = tmp_path / "replay.jsonl"
     db = tmp_path / "replay.db"
-    proc, s = replay(path, "--target", production.url, "--compare",
+    proc, s = replay(path, "--target", production.url, "--compare", "--methods", "GET,HEAD,POST",
                      "--config", k.config, "--diff-log", log, "--db", db,
                      "--concurrency", "1")
     assert proc.returncode == 0, proc.stderr
@@ -355,7 +355,7 @@ def test_replay_changed_backend_names_differing_endpoints(
     production, path, k = recorded
     newdb = make_backend("newdb", variant="newdb")
     log = tmp_path / "replay.jsonl"
-    proc, s = replay(path, "--target", newdb.url, "--compare",
+    proc, s = replay(path, "--target", newdb.url, "--compare", "--methods", "GET,HEAD,POST",
                      "--config", k.config, "--diff-log", log)
     assert proc.returncode == 0, proc.stderr
     assert set(s["compare"]["differing_endpoints"]) == DIFFERING
@@ -365,13 +365,43 @@ def test_replay_changed_backend_names_differing_endpoints(
     assert any(d["where"] == "$.price" for d in
                by_ep["GET /api/real"]["differences"])
     assert by_ep["GET /enc/x"]["differences"][0]["where"].startswith("line")
-    # The text summary says the same.
+    # Without --methods, the recorded write is skipped and counted, never
+    # sent (issue 12): replay defaults to the safe methods, as shadowing does.
+    posts = len([r for r in newdb.received() if r.method == "POST"])
     text = run_cli("replay", path, "--target", newdb.url, "--compare",
                    "--config", k.config)
     assert text.returncode == 0
+    assert len([r for r in newdb.received() if r.method == "POST"]) == posts
     assert "compared %d: %d equal, %d differing" % (
-        len(REQUESTS), len(REQUESTS) - len(DIFFERING), len(DIFFERING)) \
+        len(REQUESTS) - 1, len(REQUESTS) - len(DIFFERING), len(DIFFERING) - 1) \
         in text.stdout
+    assert "skipped, method not in --methods (GET,HEAD,OPTIONS): 1 requests (POST 1)" \
+        in text.stdout, text.stdout
+    proc, s = replay(path, "--target", newdb.url)
+    assert proc.returncode == 0 and s["skipped_methods"] == {"POST": 1}, s
+    assert len([r for r in newdb.received() if r.method == "POST"]) == posts
+
+
+@pytest.mark.parametrize("content,fmt", [
+    (bytes(range(256)) * 64, None),                  # binary, detected as a URL list
+    (b"just some text, no WARC here\n", "warc"),     # not a WARC, told it is
+    (b"", None),                                     # empty
+], ids=["binary", "not-warc", "empty"])
+def test_replay_of_an_input_without_requests_exits_1(tmp_path, make_backend, content, fmt):
+    b = make_backend("production")
+    path = tmp_path / "input.bin"
+    path.write_bytes(content)
+    args = [path, "--target", b.url] + (["--format", fmt] if fmt else [])
+    proc = run_cli("replay", *args)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "kagami replay:" in proc.stderr and proc.stderr.strip(), proc.stderr
+    assert b.received() == []
+
+
+def test_replay_methods_option_is_checked():
+    for bad in ("", "GET,,POST", "GET POST", ",GET"):
+        proc = run_cli("replay", "x.warc", "--target", "http://127.0.0.1:1", "--methods", bad)
+        assert proc.returncode == 1 and "--methods" in proc.stderr, (bad, proc.stderr)
 
 
 def test_replay_without_config_uses_default_rules(recorded):
@@ -399,7 +429,7 @@ def test_replay_filter(recorded):
 def test_replay_to_dead_target_counts_errors(recorded, make_backend):
     dead = make_backend("dead", fault="refuse")
     _, path, _ = recorded
-    proc, s = replay(path, "--target", dead.url, "--compare")
+    proc, s = replay(path, "--target", dead.url, "--compare", "--methods", "*")
     assert proc.returncode == 0, proc.stderr
     assert s["errors"] == len(REQUESTS) and s["answered"] == 0
     assert s["error_kinds"] == {"connection refused": len(REQUESTS)}
@@ -472,7 +502,7 @@ def test_gzipped_recording(recorded, tmp_path):
     offsets = [o for o, _, _ in warc_records(data)] + [len(data)]
     gz.write_bytes(b"".join(gzip.compress(data[a:b])
                             for a, b in zip(offsets, offsets[1:])))
-    proc, s = replay(gz, "--target", production.url)
+    proc, s = replay(gz, "--target", production.url, "--methods", "*")
     assert proc.returncode == 0, proc.stderr
     assert s["sent"] == len(REQUESTS)
 
