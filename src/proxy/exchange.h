@@ -25,6 +25,15 @@
 
 typedef struct kg_worker kg_worker;
 typedef struct kg_client kg_client;
+typedef struct kg_exchange kg_exchange;
+
+/* What a leg is for (its kg_leg.role). */
+typedef enum kg_role {
+  KG_ROLE_MASTER = 0, /* its response goes to the client */
+  KG_ROLE_SHADOW,     /* compared with the master */
+  KG_ROLE_SECONDARY,  /* a second master instance: noise reference */
+  KG_ROLE_REPEAT,     /* a shadow asked twice: noise reference */
+} kg_role;
 
 struct kg_exchange {
   kg_worker *w;            /* owning worker */
@@ -69,11 +78,5 @@ void kg_exchange_client_gone(kg_exchange *ex);
 /* Flow control of the master stream (the client reads slowly). */
 void kg_exchange_pause_master(kg_exchange *ex);
 void kg_exchange_resume_master(kg_exchange *ex);
-
-/* Called by upstream.c (see upstream.h). */
-void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg);
-void kg_exchange_leg_head(kg_leg *leg);
-void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n);
-void kg_exchange_leg_done(kg_leg *leg);
 
 #endif
