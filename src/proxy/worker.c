@@ -17,12 +17,6 @@
 #define KG_POOL_MAX_IDLE 256              /* idle connections per backend */
 #define KG_POOL_IDLE_TIMEOUT_MS (30 * 1000) /* below common backend defaults */
 
-void kg_worker_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  kg_worker *w = h->loop->data;
-  buf->base = w->readbuf;
-  buf->len = sizeof(w->readbuf);
-}
-
 /* A listening socket of our own making: libuv 1.44 cannot set
  * SO_REUSEPORT, which lets every worker accept on the same address. */
 static int kg_listen_socket(const kg_addr *a, char *err, size_t errlen) {
