@@ -20,7 +20,6 @@
 #include "proxy/hooks.h"
 #include "common/log.h"
 #include "compare/noise.h"
-#include "proxy/proxy.h"
 #include "traffic/record.h"
 #include "results/store.h"
 #include "proxy/worker.h"
@@ -174,13 +173,14 @@ static kg_leg *kg_exchange_add_leg(kg_exchange *ex, size_t backend,
   return leg;
 }
 
-kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
-                             kg_http_msg *req, kg_buf *body) {
+kg_exchange *kg_exchange_new(kg_worker *w, const kg_exchange_client_ops *client_ops,
+                             void *client, kg_http_msg *req, kg_buf *body) {
   const kg_config *cfg = w->cfg;
   kg_exchange *ex = kg_calloc(1, sizeof(*ex));
   ex->w = w;
   ex->cfg = cfg;
   ex->client = client;
+  ex->client_ops = client_ops;
   kg_http_msg_init(&ex->req);
   kg_http_msg_move(&ex->req, req);
   ex->body = *body;
@@ -564,20 +564,20 @@ static void kg_exchange_release(kg_exchange *ex) {
 static void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg) {
   kg_exchange *ex = leg->data;
   if (leg->role == KG_ROLE_MASTER && ex->client)
-    kg_client_master_interim(ex->client, msg);
+    ex->client_ops->interim(ex->client, msg);
 }
 
 static void kg_exchange_leg_head(kg_leg *leg) {
   kg_exchange *ex = leg->data;
   if (leg->role != KG_ROLE_MASTER || ex->client == NULL) return;
   ex->master_streaming = true;
-  kg_client_master_head(ex->client, &leg->resp, leg->head_request);
+  ex->client_ops->head(ex->client, &leg->resp, leg->head_request);
 }
 
 static void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n) {
   kg_exchange *ex = leg->data;
   if (leg->role == KG_ROLE_MASTER && ex->client)
-    kg_client_master_body(ex->client, p, n);
+    ex->client_ops->body(ex->client, p, n);
 }
 
 static void kg_exchange_leg_done(kg_leg *leg) {
@@ -585,16 +585,16 @@ static void kg_exchange_leg_done(kg_leg *leg) {
   ex->pending--;
   if (leg->error) ex->w->stats.backend_errors[leg->pool->index]++;
   if (leg->role == KG_ROLE_MASTER) {
-    kg_client *c = ex->client;
+    void *c = ex->client;
     ex->client = NULL;
     if (leg->error) ex->w->stats.master_errors++;
     if (c && leg->error) {
       bool timeout = strcmp(leg->error, "timeout") == 0;
       kg_log_warn("master %s failed for %s %s: %s", leg->pool->be.name,
                   ex->method, ex->req.url.data, leg->error);
-      kg_client_master_failed(c, timeout ? 504 : 502);
+      ex->client_ops->failed(c, timeout ? 504 : 502);
     } else if (c) {
-      kg_client_master_end(c);
+      ex->client_ops->end(c);
     }
   } else if (leg->error) {
     ex->w->stats.shadow_errors++;

@@ -3,7 +3,8 @@
  * Lifetime: the client module creates an exchange for each complete
  * request (kg_exchange_new + kg_exchange_start). The exchange owns the
  * request and one leg per selected backend. It streams the master leg's
- * response to the client through the kg_client_master_* calls, detaches
+ * response to the client through the kg_exchange_client_ops the client
+ * module registered (it knows no more of the client than that), detaches
  * from the client when the master is done, waits for the shadows, has the
  * comparison run in the thread pool, writes the result, and frees itself.
  * kg_exchange_free is called from exactly one place (kg_exchange_release).
@@ -24,8 +25,24 @@
 #include "client/upstream.h"
 
 typedef struct kg_worker kg_worker;
-typedef struct kg_client kg_client;
 typedef struct kg_exchange kg_exchange;
+
+/* The client connection as the exchange sees it: where the master's
+ * response goes. `client` is the pointer given to kg_exchange_new. None of
+ * these closes the client synchronously. */
+typedef struct kg_exchange_client_ops {
+  /* A 1xx interim response from the master (not 101). */
+  void (*interim)(void *client, const kg_http_msg *msg);
+  /* The master's response head. */
+  void (*head)(void *client, const kg_http_msg *resp, bool head_request);
+  /* Decoded master body bytes, in a buffer valid only for the call. */
+  void (*body)(void *client, const char *p, size_t n);
+  /* The response is complete; the exchange lets go of the client. */
+  void (*end)(void *client);
+  /* The master failed (502, or 504 on a timeout); the exchange lets go
+   * of the client. */
+  void (*failed)(void *client, int status);
+} kg_exchange_client_ops;
 
 /* What a leg is for (its kg_leg.role). */
 typedef enum kg_role {
@@ -40,7 +57,8 @@ struct kg_exchange {
   const kg_config *cfg;    /* the config it started under (a reload does
                               not change a request in flight) */
   kg_exchange *next;       /* in the worker's list of finished exchanges */
-  kg_client *client;       /* owed the master's response; NULL after */
+  void *client;            /* owed the master's response; NULL after */
+  const kg_exchange_client_ops *client_ops; /* how to give it to it */
   char id[32];             /* unique, sortable by arrival */
   struct timespec arrived; /* wall clock at dispatch ("ts") */
   kg_http_msg req;         /* request head (owned) */
@@ -69,8 +87,8 @@ struct kg_exchange {
 
 /* Creates the exchange for a complete request, taking the contents of
  * *req and *body (both are left empty). Backends are selected here. */
-kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
-                             kg_http_msg *req, kg_buf *body);
+kg_exchange *kg_exchange_new(kg_worker *w, const kg_exchange_client_ops *client_ops,
+                             void *client, kg_http_msg *req, kg_buf *body);
 /* Sends the request to every selected backend. */
 void kg_exchange_start(kg_exchange *ex);
 /* The client left while owed the response: abandon everything. */

@@ -73,6 +73,7 @@ struct kg_client {
 static void kg_client_on_read(kg_conn *conn, ssize_t nread, const uv_buf_t *buf);
 static void kg_client_close(kg_client *c);
 static void kg_client_continue(kg_client *c);
+static const kg_exchange_client_ops kg_client_master_ops;
 
 /* --- writing ----------------------------------------------------------------- */
 
@@ -363,7 +364,7 @@ static void kg_client_dispatch(kg_client *c) {
   c->mode = KG_OUT_NONE;
   c->head_started = false;
   kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
-  c->ex = kg_exchange_new(c->w, c, m, &c->body);
+  c->ex = kg_exchange_new(c->w, &kg_client_master_ops, c, m, &c->body);
   kg_exchange_start(c->ex);
 }
 
@@ -459,7 +460,13 @@ static void kg_client_out_fields(kg_client *c, const kg_hdrs *h) {
   }
 }
 
-void kg_client_master_interim(kg_client *c, const kg_http_msg *msg) {
+/* --- the master's response, as the exchange hands it over (its
+ * kg_exchange_client_ops; none of them closes the client synchronously) --- */
+
+/* A 1xx interim response from the master, passed on to HTTP/1.1 clients
+ * (never to HTTP/1.0 ones, which do not know them). */
+static void kg_client_master_interim(void *client, const kg_http_msg *msg) {
+  kg_client *c = client;
   if (c->http10 || c->head_started || c->state == KG_CLIENT_CLOSED) return;
   kg_client_outf(c, "HTTP/1.1 %d %s\r\n", msg->status,
                  msg->reason.data ? msg->reason.data : "");
@@ -467,8 +474,9 @@ void kg_client_master_interim(kg_client *c, const kg_http_msg *msg) {
   kg_buf_append(&c->out, "\r\n", 2);
 }
 
-void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
-                           bool head_request) {
+static void kg_client_master_head(void *client, const kg_http_msg *resp,
+                                  bool head_request) {
+  kg_client *c = client;
   bool no_body = head_request || resp->status < 200 || resp->status == 204 ||
                  resp->status == 304;
   if (c->w->stopping) c->keep_alive = false;
@@ -517,7 +525,8 @@ static bool kg_client_write_through(kg_client *c, const char *p, size_t n) {
   return true;
 }
 
-void kg_client_master_body(kg_client *c, const char *p, size_t n) {
+static void kg_client_master_body(void *client, const char *p, size_t n) {
+  kg_client *c = client;
   if (n == 0 || c->mode == KG_OUT_NONE || c->state == KG_CLIENT_CLOSED) return;
   if (c->mode == KG_OUT_CHUNKED) kg_client_outf(c, "%zx\r\n", n);
   if (!kg_client_write_through(c, p, n)) kg_client_out(c, p, n);
@@ -530,7 +539,9 @@ void kg_client_master_body(kg_client *c, const char *p, size_t n) {
   }
 }
 
-void kg_client_master_end(kg_client *c) {
+/* The response is complete; the client stops referring to the exchange. */
+static void kg_client_master_end(void *client) {
+  kg_client *c = client;
   c->ex = NULL;
   if (c->state == KG_CLIENT_CLOSED) return;
   if (c->master_paused) {
@@ -546,7 +557,10 @@ void kg_client_master_end(kg_client *c) {
   kg_client_continue(c);
 }
 
-void kg_client_master_failed(kg_client *c, int status) {
+/* The master failed: a 502/504 if nothing was sent yet, else the
+ * connection is closed. The client stops referring to the exchange. */
+static void kg_client_master_failed(void *client, int status) {
+  kg_client *c = client;
   c->ex = NULL;
   if (c->state == KG_CLIENT_CLOSED) return;
   if (c->master_paused) {
@@ -562,6 +576,14 @@ void kg_client_master_failed(kg_client *c, int status) {
   kg_client_send_status(c, status, false);
   if (c->keep_alive) kg_client_continue(c);
 }
+
+static const kg_exchange_client_ops kg_client_master_ops = {
+    .interim = kg_client_master_interim,
+    .head = kg_client_master_head,
+    .body = kg_client_master_body,
+    .end = kg_client_master_end,
+    .failed = kg_client_master_failed,
+};
 
 /* --- accepting and stopping --------------------------------------------------- */
 
