@@ -188,87 +188,88 @@ static void test_req_init(test_req *r, kg_pool *p) {
     assert_true(done);                                                  \
   } while (0)
 
+/* A loop, a server on it and a pool for that server. */
+typedef struct test_env {
+  uv_loop_t loop;
+  test_server s;
+  kg_pool p;
+} test_env;
+
+static void test_env_start(test_env *e, test_mode mode, uint64_t timeout_ms) {
+  uv_loop_init(&e->loop);
+  test_server_start(&e->s, &e->loop, mode);
+  test_pool(&e->p, &e->loop, &e->s.addr, timeout_ms);
+}
+
 /* Closes what is left and asserts the loop closes cleanly. */
-static void test_finish(uv_loop_t *loop, kg_pool *p, test_server *s) {
-  kg_pool_close_idle(p);
-  if (s) test_server_stop(s);
-  uv_run(loop, UV_RUN_DEFAULT);
-  assert_int_equal(p->nconns, 0);
-  assert_int_equal(uv_loop_close(loop), 0);
+static void test_env_finish(test_env *e) {
+  kg_pool_close_idle(&e->p);
+  test_server_stop(&e->s);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  assert_int_equal(e->p.nconns, 0);
+  assert_int_equal(uv_loop_close(&e->loop), 0);
 }
 
 static void test_keep_alive_reuse(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  test_server s;
-  test_server_start(&s, &loop, TEST_ANSWER);
-  kg_pool p;
-  test_pool(&p, &loop, &s.addr, 5000);
+  test_env e;
+  test_env_start(&e, TEST_ANSWER, 5000);
   test_req a, b;
-  test_req_init(&a, &p);
-  test_req_init(&b, &p);
+  test_req_init(&a, &e.p);
+  test_req_init(&b, &e.p);
   kg_leg_start(&a.leg);
   assert_int_equal(a.dones, 0); /* never from inside kg_leg_start */
-  RUN_UNTIL(&loop, a.dones == 1);
+  RUN_UNTIL(&e.loop, a.dones == 1);
   assert_null(a.leg.error);
   assert_int_equal(a.heads, 1);
   assert_int_equal(a.leg.resp.status, 200);
   assert_int_equal(a.body_seen, 5);
   assert_memory_equal(a.leg.body.data, "hello", 5);
-  assert_int_equal(p.nidle, 1);
+  assert_int_equal(e.p.nidle, 1);
   kg_leg_start(&b.leg);
-  RUN_UNTIL(&loop, b.dones == 1);
+  RUN_UNTIL(&e.loop, b.dones == 1);
   assert_null(b.leg.error);
-  assert_int_equal(p.opened, 1); /* the same connection twice */
-  assert_int_equal(s.accepted, 1);
-  assert_int_equal(s.requests, 2);
-  assert_int_equal(p.inflight, 0);
+  assert_int_equal(e.p.opened, 1); /* the same connection twice */
+  assert_int_equal(e.s.accepted, 1);
+  assert_int_equal(e.s.requests, 2);
+  assert_int_equal(e.p.inflight, 0);
   kg_leg_free(&a.leg);
   kg_leg_free(&b.leg);
-  test_finish(&loop, &p, &s);
+  test_env_finish(&e);
 }
 
 static void test_refused_connect(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  test_server s;
-  test_server_start(&s, &loop, TEST_ANSWER);
-  test_server_stop(&s); /* its port now refuses */
-  uv_run(&loop, UV_RUN_DEFAULT);
-  kg_pool p;
-  test_pool(&p, &loop, &s.addr, 5000);
+  test_env e;
+  test_env_start(&e, TEST_ANSWER, 5000);
+  test_server_stop(&e.s); /* its port now refuses */
+  uv_run(&e.loop, UV_RUN_DEFAULT);
   test_req a;
-  test_req_init(&a, &p);
+  test_req_init(&a, &e.p);
   kg_leg_start(&a.leg);
-  RUN_UNTIL(&loop, a.dones == 1);
+  RUN_UNTIL(&e.loop, a.dones == 1);
   assert_string_equal(a.leg.error, "connection refused");
-  assert_int_equal(p.connect_failures, 1);
-  assert_false(kg_pool_is_down(&p)); /* not after one failure */
+  assert_int_equal(e.p.connect_failures, 1);
+  assert_false(kg_pool_is_down(&e.p)); /* not after one failure */
   kg_leg_free(&a.leg);
-  test_finish(&loop, &p, NULL);
+  test_env_finish(&e);
 }
 
 static void test_timeout(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  test_server s;
-  test_server_start(&s, &loop, TEST_SILENT);
-  kg_pool p;
-  test_pool(&p, &loop, &s.addr, 50);
+  test_env e;
+  test_env_start(&e, TEST_SILENT, 50);
   test_req a;
-  test_req_init(&a, &p);
-  uint64_t t0 = uv_now(&loop);
+  test_req_init(&a, &e.p);
+  uint64_t t0 = uv_now(&e.loop);
   kg_leg_start(&a.leg);
-  RUN_UNTIL(&loop, a.dones == 1);
+  RUN_UNTIL(&e.loop, a.dones == 1);
   assert_string_equal(a.leg.error, "timeout");
-  assert_true(uv_now(&loop) >= t0 + 50);
-  assert_int_equal(s.requests, 1);
-  assert_int_equal(p.nidle, 0); /* a timed-out connection is not pooled */
+  assert_true(uv_now(&e.loop) >= t0 + 50);
+  assert_int_equal(e.s.requests, 1);
+  assert_int_equal(e.p.nidle, 0); /* a timed-out connection is not pooled */
   kg_leg_free(&a.leg);
-  test_finish(&loop, &p, &s);
+  test_env_finish(&e);
 }
 
 /* The server answers and closes; the next request, started at once from
@@ -276,32 +277,28 @@ static void test_timeout(void **state) {
  * sent again on a fresh connection, unseen by the caller. */
 static void test_stale_pooled_connection_retried(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  test_server s;
-  test_server_start(&s, &loop, TEST_ANSWER_CLOSE);
-  kg_pool p;
-  test_pool(&p, &loop, &s.addr, 5000);
+  test_env e;
+  test_env_start(&e, TEST_ANSWER_CLOSE, 5000);
   test_req a, b;
-  test_req_init(&a, &p);
-  test_req_init(&b, &p);
+  test_req_init(&a, &e.p);
+  test_req_init(&b, &e.p);
   a.then = &b;
   kg_leg_start(&a.leg);
-  RUN_UNTIL(&loop, b.dones == 1);
+  RUN_UNTIL(&e.loop, b.dones == 1);
   assert_null(a.leg.error);
   assert_null(b.leg.error);
   assert_int_equal(b.leg.resp.status, 200);
   assert_true(b.leg.retried);
-  assert_int_equal(p.opened, 2);
-  assert_int_equal(s.accepted, 2);
+  assert_int_equal(e.p.opened, 2);
+  assert_int_equal(e.s.accepted, 2);
   /* Not idempotent: the failure is the caller's to see. */
   test_req c, d;
-  test_req_init(&c, &p);
-  test_req_init(&d, &p);
+  test_req_init(&c, &e.p);
+  test_req_init(&d, &e.p);
   d.leg.retry_ok = false;
   c.then = &d;
   kg_leg_start(&c.leg);
-  RUN_UNTIL(&loop, d.dones == 1);
+  RUN_UNTIL(&e.loop, d.dones == 1);
   assert_null(c.leg.error);
   assert_non_null(d.leg.error);
   assert_false(d.leg.retried);
@@ -309,42 +306,38 @@ static void test_stale_pooled_connection_retried(void **state) {
   kg_leg_free(&b.leg);
   kg_leg_free(&c.leg);
   kg_leg_free(&d.leg);
-  test_finish(&loop, &p, &s);
+  test_env_finish(&e);
 }
 
 static void test_noop_timer(uv_timer_t *t) { (void)t; }
 
 static void test_cancel(void **state) {
   (void)state;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  test_server s;
-  test_server_start(&s, &loop, TEST_SILENT);
-  kg_pool p;
-  test_pool(&p, &loop, &s.addr, 100);
+  test_env e;
+  test_env_start(&e, TEST_SILENT, 100);
   test_req a, b;
-  test_req_init(&a, &p);
-  test_req_init(&b, &p);
+  test_req_init(&a, &e.p);
+  test_req_init(&b, &e.p);
   kg_leg_start(&a.leg);
   kg_leg_cancel(&a.leg); /* before it even connected */
   kg_leg_start(&b.leg);
-  RUN_UNTIL(&loop, s.requests == 1);
+  RUN_UNTIL(&e.loop, e.s.requests == 1);
   kg_leg_cancel(&b.leg); /* while waiting for the answer */
   kg_leg_cancel(&b.leg); /* twice: a no-op */
-  assert_int_equal(p.inflight, 0);
-  assert_int_equal(p.nconns, 0);
+  assert_int_equal(e.p.inflight, 0);
+  assert_int_equal(e.p.nconns, 0);
   /* Past the timeout: nothing may call back any more. */
   uv_timer_t t;
-  uv_timer_init(&loop, &t);
+  uv_timer_init(&e.loop, &t);
   uv_timer_start(&t, test_noop_timer, 200, 0);
-  uv_run(&loop, UV_RUN_ONCE);
+  uv_run(&e.loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&t, NULL);
   assert_int_equal(a.dones, 0);
   assert_int_equal(b.dones, 0);
   assert_string_equal(b.leg.error, "cancelled");
   kg_leg_free(&a.leg);
   kg_leg_free(&b.leg);
-  test_finish(&loop, &p, &s);
+  test_env_finish(&e);
 }
 
 int main(void) {

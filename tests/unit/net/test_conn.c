@@ -103,12 +103,6 @@ static void test_pair_start(test_pair *p) {
                                    test_on_connect), 0);
 }
 
-/* Runs the loop until nothing is left, then asserts it closes cleanly. */
-static void test_pair_finish(test_pair *p) {
-  uv_run(&p->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&p->loop), 0);
-}
-
 /* Runs the loop until `done` holds (bounded by a few seconds of loop time). */
 #define RUN_UNTIL(p, done)                                             \
   do {                                                                  \
@@ -118,12 +112,23 @@ static void test_pair_finish(test_pair *p) {
     assert_true(done);                                                  \
   } while (0)
 
+/* test_pair_start, then runs the loop until both ends are connected. */
+static void test_pair_connect(test_pair *p) {
+  test_pair_start(p);
+  RUN_UNTIL(p, p->client.connects == 1 && p->accepted);
+  assert_int_equal(p->client.connect_status, 0);
+}
+
+/* Runs the loop until nothing is left, then asserts it closes cleanly. */
+static void test_pair_finish(test_pair *p) {
+  uv_run(&p->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&p->loop), 0);
+}
+
 static void test_connect_write_read(void **state) {
   (void)state;
   test_pair p;
-  test_pair_start(&p);
-  RUN_UNTIL(&p, p.client.connects == 1 && p.accepted);
-  assert_int_equal(p.client.connect_status, 0);
+  test_pair_connect(&p);
   uv_buf_t b = uv_buf_init("ping", 4);
   assert_int_equal(kg_conn_try_write(&p.client.conn, &b, 1), 4);
   RUN_UNTIL(&p, p.server.ngot == 4);
@@ -156,8 +161,7 @@ static void test_queued_write_and_shutdown_cb(kg_conn *c, int status) {
 static void test_queued_write_then_shutdown(void **state) {
   (void)state;
   test_pair p;
-  test_pair_start(&p);
-  RUN_UNTIL(&p, p.accepted);
+  test_pair_connect(&p);
   kg_conn_write_req wr;
   test_writes_done = 0;
   uv_buf_t b = uv_buf_init("queued", 6);
@@ -176,8 +180,7 @@ static void test_queued_write_then_shutdown(void **state) {
 static void test_deadline_is_lazy(void **state) {
   (void)state;
   test_pair p;
-  test_pair_start(&p);
-  RUN_UNTIL(&p, p.accepted);
+  test_pair_connect(&p);
   uint64_t t0 = uv_now(&p.loop);
   kg_conn_set_deadline(&p.server.conn, 20);
   kg_conn_set_deadline(&p.server.conn, 80); /* later: the timer sleeps on */
@@ -197,8 +200,7 @@ static void test_deadline_is_lazy(void **state) {
 static void test_close_once_with_write_pending(void **state) {
   (void)state;
   test_pair p;
-  test_pair_start(&p);
-  RUN_UNTIL(&p, p.client.connects == 1 && p.accepted);
+  test_pair_connect(&p);
   kg_conn_read_stop(&p.server.conn); /* the peer does not read: writes queue */
   size_t big = 64u << 20;
   char *data = calloc(1, big);
@@ -228,8 +230,7 @@ static void test_close_once_with_write_pending(void **state) {
 static void test_peer_reset(void **state) {
   (void)state;
   test_pair p;
-  test_pair_start(&p);
-  RUN_UNTIL(&p, p.client.connects == 1 && p.accepted);
+  test_pair_connect(&p);
   /* Lingering for zero seconds makes close send a reset. */
   uv_os_fd_t fd;
   assert_int_equal(uv_fileno((uv_handle_t *)&p.server.conn.tcp, &fd), 0);
