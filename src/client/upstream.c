@@ -19,8 +19,8 @@
 #include "net/conn.h"
 
 struct kg_upconn {
-  kg_conn conn;             /* socket, deadline, close-once (first: the
-                               conn's callbacks find us from it) */
+  kg_conn conn;             /* socket, deadline, close-once; its data is
+                               this kg_upconn */
   kg_conn_write_req write;  /* the request's remainder, when queued */
   kg_pool *pool;            /* the pool it belongs to; NULL once closing */
   kg_leg *leg;              /* borrower, or NULL while idle/closing */
@@ -173,12 +173,11 @@ static void kg_leg_fail(kg_leg *leg, const char *error, bool retryable) {
   kg_upconn *c = leg->conn;
   if (retryable && c && c->reused && !leg->got_response && !leg->retried &&
       leg->retry_ok) {
-    kg_pool *p = c->pool;
     leg->retried = true;
     c->leg = NULL;
     leg->conn = NULL;
     kg_upconn_close(c);
-    kg_upconn_connect(p, leg);
+    kg_upconn_connect(leg->pool, leg);
     return;
   }
   kg_leg_finish(leg, error, false);

@@ -39,6 +39,7 @@ static void kg_conn_tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static void kg_conn_tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   kg_conn *c = s->data;
   if (c->closing) return;
+  if (nread < 0) c->reading = false; /* libuv stops reading at EOF or an error */
   c->cbs->on_read(c, nread, buf);
 }
 
@@ -104,16 +105,15 @@ const kg_conn_ops kg_conn_tcp = {
 
 /* --- what every transport shares -------------------------------------------- */
 
-int kg_conn_init(kg_conn *c, uv_loop_t *loop, const kg_conn_ops *ops,
-                 const kg_conn_cbs *cbs, void *data, char *rbuf, size_t rbuf_len) {
+void kg_conn_init(kg_conn *c, uv_loop_t *loop, const kg_conn_ops *ops,
+                  const kg_conn_cbs *cbs, void *data, char *rbuf, size_t rbuf_len) {
   *c = (kg_conn){.ops = ops, .cbs = cbs, .data = data, .rbuf = rbuf,
                  .rbuf_len = rbuf_len, .deadline = KG_CONN_NO_DEADLINE};
-  int r = uv_tcp_init(loop, &c->tcp);
-  if (r < 0) return r;
-  uv_timer_init(loop, &c->timer); /* cannot fail */
+  /* Neither fails: uv_tcp_init only checks flags, and we pass none. */
+  uv_tcp_init(loop, &c->tcp);
+  uv_timer_init(loop, &c->timer);
   c->tcp.data = c->timer.data = c;
   c->open_handles = 2;
-  return 0;
 }
 
 int kg_conn_connect(kg_conn *c, const struct sockaddr *addr, kg_conn_status_cb cb) {

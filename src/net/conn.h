@@ -96,9 +96,10 @@ struct kg_conn {
 };
 
 /* Prepares c (its memory owned by the caller) on loop. rbuf[0..rbuf_len)
- * receives every read and must outlive the conn. Returns 0 or a negative
- * code; on failure nothing needs closing. */
-int kg_conn_init(kg_conn *c, uv_loop_t *loop, const kg_conn_ops *ops,
+ * receives every read and must outlive the conn. Cannot fail: what a
+ * transport may fail at (a handshake, say) belongs to connect/accept or
+ * to the reads, which report it. */
+void kg_conn_init(kg_conn *c, uv_loop_t *loop, const kg_conn_ops *ops,
                  const kg_conn_cbs *cbs, void *data, char *rbuf, size_t rbuf_len);
 /* Connects to addr; cb(c, status) follows unless this fails. */
 int kg_conn_connect(kg_conn *c, const struct sockaddr *addr, kg_conn_status_cb cb);
