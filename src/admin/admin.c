@@ -13,7 +13,7 @@
  *              our side is shut down and what the client still sends is
  *              drained for a moment, so that unread input does not make
  *              the kernel reset the connection and destroy the answer
- *   CLOSED     uv_close was called; freed when both handles have closed
+ *   CLOSED     kg_conn_close was called; freed in the conn's close callback
  * Input that arrives while too many answer bytes wait to be written stays
  * unparsed in `inbuf` and reading pauses, so a client pipelining requests
  * for the dashboard script cannot make us buffer without bound. */
@@ -28,6 +28,7 @@
 #include "common/common.h"
 #include "http/http.h"
 #include "common/log.h"
+#include "net/conn.h"
 
 #define KG_ADMIN_MAX_CONNS 64            /* browsers open ~6, scrapers 1 */
 #define KG_ADMIN_MAX_HEAD (16 * 1024)    /* request line + fields */
@@ -53,9 +54,8 @@ typedef enum kg_admin_conn_state {
 typedef struct kg_admin_conn kg_admin_conn;
 
 struct kg_admin_conn {
-  uv_tcp_t tcp;                /* the connection */
-  uv_timer_t timer;            /* request deadline, idle, linger */
-  uv_shutdown_t shutdown_req;
+  kg_conn conn;                /* the connection; its deadline is the
+                                  request deadline, idle, linger */
   kg_admin *a;                 /* owner */
   kg_admin_conn *prev, *next;  /* a->conns */
   kg_admin_conn_state state;
@@ -63,10 +63,8 @@ struct kg_admin_conn {
   kg_buf inbuf;                /* received, not yet parsed (owned) */
   kg_buf out;                  /* answers not yet handed to libuv (owned) */
   size_t body_bytes;           /* of the request being parsed (dropped) */
-  bool reading;                /* uv_read_start is in effect */
   bool close_after_write;      /* the last answer closes the connection */
   bool eof;                    /* the client will send nothing more */
-  int open_handles;            /* freed at 0 */
   kg_admin_job *job;           /* the API answer being made for the oldest
                                   unanswered request, or NULL; owned by the
                                   API, detached by kg_admin_conn_close */
@@ -88,7 +86,7 @@ struct kg_admin {
 };
 
 typedef struct kg_admin_write {
-  uv_write_t req;
+  kg_conn_write_req req;
   kg_admin_conn *c;
   char *data;                  /* owned */
 } kg_admin_write;
@@ -307,7 +305,7 @@ static void kg_admin_frame(kg_admin_conn *c, bool head, const kg_admin_resp *r,
 
 static void kg_admin_after_write(kg_admin_conn *c);
 
-static void kg_admin_on_write(uv_write_t *req, int status) {
+static void kg_admin_on_write(kg_conn_write_req *req, int status) {
   kg_admin_write *wr = KG_CONTAINER_OF(req, kg_admin_write, req);
   kg_admin_conn *c = wr->c;
   free(wr->data);
@@ -328,7 +326,7 @@ static bool kg_admin_flush(kg_admin_conn *c) {
   wr->c = c;
   wr->data = kg_buf_steal(&c->out, &len);
   uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
-  if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, kg_admin_on_write) < 0) {
+  if (kg_conn_write(&c->conn, &wr->req, &b, 1, kg_admin_on_write) < 0) {
     free(wr->data);
     free(wr);
     kg_admin_conn_close(c);
@@ -343,9 +341,8 @@ static void kg_admin_maybe_free(kg_admin *a) {
   if (a->stopping && !a->listener_alive && a->nconns == 0) free(a);
 }
 
-static void kg_admin_conn_on_close(uv_handle_t *h) {
-  kg_admin_conn *c = h->data;
-  if (--c->open_handles > 0) return;
+static void kg_admin_conn_on_close(kg_conn *conn) {
+  kg_admin_conn *c = conn->data;
   kg_admin *a = c->a;
   kg_http_free(&c->http);
   kg_buf_free(&c->inbuf);
@@ -367,54 +364,43 @@ static void kg_admin_conn_close(kg_admin_conn *c) {
     kg_admin_job_detach(c->job);
     c->job = NULL;
   }
-  uv_close((uv_handle_t *)&c->tcp, kg_admin_conn_on_close);
-  uv_close((uv_handle_t *)&c->timer, kg_admin_conn_on_close);
+  kg_conn_close(&c->conn);
 }
 
-static void kg_admin_on_timer(uv_timer_t *t) {
+static void kg_admin_on_timer(kg_conn *conn) {
   /* A request not complete in time, an idle keep-alive connection, or the
    * end of lingering: all simply close. */
-  kg_admin_conn_close(t->data);
+  kg_admin_conn_close(conn->data);
 }
-
-static void kg_admin_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  kg_admin_conn *c = h->data;
-  *buf = uv_buf_init(c->a->readbuf, sizeof(c->a->readbuf));
-}
-
-static void kg_admin_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void kg_admin_set_reading(kg_admin_conn *c, bool on) {
-  if (on == c->reading) return;
-  if (on) uv_read_start((uv_stream_t *)&c->tcp, kg_admin_alloc, kg_admin_on_read);
-  else uv_read_stop((uv_stream_t *)&c->tcp);
-  c->reading = on;
+  if (on) kg_conn_read_start(&c->conn);
+  else kg_conn_read_stop(&c->conn);
 }
 
-static void kg_admin_on_shutdown(uv_shutdown_t *req, int status) {
-  kg_admin_conn *c = req->data;
+static void kg_admin_on_shutdown(kg_conn *conn, int status) {
+  kg_admin_conn *c = conn->data;
   if (c->state == KG_ADMIN_CLOSED) return;
   if (status < 0 || c->eof) {
     kg_admin_conn_close(c);
     return;
   }
   kg_admin_set_reading(c, true); /* drained and dropped, see the top */
-  uv_timer_start(&c->timer, kg_admin_on_timer, KG_ADMIN_LINGER_MS, 0);
+  kg_conn_set_deadline(&c->conn, KG_ADMIN_LINGER_MS);
 }
 
 /* The last answer is written: shut our side down, then close. */
 static void kg_admin_linger(kg_admin_conn *c) {
   c->state = KG_ADMIN_LINGERING;
   kg_admin_set_reading(c, false);
-  uv_timer_stop(&c->timer);
-  c->shutdown_req.data = c;
-  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, kg_admin_on_shutdown) < 0)
+  kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
+  if (kg_conn_shutdown(&c->conn, kg_admin_on_shutdown) < 0)
     kg_admin_conn_close(c);
 }
 
 static void kg_admin_after_write(kg_admin_conn *c) {
   if (c->close_after_write) {
-    if (c->out.len == 0 && c->tcp.write_queue_size == 0) kg_admin_linger(c);
+    if (c->out.len == 0 && kg_conn_write_queue_size(&c->conn) == 0) kg_admin_linger(c);
     return;
   }
   kg_admin_conn_process(c);
@@ -473,7 +459,7 @@ static void kg_admin_on_job_done(void *waiter, kg_admin_resp *resp) {
   c->job = NULL;
   kg_admin_frame(c, c->job_head, resp, c->job_keep_alive, c->job_http10);
   if (!c->job_keep_alive) c->close_after_write = true;
-  uv_timer_start(&c->timer, kg_admin_on_timer, KG_ADMIN_TIMEOUT_MS, 0);
+  kg_conn_set_deadline(&c->conn, KG_ADMIN_TIMEOUT_MS);
   kg_admin_conn_process(c);
 }
 
@@ -493,7 +479,8 @@ static void kg_admin_answer_error(kg_admin_conn *c) {
  * answers; then writes them and decides whether to go on reading. */
 static void kg_admin_conn_process(kg_admin_conn *c) {
   while (c->state == KG_ADMIN_OPEN && !c->close_after_write && c->job == NULL &&
-         c->inbuf.len && c->out.len + c->tcp.write_queue_size < KG_ADMIN_HIGH_WATER) {
+         c->inbuf.len &&
+         c->out.len + kg_conn_write_queue_size(&c->conn) < KG_ADMIN_HIGH_WATER) {
     size_t used = 0;
     kg_http_state st = kg_http_feed(&c->http, c->inbuf.data, c->inbuf.len, &used);
     kg_buf_consume(&c->inbuf, used);
@@ -501,7 +488,7 @@ static void kg_admin_conn_process(kg_admin_conn *c) {
       kg_admin_answer(c, &c->http.msg);
       kg_http_resume(&c->http);
       /* The next request gets a full period of its own. */
-      uv_timer_start(&c->timer, kg_admin_on_timer, KG_ADMIN_TIMEOUT_MS, 0);
+      kg_conn_set_deadline(&c->conn, KG_ADMIN_TIMEOUT_MS);
     } else if (st == KG_HTTP_ERROR) {
       kg_admin_answer_error(c);
       kg_buf_reset(&c->inbuf);
@@ -514,7 +501,7 @@ static void kg_admin_conn_process(kg_admin_conn *c) {
      * deadline (the wait is ours), and read only enough to notice it
      * going away (reset or EOF) without buffering its next requests
      * without bound. */
-    uv_timer_stop(&c->timer);
+    kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
     if (!kg_admin_flush(c)) return;
     kg_admin_set_reading(c, !c->eof && c->inbuf.len < KG_ADMIN_MAX_HEAD);
     return;
@@ -525,17 +512,18 @@ static void kg_admin_conn_process(kg_admin_conn *c) {
   if (!kg_admin_flush(c)) return;
   if (c->close_after_write) {
     kg_admin_set_reading(c, false);
-    if (c->tcp.write_queue_size == 0) {
+    if (kg_conn_write_queue_size(&c->conn) == 0) {
       if (c->eof) kg_admin_conn_close(c);
       else kg_admin_linger(c);
     }
     return;
   }
-  kg_admin_set_reading(c, !c->eof && c->tcp.write_queue_size < KG_ADMIN_HIGH_WATER);
+  kg_admin_set_reading(c, !c->eof &&
+                              kg_conn_write_queue_size(&c->conn) < KG_ADMIN_HIGH_WATER);
 }
 
-static void kg_admin_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  kg_admin_conn *c = s->data;
+static void kg_admin_on_read(kg_conn *conn, ssize_t nread, const uv_buf_t *buf) {
+  kg_admin_conn *c = conn->data;
   if (c->state == KG_ADMIN_LINGERING) {
     if (nread < 0) kg_admin_conn_close(c); /* drained: the client closed too */
     return;
@@ -554,6 +542,12 @@ static void kg_admin_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
   kg_admin_conn_process(c);
 }
 
+static const kg_conn_cbs kg_admin_conn_cbs = {
+    .on_read = kg_admin_on_read,
+    .on_deadline = kg_admin_on_timer,
+    .on_close = kg_admin_conn_on_close,
+};
+
 static void kg_admin_on_connection(uv_stream_t *server, int status) {
   kg_admin *a = server->data;
   if (status < 0) {
@@ -563,22 +557,19 @@ static void kg_admin_on_connection(uv_stream_t *server, int status) {
   kg_admin_conn *c = kg_calloc(1, sizeof(*c));
   c->a = a;
   c->state = KG_ADMIN_OPEN;
-  uv_tcp_init(a->loop, &c->tcp);
-  uv_timer_init(a->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
-  c->open_handles = 2;
+  kg_conn_init(&c->conn, a->loop, &kg_conn_tcp, &kg_admin_conn_cbs, c, a->readbuf,
+               sizeof(a->readbuf));
   kg_http_limits lim = {KG_ADMIN_MAX_HEAD, KG_ADMIN_MAX_HEADERS};
   kg_http_init(&c->http, HTTP_REQUEST, &kg_admin_http_ops, c, lim);
   c->next = a->conns;
   if (a->conns) a->conns->prev = c;
   a->conns = c;
   a->nconns++;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || a->nconns > KG_ADMIN_MAX_CONNS) {
+  if (kg_conn_accept(&c->conn, server) < 0 || a->nconns > KG_ADMIN_MAX_CONNS) {
     kg_admin_conn_close(c);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
-  uv_timer_start(&c->timer, kg_admin_on_timer, KG_ADMIN_TIMEOUT_MS, 0);
+  kg_conn_set_deadline(&c->conn, KG_ADMIN_TIMEOUT_MS);
   kg_admin_set_reading(c, true);
 }
 

@@ -1,4 +1,4 @@
-/* upstream.c: backend connections, pools, and legs (see upstream.h).
+/* upstream.c: the HTTP client's connections, pools and legs (see upstream.h).
  *
  * Connection states, from the leg's point of view:
  *   CONNECTING -> (write request, read response) -> back to the pool, or
@@ -6,83 +6,66 @@
  *   probably closed by the backend while idle (the keep-alive race), so the
  *   leg is retried once on a fresh connection.
  *
- * A connection owns two handles (tcp, timer) and is freed when both close
- * callbacks have run; nothing else points to it by then, because the leg
- * and the pool drop their pointers before uv_close is called. */
+ * A connection is carried by a kg_conn (net/conn.h) embedded in it and is
+ * freed in the conn's close callback; nothing else points to it by then,
+ * because the leg and the pool drop their pointers before closing it. */
 #include "client/upstream.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
-#include "proxy/exchange.h"
 #include "common/log.h"
-#include "proxy/worker.h"
-
-#define KG_POOL_MAX_IDLE 256              /* idle connections per backend */
-#define KG_POOL_IDLE_TIMEOUT_MS (30 * 1000) /* below common backend defaults */
+#include "net/conn.h"
 
 struct kg_upconn {
-  uv_tcp_t tcp;             /* the socket */
-  uv_timer_t timer;         /* fires at timer_due, then checks deadline */
-  uint64_t deadline;        /* loop time the current phase times out at */
-  uint64_t timer_due;       /* when the timer is set to fire, if active */
-  uv_connect_t connect_req;
-  uv_write_t write_req;
-  kg_pool *pool;            /* the pool it belongs to */
+  kg_conn conn;             /* socket, deadline, close-once; its data is
+                               this kg_upconn */
+  kg_conn_write_req write;  /* the request's remainder, when queued */
+  kg_pool *pool;            /* the pool it belongs to; NULL once closing */
   kg_leg *leg;              /* borrower, or NULL while idle/closing */
   kg_http http;             /* response parser */
   kg_upconn *idle_prev, *idle_next; /* idle list links */
-  int open_handles;         /* handles not yet closed; free at 0 */
   bool connected;
-  bool closing;
   bool reused;              /* served an earlier request */
   bool is_idle;
-  bool writing;             /* write_req is in libuv's hands */
+  bool writing;             /* `write` is in libuv's hands */
   const char *deferred_error; /* failure to report from the timer, so that
                                  kg_leg_start never calls back directly */
 };
 
 static void kg_upconn_send(kg_upconn *c);
-static void kg_upconn_on_read(uv_stream_t *s, ssize_t nread,
-                              const uv_buf_t *buf);
-static void kg_upconn_on_timer(uv_timer_t *t);
+static void kg_upconn_on_read(kg_conn *conn, ssize_t nread, const uv_buf_t *buf);
+static void kg_upconn_on_deadline(kg_conn *conn);
+static void kg_upconn_on_close(kg_conn *conn);
 
-#define KG_NO_DEADLINE UINT64_MAX
+static const kg_conn_cbs kg_upconn_conn_cbs = {
+    .on_read = kg_upconn_on_read,
+    .on_deadline = kg_upconn_on_deadline,
+    .on_close = kg_upconn_on_close,
+};
 
-/* Timeouts are lazy: moving the deadline only touches libuv's timer heap
- * when the new deadline is earlier than the timer. A leg moves it several
- * times per request (borrowed, each read, back to the pool) and restarting
- * the timer each time showed in profiles; a timer that fires early just
- * sleeps again until the deadline. */
+/* Moves the deadline, except over a failure waiting to be reported: that
+ * one must fire on the next iteration whatever the leg does meanwhile. */
 static void kg_upconn_deadline(kg_upconn *c, uint64_t ms) {
-  uv_loop_t *loop = c->timer.loop;
-  uint64_t due = ms == KG_NO_DEADLINE ? KG_NO_DEADLINE : uv_now(loop) + ms;
-  c->deadline = due;
-  if (due == KG_NO_DEADLINE) return;
-  if (!uv_is_active((uv_handle_t *)&c->timer) || due < c->timer_due) {
-    uv_timer_start(&c->timer, kg_upconn_on_timer, ms, 0);
-    c->timer_due = due;
-  }
+  if (c->deferred_error == NULL) kg_conn_set_deadline(&c->conn, ms);
 }
 
-void kg_pool_init(kg_pool *p, kg_worker *w, const kg_config *cfg, int index) {
+void kg_pool_init(kg_pool *p, uv_loop_t *loop, const kg_upstream *be, char *rbuf,
+                  size_t rbuf_len) {
   memset(p, 0, sizeof(*p));
-  p->w = w;
-  p->cfg = cfg;
-  const kg_backend_cfg *be = &cfg->backends[index];
-  p->be = be;
-  p->index = index;
+  p->loop = loop;
+  p->be = *be;
+  p->rbuf = rbuf;
+  p->rbuf_len = rbuf_len;
 }
 
 /* --- connection lifetime --------------------------------------------------- */
 
-static void kg_upconn_on_close(uv_handle_t *h) {
-  kg_upconn *c = h->data;
-  if (--c->open_handles == 0) {
-    kg_http_free(&c->http);
-    free(c);
-  }
+static void kg_upconn_on_close(kg_conn *conn) {
+  kg_upconn *c = conn->data;
+  kg_http_free(&c->http);
+  free(c);
 }
 
 static void kg_idle_remove(kg_upconn *c) {
@@ -96,15 +79,15 @@ static void kg_idle_remove(kg_upconn *c) {
   p->nidle--;
 }
 
+/* Takes c out of its pool and closes it. The pool is not touched after,
+ * so a caller may free the pool once its last leg is done. */
 static void kg_upconn_close(kg_upconn *c) {
-  if (c->closing) return;
-  c->closing = true;
+  if (c->pool == NULL) return;
   kg_idle_remove(c);
   c->leg = NULL;
   c->pool->nconns--;
-  uv_close((uv_handle_t *)&c->tcp, kg_upconn_on_close);
-  uv_close((uv_handle_t *)&c->timer, kg_upconn_on_close);
-  kg_worker_maybe_finish(c->pool->w);
+  c->pool = NULL;
+  kg_conn_close(&c->conn);
 }
 
 static int kg_upconn_on_head(void *ud, kg_http_msg *m);
@@ -119,16 +102,11 @@ static kg_upconn *kg_upconn_new(kg_pool *p) {
   c->pool = p;
   kg_http_init(&c->http, HTTP_RESPONSE, &kg_upconn_http_ops, c,
                (kg_http_limits){0, 0});
-  uv_tcp_init(&p->w->loop, &c->tcp);
-  uv_timer_init(&p->w->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
-  c->open_handles = 2;
+  kg_conn_init(&c->conn, p->loop, &kg_conn_tcp, &kg_upconn_conn_cbs, c, p->rbuf,
+               p->rbuf_len);
   p->nconns++;
+  p->opened++;
   return c;
-}
-
-static uint64_t kg_backend_timeout_ms(const kg_pool *p) {
-  return (uint64_t)(p->cfg->backend_timeout * 1000.0);
 }
 
 static void kg_upconn_attach(kg_upconn *c, kg_leg *leg) {
@@ -150,35 +128,39 @@ static void kg_upconn_make_idle(kg_upconn *c) {
   kg_http_resume(&c->http);
   /* Keep reading while idle: EOF or stray bytes close the connection now
    * instead of failing the next request that borrows it. */
-  uv_read_start((uv_stream_t *)&c->tcp, kg_worker_alloc, kg_upconn_on_read);
-  kg_upconn_deadline(c, KG_POOL_IDLE_TIMEOUT_MS);
+  kg_conn_read_start(&c->conn);
+  kg_upconn_deadline(c, p->be.idle_timeout_ms);
 }
 
-/* Detaches the leg from its connection and tells the exchange. The
+/* Takes the leg off the pool's in-flight counts. */
+static void kg_leg_settle(kg_leg *leg, const char *error) {
+  leg->error = error;
+  leg->done = true;
+  leg->pool->inflight--;
+  if (leg->bounded) leg->pool->inflight_bytes -= leg->body.len;
+}
+
+/* Detaches the leg from its connection and tells the caller. The
  * connection goes back to the pool first (when reusable) so that what the
- * exchange does next, e.g. start the client's next pipelined request, can
+ * caller does next, e.g. start the client's next pipelined request, can
  * borrow it at once. */
 static void kg_leg_finish(kg_leg *leg, const char *error, bool reusable) {
   kg_upconn *c = leg->conn;
   leg->conn = NULL;
-  leg->error = error;
   leg->t_end = kg_now_ns();
-  leg->done = true;
-  leg->pool->inflight--;
-  if (leg->role != KG_ROLE_MASTER) leg->pool->inflight_bytes -= leg->body.len;
-  if (error) leg->pool->w->stats.backend_errors[leg->pool->index]++;
+  kg_leg_settle(leg, error);
   if (c) {
+    kg_pool *p = c->pool;
     c->leg = NULL;
     /* A backend may answer before it has read the whole request (an early
      * 413, say): the rest of the body would reach it as the next request,
-     * and write_req is still busy. Such a connection is not reused. */
-    if (reusable && !c->writing && !c->pool->w->stopping && !c->pool->retired &&
-        c->pool->nidle < KG_POOL_MAX_IDLE)
+     * and the write is still busy. Such a connection is not reused. */
+    if (reusable && !c->writing && !p->retired && p->nidle < p->be.max_idle)
       kg_upconn_make_idle(c);
     else
       kg_upconn_close(c);
   }
-  kg_exchange_leg_done(leg);
+  leg->cbs->on_done(leg);
 }
 
 static void kg_upconn_connect(kg_pool *p, kg_leg *leg);
@@ -201,18 +183,9 @@ static void kg_leg_fail(kg_leg *leg, const char *error, bool retryable) {
   kg_leg_finish(leg, error, false);
 }
 
-static void kg_upconn_on_timer(uv_timer_t *t) {
-  kg_upconn *c = t->data;
-  if (c->closing) return;
-  if (c->deferred_error == NULL) {
-    uint64_t now = uv_now(t->loop);
-    if (c->deadline == KG_NO_DEADLINE) return;
-    if (now < c->deadline) { /* moved since the timer was set */
-      uv_timer_start(t, kg_upconn_on_timer, c->deadline - now, 0);
-      c->timer_due = c->deadline;
-      return;
-    }
-  }
+static void kg_upconn_on_deadline(kg_conn *conn) {
+  kg_upconn *c = conn->data;
+  if (c->pool == NULL) return;
   if (c->leg == NULL) { /* idle too long */
     kg_upconn_close(c);
     return;
@@ -227,38 +200,38 @@ static void kg_upconn_on_timer(uv_timer_t *t) {
 }
 
 static void kg_upconn_arm(kg_upconn *c) {
-  kg_upconn_deadline(c, kg_backend_timeout_ms(c->pool));
+  kg_upconn_deadline(c, c->pool->be.timeout_ms);
 }
 
 /* Reports `error` for the leg on the next loop iteration. */
 static void kg_upconn_defer_error(kg_upconn *c, const char *error) {
+  kg_conn_set_deadline(&c->conn, 0);
   c->deferred_error = error;
-  uv_timer_start(&c->timer, kg_upconn_on_timer, 0, 0);
-  c->timer_due = uv_now(c->timer.loop);
 }
 
 /* --- request and response -------------------------------------------------- */
 
 bool kg_pool_is_down(const kg_pool *p) {
-  return p->down_until > uv_now(&p->w->loop);
+  return p->down_until > uv_now(p->loop);
 }
 
 static void kg_pool_connect_failed(kg_pool *p) {
   if (++p->connect_failures < KG_POOL_DOWN_AFTER) return;
-  if (p->connect_failures == KG_POOL_DOWN_AFTER && p->index > 0)
+  if (p->connect_failures == KG_POOL_DOWN_AFTER && p->be.log_down)
     kg_log_warn("shadow %s failed to connect %d times in a row: copies are "
                 "skipped while it is down (probed again after a pause)",
-                p->be->name, KG_POOL_DOWN_AFTER);
+                p->be.name, KG_POOL_DOWN_AFTER);
   unsigned k = KG_MIN(p->connect_failures - KG_POOL_DOWN_AFTER, 5u);
   uint64_t ms = KG_MIN((uint64_t)1000 << k, (uint64_t)30000);
-  p->down_until = uv_now(&p->w->loop) + ms;
+  p->down_until = uv_now(p->loop) + ms;
 }
 
-static void kg_upconn_on_connect(uv_connect_t *req, int status) {
-  kg_upconn *c = req->data;
-  if (c->closing || c->leg == NULL) return; /* cancelled meanwhile */
+static void kg_upconn_on_connect(kg_conn *conn, int status) {
+  kg_upconn *c = conn->data;
+  if (c->pool == NULL || c->leg == NULL) return; /* cancelled meanwhile */
+  kg_pool *p = c->pool;
   if (status < 0) {
-    kg_pool_connect_failed(c->pool);
+    kg_pool_connect_failed(p);
     kg_leg_fail(c->leg,
                 status == UV_ECONNREFUSED ? "connection refused"
                                           : "connect failed",
@@ -266,57 +239,50 @@ static void kg_upconn_on_connect(uv_connect_t *req, int status) {
     return;
   }
   c->connected = true;
-  if (c->pool->connect_failures >= KG_POOL_DOWN_AFTER && c->pool->index > 0)
-    kg_log_info("shadow %s accepts connections again", c->pool->be->name);
-  c->pool->connect_failures = 0;
-  c->pool->down_until = 0;
-  uv_tcp_nodelay(&c->tcp, 1);
+  if (p->connect_failures >= KG_POOL_DOWN_AFTER && p->be.log_down)
+    kg_log_info("shadow %s accepts connections again", p->be.name);
+  p->connect_failures = 0;
+  p->down_until = 0;
   kg_upconn_send(c);
 }
 
 static void kg_upconn_connect(kg_pool *p, kg_leg *leg) {
   kg_upconn *c = kg_upconn_new(p);
   kg_upconn_attach(c, leg);
-  c->connect_req.data = c;
   kg_upconn_arm(c);
-  int r = uv_tcp_connect(&c->connect_req, &c->tcp,
-                         (const struct sockaddr *)&p->be->addr.sa,
-                         kg_upconn_on_connect);
+  int r = kg_conn_connect(&c->conn, (const struct sockaddr *)&p->be.addr,
+                          kg_upconn_on_connect);
   if (r < 0) kg_upconn_defer_error(c, "connect failed");
 }
 
-static void kg_upconn_on_write(uv_write_t *req, int status) {
-  kg_upconn *c = req->data;
+static void kg_upconn_on_write(kg_conn_write_req *wr, int status) {
+  kg_upconn *c = KG_CONTAINER_OF(wr, kg_upconn, write);
   c->writing = false;
-  if (status < 0 && !c->closing && c->leg) kg_leg_fail(c->leg, "write failed", true);
+  if (status < 0 && c->pool && c->leg) kg_leg_fail(c->leg, "write failed", true);
 }
 
 static void kg_upconn_send(kg_upconn *c) {
   kg_leg *leg = c->leg;
-  uv_stream_t *s = (uv_stream_t *)&c->tcp;
   uv_buf_t b = uv_buf_init(leg->req.data, (unsigned)leg->req.len);
   kg_upconn_arm(c);
-  /* A request nearly always fits the socket buffer. uv_try_write sends it
+  /* A request nearly always fits the socket buffer. A try-write sends it
    * without libuv's write queue, whose drain costs an epoll_ctl per
    * request; only a remainder is queued. Failures are reported from the
    * timer either way, so a stale pooled connection is retried as usual. */
-  int n = uv_try_write(s, &b, 1);
-  if (n < 0 && n != UV_EAGAIN) {
+  int n = kg_conn_try_write(&c->conn, &b, 1);
+  if (n < 0) {
     kg_upconn_defer_error(c, "write failed");
     return;
   }
-  if (n < 0) n = 0;
   if ((size_t)n < leg->req.len) {
     b = uv_buf_init(leg->req.data + n, (unsigned)(leg->req.len - (size_t)n));
-    c->write_req.data = c;
-    if (uv_write(&c->write_req, s, &b, 1, kg_upconn_on_write) < 0) {
+    if (kg_conn_write(&c->conn, &c->write, &b, 1, kg_upconn_on_write) < 0) {
       kg_upconn_defer_error(c, "write failed");
       return;
     }
     c->writing = true;
   }
-  if (!leg->paused)
-    uv_read_start((uv_stream_t *)&c->tcp, kg_worker_alloc, kg_upconn_on_read);
+  if (!leg->paused) kg_conn_read_start(&c->conn);
 }
 
 static int kg_upconn_on_head(void *ud, kg_http_msg *m) {
@@ -325,15 +291,15 @@ static int kg_upconn_on_head(void *ud, kg_http_msg *m) {
   if (leg == NULL) return 502;
   if (m->status < 200) { /* interim (1xx): no body; parsing goes on after */
     if (m->status == 101) return 502; /* we never ask for an upgrade */
-    kg_exchange_leg_interim(leg, m);
+    if (leg->cbs->on_interim) leg->cbs->on_interim(leg, m);
     return c->leg == leg ? 0 : 502;
   }
   kg_http_msg_move(&leg->resp, m);
   if (leg->capture && leg->resp.has_length && !leg->head_request) /* one allocation */
     kg_buf_reserve(&leg->body, (size_t)KG_MIN(leg->resp.content_length,
-                                              (uint64_t)leg->pool->cfg->max_capture_bytes));
-  kg_exchange_leg_head(leg);
-  if (c->leg != leg) return 502; /* the exchange gave up on this leg */
+                                              (uint64_t)leg->pool->be.max_capture));
+  if (leg->cbs->on_head) leg->cbs->on_head(leg);
+  if (c->leg != leg) return 502; /* the caller gave up on this leg */
   return leg->head_request ? 1 : 0;
 }
 
@@ -343,13 +309,13 @@ static int kg_upconn_on_body(void *ud, const char *p, size_t n) {
   if (leg == NULL) return 502;
   leg->body_bytes += n;
   if (leg->capture) {
-    size_t cap = leg->pool->cfg->max_capture_bytes;
+    size_t cap = leg->pool->be.max_capture;
     size_t room = leg->body.len < cap ? cap - leg->body.len : 0;
     if (n > room) leg->truncated = true;
     kg_buf_append(&leg->body, p, KG_MIN(n, room));
-    if (leg->role != KG_ROLE_MASTER) leg->pool->inflight_bytes += KG_MIN(n, room);
+    if (leg->bounded) leg->pool->inflight_bytes += KG_MIN(n, room);
   }
-  kg_exchange_leg_body(leg, p, n);
+  if (leg->cbs->on_body) leg->cbs->on_body(leg, p, n);
   return c->leg == leg ? 0 : 502;
 }
 
@@ -361,17 +327,16 @@ static const char *kg_read_error(ssize_t nread, bool got_response) {
   return "read error";
 }
 
-static void kg_upconn_on_read(uv_stream_t *s, ssize_t nread,
-                              const uv_buf_t *buf) {
-  kg_upconn *c = s->data;
-  if (c->closing || nread == 0) return;
+static void kg_upconn_on_read(kg_conn *conn, ssize_t nread, const uv_buf_t *buf) {
+  kg_upconn *c = conn->data;
+  if (c->pool == NULL || nread == 0) return;
   kg_leg *leg = c->leg;
   if (leg == NULL) { /* idle: the backend closed or spoke out of turn */
     kg_upconn_close(c);
     return;
   }
   if (nread < 0) {
-    uv_read_stop(s);
+    kg_conn_read_stop(conn);
     if (nread == UV_EOF && kg_http_eof(&c->http) == KG_HTTP_PAUSED) {
       kg_leg_finish(leg, NULL, false); /* close-delimited body ended */
       return;
@@ -386,7 +351,7 @@ static void kg_upconn_on_read(uv_stream_t *s, ssize_t nread,
   for (;;) {
     size_t used = 0;
     kg_http_state st = kg_http_feed(&c->http, p, left, &used);
-    if (c->closing || c->leg != leg) return; /* cancelled from a callback */
+    if (c->pool == NULL || c->leg != leg) return; /* cancelled from a callback */
     if (st == KG_HTTP_ERROR) {
       kg_leg_fail(leg, "invalid response", false);
       return;
@@ -409,7 +374,6 @@ static void kg_upconn_on_read(uv_stream_t *s, ssize_t nread,
 
 void kg_leg_start(kg_leg *leg) {
   kg_pool *p = leg->pool;
-  p->w->stats.backend_requests[p->index]++;
   leg->started = true;
   leg->t_start = kg_now_ns();
   p->inflight++;
@@ -427,10 +391,7 @@ void kg_leg_cancel(kg_leg *leg) {
   if (!leg->started || leg->done) return;
   kg_upconn *c = leg->conn;
   leg->conn = NULL;
-  leg->done = true;
-  leg->error = "cancelled";
-  leg->pool->inflight--;
-  if (leg->role != KG_ROLE_MASTER) leg->pool->inflight_bytes -= leg->body.len;
+  kg_leg_settle(leg, "cancelled");
   if (c) {
     c->leg = NULL;
     kg_upconn_close(c);
@@ -440,8 +401,9 @@ void kg_leg_cancel(kg_leg *leg) {
 void kg_leg_pause(kg_leg *leg) {
   leg->paused = true;
   if (leg->conn && leg->conn->connected) {
-    uv_read_stop((uv_stream_t *)&leg->conn->tcp);
-    kg_upconn_deadline(leg->conn, KG_NO_DEADLINE); /* the client is slow, not the backend */
+    kg_conn_read_stop(&leg->conn->conn);
+    kg_upconn_deadline(leg->conn, KG_CONN_NO_DEADLINE); /* the client is slow,
+                                                           not the backend */
   }
 }
 
@@ -449,8 +411,8 @@ void kg_leg_resume(kg_leg *leg) {
   if (!leg->paused) return;
   leg->paused = false;
   kg_upconn *c = leg->conn;
-  if (c && c->connected && !c->closing) {
-    uv_read_start((uv_stream_t *)&c->tcp, kg_worker_alloc, kg_upconn_on_read);
+  if (c && c->connected && c->pool) {
+    kg_conn_read_start(&c->conn);
     kg_upconn_arm(c);
   }
 }

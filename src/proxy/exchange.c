@@ -18,7 +18,6 @@
 #include "proxy/hooks.h"
 #include "common/log.h"
 #include "compare/noise.h"
-#include "proxy/proxy.h"
 #include "traffic/record.h"
 #include "proxy/worker.h"
 
@@ -126,7 +125,7 @@ static void kg_exchange_build_request(const kg_exchange *ex, kg_leg *leg,
     if (kg_str_ieq(kg_hdrs_name(h, i), h->v[i].name_len, "host")) host = true;
   }
   if (!host) /* HTTP/1.0 clients may omit it; HTTP/1.1 backends need it */
-    kg_buf_appendf(b, "Host: %s\r\n", leg->pool->be->addr.text);
+    kg_buf_appendf(b, "Host: %s\r\n", leg->pool->be.host);
   if (ex->body.len || ex->req.has_length || ex->req.chunked)
     kg_buf_appendf(b, "Content-Length: %zu\r\n", ex->body.len);
   kg_buf_append(b, "\r\n", 2);
@@ -146,34 +145,39 @@ static void kg_exchange_make_id(kg_exchange *ex) {
   p[20] = '\0';
 }
 
+static const kg_leg_cbs kg_exchange_leg_cbs;
+
 static kg_leg *kg_exchange_add_leg(kg_exchange *ex, size_t backend,
                                    kg_role role, kg_hdrs *fwd, kg_hdrs *munged) {
   kg_worker *w = ex->w;
   kg_pool *pool = &w->pools[backend];
   kg_leg *leg = &ex->legs[ex->nlegs++];
-  leg->ex = ex;
+  leg->cbs = &kg_exchange_leg_cbs;
+  leg->data = ex;
   leg->role = role;
   leg->pool = pool;
+  leg->bounded = role != KG_ROLE_MASTER; /* the master must get through */
   leg->head_request = ex->req.method == HTTP_HEAD;
   leg->retry_ok = kg_method_idempotent(ex->req.method);
   const kg_hdrs *h = fwd;
   if (w->cfg->has_munge_headers) {
     kg_req_view view = kg_exchange_view(ex);
     kg_hdrs_copy(munged, fwd);
-    if (kg_hooks_munge_headers(w->hooks, pool->be->name, &view, munged) == 1)
+    if (kg_hooks_munge_headers(w->hooks, pool->be.name, &view, munged) == 1)
       h = munged;
   }
   kg_exchange_build_request(ex, leg, h);
   return leg;
 }
 
-kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
-                             kg_http_msg *req, kg_buf *body) {
+kg_exchange *kg_exchange_new(kg_worker *w, const kg_exchange_client_ops *client_ops,
+                             void *client, kg_http_msg *req, kg_buf *body) {
   const kg_config *cfg = w->cfg;
   kg_exchange *ex = kg_calloc(1, sizeof(*ex));
   ex->w = w;
   ex->cfg = cfg;
   ex->client = client;
+  ex->client_ops = client_ops;
   kg_http_msg_init(&ex->req);
   kg_http_msg_move(&ex->req, req);
   ex->body = *body;
@@ -228,6 +232,7 @@ void kg_exchange_start(kg_exchange *ex) {
   /* The master first: shadows must not delay its connect or write. */
   for (size_t i = 0; i < ex->nlegs; i++) {
     ex->pending++;
+    ex->w->stats.backend_requests[ex->legs[i].pool->index]++;
     kg_leg_start(&ex->legs[i]);
   }
 }
@@ -260,7 +265,7 @@ static void kg_exchange_build_views(kg_exchange *ex) {
   for (size_t i = 0; i < ex->nlegs; i++) {
     const kg_leg *l = &ex->legs[i];
     kg_resp_view *v = &ex->views[i];
-    v->backend = l->pool->be->name;
+    v->backend = l->pool->be.name;
     if (l->role == KG_ROLE_REPEAT) v->backend = "(repeat)";
     v->error = l->error;
     v->status = l->error ? 0 : l->resp.status;
@@ -441,7 +446,7 @@ static void kg_exchange_pipeline_done(kg_pipeline_item *it, bool compared) {
       if ((ex->newly_flagged >> ex->legs[i].pool->index) & 1 &&
           ex->legs[i].role == KG_ROLE_SHADOW)
         kg_log_warn("%s: %s is slower than %s (p90 over %.2fx)", ex->endpoint.data,
-                    ex->legs[i].pool->be->name, ex->legs[0].pool->be->name,
+                    ex->legs[i].pool->be.name, ex->legs[0].pool->be.name,
                     ex->cfg->latency_regression);
     kg_exchange_run_hook(ex);
   }
@@ -511,45 +516,54 @@ static void kg_exchange_release(kg_exchange *ex) {
 
 /* RFC 9110 15.2: a proxy forwards 1xx responses it did not ask for (103
  * Early Hints, say) to the client; shadows' are of no interest. */
-void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg) {
-  kg_exchange *ex = leg->ex;
+static void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg) {
+  kg_exchange *ex = leg->data;
   if (leg->role == KG_ROLE_MASTER && ex->client)
-    kg_client_master_interim(ex->client, msg);
+    ex->client_ops->interim(ex->client, msg);
 }
 
-void kg_exchange_leg_head(kg_leg *leg) {
-  kg_exchange *ex = leg->ex;
+static void kg_exchange_leg_head(kg_leg *leg) {
+  kg_exchange *ex = leg->data;
   if (leg->role != KG_ROLE_MASTER || ex->client == NULL) return;
   ex->master_streaming = true;
-  kg_client_master_head(ex->client, &leg->resp, leg->head_request);
+  ex->client_ops->head(ex->client, &leg->resp, leg->head_request);
 }
 
-void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n) {
-  kg_exchange *ex = leg->ex;
+static void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n) {
+  kg_exchange *ex = leg->data;
   if (leg->role == KG_ROLE_MASTER && ex->client)
-    kg_client_master_body(ex->client, p, n);
+    ex->client_ops->body(ex->client, p, n);
 }
 
-void kg_exchange_leg_done(kg_leg *leg) {
-  kg_exchange *ex = leg->ex;
+static void kg_exchange_leg_done(kg_leg *leg) {
+  kg_exchange *ex = leg->data;
   ex->pending--;
+  if (leg->error) ex->w->stats.backend_errors[leg->pool->index]++;
   if (leg->role == KG_ROLE_MASTER) {
-    kg_client *c = ex->client;
+    void *c = ex->client;
     ex->client = NULL;
     if (leg->error) ex->w->stats.master_errors++;
     if (c && leg->error) {
       bool timeout = strcmp(leg->error, "timeout") == 0;
-      kg_log_warn("master %s failed for %s %s: %s", leg->pool->be->name,
+      kg_log_warn("master %s failed for %s %s: %s", leg->pool->be.name,
                   ex->method, ex->req.url.data, leg->error);
-      kg_client_master_failed(c, timeout ? 504 : 502);
+      ex->client_ops->failed(c, timeout ? 504 : 502);
     } else if (c) {
-      kg_client_master_end(c);
+      ex->client_ops->end(c);
     }
   } else if (leg->error) {
     ex->w->stats.shadow_errors++;
   }
   if (ex->pending == 0 && ex->client == NULL) kg_exchange_release(ex);
 }
+
+/* How the HTTP client tells us about a leg (see upstream.h). */
+static const kg_leg_cbs kg_exchange_leg_cbs = {
+    .on_interim = kg_exchange_leg_interim,
+    .on_head = kg_exchange_leg_head,
+    .on_body = kg_exchange_leg_body,
+    .on_done = kg_exchange_leg_done,
+};
 
 void kg_exchange_client_gone(kg_exchange *ex) {
   ex->client = NULL;

@@ -3,7 +3,8 @@
  * Lifetime: the client module creates an exchange for each complete
  * request (kg_exchange_new + kg_exchange_start). The exchange owns the
  * request and one leg per selected backend. It streams the master leg's
- * response to the client through the kg_client_master_* calls, detaches
+ * response to the client through the kg_exchange_client_ops the client
+ * module registered (it knows no more of the client than that), detaches
  * from the client when the master is done, waits for the shadows, and
  * then, when compared, goes through the worker's results pipeline
  * (compared in the thread pool, written to the sinks), which frees it.
@@ -25,14 +26,40 @@
 #include "results/pipeline.h"
 
 typedef struct kg_worker kg_worker;
-typedef struct kg_client kg_client;
+typedef struct kg_exchange kg_exchange;
+
+/* The client connection as the exchange sees it: where the master's
+ * response goes. `client` is the pointer given to kg_exchange_new. None of
+ * these closes the client synchronously. */
+typedef struct kg_exchange_client_ops {
+  /* A 1xx interim response from the master (not 101). */
+  void (*interim)(void *client, const kg_http_msg *msg);
+  /* The master's response head. */
+  void (*head)(void *client, const kg_http_msg *resp, bool head_request);
+  /* Decoded master body bytes, in a buffer valid only for the call. */
+  void (*body)(void *client, const char *p, size_t n);
+  /* The response is complete; the exchange lets go of the client. */
+  void (*end)(void *client);
+  /* The master failed (502, or 504 on a timeout); the exchange lets go
+   * of the client. */
+  void (*failed)(void *client, int status);
+} kg_exchange_client_ops;
+
+/* What a leg is for (its kg_leg.role). */
+typedef enum kg_role {
+  KG_ROLE_MASTER = 0, /* its response goes to the client */
+  KG_ROLE_SHADOW,     /* compared with the master */
+  KG_ROLE_SECONDARY,  /* a second master instance: noise reference */
+  KG_ROLE_REPEAT,     /* a shadow asked twice: noise reference */
+} kg_role;
 
 struct kg_exchange {
   kg_worker *w;            /* owning worker */
   const kg_config *cfg;    /* the config it started under (a reload does
                               not change a request in flight) */
   kg_pipeline_item link;   /* in the worker's results pipeline */
-  kg_client *client;       /* owed the master's response; NULL after */
+  void *client;            /* owed the master's response; NULL after */
+  const kg_exchange_client_ops *client_ops; /* how to give it to it */
   char id[32];             /* unique, sortable by arrival */
   struct timespec arrived; /* wall clock at dispatch ("ts") */
   kg_http_msg req;         /* request head (owned) */
@@ -61,8 +88,8 @@ struct kg_exchange {
 
 /* Creates the exchange for a complete request, taking the contents of
  * *req and *body (both are left empty). Backends are selected here. */
-kg_exchange *kg_exchange_new(kg_worker *w, kg_client *client,
-                             kg_http_msg *req, kg_buf *body);
+kg_exchange *kg_exchange_new(kg_worker *w, const kg_exchange_client_ops *client_ops,
+                             void *client, kg_http_msg *req, kg_buf *body);
 /* Sends the request to every selected backend. */
 void kg_exchange_start(kg_exchange *ex);
 /* The client left while owed the response: abandon everything. */
@@ -73,11 +100,5 @@ void kg_exchange_resume_master(kg_exchange *ex);
 
 /* Sets up w->results, the worker's results pipeline, for exchanges. */
 void kg_exchange_pipeline_init(kg_worker *w);
-
-/* Called by upstream.c (see upstream.h). */
-void kg_exchange_leg_interim(kg_leg *leg, const kg_http_msg *msg);
-void kg_exchange_leg_head(kg_leg *leg);
-void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n);
-void kg_exchange_leg_done(kg_leg *leg);
 
 #endif

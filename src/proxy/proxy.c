@@ -9,7 +9,7 @@
  *             what the client still sends is read and dropped for a moment
  *             so that the kernel does not reset the connection (and destroy
  *             the response) because of unread data
- *   CLOSED    uv_close was called; freed when both handles have closed
+ *   CLOSED    kg_conn_close was called; freed in the conn's close callback
  *
  * Response bytes are gathered in `out` and written once per loop iteration
  * by the worker's check handle, so a head and its body, or several
@@ -24,6 +24,7 @@
 #include "common/common.h"
 #include "proxy/exchange.h"
 #include "common/log.h"
+#include "net/conn.h"
 #include "proxy/worker.h"
 
 #define KG_CLIENT_HIGH_WATER (256 * 1024) /* pause the master above this */
@@ -47,9 +48,8 @@ typedef enum kg_out_mode {
 } kg_out_mode;
 
 struct kg_client {
-  uv_tcp_t tcp;              /* the connection */
-  uv_timer_t timer;          /* request deadline / slow reader / linger */
-  uv_shutdown_t shutdown_req;
+  kg_conn conn;              /* the connection; its deadline is the
+                                request deadline / slow reader / linger */
   kg_worker *w;              /* owning worker */
   kg_client *prev, *next;    /* w->clients list */
   kg_client *flush_prev, *flush_next; /* w->flush_head list */
@@ -67,20 +67,18 @@ struct kg_client {
   bool close_after_write;    /* linger-close once `out` is written */
   bool master_paused;        /* we paused the master (slow reader) */
   bool head_started;         /* the current response's head is out */
-  bool reading;              /* uv_read_start is in effect */
   bool broken;               /* a write failed: output is dropped */
-  int open_handles;          /* free at 0 */
 };
 
-static void kg_client_on_read(uv_stream_t *s, ssize_t nread,
-                              const uv_buf_t *buf);
+static void kg_client_on_read(kg_conn *conn, ssize_t nread, const uv_buf_t *buf);
 static void kg_client_close(kg_client *c);
 static void kg_client_continue(kg_client *c);
+static const kg_exchange_client_ops kg_client_master_ops;
 
 /* --- writing ----------------------------------------------------------------- */
 
 typedef struct kg_write {
-  uv_write_t req;
+  kg_conn_write_req req;
   kg_client *c;
   char *data;   /* owned */
 } kg_write;
@@ -120,7 +118,7 @@ static void kg_client_outf(kg_client *c, const char *fmt, ...) {
   kg_client_queue_flush(c);
 }
 
-static void kg_client_on_timer(uv_timer_t *t);
+static void kg_client_on_timer(kg_conn *conn);
 static void kg_client_close_soon(kg_client *c);
 
 /* A write failed: the client is gone. Closing is deferred because an
@@ -131,37 +129,32 @@ static void kg_client_broken(kg_client *c) {
   kg_client_close_soon(c);
 }
 
-static void kg_client_on_shutdown(uv_shutdown_t *req, int status) {
-  kg_client *c = req->data;
+static void kg_client_on_shutdown(kg_conn *conn, int status) {
+  kg_client *c = conn->data;
   if (c->state == KG_CLIENT_CLOSED) return;
   if (status < 0) {
     kg_client_close(c);
     return;
   }
   /* Drain what the client still sends until it closes or we tire. */
-  if (!c->reading) {
-    uv_read_start((uv_stream_t *)&c->tcp, kg_worker_alloc, kg_client_on_read);
-    c->reading = true;
-  }
-  uv_timer_start(&c->timer, kg_client_on_timer, KG_LINGER_MS, 0);
+  kg_conn_read_start(&c->conn);
+  kg_conn_set_deadline(&c->conn, KG_LINGER_MS);
 }
 
 static void kg_client_linger(kg_client *c) {
   c->state = KG_CLIENT_LINGERING;
-  uv_timer_stop(&c->timer);
-  c->shutdown_req.data = c;
-  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp,
-                  kg_client_on_shutdown) < 0)
+  kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
+  if (kg_conn_shutdown(&c->conn, kg_client_on_shutdown) < 0)
     kg_client_close(c);
 }
 
 /* Everything queued has been handed to the kernel: maybe resume the
  * master, maybe start closing. */
 static void kg_client_after_write(kg_client *c) {
-  size_t queued = c->tcp.write_queue_size;
+  size_t queued = kg_conn_write_queue_size(&c->conn);
   if (c->master_paused && queued < KG_CLIENT_LOW_WATER) {
     c->master_paused = false;
-    uv_timer_stop(&c->timer);
+    kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
     if (c->ex) kg_exchange_resume_master(c->ex);
   }
   if (c->close_after_write && queued == 0 && c->out.len == 0 &&
@@ -169,7 +162,7 @@ static void kg_client_after_write(kg_client *c) {
     kg_client_linger(c);
 }
 
-static void kg_client_on_write(uv_write_t *req, int status) {
+static void kg_client_on_write(kg_conn_write_req *req, int status) {
   kg_write *wr = KG_CONTAINER_OF(req, kg_write, req);
   kg_client *c = wr->c;
   free(wr->data);
@@ -190,7 +183,7 @@ static void kg_client_flush(kg_client *c) {
     return;
   }
   uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  int n = kg_conn_try_write(&c->conn, &b, 1);
   if (n == (int)c->out.len) {
     /* An idle keep-alive connection must not hold on to the size of its
      * largest response: keep a small buffer for reuse, free a big one. */
@@ -199,7 +192,7 @@ static void kg_client_flush(kg_client *c) {
     kg_client_after_write(c);
     return;
   }
-  if (n < 0 && n != UV_EAGAIN) {
+  if (n < 0) {
     kg_client_broken(c);
     return;
   }
@@ -209,21 +202,20 @@ static void kg_client_flush(kg_client *c) {
   size_t len = 0;
   wr->data = kg_buf_steal(&c->out, &len);
   b = uv_buf_init(wr->data, (unsigned)len);
-  if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, kg_client_on_write) < 0) {
+  if (kg_conn_write(&c->conn, &wr->req, &b, 1, kg_client_on_write) < 0) {
     free(wr->data);
     free(wr);
     kg_client_broken(c);
     return;
   }
   if (c->ex && !c->master_paused &&
-      c->tcp.write_queue_size > KG_CLIENT_HIGH_WATER) {
+      kg_conn_write_queue_size(&c->conn) > KG_CLIENT_HIGH_WATER) {
     /* The client reads slower than the master sends: stop reading the
      * master (its bytes stay in the kernel) and give the client
      * client_timeout to catch up. */
     c->master_paused = true;
     kg_exchange_pause_master(c->ex);
-    uv_timer_start(&c->timer, kg_client_on_timer,
-                   (uint64_t)(c->w->cfg->client_timeout * 1000.0), 0);
+    kg_conn_set_deadline(&c->conn, (uint64_t)(c->w->cfg->client_timeout * 1000.0));
   }
 }
 
@@ -273,16 +265,12 @@ static void kg_client_send_status(kg_client *c, int status, bool close) {
                  c->head_request ? "" : text, c->head_request ? "" : "\n");
   if (!c->keep_alive) {
     c->close_after_write = true;
-    if (c->reading) {
-      uv_read_stop((uv_stream_t *)&c->tcp);
-      c->reading = false;
-    }
+    kg_conn_read_stop(&c->conn);
   }
 }
 
-static void kg_client_on_close(uv_handle_t *h) {
-  kg_client *c = h->data;
-  if (--c->open_handles > 0) return;
+static void kg_client_on_close(kg_conn *conn) {
+  kg_client *c = conn->data;
   kg_worker *w = c->w;
   kg_http_free(&c->http);
   kg_buf_free(&c->body);
@@ -304,25 +292,21 @@ static void kg_client_close(kg_client *c) {
   else w->clients = c->next;
   if (c->next) c->next->prev = c->prev;
   w->nclients--;
-  uv_close((uv_handle_t *)&c->tcp, kg_client_on_close);
-  uv_close((uv_handle_t *)&c->timer, kg_client_on_close);
+  kg_conn_close(&c->conn);
 }
 
 /* Closes from a later loop iteration, so that callers up the stack (an
  * exchange streaming to us) never see the client vanish under them. */
 static void kg_client_close_soon(kg_client *c) {
-  if (c->reading) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = false;
-  }
+  kg_conn_read_stop(&c->conn);
   c->keep_alive = false;
   c->close_after_write = false;
-  uv_timer_start(&c->timer, kg_client_on_timer, 0, 0);
+  kg_conn_set_deadline(&c->conn, 0);
   c->state = KG_CLIENT_LINGERING; /* makes the timer close it */
 }
 
-static void kg_client_on_timer(uv_timer_t *t) {
-  kg_client *c = t->data;
+static void kg_client_on_timer(kg_conn *conn) {
+  kg_client *c = conn->data;
   switch (c->state) {
     case KG_CLIENT_READING:
       /* client_timeout passed without a complete request. Someone who
@@ -330,7 +314,7 @@ static void kg_client_on_timer(uv_timer_t *t) {
       if (kg_http_in_message(&c->http) || c->inbuf.len) {
         kg_client_send_status(c, 408, true);
         c->state = KG_CLIENT_WAITING; /* a second firing closes */
-        uv_timer_start(&c->timer, kg_client_on_timer, KG_LINGER_MS, 0);
+        kg_conn_set_deadline(&c->conn, KG_LINGER_MS);
         return;
       }
       kg_client_close(c);
@@ -379,8 +363,8 @@ static void kg_client_dispatch(kg_client *c) {
   c->state = KG_CLIENT_WAITING;
   c->mode = KG_OUT_NONE;
   c->head_started = false;
-  uv_timer_stop(&c->timer);
-  c->ex = kg_exchange_new(c->w, c, m, &c->body);
+  kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
+  c->ex = kg_exchange_new(c->w, &kg_client_master_ops, c, m, &c->body);
   kg_exchange_start(c->ex);
 }
 
@@ -397,7 +381,7 @@ static size_t kg_client_parse(kg_client *c, const char *p, size_t n) {
       c->w->stats.bad_requests++;
       kg_client_send_status(c, c->http.error_status, true);
       c->state = KG_CLIENT_WAITING; /* nothing more is parsed */
-      uv_timer_start(&c->timer, kg_client_on_timer, KG_LINGER_MS, 0);
+      kg_conn_set_deadline(&c->conn, KG_LINGER_MS);
       return n;
     }
     kg_http_resume(&c->http); /* PAUSED: one complete request */
@@ -407,10 +391,7 @@ static size_t kg_client_parse(kg_client *c, const char *p, size_t n) {
 }
 
 static void kg_client_start_reading(kg_client *c) {
-  if (!c->reading && c->state != KG_CLIENT_CLOSED) {
-    uv_read_start((uv_stream_t *)&c->tcp, kg_worker_alloc, kg_client_on_read);
-    c->reading = true;
-  }
+  if (c->state != KG_CLIENT_CLOSED) kg_conn_read_start(&c->conn);
 }
 
 /* Parses what inbuf holds, then waits for more with a fresh deadline. */
@@ -427,14 +408,12 @@ static void kg_client_continue(kg_client *c) {
     kg_client_queue_flush(c);
     return;
   }
-  uv_timer_start(&c->timer, kg_client_on_timer,
-                 (uint64_t)(c->w->cfg->client_timeout * 1000.0), 0);
+  kg_conn_set_deadline(&c->conn, (uint64_t)(c->w->cfg->client_timeout * 1000.0));
   kg_client_start_reading(c);
 }
 
-static void kg_client_on_read(uv_stream_t *s, ssize_t nread,
-                              const uv_buf_t *buf) {
-  kg_client *c = s->data;
+static void kg_client_on_read(kg_conn *conn, ssize_t nread, const uv_buf_t *buf) {
+  kg_client *c = conn->data;
   if (nread == 0 || c->state == KG_CLIENT_CLOSED) return;
   if (nread < 0) {
     /* EOF or error: the client is gone. Whatever it is owed is dropped
@@ -457,10 +436,9 @@ static void kg_client_on_read(uv_stream_t *s, ssize_t nread,
   }
   /* Pipelined bytes wait while a response is owed; past a bound, stop
    * reading and let TCP push back on the client. */
-  if (c->state == KG_CLIENT_WAITING && c->reading &&
+  if (c->state == KG_CLIENT_WAITING && conn->reading &&
       c->inbuf.len > c->w->cfg->max_header_bytes + 65536) {
-    uv_read_stop(s);
-    c->reading = false;
+    kg_conn_read_stop(conn);
   }
 }
 
@@ -482,7 +460,13 @@ static void kg_client_out_fields(kg_client *c, const kg_hdrs *h) {
   }
 }
 
-void kg_client_master_interim(kg_client *c, const kg_http_msg *msg) {
+/* --- the master's response, as the exchange hands it over (its
+ * kg_exchange_client_ops; none of them closes the client synchronously) --- */
+
+/* A 1xx interim response from the master, passed on to HTTP/1.1 clients
+ * (never to HTTP/1.0 ones, which do not know them). */
+static void kg_client_master_interim(void *client, const kg_http_msg *msg) {
+  kg_client *c = client;
   if (c->http10 || c->head_started || c->state == KG_CLIENT_CLOSED) return;
   kg_client_outf(c, "HTTP/1.1 %d %s\r\n", msg->status,
                  msg->reason.data ? msg->reason.data : "");
@@ -490,8 +474,9 @@ void kg_client_master_interim(kg_client *c, const kg_http_msg *msg) {
   kg_buf_append(&c->out, "\r\n", 2);
 }
 
-void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
-                           bool head_request) {
+static void kg_client_master_head(void *client, const kg_http_msg *resp,
+                                  bool head_request) {
+  kg_client *c = client;
   bool no_body = head_request || resp->status < 200 || resp->status == 204 ||
                  resp->status == 304;
   if (c->w->stopping) c->keep_alive = false;
@@ -522,12 +507,13 @@ void kg_client_master_head(kg_client *c, const kg_http_msg *resp,
  * does not take is copied into c->out. Saves copying every big response
  * (and growing c->out to its size). Returns false when it did nothing. */
 static bool kg_client_write_through(kg_client *c, const char *p, size_t n) {
-  if (n < KG_CLIENT_DIRECT_MIN || c->broken || c->tcp.write_queue_size > 0) return false;
+  if (n < KG_CLIENT_DIRECT_MIN || c->broken || kg_conn_write_queue_size(&c->conn) > 0)
+    return false;
   uv_buf_t b[2] = {uv_buf_init(c->out.data, (unsigned)c->out.len),
                    uv_buf_init((char *)p, (unsigned)n)};
   bool head = c->out.len > 0;
-  int r = uv_try_write((uv_stream_t *)&c->tcp, head ? b : b + 1, head ? 2 : 1);
-  if (r < 0 && r != UV_EAGAIN) {
+  int r = kg_conn_try_write(&c->conn, head ? b : b + 1, head ? 2 : 1);
+  if (r < 0) {
     kg_client_broken(c);
     return true;
   }
@@ -539,7 +525,8 @@ static bool kg_client_write_through(kg_client *c, const char *p, size_t n) {
   return true;
 }
 
-void kg_client_master_body(kg_client *c, const char *p, size_t n) {
+static void kg_client_master_body(void *client, const char *p, size_t n) {
+  kg_client *c = client;
   if (n == 0 || c->mode == KG_OUT_NONE || c->state == KG_CLIENT_CLOSED) return;
   if (c->mode == KG_OUT_CHUNKED) kg_client_outf(c, "%zx\r\n", n);
   if (!kg_client_write_through(c, p, n)) kg_client_out(c, p, n);
@@ -552,12 +539,14 @@ void kg_client_master_body(kg_client *c, const char *p, size_t n) {
   }
 }
 
-void kg_client_master_end(kg_client *c) {
+/* The response is complete; the client stops referring to the exchange. */
+static void kg_client_master_end(void *client) {
+  kg_client *c = client;
   c->ex = NULL;
   if (c->state == KG_CLIENT_CLOSED) return;
   if (c->master_paused) {
     c->master_paused = false;
-    uv_timer_stop(&c->timer);
+    kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
   }
   if (c->mode == KG_OUT_CHUNKED) kg_client_out(c, "0\r\n\r\n", 5);
   kg_client_queue_flush(c);
@@ -568,12 +557,15 @@ void kg_client_master_end(kg_client *c) {
   kg_client_continue(c);
 }
 
-void kg_client_master_failed(kg_client *c, int status) {
+/* The master failed: a 502/504 if nothing was sent yet, else the
+ * connection is closed. The client stops referring to the exchange. */
+static void kg_client_master_failed(void *client, int status) {
+  kg_client *c = client;
   c->ex = NULL;
   if (c->state == KG_CLIENT_CLOSED) return;
   if (c->master_paused) {
     c->master_paused = false;
-    uv_timer_stop(&c->timer);
+    kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
   }
   if (c->head_started) {
     /* Part of the response is out: closing early is the only way left
@@ -585,7 +577,21 @@ void kg_client_master_failed(kg_client *c, int status) {
   if (c->keep_alive) kg_client_continue(c);
 }
 
+static const kg_exchange_client_ops kg_client_master_ops = {
+    .interim = kg_client_master_interim,
+    .head = kg_client_master_head,
+    .body = kg_client_master_body,
+    .end = kg_client_master_end,
+    .failed = kg_client_master_failed,
+};
+
 /* --- accepting and stopping --------------------------------------------------- */
+
+static const kg_conn_cbs kg_client_conn_cbs = {
+    .on_read = kg_client_on_read,
+    .on_deadline = kg_client_on_timer,
+    .on_close = kg_client_on_close,
+};
 
 void kg_proxy_on_connection(uv_stream_t *server, int status) {
   kg_worker *w = server->loop->data;
@@ -595,10 +601,8 @@ void kg_proxy_on_connection(uv_stream_t *server, int status) {
   }
   kg_client *c = kg_calloc(1, sizeof(*c));
   c->w = w;
-  uv_tcp_init(&w->loop, &c->tcp);
-  uv_timer_init(&w->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
-  c->open_handles = 2;
+  kg_conn_init(&c->conn, &w->loop, &kg_conn_tcp, &kg_client_conn_cbs, c, w->readbuf,
+               sizeof(w->readbuf));
   kg_http_init(&c->http, HTTP_REQUEST, &kg_client_http_ops, c,
                (kg_http_limits){w->cfg->max_header_bytes, w->cfg->max_headers});
   c->next = w->clients;
@@ -607,16 +611,15 @@ void kg_proxy_on_connection(uv_stream_t *server, int status) {
   w->nclients++;
   c->state = KG_CLIENT_READING;
   c->keep_alive = true;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+  if (kg_conn_accept(&c->conn, server) < 0) {
     kg_client_close(c);
     return;
   }
   w->stats.connections++;
-  uv_tcp_nodelay(&c->tcp, 1);
   if (w->nclients > w->cfg->max_connections || w->stopping) {
     kg_client_send_status(c, 503, true);
     c->state = KG_CLIENT_WAITING;
-    uv_timer_start(&c->timer, kg_client_on_timer, KG_LINGER_MS, 0);
+    kg_conn_set_deadline(&c->conn, KG_LINGER_MS);
     return;
   }
   kg_client_continue(c);

@@ -15,12 +15,8 @@
 #include "proxy/proxy.h"
 
 #define KG_LISTEN_BACKLOG 1024
-
-void kg_worker_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  kg_worker *w = h->loop->data;
-  buf->base = w->readbuf;
-  buf->len = sizeof(w->readbuf);
-}
+#define KG_POOL_MAX_IDLE 256              /* idle connections per backend */
+#define KG_POOL_IDLE_TIMEOUT_MS (30 * 1000) /* below common backend defaults */
 
 /* A listening socket of our own making: libuv 1.44 cannot set
  * SO_REUSEPORT, which lets every worker accept on the same address. */
@@ -64,6 +60,33 @@ int kg_worker_check_addresses(const kg_config *cfg, char *err, size_t errlen) {
     }
   }
   return 0;
+}
+
+/* The one place a backend timeout is read from the config. */
+static uint64_t kg_worker_backend_timeout_ms(const kg_config *cfg) {
+  return (uint64_t)(cfg->backend_timeout * 1000.0);
+}
+
+/* One HTTP client pool per backend of cfg, on this worker's loop and read
+ * buffer. The array is the caller's to free; the pools lend cfg's strings,
+ * which live until exit. */
+static kg_pool *kg_worker_pools_new(kg_worker *w, const kg_config *cfg) {
+  kg_pool *pools = kg_calloc(cfg->nbackends, sizeof(kg_pool));
+  for (size_t i = 0; i < cfg->nbackends; i++) {
+    const kg_backend_cfg *b = &cfg->backends[i];
+    kg_upstream be = {.name = b->name,
+                      .host = b->addr.text,
+                      .addr = b->addr.sa,
+                      .timeout_ms = kg_worker_backend_timeout_ms(cfg),
+                      .idle_timeout_ms = KG_POOL_IDLE_TIMEOUT_MS,
+                      .max_idle = KG_POOL_MAX_IDLE,
+                      .max_capture = cfg->max_capture_bytes,
+                      .log_down = i > 0}; /* a shadow: the master's errors
+                                             are logged per request */
+    kg_pool_init(&pools[i], &w->loop, &be, w->readbuf, sizeof(w->readbuf));
+    pools[i].index = (int)i;
+  }
+  return pools;
 }
 
 void kg_stats_add(kg_stats *dst, const kg_stats *src) {
@@ -120,8 +143,7 @@ static void kg_worker_on_reload(uv_async_t *a) {
     r->pools[i].retired = true;
     kg_pool_close_idle(&r->pools[i]);
   }
-  w->pools = kg_calloc(cfg->nbackends, sizeof(kg_pool));
-  for (size_t i = 0; i < cfg->nbackends; i++) kg_pool_init(&w->pools[i], w, cfg, (int)i);
+  w->pools = kg_worker_pools_new(w, cfg);
   kg_hooks_free(w->hooks);
   w->hooks = hooks;
   w->cfg = cfg;
@@ -156,9 +178,12 @@ static void kg_worker_on_stop(uv_async_t *a) {
   for (size_t i = 0; i < w->nlisteners; i++)
     uv_close((uv_handle_t *)&w->listeners[i], kg_worker_on_listener_close);
   kg_proxy_stop_clients(w);
-  for (size_t i = 0; i < w->cfg->nbackends; i++) kg_pool_close_idle(&w->pools[i]);
+  for (size_t i = 0; i < w->cfg->nbackends; i++) {
+    w->pools[i].retired = true; /* no connection is pooled any more */
+    kg_pool_close_idle(&w->pools[i]);
+  }
   /* In-flight master responses get until a backend would time out. */
-  uint64_t grace = (uint64_t)(w->cfg->backend_timeout * 1000.0) + 1000;
+  uint64_t grace = kg_worker_backend_timeout_ms(w->cfg) + 1000;
   uv_timer_start(&w->stop_timer, kg_worker_on_stop_timer, grace, 0);
   kg_worker_maybe_finish(w);
 }
@@ -195,8 +220,7 @@ int kg_worker_init(kg_worker *w, int id, const kg_config *cfg,
   w->loop.data = w;
   kg_rng_seed(&w->rng, kg_now_ns() ^ ((uint64_t)getpid() << 32) ^
                            ((uint64_t)id * 0x9e3779b97f4a7c15ULL));
-  w->pools = kg_calloc(cfg->nbackends, sizeof(kg_pool));
-  for (size_t i = 0; i < cfg->nbackends; i++) kg_pool_init(&w->pools[i], w, cfg, (int)i);
+  w->pools = kg_worker_pools_new(w, cfg);
   w->listeners = kg_calloc(cfg->nlisten, sizeof(uv_tcp_t));
   for (size_t i = 0; i < cfg->nlisten; i++) {
     int fd = kg_listen_socket(&cfg->listen[i], err, errlen);

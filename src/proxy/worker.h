@@ -144,9 +144,6 @@ void kg_worker_destroy(kg_worker *w);
 /* Thread-safe: copies the worker's counters as of the last second. */
 void kg_worker_stats(kg_worker *w, kg_stats *out);
 
-/* libuv alloc callback handing out w->readbuf (handle->data's loop). */
-void kg_worker_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-
 /* Called by proxy.c / exchange.c when a client or exchange goes away, so a
  * stopping worker can finish as soon as nothing is left. */
 void kg_worker_maybe_finish(kg_worker *w);

@@ -3,7 +3,7 @@
  *
  * One loop on the main thread does everything but comparing: it reads the
  * input into a small sorted window, paces sends with a timer, sends on the
- * client's pooled connections (replay_client.c), keeps the summary's
+ * HTTP client's pooled connections (client/upstream.h), keeps the summary's
  * numbers, and redraws the progress line. Finished requests that have a
  * recorded response to compare with go through the results pipeline
  * (results/pipeline.h), as live exchanges do: compared in batches in the
@@ -41,7 +41,8 @@
 #include "results/sink.h"
 #include "common/histogram.h"
 #include "http/http.h"
-#include "traffic/replay_client.h"
+#include "client/upstream.h"
+#include "net/conn.h"
 #include "traffic/source.h"
 #include "traffic/warc.h"
 
@@ -122,7 +123,7 @@ typedef struct kg_replay kg_replay;
 
 /* One replayed request. */
 typedef struct kg_rq {
-  kg_rc_req hc;              /* the client request (embedded) */
+  kg_leg hc;                 /* the HTTP client request (embedded) */
   kg_replay *rp;
   kg_source_item item;       /* what was recorded (owned) */
   char *endpoint;            /* owned */
@@ -147,7 +148,8 @@ struct kg_replay {
   kg_epstats *epstats;       /* latency regression flags, for the results */
   kg_rule filter;            /* --filter as a rule (only endpoint is set) */
   uv_loop_t loop;
-  kg_rc *client;
+  kg_pool pool;              /* the HTTP client's connections to the target */
+  char readbuf[64 * 1024];   /* where every response read lands */
   uv_timer_t pace;           /* wakes the pump when the next send is due */
   uv_timer_t progress;       /* redraws the progress line */
   uv_timer_t deadline;       /* --duration */
@@ -343,7 +345,7 @@ static void kg_replay_count_error(kg_replay *rp, const char *why) {
 
 static void kg_replay_views(const kg_rq *q, kg_resp_view v[2], kg_buf *cut) {
   const kg_source_item *it = &q->item;
-  const kg_rc_req *r = &q->hc;
+  const kg_leg *r = &q->hc;
   v[0] = (kg_resp_view){.backend = "recorded",
                         .status = it->status,
                         .hdrs = &it->resp_hdrs,
@@ -424,7 +426,7 @@ static void kg_replay_compare(kg_pipeline_item *it, kg_result *out) {
 }
 
 static void kg_replay_rq_free(kg_rq *q) {
-  kg_rc_req_free(&q->hc);
+  kg_leg_free(&q->hc);
   kg_source_item_free(&q->item);
   free(q->endpoint);
   kg_pair_result_free(&q->pairs[1]);
@@ -496,7 +498,7 @@ static void kg_replay_build(const kg_replay *rp, const kg_source_item *it, kg_bu
   kg_buf_append(b, it->req_body.data, it->req_body.len);
 }
 
-static void kg_replay_on_response(kg_rc_req *r) {
+static void kg_replay_on_response(kg_leg *r) {
   kg_rq *q = KG_CONTAINER_OF(r, kg_rq, hc);
   kg_replay *rp = q->rp;
   rp->inflight--;
@@ -529,24 +531,27 @@ static void kg_replay_on_response(kg_rc_req *r) {
   kg_replay_pump(rp);
 }
 
+static const kg_leg_cbs kg_replay_leg_cbs = {.on_done = kg_replay_on_response};
+
 static void kg_replay_send(kg_replay *rp, kg_slot *s) {
   kg_rq *q = kg_calloc(1, sizeof(*q));
-  kg_rc_req_init(&q->hc);
   q->rp = rp;
   q->item = s->item;
   q->endpoint = s->endpoint;
   free(s); /* its contents moved into q */
   q->ep = kg_replay_ep(rp, q->endpoint);
-  kg_replay_build(rp, &q->item, &q->hc.bytes);
-  q->hc.head = strcmp(q->item.method, "HEAD") == 0;
+  kg_replay_build(rp, &q->item, &q->hc.req);
+  q->hc.cbs = &kg_replay_leg_cbs;
+  q->hc.data = q;
+  q->hc.pool = &rp->pool;
+  q->hc.capture = true;
+  q->hc.head_request = strcmp(q->item.method, "HEAD") == 0;
   q->hc.retry_ok = strcmp(q->item.method, "POST") != 0 && strcmp(q->item.method, "PATCH") != 0;
-  q->hc.max_capture = rp->cfg->max_capture_bytes;
-  q->hc.done = kg_replay_on_response;
   clock_gettime(CLOCK_REALTIME, &q->sent_at);
   rp->inflight++;
   rp->sent++;
   rp->last_offset = KG_MAX(rp->last_offset, q->item.offset);
-  kg_rc_send(rp->client, &q->hc);
+  kg_leg_start(&q->hc);
 }
 
 /* When the next item is due, in uv_hrtime() nanoseconds. */
@@ -674,9 +679,8 @@ static void kg_replay_finish(kg_replay *rp) {
   uv_close((uv_handle_t *)&rp->deadline, NULL);
   uv_close((uv_handle_t *)&rp->sigint, NULL);
   uv_close((uv_handle_t *)&rp->sigterm, NULL);
-  rp->connections = kg_rc_connections_opened(rp->client);
-  kg_rc_close(rp->client);
-  rp->client = NULL;
+  rp->connections = rp->pool.opened;
+  kg_pool_close_idle(&rp->pool);
   if (rp->progress_on) fputs("\r\033[K", stderr);
 }
 
@@ -865,8 +869,16 @@ int kg_replay_run(const kg_replay_opts *opts, kg_replay_summary *sum) {
    * pauses while the queue is long (kg_replay_pump), nothing is dropped. */
   const kg_pipeline_limits lim = {.gather = 1};
   kg_pipeline_init(&rp->results, &rp->loop, &kg_replay_pipeline_ops, &lim, &rp->sinks, rp);
-  rp->client = kg_rc_new(&rp->loop, (const struct sockaddr *)&rp->target.sa, rp->target.salen,
-                         o.timeout);
+  /* One target, one pool: every connection it opens stays pooled (the
+   * summary counts them), for as long as the target keeps it. */
+  kg_upstream target = {.name = rp->target.text,
+                        .host = rp->target.text,
+                        .addr = rp->target.sa,
+                        .timeout_ms = o.timeout > 0 ? (uint64_t)(o.timeout * 1000.0) : 30000,
+                        .idle_timeout_ms = KG_CONN_NO_DEADLINE,
+                        .max_idle = SIZE_MAX,
+                        .max_capture = rp->cfg->max_capture_bytes};
+  kg_pool_init(&rp->pool, &rp->loop, &target, rp->readbuf, sizeof(rp->readbuf));
   uv_timer_init(&rp->loop, &rp->pace);
   uv_timer_init(&rp->loop, &rp->progress);
   uv_timer_init(&rp->loop, &rp->deadline);
