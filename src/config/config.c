@@ -176,13 +176,6 @@ static bool followed_by_assign(const char *p) {
   return p[0] == '=' && p[1] != '=';
 }
 
-static bool all_digits(const char *s, size_t n) {
-  if (n == 0) return false;
-  for (size_t i = 0; i < n; i++)
-    if (s[i] < '0' || s[i] > '9') return false;
-  return true;
-}
-
 /* From p (in code), finds the list's opening '{' and then the n-th table
  * constructor directly inside it (n from 1), skipping strings and
  * comments; returns the position after that '{' with *line updated, or
@@ -233,7 +226,7 @@ int kg_config_locate(const char *source, const char *keypath) {
   const char *comp = keypath;
   while (*comp) {
     size_t clen = strcspn(comp, ".");
-    if (clen > 0 && all_digits(comp, clen)) {
+    if (clen > 0 && kg_cfg_all_digits(comp, clen)) {
       if (found) {
         int l = line;
         const char *q = nth_table(p, &l, strtol(comp, NULL, 10));
@@ -313,30 +306,6 @@ int kg_cfg_fail(kg_cfg_ctx *c, const char *keypath, const char *fmt, ...) {
   return -1;
 }
 
-/* Appends s quoted like a Lua/C string literal, cut at `max` bytes, so odd
- * bytes in a bad value cannot garble the terminal or the message. */
-static void quote(char *out, size_t outlen, const char *s, size_t len) {
-  kg_buf b = KG_BUF_INIT;
-  size_t max = 60;
-  kg_buf_append(&b, "\"", 1);
-  for (size_t i = 0; i < len && i < max; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == '"' || ch == '\\')
-      kg_buf_appendf(&b, "\\%c", ch);
-    else if (ch == '\n')
-      kg_buf_appends(&b, "\\n");
-    else if (ch == '\r')
-      kg_buf_appends(&b, "\\r");
-    else if (ch < 0x20 || ch >= 0x7f)
-      kg_buf_appendf(&b, "\\x%02x", ch);
-    else
-      kg_buf_append(&b, &s[i], 1);
-  }
-  kg_buf_appends(&b, len > max ? "...\"" : "\"");
-  snprintf(out, outlen, "%s", b.data);
-  kg_buf_free(&b);
-}
-
 /* A short description of the Lua value at idx for "got ..." messages:
  * strings quoted, numbers and booleans as written, other types by name. */
 const char *kg_cfg_describe(lua_State *L, int idx, char *out, size_t outlen) {
@@ -344,7 +313,7 @@ const char *kg_cfg_describe(lua_State *L, int idx, char *out, size_t outlen) {
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    quote(out, outlen, s, len);
+    kg_cfg_quote(out, outlen, s, len);
     break;
   }
   case LUA_TNUMBER:
@@ -477,94 +446,6 @@ int kg_cfg_check_keys(kg_cfg_ctx *c, int idx, const char *prefix,
                  worst, hint);
 }
 
-/* ---- addresses -------------------------------------------------------- */
-
-void kg_addr_free(kg_addr *a) {
-  if (a == NULL) return;
-  free(a->text);
-  free(a->host);
-  memset(a, 0, sizeof(*a));
-}
-
-/* Parses "host:port" / "[v6]:port" and resolves the host. When a name has
- * both IPv4 and IPv6 addresses the IPv4 one is taken: "localhost" often
- * resolves to ::1 first while test and dev servers usually bind 127.0.0.1
- * only, and we keep a single address per backend. */
-int kg_addr_parse(const char *text, kg_addr *out, char *err, size_t errlen) {
-  char q[128];
-  memset(out, 0, sizeof(*out));
-  quote(q, sizeof(q), text, strlen(text));
-  const char *host, *port;
-  size_t hlen;
-  bool v6 = false;
-  if (text[0] == '[') {
-    const char *rb = strchr(text, ']');
-    if (rb == NULL || rb[1] != ':') {
-      snprintf(err, errlen, "expected [ipv6]:port, got %s", q);
-      return -1;
-    }
-    host = text + 1;
-    hlen = (size_t)(rb - host);
-    port = rb + 2;
-    v6 = true;
-  } else {
-    const char *colon = strrchr(text, ':');
-    if (colon == NULL) {
-      snprintf(err, errlen, "expected host:port, got %s", q);
-      return -1;
-    }
-    if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
-      snprintf(err, errlen,
-               "IPv6 addresses go in brackets, e.g. \"[::1]:8080\", got %s", q);
-      return -1;
-    }
-    host = text;
-    hlen = (size_t)(colon - text);
-    port = colon + 1;
-  }
-  if (hlen == 0) {
-    snprintf(err, errlen, "missing host in %s", q);
-    return -1;
-  }
-  size_t plen = strlen(port);
-  long pnum = 0;
-  if (plen >= 1 && plen <= 5 && all_digits(port, plen)) pnum = strtol(port, NULL, 10);
-  if (pnum < 1 || pnum > 65535) {
-    snprintf(err, errlen, "invalid port in %s (expected 1-65535)", q);
-    return -1;
-  }
-
-  char *h = kg_strndup(host, hlen);
-  struct addrinfo hints, *res = NULL;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV | (v6 ? AI_NUMERICHOST : 0);
-  int rc = getaddrinfo(h, port, &hints, &res);
-  if (rc != 0 || res == NULL) {
-    char hq[128];
-    quote(hq, sizeof(hq), h, hlen);
-    snprintf(err, errlen, "cannot resolve host %s: %s", hq,
-             rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-    if (res != NULL) freeaddrinfo(res);
-    free(h);
-    return -1;
-  }
-  const struct addrinfo *pick = res;
-  for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET) {
-      pick = ai;
-      break;
-    }
-  memcpy(&out->sa, pick->ai_addr, pick->ai_addrlen);
-  out->salen = (socklen_t)pick->ai_addrlen;
-  freeaddrinfo(res);
-  out->text = kg_strdup(text);
-  out->host = h;
-  out->port = (uint16_t)pnum;
-  return 0;
-}
-
 /* Same family, address and port: what "the same listening socket" means. */
 static bool same_sockaddr(const kg_addr *a, const kg_addr *b) {
   if (a->sa.ss_family != b->sa.ss_family) return false;
@@ -581,36 +462,6 @@ static bool same_sockaddr(const kg_addr *a, const kg_addr *b) {
            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
   }
   return a->salen == b->salen && memcmp(&a->sa, &b->sa, a->salen) == 0;
-}
-
-/* ---- sizes ------------------------------------------------------------ */
-
-/* "512", "64KiB", "8 MiB", "2GiB" -> bytes. Only binary (IEC) units: "8MB"
- * is ambiguous (10^6 or 2^20?) and rejected rather than guessed. */
-int kg_cfg_parse_size(const char *s, uint64_t *out) {
-  static const struct {
-    const char *unit;
-    unsigned shift;
-  } units[] = {{"", 0},     {"B", 0},      {"KiB", 10},
-               {"MiB", 20}, {"GiB", 30},   {"TiB", 40}};
-  while (*s == ' ' || *s == '\t') s++;
-  if (*s < '0' || *s > '9') return -1;
-  uint64_t n = 0;
-  for (; *s >= '0' && *s <= '9'; s++) {
-    if (n > (UINT64_MAX - 9) / 10) return -2;
-    n = n * 10 + (uint64_t)(*s - '0');
-  }
-  while (*s == ' ' || *s == '\t') s++;
-  size_t ulen = strlen(s);
-  while (ulen > 0 && (s[ulen - 1] == ' ' || s[ulen - 1] == '\t')) ulen--;
-  for (size_t i = 0; i < KG_ARRAY_SIZE(units); i++) {
-    if (strlen(units[i].unit) != ulen || strncasecmp(s, units[i].unit, ulen) != 0)
-      continue;
-    if (n > (UINT64_MAX >> units[i].shift)) return -2;
-    *out = n << units[i].shift;
-    return 0;
-  }
-  return -1;
 }
 
 /* ---- the keys --------------------------------------------------------- */
@@ -730,7 +581,7 @@ static int load_scalar(kg_cfg_ctx *c, const key_spec *k, int idx) {
   }
   case K_SIZE:
     if (lua_type(L, idx) == LUA_TSTRING) {
-      int rc = kg_cfg_parse_size(lua_tostring(L, idx), &u);
+      int rc = kg_config_parse_size(lua_tostring(L, idx), &u);
       if (rc == -2 || (rc == 0 && u > SIZE_MAX))
         return kg_cfg_fail(c, k->name, "size %s is too large",
                     kg_cfg_describe(L, idx, d, sizeof(d)));
@@ -830,7 +681,7 @@ static int load_listen(kg_cfg_ctx *c, int idx) {
 static int parse_url(kg_cfg_ctx *c, const char *kp, const char *url,
                      kg_addr *addr) {
   char q[128], why[256];
-  quote(q, sizeof(q), url, strlen(url));
+  kg_cfg_quote(q, sizeof(q), url, strlen(url));
   if (strncasecmp(url, "https://", 8) == 0)
     return kg_cfg_fail(c, kp, "TLS is not supported yet, got %s", q);
   if (strncasecmp(url, "http://", 7) != 0)
@@ -1025,7 +876,7 @@ static int load_backends(kg_cfg_ctx *c, int idx) {
     kg_backend_cfg *be = &cfg->backends[i];
     if (!valid_backend_name(be->name)) {
       char q[128];
-      quote(q, sizeof(q), be->name, strlen(be->name));
+      kg_cfg_quote(q, sizeof(q), be->name, strlen(be->name));
       return kg_cfg_fail(c, "backends",
                   "invalid backend name %s (use letters, digits, '_' and '-')",
                   q);

@@ -14,15 +14,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define KG_MAX_BACKENDS 32
+#include "config/parse.h"
 
-typedef struct kg_addr {
-  char *text;                   /* owned: as written, e.g. "127.0.0.1:8090" */
-  char *host;                   /* owned: host part, e.g. "127.0.0.1" */
-  uint16_t port;
-  struct sockaddr_storage sa;   /* resolved at load time */
-  socklen_t salen;
-} kg_addr;
+#define KG_MAX_BACKENDS 32
 
 typedef struct kg_backend_cfg {
   char *name;        /* owned: the key in `backends` */
@@ -152,11 +146,6 @@ bool kg_rule_matches(const kg_rule *r, const char *endpoint);
 
 /* Index of the backend called `name`, or -1. */
 int kg_config_backend_index(const kg_config *cfg, const char *name);
-
-/* Parses "host:port" (IPv4, [IPv6] or a name) and resolves it. Returns 0,
- * or -1 with a message (no FILE:LINE prefix) in err. */
-int kg_addr_parse(const char *text, kg_addr *out, char *err, size_t errlen);
-void kg_addr_free(kg_addr *a);
 
 /* Line in `source` where the dotted key path (e.g. "backends.newdb.url")
  * is written, found by scanning for each component in turn; 0 if unknown.

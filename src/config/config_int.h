@@ -53,8 +53,11 @@ void kg_cfg_add_name(char ***list, size_t *n, const char *name);
 int kg_cfg_bool(kg_cfg_ctx *c, int idx, const char *kp, bool *out);
 int kg_cfg_share(kg_cfg_ctx *c, int idx, const char *kp, double *out);
 int kg_cfg_count(kg_cfg_ctx *c, int idx, const char *kp, uint64_t *out);
-/* Parses "512", "64KiB", "8MiB", "2GiB": 0, -1 (syntax), -2 (too big). */
-int kg_cfg_parse_size(const char *s, uint64_t *out);
+/* Writes s (len bytes) into out quoted like a Lua string literal, cut at
+ * 60 bytes, for messages that show a bad value (parse.c). */
+void kg_cfg_quote(char *out, size_t outlen, const char *s, size_t len);
+/* True when s[0..n) is one or more ASCII digits (parse.c). */
+bool kg_cfg_all_digits(const char *s, size_t n);
 
 /* The top-level keys config_compare.c reads, for the unknown-key check. */
 extern const char *const kg_cfg_compare_keys[];

@@ -36,7 +36,7 @@ static int kg_cfg_size(kg_cfg_ctx *c, int idx, const char *kp, uint64_t *out) {
   uint64_t u = 0;
   int isint = 0;
   if (lua_type(L, idx) == LUA_TSTRING) {
-    if (kg_cfg_parse_size(lua_tostring(L, idx), &u) == 0 && u > 0) {
+    if (kg_config_parse_size(lua_tostring(L, idx), &u) == 0 && u > 0) {
       *out = u;
       return 0;
     }
