@@ -20,7 +20,7 @@
 
 #include "common/buf.h"
 #include "compare/differences.h"
-#include "config/config.h"
+#include "compare/rules.h"
 #include "proxy/hooks.h"
 #include "compare/noise.h"
 
@@ -49,7 +49,9 @@ typedef struct kg_pair_result {
 
 /* What applies to one comparison, gathered by the caller. */
 typedef struct kg_compare_opts {
-  const kg_config *cfg;          /* ignore_headers, compare_headers, caps */
+  const kg_compare_settings *settings; /* header policy, from the config */
+  size_t max_body_bytes;         /* a decoded body's bound: the config's
+                                    max_capture_bytes */
   const kg_rule *const *rules;   /* rules matching the endpoint */
   size_t nrules;
   const kg_noise_view *noisy;    /* learned noise, or NULL */

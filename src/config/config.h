@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "compare/rules.h"
 #include "config/parse.h"
 
 #define KG_MAX_BACKENDS 32
@@ -30,26 +31,7 @@ typedef struct kg_backend_cfg {
   bool has_shadow_methods;
 } kg_backend_cfg;
 
-struct kg_textnorm;
 struct kg_endpoint_rules;
-
-/* Noise rules for the endpoints matching `endpoint` (all when NULL). */
-typedef struct kg_rule {
-  char *endpoint;            /* owned glob on the endpoint name, such as
-                                "GET /api/" followed by '*'; NULL matches
-                                every endpoint */
-  char **ignore;             /* owned JSON path patterns */
-  size_t nignore;
-  char **unordered;          /* owned JSON path patterns of multiset arrays */
-  size_t nunordered;
-  char **ignore_xpath;       /* owned XPath expressions */
-  size_t nignore_xpath;
-  char **ignore_headers;     /* owned header names */
-  size_t nignore_headers;
-  struct kg_textnorm *replace; /* owned compiled regex replacements, or NULL */
-  char **replace_patterns;   /* owned: their regexes, for naming the rule */
-  size_t nreplace_patterns;
-} kg_rule;
 
 typedef struct kg_config {
   char *path;                 /* owned: the file it was read from */
@@ -78,10 +60,7 @@ typedef struct kg_config {
   int workers;                /* event-loop threads; default 1 */
   int hook_budget;            /* Lua instructions per hook call; 1000000 */
   /* comparison (config_compare.c) */
-  bool compare_headers;       /* compare response headers; default true */
-  char **ignore_headers;      /* owned: header names never compared
-                                 (defaults, extended or replaced) */
-  size_t nignore_headers;
+  kg_compare_settings compare; /* headers: what compare/ reads */
   kg_rule *rules;             /* owned array, in config order */
   size_t nrules;
   struct kg_endpoint_rules *endpoints; /* owned templating overrides or NULL */
@@ -138,11 +117,6 @@ int kg_config_lua_load(lua_State *L, const char *path);
 int kg_config_lua_run(lua_State *L, const char *path);
 void kg_config_lua_message(const char *msg, const char *path,
                            struct kg_buf *out);
-
-/* True if the rule applies to `endpoint` ("GET /users/:id"): its glob
- * ('*' matches any run of characters) is matched against the whole name,
- * or against the path alone when the glob names no method. */
-bool kg_rule_matches(const kg_rule *r, const char *endpoint);
 
 /* Index of the backend called `name`, or -1. */
 int kg_config_backend_index(const kg_config *cfg, const char *name);

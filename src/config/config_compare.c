@@ -289,20 +289,20 @@ void kg_cfg_add_name(char ***list, size_t *n, const char *name) {
 }
 
 static void kg_cfg_add_header(kg_config *cfg, const char *name) {
-  kg_cfg_add_name(&cfg->ignore_headers, &cfg->nignore_headers, name);
+  kg_cfg_add_name(&cfg->compare.ignore_headers, &cfg->compare.nignore_headers, name);
 }
 
 int kg_cfg_load_compare(kg_cfg_ctx *c, int t) {
   lua_State *L = c->L;
   kg_config *cfg = c->cfg;
-  cfg->compare_headers = true;
+  cfg->compare.compare_headers = true;
   cfg->latency_regression = 1.5;
   cfg->noise_threshold = 0.2;
   cfg->noise_min_pairs = 10;
   int rc = 0;
 
   if (kg_cfg_rawfield(L, t, "compare_headers") != LUA_TNIL &&
-      kg_cfg_bool(c, -1, "compare_headers", &cfg->compare_headers) != 0)
+      kg_cfg_bool(c, -1, "compare_headers", &cfg->compare.compare_headers) != 0)
     return -1;
   lua_pop(L, 1);
 
@@ -379,48 +379,9 @@ static void kg_free_strs(char **v, size_t n) {
 
 void kg_cfg_free_compare(kg_config *cfg) {
   for (size_t i = 0; i < cfg->nrules; i++) {
-    kg_rule *r = &cfg->rules[i];
-    free(r->endpoint);
-    kg_free_strs(r->ignore, r->nignore);
-    kg_free_strs(r->unordered, r->nunordered);
-    kg_free_strs(r->ignore_xpath, r->nignore_xpath);
-    kg_free_strs(r->ignore_headers, r->nignore_headers);
-    kg_textnorm_free(r->replace);
-    kg_free_strs(r->replace_patterns, r->nreplace_patterns);
+    kg_rule_clear(&cfg->rules[i]);
   }
   free(cfg->rules);
-  kg_free_strs(cfg->ignore_headers, cfg->nignore_headers);
+  kg_free_strs(cfg->compare.ignore_headers, cfg->compare.nignore_headers);
   kg_endpoint_rules_free(cfg->endpoints);
-}
-
-/* '*' matches any run of characters (including none). Iterative, with
- * one saved backtracking point, so the worst case is O(len(pat) * len(s))
- * rather than exponential. */
-static bool kg_glob(const char *pat, const char *s) {
-  const char *star = NULL, *resume = NULL;
-  while (*s) {
-    if (*pat == '*') {
-      star = pat++;
-      resume = s;
-    } else if (*pat == *s) {
-      pat++;
-      s++;
-    } else if (star) {
-      pat = star + 1;
-      s = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (*pat == '*') pat++;
-  return *pat == '\0';
-}
-
-bool kg_rule_matches(const kg_rule *r, const char *endpoint) {
-  if (r->endpoint == NULL) return true;
-  if (strchr(r->endpoint, ' ') == NULL) {
-    const char *sp = strchr(endpoint, ' ');
-    return kg_glob(r->endpoint, sp ? sp + 1 : endpoint);
-  }
-  return kg_glob(r->endpoint, endpoint);
 }

@@ -308,7 +308,7 @@ static void kg_exchange_compare(kg_exchange *ex) {
   size_t nrules = 0;
   for (size_t i = 0; i < cfg->nrules && nrules < KG_ARRAY_SIZE(rules); i++)
     if (kg_rule_matches(&cfg->rules[i], endpoint)) rules[nrules++] = &cfg->rules[i];
-  kg_compare_opts o = {.cfg = cfg, .rules = rules, .nrules = nrules};
+  kg_compare_opts o = {.settings = &cfg->compare, .max_body_bytes = cfg->max_capture_bytes, .rules = rules, .nrules = nrules};
 
   kg_exchange_build_views(ex);
   ex->pairs = kg_calloc(ex->nlegs, sizeof(kg_pair_result));

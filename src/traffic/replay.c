@@ -526,7 +526,7 @@ static void kg_replay_batch_work(uv_work_t *w) {
     size_t nrules = 0;
     for (size_t k = 0; k < cfg->nrules && nrules < KG_ARRAY_SIZE(rules); k++)
       if (kg_rule_matches(&cfg->rules[k], q->endpoint)) rules[nrules++] = &cfg->rules[k];
-    kg_compare_opts o = {.cfg = cfg, .rules = rules, .nrules = nrules};
+    kg_compare_opts o = {.settings = &cfg->compare, .max_body_bytes = cfg->max_capture_bytes, .rules = rules, .nrules = nrules};
     kg_resp_view *v = &views[2 * i];
     kg_replay_views(q, v, &cuts[i]);
     kg_pair_result *p = &pairs[2 * i];
