@@ -128,7 +128,7 @@ static kg_upconn *kg_upconn_new(kg_pool *p) {
 }
 
 static uint64_t kg_backend_timeout_ms(const kg_pool *p) {
-  return (uint64_t)(p->cfg->backend_timeout * 1000.0);
+  return p->cfg->backend_timeout_ms;
 }
 
 static void kg_upconn_attach(kg_upconn *c, kg_leg *leg) {

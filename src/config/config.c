@@ -470,7 +470,7 @@ enum key_kind {
   K_LISTEN,    /* special: string or list of "host:port" */
   K_BACKENDS,  /* special: name -> { url, master } */
   K_METHODS,   /* special: list of method names -> bitmask */
-  K_SECONDS,   /* double > 0 */
+  K_SECONDS,   /* uint64_t ms, from seconds > 0 */
   K_FRACTION,  /* double in [0, 1] */
   K_PATH,      /* char *, non-empty string */
   K_SIZE,      /* size_t > 0, number or "8MiB" */
@@ -492,8 +492,8 @@ typedef struct key_spec {
  * first error reported does not depend on the file. */
 static const key_spec top_keys[] = {
     {"listen", K_LISTEN, 0, 0},
-    {"client_timeout", K_SECONDS, F(client_timeout), 0},
-    {"backend_timeout", K_SECONDS, F(backend_timeout), 0},
+    {"client_timeout", K_SECONDS, F(client_timeout_ms), 0},
+    {"backend_timeout", K_SECONDS, F(backend_timeout_ms), 0},
     {"backends", K_BACKENDS, 0, 0},
     {"shadow_methods", K_METHODS, 0, 0},
     {"sample", K_FRACTION, F(sample), 0},
@@ -518,8 +518,8 @@ static const char *const backend_keys[] = {"url", "master", "secondary",
                                            "shadow_methods"};
 
 static void set_defaults(kg_config *cfg) {
-  cfg->client_timeout = 15;
-  cfg->backend_timeout = 10;
+  cfg->client_timeout_ms = kg_config_seconds_to_ms(15);
+  cfg->backend_timeout_ms = kg_config_seconds_to_ms(10);
   cfg->shadow_methods = (1ULL << HTTP_GET) | (1ULL << HTTP_HEAD);
   cfg->sample = 1.0;
   cfg->diff_log = NULL;
@@ -557,7 +557,7 @@ static int load_scalar(kg_cfg_ctx *c, const key_spec *k, int idx) {
     if (!(v > 0) || !isfinite(v))
       return kg_cfg_fail(c, k->name, "expected a positive number of seconds, got %s",
                   kg_cfg_describe(L, idx, d, sizeof(d)));
-    *(double *)field = v;
+    *(uint64_t *)field = kg_config_seconds_to_ms(v);
     return 0;
   }
   case K_FRACTION: {

@@ -37,8 +37,9 @@ typedef struct kg_config {
   char *path;                 /* owned: the file it was read from */
   kg_addr *listen;            /* owned array of nlisten addresses */
   size_t nlisten;
-  double client_timeout;      /* seconds; default 15 */
-  double backend_timeout;     /* seconds; default 10 */
+  uint64_t client_timeout_ms; /* written in seconds (fractions allowed),
+                                 kept in ms, the unit timers take; 15 s */
+  uint64_t backend_timeout_ms; /* the same; default 10 s */
   kg_backend_cfg *backends;   /* owned array; the master is backends[0],
                                  shadows follow sorted by name */
   size_t nbackends;           /* 1..KG_MAX_BACKENDS */

@@ -223,7 +223,7 @@ static void kg_client_flush(kg_client *c) {
     c->master_paused = true;
     kg_exchange_pause_master(c->ex);
     uv_timer_start(&c->timer, kg_client_on_timer,
-                   (uint64_t)(c->w->cfg->client_timeout * 1000.0), 0);
+                   c->w->cfg->client_timeout_ms, 0);
   }
 }
 
@@ -428,7 +428,7 @@ static void kg_client_continue(kg_client *c) {
     return;
   }
   uv_timer_start(&c->timer, kg_client_on_timer,
-                 (uint64_t)(c->w->cfg->client_timeout * 1000.0), 0);
+                 c->w->cfg->client_timeout_ms, 0);
   kg_client_start_reading(c);
 }
 

@@ -157,7 +157,7 @@ static void kg_worker_on_stop(uv_async_t *a) {
   kg_proxy_stop_clients(w);
   for (size_t i = 0; i < w->cfg->nbackends; i++) kg_pool_close_idle(&w->pools[i]);
   /* In-flight master responses get until a backend would time out. */
-  uint64_t grace = (uint64_t)(w->cfg->backend_timeout * 1000.0) + 1000;
+  uint64_t grace = w->cfg->backend_timeout_ms + 1000;
   uv_timer_start(&w->stop_timer, kg_worker_on_stop_timer, grace, 0);
   kg_worker_maybe_finish(w);
 }

@@ -91,8 +91,8 @@ static void test_defaults_when_minimal(void **state) {
   assert_string_equal(cfg->listen[0].host, "127.0.0.1");
   assert_int_equal(cfg->listen[0].port, 8090);
   assert_int_equal(cfg->listen[0].sa.ss_family, AF_INET);
-  assert_true(cfg->client_timeout == 15.0);
-  assert_true(cfg->backend_timeout == 10.0);
+  assert_true(cfg->client_timeout_ms == 15000);
+  assert_true(cfg->backend_timeout_ms == 10000);
   assert_int_equal(cfg->nbackends, 1);
   assert_string_equal(cfg->backends[0].name, "production");
   assert_string_equal(cfg->backends[0].url, "http://127.0.0.1:9001");
@@ -150,8 +150,8 @@ static void test_full_config(void **state) {
   assert_int_equal(cfg->listen[1].sa.ss_family, AF_INET6);
   /* localhost: the IPv4 address is preferred */
   assert_int_equal(cfg->listen[2].sa.ss_family, AF_INET);
-  assert_true(cfg->client_timeout == 2.5);
-  assert_true(cfg->backend_timeout == 3.0);
+  assert_true(cfg->client_timeout_ms == 2500);
+  assert_true(cfg->backend_timeout_ms == 3000);
   /* master first, then shadows by name */
   assert_int_equal(cfg->nbackends, 4);
   assert_string_equal(cfg->backends[0].name, "prod");
