@@ -4,7 +4,13 @@
  * reference"). kg_config_load runs it in a throw-away Lua state, checks
  * every key, and copies what it finds into a kg_config. The hot path only
  * reads this struct; hooks (Lua functions) are loaded separately per worker
- * by hooks.c, which runs the same file again in the worker's own state. */
+ * by hooks.c, which runs the same file again in the worker's own state
+ * (kg_config_lua_run, the same sandbox).
+ *
+ * The types the comparison reads (kg_rule, kg_compare_settings) are
+ * declared by compare/rules.h and the address type by config/parse.h; the
+ * config fills them. A new key is one row in its section's table
+ * (config.c, config_compare.c, config_output.c) plus its field here. */
 #ifndef KG_CONFIG_H
 #define KG_CONFIG_H
 
