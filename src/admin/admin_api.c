@@ -34,7 +34,7 @@
 
 #include "admin/admin_int.h"
 #include "common/common.h"
-#include "cli/report.h"
+#include "config/parse.h"
 #include "results/storeq.h"
 
 #define KG_ADMIN_API_RUNNING 2
@@ -236,7 +236,7 @@ static bool kg_admin_duration(const char *s, double *out) {
     *out = 0;
     return true;
   }
-  return kg_report_parse_duration(s, out) == 0;
+  return kg_config_parse_duration(s, out) == 0;
 }
 
 static double kg_admin_now(void) {

@@ -59,27 +59,6 @@ static const char kg_show_usage[] =
     "\n"
     "exit status: 0 printed, 1 usage or store error, 2 no result with that ID\n";
 
-int kg_report_parse_duration(const char *s, double *out) {
-  char *end = NULL;
-  if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || *s == ' ') return -1;
-  double v = strtod(s, &end);
-  if (end == s || !isfinite(v) || v < 0) return -1;
-  double unit = 1;
-  if (*end) {
-    switch (*end) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    case 'w': unit = 7 * 86400; break;
-    default: return -1;
-    }
-    if (end[1] != '\0') return -1;
-  }
-  *out = v * unit;
-  return 0;
-}
-
 /* --- options ---------------------------------------------------------------------- */
 
 typedef struct kg_report_opts {
@@ -154,7 +133,7 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
     return -1;
   }
   double d;
-  if (o->since && kg_report_parse_duration(o->since, &d) < 0) {
+  if (o->since && kg_config_parse_duration(o->since, &d) < 0) {
     fprintf(stderr, "kagami %s: --since: expected a duration such as 30s, 15m, "
             "2h or 7d, got '%s'\n", cmd, o->since);
     return -1;
@@ -331,7 +310,7 @@ int kg_report_main(int argc, char **argv) {
   double since = 0;
   if (o.since) {
     double d = 0;
-    kg_report_parse_duration(o.since, &d);
+    kg_config_parse_duration(o.since, &d);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     since = (double)now.tv_sec + (double)now.tv_nsec / 1e9 - d;

@@ -15,8 +15,4 @@ int kg_report_main(int argc, char **argv);
 /* `kagami show ID [--db FILE | --config FILE] [--format text|json]`. */
 int kg_show_main(int argc, char **argv);
 
-/* Parses "30s", "15m", "2h", "7d", "1w" or plain seconds ("90", "1.5h").
- * Returns 0 and seconds in *out, or -1. Exposed for the unit tests. */
-int kg_report_parse_duration(const char *s, double *out);
-
 #endif

@@ -31,9 +31,9 @@ const char *kg_kind_name(kg_kind k) {
 /* --- headers ------------------------------------------------------------------ */
 
 static bool kg_header_ignored(const kg_compare_opts *o, const char *name) {
-  const kg_config *cfg = o->cfg;
-  for (size_t i = 0; i < cfg->nignore_headers; i++)
-    if (strcasecmp(cfg->ignore_headers[i], name) == 0) return true;
+  const kg_compare_settings *set = o->settings;
+  for (size_t i = 0; i < set->nignore_headers; i++)
+    if (strcasecmp(set->ignore_headers[i], name) == 0) return true;
   for (size_t r = 0; r < o->nrules; r++)
     for (size_t i = 0; i < o->rules[r]->nignore_headers; i++)
       if (strcasecmp(o->rules[r]->ignore_headers[i], name) == 0) return true;
@@ -117,7 +117,7 @@ static void kg_compare_one_header(const kg_resp_view *a, const kg_resp_view *b,
 static void kg_compare_headers(const kg_resp_view *a, const kg_resp_view *b,
                                const kg_compare_opts *o, bool same_body,
                                kg_pair_result *out) {
-  if (!o->cfg->compare_headers || a->hdrs == NULL || b->hdrs == NULL) return;
+  if (!o->settings->compare_headers || a->hdrs == NULL || b->hdrs == NULL) return;
   /* Two deployments of one application usually send the same fields in
    * the same order: when every field is identical, nothing differs, and
    * the name-by-name walk below (quadratic, with the ignore list) is not
@@ -461,7 +461,7 @@ static bool kg_decoded(const kg_resp_view *v, const kg_compare_opts *o,
   const char *ce = kg_header_value(v->hdrs, "content-encoding");
   if (ce == NULL || v->truncated || v->body_len == 0) return false;
   const char *why = NULL;
-  if (kg_decode_body(ce, v->body, v->body_len, o->cfg->max_capture_bytes, out,
+  if (kg_decode_body(ce, v->body, v->body_len, o->max_body_bytes, out,
                      &why) != 0) {
     *error = why;
     return false;
@@ -469,11 +469,11 @@ static bool kg_decoded(const kg_resp_view *v, const kg_compare_opts *o,
   return true;
 }
 
-size_t kg_compare_rules(const kg_config *cfg, const char *endpoint,
+size_t kg_compare_rules(const kg_rule *rules, size_t nrules, const char *endpoint,
                         const kg_rule **out, size_t max) {
   size_t n = 0;
-  for (size_t i = 0; i < cfg->nrules && n < max; i++)
-    if (kg_rule_matches(&cfg->rules[i], endpoint)) out[n++] = &cfg->rules[i];
+  for (size_t i = 0; i < nrules && n < max; i++)
+    if (kg_rule_matches(&rules[i], endpoint)) out[n++] = &rules[i];
   return n;
 }
 

@@ -20,22 +20,24 @@
 
 #include "common/buf.h"
 #include "compare/differences.h"
-#include "config/config.h"
+#include "compare/rules.h"
 #include "compare/noise.h"
 #include "compare/result.h"
 
 /* What applies to one comparison, gathered by the caller. */
 typedef struct kg_compare_opts {
-  const kg_config *cfg;          /* ignore_headers, compare_headers, caps */
+  const kg_compare_settings *settings; /* header policy, from the config */
+  size_t max_body_bytes;         /* a decoded body's bound: the config's
+                                    max_capture_bytes */
   const kg_rule *const *rules;   /* rules matching the endpoint */
   size_t nrules;
   const kg_noise_view *noisy;    /* learned noise, or NULL */
 } kg_compare_opts;
 
-/* The rules of cfg whose endpoint pattern matches endpoint, in config
- * order, at most max of them: what kg_compare_opts.rules wants. Returns
+/* The rules (a config's, in config order) whose endpoint pattern matches
+ * endpoint, at most max of them: what kg_compare_opts.rules wants. Returns
  * how many were put in out. */
-size_t kg_compare_rules(const kg_config *cfg, const char *endpoint,
+size_t kg_compare_rules(const kg_rule *rules, size_t nrules, const char *endpoint,
                         const kg_rule **out, size_t max);
 
 /* Compares b (a shadow, or a noise partner) with a (the master). Fills

@@ -4,7 +4,13 @@
  * reference"). kg_config_load runs it in a throw-away Lua state, checks
  * every key, and copies what it finds into a kg_config. The hot path only
  * reads this struct; hooks (Lua functions) are loaded separately per worker
- * by hooks.c, which runs the same file again in the worker's own state. */
+ * by hooks.c, which runs the same file again in the worker's own state
+ * (kg_config_lua_run, the same sandbox).
+ *
+ * The types the comparison reads (kg_rule, kg_compare_settings) are
+ * declared by compare/rules.h and the address type by config/parse.h; the
+ * config fills them. A new key is one row in its section's table
+ * (config.c, config_compare.c, config_output.c) plus its field here. */
 #ifndef KG_CONFIG_H
 #define KG_CONFIG_H
 
@@ -14,15 +20,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define KG_MAX_BACKENDS 32
+#include "compare/rules.h"
+#include "config/parse.h"
 
-typedef struct kg_addr {
-  char *text;                   /* owned: as written, e.g. "127.0.0.1:8090" */
-  char *host;                   /* owned: host part, e.g. "127.0.0.1" */
-  uint16_t port;
-  struct sockaddr_storage sa;   /* resolved at load time */
-  socklen_t salen;
-} kg_addr;
+#define KG_MAX_BACKENDS 32
 
 typedef struct kg_backend_cfg {
   char *name;        /* owned: the key in `backends` */
@@ -36,33 +37,15 @@ typedef struct kg_backend_cfg {
   bool has_shadow_methods;
 } kg_backend_cfg;
 
-struct kg_textnorm;
 struct kg_endpoint_rules;
-
-/* Noise rules for the endpoints matching `endpoint` (all when NULL). */
-typedef struct kg_rule {
-  char *endpoint;            /* owned glob on the endpoint name, such as
-                                "GET /api/" followed by '*'; NULL matches
-                                every endpoint */
-  char **ignore;             /* owned JSON path patterns */
-  size_t nignore;
-  char **unordered;          /* owned JSON path patterns of multiset arrays */
-  size_t nunordered;
-  char **ignore_xpath;       /* owned XPath expressions */
-  size_t nignore_xpath;
-  char **ignore_headers;     /* owned header names */
-  size_t nignore_headers;
-  struct kg_textnorm *replace; /* owned compiled regex replacements, or NULL */
-  char **replace_patterns;   /* owned: their regexes, for naming the rule */
-  size_t nreplace_patterns;
-} kg_rule;
 
 typedef struct kg_config {
   char *path;                 /* owned: the file it was read from */
   kg_addr *listen;            /* owned array of nlisten addresses */
   size_t nlisten;
-  double client_timeout;      /* seconds; default 15 */
-  double backend_timeout;     /* seconds; default 10 */
+  uint64_t client_timeout_ms; /* written in seconds (fractions allowed),
+                                 kept in ms, the unit timers take; 15 s */
+  uint64_t backend_timeout_ms; /* the same; default 10 s */
   kg_backend_cfg *backends;   /* owned array; the master is backends[0],
                                  shadows follow sorted by name */
   size_t nbackends;           /* 1..KG_MAX_BACKENDS */
@@ -84,10 +67,7 @@ typedef struct kg_config {
   int workers;                /* event-loop threads; default 1 */
   int hook_budget;            /* Lua instructions per hook call; 1000000 */
   /* comparison (config_compare.c) */
-  bool compare_headers;       /* compare response headers; default true */
-  char **ignore_headers;      /* owned: header names never compared
-                                 (defaults, extended or replaced) */
-  size_t nignore_headers;
+  kg_compare_settings compare; /* headers: what compare/ reads */
   kg_rule *rules;             /* owned array, in config order */
   size_t nrules;
   struct kg_endpoint_rules *endpoints; /* owned templating overrides or NULL */
@@ -145,18 +125,8 @@ int kg_config_lua_run(lua_State *L, const char *path);
 void kg_config_lua_message(const char *msg, const char *path,
                            struct kg_buf *out);
 
-/* True if the rule applies to `endpoint` ("GET /users/:id"): its glob
- * ('*' matches any run of characters) is matched against the whole name,
- * or against the path alone when the glob names no method. */
-bool kg_rule_matches(const kg_rule *r, const char *endpoint);
-
 /* Index of the backend called `name`, or -1. */
 int kg_config_backend_index(const kg_config *cfg, const char *name);
-
-/* Parses "host:port" (IPv4, [IPv6] or a name) and resolves it. Returns 0,
- * or -1 with a message (no FILE:LINE prefix) in err. */
-int kg_addr_parse(const char *text, kg_addr *out, char *err, size_t errlen);
-void kg_addr_free(kg_addr *a);
 
 /* Line in `source` where the dotted key path (e.g. "backends.newdb.url")
  * is written, found by scanning for each component in turn; 0 if unknown.

@@ -1,10 +1,8 @@
 /* config_compare.c: the comparison part of the config (headers, noise
  * rules, endpoint templates, sampling caps, latency flag, learned noise).
- * Every pattern is compiled or checked here, at load time, so a bad JSON
- * path, XPath or regex is a FILE:LINE error at start, not a surprise at
- * the first request. */
-#include <ctype.h>
-#include <math.h>
+ * Every pattern is compiled or checked here, at load time, by compare/'s
+ * own checkers, so a bad JSON path, XPath or regex is a FILE:LINE error at
+ * start, not a surprise at the first request. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,24 +10,17 @@
 #include <lauxlib.h>
 
 #include "common/common.h"
+#include "compare/endpoint.h"
 #include "compare/htmldiff.h"
 #include "compare/jsondiff.h"
 #include "compare/textnorm.h"
 #include "config/config_int.h"
-#include "compare/endpoint.h"
-
-const char *const kg_cfg_compare_keys[] = {
-    "compare_headers", "ignore_headers", "default_ignore_headers",
-    "rules",           "endpoints",      "max_per_endpoint_per_s",
-    "latency_regression", "noise",
-};
-const size_t kg_cfg_ncompare_keys = KG_ARRAY_SIZE(kg_cfg_compare_keys);
 
 /* Response fields that differ between any two deployments without meaning
  * anything: times, server identity, per-request ids, caches. Content-Length
  * is here because a body difference is reported as such. (Set-Cookie is
  * compared by cookie names only, its values being per session.) */
-static const char *const kg_default_ignore_headers[] = {
+static const char *const kg_cfg_default_ignore_headers[] = {
     "Date",          "Server",        "ETag",          "Age",
     "Expires",       "Last-Modified", "X-Request-Id",  "X-Runtime",
     "X-Response-Time", "Via",         "X-Cache",       "X-Served-By",
@@ -38,102 +29,16 @@ static const char *const kg_default_ignore_headers[] = {
     "Transfer-Encoding",
 };
 
-static const char *const kg_rule_keys[] = {
-    "endpoint", "ignore", "unordered", "ignore_xpath", "ignore_headers", "replace",
-};
-/* ("shadow_twice", not "repeat": that is a Lua keyword, and a key a user
- * cannot write without brackets.) */
-static const char *const kg_noise_keys[] = {"learn", "threshold", "min_pairs",
-                                            "shadow_twice"};
-
-/* Copies a list of strings at idx into *out / *n, checking each with
- * check (may be NULL). kp names the list in messages. */
-int kg_cfg_strlist(kg_cfg_ctx *c, int idx, const char *kp, char ***out,
-                   size_t *n, int (*check)(const char *, char *, size_t)) {
-  lua_State *L = c->L;
-  char d[128], why[256];
-  idx = lua_absindex(L, idx);
-  lua_Integer len = lua_type(L, idx) == LUA_TTABLE ? kg_cfg_list_len(L, idx) : -1;
-  if (len < 0)
-    return kg_cfg_fail(c, kp, "expected a list of strings, got %s",
-                       kg_cfg_describe(L, idx, d, sizeof(d)));
-  *out = kg_calloc((size_t)len + 1, sizeof(char *));
-  for (lua_Integer i = 1; i <= len; i++) {
-    lua_rawgeti(L, idx, i);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      kg_cfg_describe(L, -1, d, sizeof(d));
-      lua_pop(L, 1);
-      return kg_cfg_fail(c, kp, "entry %lld: expected a string, got %s",
-                         (long long)i, d);
-    }
-    const char *s = lua_tostring(L, -1);
-    if (check && check(s, why, sizeof(why)) != 0) {
-      kg_cfg_describe(L, -1, d, sizeof(d));
-      lua_pop(L, 1);
-      return kg_cfg_fail(c, kp, "entry %lld %s: %s", (long long)i, d, why);
-    }
-    (*out)[(*n)++] = kg_strdup(s);
-    lua_pop(L, 1);
-  }
-  return 0;
-}
-
-/* --- typed value readers shared by the config section files ------------ */
-
-int kg_cfg_bool(kg_cfg_ctx *c, int idx, const char *kp, bool *out) {
-  char d[128];
-  if (lua_type(c->L, idx) != LUA_TBOOLEAN)
-    return kg_cfg_fail(c, kp, "expected true or false, got %s",
-                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
-  *out = lua_toboolean(c->L, idx);
-  return 0;
-}
-
-int kg_cfg_share(kg_cfg_ctx *c, int idx, const char *kp, double *out) {
-  char d[128];
-  double v = lua_type(c->L, idx) == LUA_TNUMBER ? (double)lua_tonumber(c->L, idx) : NAN;
-  if (!(v >= 0 && v <= 1))
-    return kg_cfg_fail(c, kp, "expected a number from 0 to 1, got %s",
-                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
-  *out = v;
-  return 0;
-}
-
-int kg_cfg_count(kg_cfg_ctx *c, int idx, const char *kp, uint64_t *out) {
-  char d[128];
-  int isint = 0;
-  lua_Integer v = lua_tointegerx(c->L, idx, &isint);
-  if (lua_type(c->L, idx) != LUA_TNUMBER || !isint || v < 1)
-    return kg_cfg_fail(c, kp, "expected a positive whole number, got %s",
-                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
-  *out = (uint64_t)v;
-  return 0;
-}
-
-int kg_cfg_check_header_name(const char *s, char *err, size_t errlen) {
-  if (*s == '\0') {
-    snprintf(err, errlen, "empty header name");
-    return -1;
-  }
-  for (const char *p = s; *p; p++)
-    if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p)) {
-      snprintf(err, errlen, "not a valid header name");
-      return -1;
-    }
-  return 0;
-}
-
 /* replace = { { "regex", "replacement" }, ... } */
-static int kg_cfg_replace(kg_cfg_ctx *c, int idx, const char *kp, kg_rule *r) {
+static int kg_cfg_replace(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                          const char *kp, void *base) {
   lua_State *L = c->L;
+  kg_rule *r = base;
   char d[128], why[512];
   idx = lua_absindex(L, idx);
-  lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? kg_cfg_list_len(L, idx) : -1;
-  if (n < 0)
-    return kg_cfg_fail(c, kp,
-                       "expected a list of { \"regex\", \"replacement\" } pairs, "
-                       "got %s",
-                       kg_cfg_describe(L, idx, d, sizeof(d)));
+  lua_Integer n = kg_cfg_read_list(c, idx, kp,
+                                   "a list of { \"regex\", \"replacement\" } pairs");
+  if (n < 0) return -1;
   if (n == 0) return 0;
   const char **pats = kg_calloc((size_t)n, sizeof(char *));
   const char **reps = kg_calloc((size_t)n, sizeof(char *));
@@ -171,256 +76,135 @@ static int kg_cfg_replace(kg_cfg_ctx *c, int idx, const char *kp, kg_rule *r) {
   return rc;
 }
 
-static int kg_cfg_rule(kg_cfg_ctx *c, int idx, lua_Integer i, kg_rule *r) {
-  lua_State *L = c->L;
-  char kp[256], sub[300], d[128];
-  snprintf(kp, sizeof(kp), "rules.%lld", (long long)i);
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE)
-    return kg_cfg_fail(c, "rules", "entry %lld: expected a table, got %s",
-                       (long long)i, kg_cfg_describe(L, idx, d, sizeof(d)));
-  if (kg_cfg_check_keys(c, idx, kp, kg_rule_keys,
-                        KG_ARRAY_SIZE(kg_rule_keys)) != 0)
+/* endpoint: a glob on the endpoint name, any string (kg_rule_matches). */
+static int kg_cfg_rule_endpoint(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                                const char *kp, void *base) {
+  if (kg_cfg_want(c, idx, kp, LUA_TSTRING, "a pattern such as \"GET /api/*\"") != 0)
     return -1;
-  int t = kg_cfg_rawfield(L, idx, "endpoint");
-  if (t == LUA_TSTRING) {
-    r->endpoint = kg_strdup(lua_tostring(L, -1));
-  } else if (t != LUA_TNIL) {
-    kg_cfg_describe(L, -1, d, sizeof(d));
-    lua_pop(L, 1);
-    snprintf(sub, sizeof(sub), "%s.endpoint", kp);
-    return kg_cfg_fail(c, sub, "expected a pattern such as \"GET /api/*\", got %s", d);
-  }
-  lua_pop(L, 1);
-  static const struct {
-    const char *key;
-    size_t off_list, off_n;
-    int (*check)(const char *, char *, size_t);
-  } lists[] = {
-      {"ignore", offsetof(kg_rule, ignore), offsetof(kg_rule, nignore), kg_jsonpath_check},
-      {"unordered", offsetof(kg_rule, unordered), offsetof(kg_rule, nunordered), kg_jsonpath_check},
-      {"ignore_xpath", offsetof(kg_rule, ignore_xpath), offsetof(kg_rule, nignore_xpath),
-       kg_htmldiff_check_xpath},
-      {"ignore_headers", offsetof(kg_rule, ignore_headers), offsetof(kg_rule, nignore_headers),
-       kg_cfg_check_header_name},
-  };
-  for (size_t k = 0; k < KG_ARRAY_SIZE(lists); k++) {
-    if (kg_cfg_rawfield(L, idx, lists[k].key) != LUA_TNIL) {
-      snprintf(sub, sizeof(sub), "%s.%s", kp, lists[k].key);
-      int rc = kg_cfg_strlist(c, -1, sub, (char ***)((char *)r + lists[k].off_list),
-                              (size_t *)((char *)r + lists[k].off_n), lists[k].check);
-      if (rc != 0) return rc; /* the stack is reset by the caller's pcall */
-    }
-    lua_pop(L, 1);
-  }
-  snprintf(sub, sizeof(sub), "%s.replace", kp);
-  if (kg_cfg_rawfield(L, idx, "replace") != LUA_TNIL && kg_cfg_replace(c, -1, sub, r) != 0)
-    return -1;
-  lua_pop(L, 1);
+  ((kg_rule *)base)->endpoint = kg_strdup(lua_tostring(c->L, idx));
   return 0;
 }
 
-static int kg_cfg_rules(kg_cfg_ctx *c, int idx) {
+#define KG_RULE_LIST(field) \
+  KG_CFG_AT(kg_rule, field), .off_n = offsetof(kg_rule, n##field)
+/* One entry of rules = { ... }. */
+static const kg_cfg_key kg_cfg_rule_keys[] = {
+    {"endpoint", KG_CFG_CUSTOM, .read = kg_cfg_rule_endpoint},
+    {"ignore", KG_CFG_STRLIST, KG_RULE_LIST(ignore), .check_str = kg_jsonpath_check},
+    {"unordered", KG_CFG_STRLIST, KG_RULE_LIST(unordered),
+     .check_str = kg_jsonpath_check},
+    {"ignore_xpath", KG_CFG_STRLIST, KG_RULE_LIST(ignore_xpath),
+     .check_str = kg_htmldiff_check_xpath},
+    {"ignore_headers", KG_CFG_STRLIST, KG_RULE_LIST(ignore_headers),
+     .check_str = kg_cfg_check_header_name},
+    {"replace", KG_CFG_CUSTOM, .read = kg_cfg_replace},
+};
+#undef KG_RULE_LIST
+
+/* rules = { { endpoint = ..., ignore = { ... } }, ... }: a list. */
+static int kg_cfg_rules(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                        const char *kp, void *base) {
   lua_State *L = c->L;
-  char d[128];
+  kg_config *cfg = base;
+  char rkp[256], d[128];
   idx = lua_absindex(L, idx);
-  lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? kg_cfg_list_len(L, idx) : -1;
-  if (n < 0)
-    return kg_cfg_fail(c, "rules", "expected a list of rule tables, got %s",
-                       kg_cfg_describe(L, idx, d, sizeof(d)));
-  kg_config *cfg = c->cfg;
+  lua_Integer n = kg_cfg_read_list(c, idx, kp, "a list of rule tables");
+  if (n < 0) return -1;
   cfg->rules = kg_calloc((size_t)n + 1, sizeof(kg_rule));
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
     cfg->nrules++; /* counted first: a half-filled rule is still freed */
-    int rc = kg_cfg_rule(c, -1, i, &cfg->rules[i - 1]);
+    int rc;
+    if (lua_type(L, -1) != LUA_TTABLE) {
+      rc = kg_cfg_fail(c, kp, "entry %lld: expected a table, got %s", (long long)i,
+                       kg_cfg_describe(L, -1, d, sizeof(d)));
+    } else {
+      snprintf(rkp, sizeof(rkp), "%s.%lld", kp, (long long)i);
+      rc = kg_cfg_read_table(c, -1, rkp, kg_cfg_rule_keys,
+                             KG_ARRAY_SIZE(kg_cfg_rule_keys), &cfg->rules[i - 1]);
+    }
     lua_settop(L, idx);
     if (rc != 0) return rc;
   }
   return 0;
 }
 
-static int kg_cfg_noise(kg_cfg_ctx *c, int idx) {
-  lua_State *L = c->L;
-  kg_config *cfg = c->cfg;
-  char d[128];
-  idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE)
-    return kg_cfg_fail(c, "noise", "expected a table such as { learn = true }, got %s",
-                       kg_cfg_describe(L, idx, d, sizeof(d)));
-  if (kg_cfg_check_keys(c, idx, "noise", kg_noise_keys,
-                        KG_ARRAY_SIZE(kg_noise_keys)) != 0)
-    return -1;
-  if (kg_cfg_rawfield(L, idx, "learn") != LUA_TNIL &&
-      kg_cfg_bool(c, -1, "noise.learn", &cfg->noise_learn) != 0)
-    return -1;
-  lua_pop(L, 1);
-  if (kg_cfg_rawfield(L, idx, "threshold") != LUA_TNIL &&
-      kg_cfg_share(c, -1, "noise.threshold", &cfg->noise_threshold) != 0)
-    return -1;
-  lua_pop(L, 1);
-  if (kg_cfg_rawfield(L, idx, "shadow_twice") != LUA_TNIL &&
-      kg_cfg_share(c, -1, "noise.shadow_twice", &cfg->noise_repeat) != 0)
-    return -1;
-  lua_pop(L, 1);
-  if (kg_cfg_rawfield(L, idx, "min_pairs") != LUA_TNIL &&
-      kg_cfg_count(c, -1, "noise.min_pairs", &cfg->noise_min_pairs) != 0)
-    return -1;
-  lua_pop(L, 1);
+/* default_ignore_headers replaces the built-in list (absent: the built-in
+ * list); ignore_headers then adds to whichever list is in force. */
+static int kg_cfg_default_ignore(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                                 const char *kp, void *base) {
+  kg_compare_settings *set = &((kg_config *)base)->compare;
+  if (!lua_isnil(c->L, idx))
+    return kg_cfg_read_names(c, idx, kp, &set->ignore_headers, &set->nignore_headers);
+  for (size_t i = 0; i < KG_ARRAY_SIZE(kg_cfg_default_ignore_headers); i++)
+    kg_cfg_add_name(&set->ignore_headers, &set->nignore_headers,
+                    kg_cfg_default_ignore_headers[i]);
   return 0;
 }
 
-static int kg_cfg_number(kg_cfg_ctx *c, int idx, const char *kp, double min,
-                         double *out) {
-  char d[128];
-  double v = lua_type(c->L, idx) == LUA_TNUMBER ? (double)lua_tonumber(c->L, idx) : NAN;
-  if (!(v >= min) || !isfinite(v))
-    return kg_cfg_fail(c, kp, "expected a number >= %g, got %s", min,
-                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
-  *out = v;
-  return 0;
+static int kg_cfg_ignore(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                         const char *kp, void *base) {
+  kg_compare_settings *set = &((kg_config *)base)->compare;
+  return kg_cfg_read_names(c, idx, kp, &set->ignore_headers, &set->nignore_headers);
 }
 
-void kg_cfg_add_name(char ***list, size_t *n, const char *name) {
-  for (size_t i = 0; i < *n; i++)
-    if (strcasecmp((*list)[i], name) == 0) return;
-  *list = kg_realloc(*list, (*n + 1) * sizeof(char *));
-  (*list)[(*n)++] = kg_strdup(name);
-}
-
-static void kg_cfg_add_header(kg_config *cfg, const char *name) {
-  kg_cfg_add_name(&cfg->ignore_headers, &cfg->nignore_headers, name);
-}
-
-int kg_cfg_load_compare(kg_cfg_ctx *c, int t) {
-  lua_State *L = c->L;
-  kg_config *cfg = c->cfg;
-  cfg->compare_headers = true;
-  cfg->latency_regression = 1.5;
-  cfg->noise_threshold = 0.2;
-  cfg->noise_min_pairs = 10;
-  int rc = 0;
-
-  if (kg_cfg_rawfield(L, t, "compare_headers") != LUA_TNIL &&
-      kg_cfg_bool(c, -1, "compare_headers", &cfg->compare_headers) != 0)
-    return -1;
-  lua_pop(L, 1);
-
-  /* default_ignore_headers replaces the built-in list; ignore_headers adds
-   * to whichever list is in force. */
+/* endpoints = { "GET /users/:id", ... }: templating overrides. */
+static int kg_cfg_endpoints(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                            const char *kp, void *base) {
+  kg_config *cfg = base;
   char **list = NULL;
   size_t n = 0;
-  if (kg_cfg_rawfield(L, t, "default_ignore_headers") != LUA_TNIL) {
-    rc = kg_cfg_strlist(c, -1, "default_ignore_headers", &list, &n,
-                        kg_cfg_check_header_name);
-    for (size_t i = 0; i < n; i++) {
-      if (rc == 0) kg_cfg_add_header(cfg, list[i]);
-      free(list[i]);
-    }
-    free(list);
-    if (rc) return rc;
-  } else {
-    for (size_t i = 0; i < KG_ARRAY_SIZE(kg_default_ignore_headers); i++)
-      kg_cfg_add_header(cfg, kg_default_ignore_headers[i]);
+  char why[512];
+  int rc = kg_cfg_strlist(c, idx, kp, &list, &n, NULL);
+  if (rc == 0 && n > 0) {
+    cfg->endpoints = kg_endpoint_rules_new((const char *const *)list, n, why, sizeof(why));
+    if (cfg->endpoints == NULL) rc = kg_cfg_fail(c, kp, "%s", why);
   }
-  lua_pop(L, 1);
-  list = NULL;
-  n = 0;
-  if (kg_cfg_rawfield(L, t, "ignore_headers") != LUA_TNIL) {
-    rc = kg_cfg_strlist(c, -1, "ignore_headers", &list, &n, kg_cfg_check_header_name);
-    for (size_t i = 0; i < n; i++) {
-      if (rc == 0) kg_cfg_add_header(cfg, list[i]);
-      free(list[i]);
-    }
-    free(list);
-    if (rc) return rc;
-  }
-  lua_pop(L, 1);
+  kg_cfg_free_strs(list, n);
+  return rc;
+}
 
-  if (kg_cfg_rawfield(L, t, "rules") != LUA_TNIL && kg_cfg_rules(c, -1) != 0)
-    return -1;
-  lua_pop(L, 1);
-
-  if (kg_cfg_rawfield(L, t, "endpoints") != LUA_TNIL) {
-    list = NULL;
-    n = 0;
-    char why[512];
-    rc = kg_cfg_strlist(c, -1, "endpoints", &list, &n, NULL);
-    if (rc == 0 && n > 0) {
-      cfg->endpoints = kg_endpoint_rules_new((const char *const *)list, n, why, sizeof(why));
-      if (cfg->endpoints == NULL) rc = kg_cfg_fail(c, "endpoints", "%s", why);
-    }
-    for (size_t i = 0; i < n; i++) free(list[i]);
-    free(list);
-    if (rc) return rc;
-  }
-  lua_pop(L, 1);
-
-  if (kg_cfg_rawfield(L, t, "max_per_endpoint_per_s") != LUA_TNIL &&
-      kg_cfg_number(c, -1, "max_per_endpoint_per_s", 0, &cfg->max_per_endpoint_per_s) != 0)
-    return -1;
-  lua_pop(L, 1);
-  if (kg_cfg_rawfield(L, t, "latency_regression") != LUA_TNIL &&
-      kg_cfg_number(c, -1, "latency_regression", 1, &cfg->latency_regression) != 0)
-    return -1;
-  lua_pop(L, 1);
-  if (kg_cfg_rawfield(L, t, "noise") != LUA_TNIL && kg_cfg_noise(c, -1) != 0)
-    return -1;
-  lua_pop(L, 1);
+/* Repeats go to the first shadow: there must be one. */
+static int kg_cfg_check_noise(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                              const char *kp, void *base) {
+  const kg_config *cfg = base;
   if (cfg->noise_repeat > 0 && cfg->nbackends < 2)
     return kg_cfg_fail(c, "noise.shadow_twice", "needs a shadow backend to send repeats to");
   return 0;
 }
 
-static void kg_free_strs(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++) free(v[i]);
-  free(v);
-}
+#define KG_AT(field) KG_CFG_AT(kg_config, field)
+/* noise = { ... }. ("shadow_twice", not "repeat": that is a Lua keyword,
+ * and a key a user cannot write without brackets.) */
+static const kg_cfg_key kg_cfg_noise_keys[] = {
+    {"learn", KG_CFG_BOOL, KG_AT(noise_learn)},
+    {"threshold", KG_CFG_SHARE, KG_AT(noise_threshold), .def = 0.2},
+    {"shadow_twice", KG_CFG_SHARE, KG_AT(noise_repeat)},
+    {"min_pairs", KG_CFG_COUNT, KG_AT(noise_min_pairs), .def = 10},
+};
+
+/* The comparison's top-level keys, in the order they are read. */
+const kg_cfg_key kg_cfg_compare_keys[] = {
+    {"compare_headers", KG_CFG_BOOL, KG_AT(compare.compare_headers), .def = 1},
+    {"default_ignore_headers", KG_CFG_CUSTOM, .flags = KG_CFG_ALWAYS,
+     .read = kg_cfg_default_ignore},
+    {"ignore_headers", KG_CFG_CUSTOM, .read = kg_cfg_ignore},
+    {"rules", KG_CFG_CUSTOM, .read = kg_cfg_rules},
+    {"endpoints", KG_CFG_CUSTOM, .read = kg_cfg_endpoints},
+    {"max_per_endpoint_per_s", KG_CFG_NUMBER, KG_AT(max_per_endpoint_per_s),
+     .bound = 0},
+    {"latency_regression", KG_CFG_NUMBER, KG_AT(latency_regression), .def = 1.5,
+     .bound = 1},
+    {"noise", KG_CFG_TABLE, .what = "a table such as { learn = true }",
+     .sub = kg_cfg_noise_keys, .nsub = KG_ARRAY_SIZE(kg_cfg_noise_keys),
+     .check = kg_cfg_check_noise},
+};
+const size_t kg_cfg_ncompare_keys = KG_ARRAY_SIZE(kg_cfg_compare_keys);
+#undef KG_AT
 
 void kg_cfg_free_compare(kg_config *cfg) {
-  for (size_t i = 0; i < cfg->nrules; i++) {
-    kg_rule *r = &cfg->rules[i];
-    free(r->endpoint);
-    kg_free_strs(r->ignore, r->nignore);
-    kg_free_strs(r->unordered, r->nunordered);
-    kg_free_strs(r->ignore_xpath, r->nignore_xpath);
-    kg_free_strs(r->ignore_headers, r->nignore_headers);
-    kg_textnorm_free(r->replace);
-    kg_free_strs(r->replace_patterns, r->nreplace_patterns);
-  }
+  for (size_t i = 0; i < cfg->nrules; i++) kg_rule_clear(&cfg->rules[i]);
   free(cfg->rules);
-  kg_free_strs(cfg->ignore_headers, cfg->nignore_headers);
+  kg_cfg_free_strs(cfg->compare.ignore_headers, cfg->compare.nignore_headers);
   kg_endpoint_rules_free(cfg->endpoints);
-}
-
-/* '*' matches any run of characters (including none). Iterative, with
- * one saved backtracking point, so the worst case is O(len(pat) * len(s))
- * rather than exponential. */
-static bool kg_glob(const char *pat, const char *s) {
-  const char *star = NULL, *resume = NULL;
-  while (*s) {
-    if (*pat == '*') {
-      star = pat++;
-      resume = s;
-    } else if (*pat == *s) {
-      pat++;
-      s++;
-    } else if (star) {
-      pat = star + 1;
-      s = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (*pat == '*') pat++;
-  return *pat == '\0';
-}
-
-bool kg_rule_matches(const kg_rule *r, const char *endpoint) {
-  if (r->endpoint == NULL) return true;
-  if (strchr(r->endpoint, ' ') == NULL) {
-    const char *sp = strchr(endpoint, ' ');
-    return kg_glob(r->endpoint, sp ? sp + 1 : endpoint);
-  }
-  return kg_glob(r->endpoint, endpoint);
 }

@@ -308,8 +308,9 @@ static void kg_exchange_compare(kg_exchange *ex) {
   const kg_shared *sh = ex->w->shared;
   const char *endpoint = kg_exchange_endpoint(ex);
   const kg_rule *rules[64];
-  size_t nrules = kg_compare_rules(cfg, endpoint, rules, KG_ARRAY_SIZE(rules));
-  kg_compare_opts o = {.cfg = cfg, .rules = rules, .nrules = nrules};
+  size_t nrules = kg_compare_rules(cfg->rules, cfg->nrules, endpoint, rules, KG_ARRAY_SIZE(rules));
+  kg_compare_opts o = {.settings = &cfg->compare, .max_body_bytes = cfg->max_capture_bytes,
+                       .rules = rules, .nrules = nrules};
 
   kg_exchange_build_views(ex);
   ex->pairs = kg_calloc(ex->nlegs, sizeof(kg_pair_result));

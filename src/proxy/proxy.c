@@ -215,7 +215,7 @@ static void kg_client_flush(kg_client *c) {
      * client_timeout to catch up. */
     c->master_paused = true;
     kg_exchange_pause_master(c->ex);
-    kg_conn_set_deadline(&c->conn, (uint64_t)(c->w->cfg->client_timeout * 1000.0));
+    kg_conn_set_deadline(&c->conn, c->w->cfg->client_timeout_ms);
   }
 }
 
@@ -408,7 +408,7 @@ static void kg_client_continue(kg_client *c) {
     kg_client_queue_flush(c);
     return;
   }
-  kg_conn_set_deadline(&c->conn, (uint64_t)(c->w->cfg->client_timeout * 1000.0));
+  kg_conn_set_deadline(&c->conn, c->w->cfg->client_timeout_ms);
   kg_client_start_reading(c);
 }
 

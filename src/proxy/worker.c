@@ -64,7 +64,7 @@ int kg_worker_check_addresses(const kg_config *cfg, char *err, size_t errlen) {
 
 /* The one place a backend timeout is read from the config. */
 static uint64_t kg_worker_backend_timeout_ms(const kg_config *cfg) {
-  return (uint64_t)(cfg->backend_timeout * 1000.0);
+  return cfg->backend_timeout_ms;
 }
 
 /* One HTTP client pool per backend of cfg, on this worker's loop and read

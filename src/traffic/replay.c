@@ -385,8 +385,10 @@ static void kg_replay_compare(kg_pipeline_item *it, kg_result *out) {
   kg_rq *q = KG_CONTAINER_OF(it, kg_rq, link);
   kg_replay *rp = q->rp;
   const kg_rule *rules[64];
-  size_t nrules = kg_compare_rules(rp->cfg, q->endpoint, rules, KG_ARRAY_SIZE(rules));
-  kg_compare_opts o = {.cfg = rp->cfg, .rules = rules, .nrules = nrules};
+  size_t nrules = kg_compare_rules(rp->cfg->rules, rp->cfg->nrules, q->endpoint, rules,
+                                   KG_ARRAY_SIZE(rules));
+  kg_compare_opts o = {.settings = &rp->cfg->compare, .max_body_bytes = rp->cfg->max_capture_bytes,
+                       .rules = rules, .nrules = nrules};
   kg_resp_view *v = q->views;
   kg_replay_views(q, v, &q->cut);
   kg_pair_result *p = q->pairs;

@@ -22,6 +22,7 @@
 
 #include "compare/compare.h"
 #include "compare/htmldiff.h"
+#include "config/config.h"
 #include "fuzz_util.h"
 
 static const char fz_config_text[] =
@@ -118,7 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   const kg_rule *rules[] = {&fz_cfg->rules[0]};
   kg_noise_view noisy = {noisy_patterns, sizeof(noisy_patterns) / sizeof(noisy_patterns[0])};
-  kg_compare_opts o = {.cfg = fz_cfg,
+  kg_compare_opts o = {.settings = &fz_cfg->compare,
+                       .max_body_bytes = fz_cfg->max_capture_bytes,
                        .rules = rules,
                        .nrules = flags & 4 ? 1 : 0,
                        .noisy = flags & 8 ? &noisy : NULL};

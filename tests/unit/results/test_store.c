@@ -1136,28 +1136,6 @@ static void test_retention_keeps_aggregates_in_step(void **state) {
   sqlite3_close(db);
 }
 
-static void test_parse_duration(void **state) {
-  (void)state;
-  double d;
-  assert_int_equal(kg_report_parse_duration("30s", &d), 0);
-  assert_true(d == 30);
-  assert_int_equal(kg_report_parse_duration("15m", &d), 0);
-  assert_true(d == 900);
-  assert_int_equal(kg_report_parse_duration("2h", &d), 0);
-  assert_true(d == 7200);
-  assert_int_equal(kg_report_parse_duration("7d", &d), 0);
-  assert_true(d == 7 * 86400);
-  assert_int_equal(kg_report_parse_duration("1.5h", &d), 0);
-  assert_true(d == 5400);
-  assert_int_equal(kg_report_parse_duration("90", &d), 0);
-  assert_true(d == 90);
-  assert_int_equal(kg_report_parse_duration("", &d), -1);
-  assert_int_equal(kg_report_parse_duration("h", &d), -1);
-  assert_int_equal(kg_report_parse_duration("-5m", &d), -1);
-  assert_int_equal(kg_report_parse_duration("5mm", &d), -1);
-  assert_int_equal(kg_report_parse_duration("5y", &d), -1);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_creates_schema_in_wal_mode, setup, teardown),
@@ -1182,7 +1160,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retention_keeps_aggregates_in_step, setup,
                                       teardown),
-      cmocka_unit_test(test_parse_duration),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
