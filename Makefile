@@ -104,7 +104,13 @@ integration: deps-test build/asan/kagami build/kagami
 # Everything a change must pass, all under ASan+UBSan: unit tests, the
 # black-box suite, the fuzz corpora replayed, and the dashboard in a real
 # browser when Chromium is installed (.ci/run installs it).
-test: unit integration fuzz-replay browser-test-if-chromium
+test: layers unit integration fuzz-replay browser-test-if-chromium
+
+# No include or call between two src/ folders goes both ways, directly or
+# round a cycle (include edges from the sources, call edges from nm).
+.PHONY: layers
+layers: build/kagami
+	@/usr/bin/python3 scripts/layers.py
 
 check-asan: test
 
