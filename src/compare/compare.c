@@ -11,6 +11,7 @@
 
 #include "common/common.h"
 #include "compare/decode.h"
+#include "compare/differ.h"
 #include "compare/htmldiff.h"
 #include "compare/jsondiff.h"
 #include "compare/textnorm.h"
@@ -19,14 +20,7 @@
 #define KG_MAX_DIFF_BYTES (256 * 1024) /* unified diff kept per pair */
 #define KG_MAX_VALUE_BYTES 1024        /* a value shown in a difference */
 
-const char *kg_kind_name(kg_kind k) {
-  switch (k) {
-    case KG_KIND_JSON: return "json";
-    case KG_KIND_HTML: return "html";
-    case KG_KIND_BINARY: return "binary";
-    default: return "text";
-  }
-}
+const char *kg_kind_name(kg_kind k) { return k ? k->name : kg_differ_text.name; }
 
 /* --- headers ------------------------------------------------------------------ */
 
@@ -154,24 +148,26 @@ static const char *kg_header_value(const kg_hdrs *h, const char *name) {
   return i < 0 ? NULL : kg_hdrs_value(h, (size_t)i);
 }
 
-/* The media type decides how bodies are compared. */
-static kg_kind kg_kind_of(const char *ctype) {
-  if (ctype == NULL) return KG_KIND_TEXT; /* sniffed later */
+/* The differs, asked in this order; the first that takes the master's
+ * media type compares the bodies, and binary takes what none took. A new
+ * differ: one file, its declaration in differ.h, one line here. */
+static const kg_differ *const kg_differs[] = {
+    &kg_differ_json,
+    &kg_differ_html,
+    &kg_differ_text,
+};
+
+const kg_differ *kg_differ_for(const char *ctype) {
+  if (ctype == NULL) return &kg_differ_text; /* sniffed by the caller */
   size_t n = strcspn(ctype, ";");
   while (n && (ctype[n - 1] == ' ' || ctype[n - 1] == '\t')) n--;
   char t[128];
   if (n >= sizeof(t)) n = sizeof(t) - 1;
   for (size_t i = 0; i < n; i++) t[i] = (char)tolower((unsigned char)ctype[i]);
   t[n] = '\0';
-  if (strcmp(t, "application/json") == 0 || (n > 5 && strcmp(t + n - 5, "+json") == 0))
-    return KG_KIND_JSON;
-  if (strcmp(t, "text/html") == 0 || strcmp(t, "application/xhtml+xml") == 0)
-    return KG_KIND_HTML;
-  if (strncmp(t, "text/", 5) == 0 || strcmp(t, "application/javascript") == 0 ||
-      strcmp(t, "application/xml") == 0 || (n > 4 && strcmp(t + n - 4, "+xml") == 0) ||
-      strcmp(t, "application/x-www-form-urlencoded") == 0)
-    return KG_KIND_TEXT;
-  return KG_KIND_BINARY;
+  for (size_t i = 0; i < KG_ARRAY_SIZE(kg_differs); i++)
+    if (kg_differs[i]->handles(t)) return kg_differs[i];
+  return &kg_differ_binary;
 }
 
 /* A body with no Content-Type is text unless it holds control bytes. */
@@ -325,16 +321,17 @@ static void kg_note_replacements(const kg_compare_opts *o, uint64_t used,
   }
 }
 
-static void kg_compare_text(const char *a, size_t alen, const char *b,
-                            size_t blen, const kg_compare_opts *o,
-                            const char *la, const char *lb,
-                            kg_pair_result *out) {
+/* --- the differs ---------------------------------------------------------------- */
+
+/* Text: the rules' replacements, then a line diff. */
+static void kg_compare_text(const kg_differ_input *in, kg_pair_result *out) {
+  const kg_compare_opts *o = in->o;
   kg_buf na, nb;
   uint64_t used = 0;
-  kg_normalise_text(o, a, alen, &na, &used);
-  kg_normalise_text(o, b, blen, &nb, &used);
+  kg_normalise_text(o, in->a, in->alen, &na, &used);
+  kg_normalise_text(o, in->b, in->blen, &nb, &used);
   kg_note_replacements(o, used, &out->body);
-  kg_linediff_opts lo = {.a_label = la, .b_label = lb, .context = 3,
+  kg_linediff_opts lo = {.a_label = in->a_label, .b_label = in->b_label, .context = 3,
                          .max_output = KG_MAX_DIFF_BYTES};
   kg_linediff(na.data ? na.data : "", na.len, nb.data ? nb.data : "", nb.len, &lo,
               &out->diff);
@@ -373,10 +370,8 @@ static void kg_json_listing(const kg_diffs *d, const char *la, const char *lb,
     kg_buf_appendf(out, "... %zu more differences\n", d->total - d->n);
 }
 
-static void kg_compare_json(const char *a, size_t alen, const char *b,
-                            size_t blen, const kg_compare_opts *o,
-                            const char *la, const char *lb,
-                            kg_pair_result *out) {
+static void kg_compare_json(const kg_differ_input *in, kg_pair_result *out) {
+  const kg_compare_opts *o = in->o;
   size_t ni, nu;
   const char **ign = kg_gather(o, offsetof(kg_rule, ignore),
                                offsetof(kg_rule, nignore), &ni);
@@ -384,38 +379,41 @@ static void kg_compare_json(const char *a, size_t alen, const char *b,
                                offsetof(kg_rule, nunordered), &nu);
   kg_jsondiff_opts jo = {.ignore = ign, .nignore = ni, .unordered = uno,
                          .nunordered = nu};
-  if (kg_jsondiff(a, alen, b, blen, &jo, &out->body) == 0) {
-    out->kind = KG_KIND_JSON;
+  if (kg_jsondiff(in->a, in->alen, in->b, in->blen, &jo, &out->body) == 0) {
+    out->kind = &kg_differ_json;
   } else {
-    out->kind = KG_KIND_TEXT;
-    kg_compare_text(a, alen, b, blen, o, la, lb, out);
+    out->kind = &kg_differ_text;
+    kg_compare_text(in, out);
   }
   free(ign);
   free(uno);
 }
 
-static void kg_compare_html(const char *a, size_t alen, const char *b,
-                            size_t blen, const kg_compare_opts *o,
-                            const char *ctype, const char *la,
-                            const char *lb, kg_pair_result *out) {
+/* The listing is made after noise so that it agrees with the differences. */
+static void kg_finish_json(const kg_differ_input *in, kg_pair_result *out) {
+  kg_json_listing(&out->body, in->a_label, in->b_label, &out->diff);
+}
+
+static void kg_compare_html(const kg_differ_input *in, kg_pair_result *out) {
+  const kg_compare_opts *o = in->o;
   size_t nx;
   const char **xp = kg_gather(o, offsetof(kg_rule, ignore_xpath),
                               offsetof(kg_rule, nignore_xpath), &nx);
   kg_buf na, nb;
   uint64_t used = 0;
-  kg_normalise_text(o, a, alen, &na, &used);
-  kg_normalise_text(o, b, blen, &nb, &used);
+  kg_normalise_text(o, in->a, in->alen, &na, &used);
+  kg_normalise_text(o, in->b, in->blen, &nb, &used);
   kg_note_replacements(o, used, &out->body);
-  char *charset = kg_charset(ctype);
-  kg_htmldiff_opts ho = {.ignore = xp, .nignore = nx, .a_label = la,
-                         .b_label = lb, .max_output = KG_MAX_DIFF_BYTES,
+  char *charset = kg_charset(in->ctype);
+  kg_htmldiff_opts ho = {.ignore = xp, .nignore = nx, .a_label = in->a_label,
+                         .b_label = in->b_label, .max_output = KG_MAX_DIFF_BYTES,
                          .encoding = charset};
   if (kg_htmldiff(na.data ? na.data : "", na.len, nb.data ? nb.data : "", nb.len,
                   &ho, &out->body, &out->diff) == 0) {
-    out->kind = KG_KIND_HTML;
+    out->kind = &kg_differ_html;
   } else {
-    out->kind = KG_KIND_TEXT;
-    kg_compare_text(a, alen, b, blen, o, la, lb, out);
+    out->kind = &kg_differ_text;
+    kg_compare_text(in, out);
   }
   free(charset);
   free(xp);
@@ -423,16 +421,38 @@ static void kg_compare_html(const char *a, size_t alen, const char *b,
   kg_buf_free(&nb);
 }
 
-static void kg_compare_binary(const char *a, size_t alen, const char *b,
-                              size_t blen, kg_pair_result *out) {
+static void kg_compare_binary(const kg_differ_input *in, kg_pair_result *out) {
   char ma[96], sb[96];
-  snprintf(ma, sizeof(ma), "%zu bytes, crc32 %08lx", alen,
-           crc32(0L, (const Bytef *)a, (uInt)alen));
-  snprintf(sb, sizeof(sb), "%zu bytes, crc32 %08lx", blen,
-           crc32(0L, (const Bytef *)b, (uInt)blen));
+  snprintf(ma, sizeof(ma), "%zu bytes, crc32 %08lx", in->alen,
+           crc32(0L, (const Bytef *)in->a, (uInt)in->alen));
+  snprintf(sb, sizeof(sb), "%zu bytes, crc32 %08lx", in->blen,
+           crc32(0L, (const Bytef *)in->b, (uInt)in->blen));
   kg_diffs_add(&out->body, "body", "body", ma, sb);
   kg_buf_appendf(&out->diff, "Binary bodies differ: %s vs %s\n", ma, sb);
 }
+
+static bool kg_handles_json(const char *t) {
+  size_t n = strlen(t);
+  return strcmp(t, "application/json") == 0 || (n > 5 && strcmp(t + n - 5, "+json") == 0);
+}
+
+static bool kg_handles_html(const char *t) {
+  return strcmp(t, "text/html") == 0 || strcmp(t, "application/xhtml+xml") == 0;
+}
+
+static bool kg_handles_text(const char *t) {
+  size_t n = strlen(t);
+  return strncmp(t, "text/", 5) == 0 || strcmp(t, "application/javascript") == 0 ||
+         strcmp(t, "application/xml") == 0 || (n > 4 && strcmp(t + n - 4, "+xml") == 0) ||
+         strcmp(t, "application/x-www-form-urlencoded") == 0;
+}
+
+static bool kg_handles_any(const char *t) { return t != NULL; }
+
+const kg_differ kg_differ_json = {"json", kg_handles_json, kg_compare_json, kg_finish_json};
+const kg_differ kg_differ_html = {"html", kg_handles_html, kg_compare_html, NULL};
+const kg_differ kg_differ_text = {"text", kg_handles_text, kg_compare_text, NULL};
+const kg_differ kg_differ_binary = {"binary", kg_handles_any, kg_compare_binary, NULL};
 
 /* Takes out the differences whose pattern is learned noise. */
 static void kg_apply_noise(kg_diffs *d, const kg_noise_view *noisy) {
@@ -484,7 +504,7 @@ void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
    * endpoint with a refused shadow is still a JSON endpoint. */
   const char *ctype = a->error ? NULL : kg_header_value(a->hdrs, "content-type");
   if (ctype == NULL && !b->error) ctype = kg_header_value(b->hdrs, "content-type");
-  out->kind = kg_kind_of(ctype);
+  out->kind = kg_differ_for(ctype);
   if (a->error || b->error) {
     out->error = b->error ? b->error : "master failed";
     return;
@@ -508,27 +528,16 @@ void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
   if (!same_raw && kg_decoded(a, o, &da, &ea)) pa = da.data ? da.data : "", la = da.len;
   if (!same_raw && kg_decoded(b, o, &db, &eb)) pb = db.data ? db.data : "", lb = db.len;
   if (ctype == NULL && (kg_looks_binary(pa, la) || kg_looks_binary(pb, lb)))
-    out->kind = KG_KIND_BINARY;
+    out->kind = &kg_differ_binary;
 
   bool same = la == lb && (la == 0 || memcmp(pa, pb, la) == 0);
+  const kg_differ_input in = {.a = pa, .alen = la, .b = pb, .blen = lb, .ctype = ctype,
+                              .a_label = a->backend, .b_label = b->backend, .o = o};
   kg_compare_headers(a, b, o, !(ea || eb) && same, out);
   if (ea || eb) {
     out->error = ea ? ea : eb; /* cannot compare what cannot be decoded */
   } else if (!same) {
-    switch (out->kind) {
-      case KG_KIND_JSON:
-        kg_compare_json(pa, la, pb, lb, o, a->backend, b->backend, out);
-        break;
-      case KG_KIND_HTML:
-        kg_compare_html(pa, la, pb, lb, o, ctype, a->backend, b->backend, out);
-        break;
-      case KG_KIND_BINARY:
-        kg_compare_binary(pa, la, pb, lb, out);
-        break;
-      default:
-        kg_compare_text(pa, la, pb, lb, o, a->backend, b->backend, out);
-        break;
-    }
+    out->kind->compare(&in, out);
   }
   kg_buf_free(&da);
   kg_buf_free(&db);
@@ -537,7 +546,7 @@ void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
   kg_apply_noise(&out->headers, o->noisy);
   /* JSON's readable listing is made after noise so that it agrees with
    * the differences; a diff whose every difference was noise is dropped. */
-  if (out->kind == KG_KIND_JSON) kg_json_listing(&out->body, a->backend, b->backend, &out->diff);
+  if (out->kind->finish && !same && !(ea || eb)) out->kind->finish(&in, out);
   else if (out->body.n == 0) kg_buf_reset(&out->diff);
   out->equal = !out->error && !out->status_differs && out->body.total == 0 &&
                out->headers.total == 0;

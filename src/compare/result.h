@@ -48,15 +48,18 @@ typedef struct kg_resp_view {
   int truncated;         /* body holds only the first max_capture_bytes */
 } kg_resp_view;
 
-typedef enum kg_kind {
-  KG_KIND_TEXT = 0,
-  KG_KIND_JSON,
-  KG_KIND_HTML,
-  KG_KIND_BINARY,
-} kg_kind;
+/* How the bodies were compared: the differ that took them (see
+ * compare/differ.h; NULL reads as text). */
+typedef struct kg_differ kg_differ;
+typedef const kg_differ *kg_kind;
+extern const kg_differ kg_differ_json, kg_differ_html, kg_differ_text, kg_differ_binary;
+#define KG_KIND_TEXT (&kg_differ_text)
+#define KG_KIND_JSON (&kg_differ_json)
+#define KG_KIND_HTML (&kg_differ_html)
+#define KG_KIND_BINARY (&kg_differ_binary)
 
-/* "text", "json", "html", "binary": the name the diff log, the store and
- * the hooks use (compare.c). */
+/* "text", "json", "html", "binary", ...: the differ's name, as the diff
+ * log, the store and the hooks use it (compare.c). */
 const char *kg_kind_name(kg_kind k);
 
 /* One shadow compared with the master (kg_compare_pair fills it, and
