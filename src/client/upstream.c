@@ -102,7 +102,8 @@ static kg_upconn *kg_upconn_new(kg_pool *p) {
   c->pool = p;
   kg_http_init(&c->http, HTTP_RESPONSE, &kg_upconn_http_ops, c,
                (kg_http_limits){0, 0});
-  kg_conn_init(&c->conn, p->loop, &kg_conn_tcp, &kg_upconn_conn_cbs, c, p->rbuf,
+  const kg_conn_ops *transport = p->be.transport ? p->be.transport : &kg_conn_tcp;
+  kg_conn_init(&c->conn, p->loop, transport, &kg_upconn_conn_cbs, c, p->rbuf,
                p->rbuf_len);
   p->nconns++;
   p->opened++;

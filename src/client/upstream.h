@@ -34,6 +34,7 @@
 
 #include "common/buf.h"
 #include "http/http.h"
+#include "net/conn.h"
 
 typedef struct kg_upconn kg_upconn;
 typedef struct kg_leg kg_leg;
@@ -43,6 +44,7 @@ typedef struct kg_upstream {
   const char *name;            /* for logs (lent: outlives the pool) */
   const char *host;            /* "host:port", for a Host field (lent) */
   struct sockaddr_storage addr; /* where to connect */
+  const kg_conn_ops *transport; /* what carries the bytes (NULL: TCP) */
   uint64_t timeout_ms;         /* silence allowed to connect, before the
                                   response and between its reads */
   uint64_t idle_timeout_ms;    /* an idle pooled connection is closed after

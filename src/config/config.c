@@ -24,6 +24,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "config/config_int.h"
+#include "net/conn.h"
 
 /* Number of methods http_parser knows, counted from its own X-macro so a
  * newer http_parser with more methods needs no change here. */
@@ -101,16 +102,19 @@ static int kg_cfg_listen(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   return 0;
 }
 
-/* url = "http://host:port" with an optional "/" and nothing else. */
+/* url = "SCHEME://host:port" with an optional "/" and nothing else; the
+ * scheme names the transport (net/conn.h: "http" is TCP). */
 static int kg_cfg_parse_url(kg_cfg_ctx *c, const char *kp, const char *url,
-                     kg_addr *addr) {
+                            kg_addr *addr, const kg_conn_ops **transport) {
   char q[128], why[256];
   kg_cfg_quote(q, sizeof(q), url, strlen(url));
-  if (strncasecmp(url, "https://", 8) == 0)
+  const char *sep = strstr(url, "://");
+  *transport = sep ? kg_conn_transport(url, (size_t)(sep - url)) : NULL;
+  if (*transport == NULL && strncasecmp(url, "https://", 8) == 0)
     return kg_cfg_fail(c, kp, "TLS is not supported yet, got %s", q);
-  if (strncasecmp(url, "http://", 7) != 0)
+  if (*transport == NULL)
     return kg_cfg_fail(c, kp, "expected http://host:port, got %s", q);
-  const char *auth = url + 7;
+  const char *auth = sep + 3;
   size_t alen = strcspn(auth, "/?#");
   const char *rest = auth + alen;
   if (rest[0] != '\0' && strcmp(rest, "/") != 0)
@@ -219,7 +223,7 @@ static int kg_cfg_backend_url(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
     return kg_cfg_fail(c, kp, "missing (expected \"http://host:port\")");
   if (kg_cfg_want(c, idx, kp, LUA_TSTRING, "http://host:port") != 0) return -1;
   be->url = kg_strdup(lua_tostring(L, idx));
-  return kg_cfg_parse_url(c, kp, be->url, &be->addr);
+  return kg_cfg_parse_url(c, kp, be->url, &be->addr, &be->transport);
 }
 
 #define KG_BE(field) KG_CFG_AT(kg_backend_cfg, field)

@@ -29,6 +29,8 @@ typedef struct kg_backend_cfg {
   char *name;        /* owned: the key in `backends` */
   char *url;         /* owned: as written, "http://host:port" */
   kg_addr addr;      /* host and port of the url, resolved */
+  const struct kg_conn_ops *transport; /* what the url's scheme names
+                                          (net/conn.h), static */
   bool master;       /* exactly one backend is the master */
   bool secondary;    /* a second instance of the master's version: what
                         differs between it and the master is noise */

@@ -90,6 +90,21 @@ static void kg_conn_tcp_close(kg_conn *c) {
   uv_close((uv_handle_t *)&c->tcp, kg_conn_on_handle_close);
 }
 
+/* URL schemes and the transports that carry them. */
+static const struct {
+  const char *scheme;
+  const kg_conn_ops *ops;
+} kg_conn_transports[] = {
+    {"http", &kg_conn_tcp},
+};
+
+const kg_conn_ops *kg_conn_transport(const char *scheme, size_t len) {
+  for (size_t i = 0; i < KG_ARRAY_SIZE(kg_conn_transports); i++)
+    if (kg_str_ieq(scheme, len, kg_conn_transports[i].scheme))
+      return kg_conn_transports[i].ops;
+  return NULL;
+}
+
 const kg_conn_ops kg_conn_tcp = {
     .name = "tcp",
     .connect = kg_conn_tcp_connect,

@@ -75,6 +75,13 @@ typedef struct kg_conn_ops {
 /* Plain TCP. */
 extern const kg_conn_ops kg_conn_tcp;
 
+/* The transport a URL scheme names ("http" -> kg_conn_tcp; len bytes of
+ * scheme, case-insensitive), or NULL when no transport has that scheme.
+ * Backend URLs (config) and replay targets are resolved through it, so a
+ * new transport is one file with its kg_conn_ops, its declaration here
+ * and one line in the table in conn.c. */
+const kg_conn_ops *kg_conn_transport(const char *scheme, size_t len);
+
 struct kg_conn {
   uv_tcp_t tcp;               /* the socket (a TLS transport runs over it) */
   uv_timer_t timer;           /* fires at timer_due, then checks deadline */
