@@ -44,7 +44,7 @@ Environment:
   BENCH_REPS=N          repetitions per round (default 2)
   BENCH_DURATION=S      seconds per wrk round (default 3)
   BENCH_WORKERS=1,2     worker counts for the main table
-  BENCH_BUDGET=S        stop starting new rounds after S seconds (default 285)
+  BENCH_BUDGET=S        stop starting new rounds after S seconds (default 420)
   BENCH_IDLE_CONNS=N    idle connections (default 10000)
   BENCH_IDLE_PAGE=64KB  page each idle connection fetches once (default 1.4KB)
   BENCH_STORE=1         give kagami a results store (a temp file) instead of
@@ -87,7 +87,7 @@ FULL = os.environ.get("BENCH_FULL") == "1"
 REPS = int(os.environ.get("BENCH_REPS", "3" if FULL else "2"))
 DURATION = int(os.environ.get("BENCH_DURATION", "5" if FULL else "3"))
 WORKER_COUNTS = [int(x) for x in os.environ.get("BENCH_WORKERS", "1,2").split(",") if x]
-BUDGET = float(os.environ.get("BENCH_BUDGET", "100000" if FULL else "285"))
+BUDGET = float(os.environ.get("BENCH_BUDGET", "100000" if FULL else "420"))
 IDLE_CONNS = int(os.environ.get("BENCH_IDLE_CONNS", "10000"))
 IDLE_PAGE = os.environ.get("BENCH_IDLE_PAGE", "1.4KB")
 USE_STORE = os.environ.get("BENCH_STORE") == "1"
@@ -104,11 +104,29 @@ SETUPS = [
 ]
 if BASELINE:
     SETUPS += [("d0", "baseline mirror+diff"), ("e0", "baseline proxy")]
-PAGES = {"1.4KB": "small.html", "64KB": "big.html"}
+# Learned noise instead of rules; timed on the noisy pages only.
+SETUPS += [("f", "kagami learned noise")]
+ONLY_NOISY = {"f"}
+PAGES = {"1.4KB": "small.html", "64KB": "big.html",
+         "3KB JSON noisy": "api.json", "20KB HTML noisy": "noisy.html"}
+# Pages whose every answer differs (a request id, a timestamp, a CSRF
+# token: nginx fills them in per response), as a real app's do. kagami's
+# rules ignore exactly those fields (NOISE_RULES); setup f learns them.
+NOISY = {"3KB JSON noisy", "20KB HTML noisy"}
+NOISE_RULES = """  rules = {
+    { endpoint = "GET /api.json", ignore = { "$.meta.request_id", "$.meta.ts" } },
+    { endpoint = "GET /noisy.html",
+      ignore_xpath = { "//meta[@name='csrf-token']/@content",
+                       "//input[@name='authenticity_token']/@value",
+                       "//p[@class='generated']/text()" } },
+  },
+"""
 if FULL:
-    ROWS = [("1.4KB", 32), ("1.4KB", 256), ("64KB", 32), ("64KB", 256)]
+    ROWS = [("1.4KB", 32), ("1.4KB", 256), ("64KB", 32), ("64KB", 256),
+            ("3KB JSON noisy", 32), ("20KB HTML noisy", 32)]
 else:
-    ROWS = [("1.4KB", 32), ("1.4KB", 256), ("64KB", 32)]
+    ROWS = [("1.4KB", 32), ("1.4KB", 256), ("64KB", 32),
+            ("3KB JSON noisy", 32), ("20KB HTML noisy", 32)]
 FAULT_CONNS = 256
 FAULT_WORKERS = WORKER_COUNTS if FULL else WORKER_COUNTS[:1]
 
@@ -231,7 +249,22 @@ def http_get(port, path, timeout=5.0):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    if re.search(rb"(?im)^transfer-encoding:\s*chunked", head):
+        body = dechunk(body)
     return status, body
+
+
+def dechunk(body):
+    """The payload of a chunked body (nginx's sub_filter answers chunked)."""
+    out = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += body[:size]
+        body = body[size + 2:]
+    return out
 
 
 def proc_status(pid):
@@ -301,10 +334,40 @@ def make_pages(www):
         i += 1
     big += "</ul>\n" + tail
     big += " " * (64 * 1024 - len(big))  # exactly 64 KiB
-    for name, text in (("small.html", small), ("big.html", big)):
+    api, noisy = noisy_pages(teas, row)
+    for name, text in (("small.html", small), ("big.html", big), ("api.json", api),
+                       ("noisy.html", noisy)):
         with open(os.path.join(www, name), "w") as f:
             f.write(text)
-    return {"small.html": len(small.encode()), "big.html": len(big.encode())}
+    return {"small.html": len(small.encode()), "big.html": len(big.encode()),
+            "api.json": len(api.encode()), "noisy.html": len(noisy.encode())}
+
+
+def noisy_pages(teas, row):
+    """A ~3 KB JSON answer and a ~20 KB HTML page with placeholders that
+    nginx's sub_filter replaces per response: @RID@ by $request_id (32 hex
+    digits), @TS@ by $msec. Every answer of every backend differs there,
+    and only there."""
+    items = []
+    while len(json.dumps(items)) < 2800:
+        i = len(items)
+        items.append({"id": i, "name": f"{teas[i % len(teas)]} no. {i}",
+                      "price": (i * 37) % 90 + 10, "tags": ["tea", teas[(i + 3) % len(teas)]],
+                      "in_stock": i % 3 != 0})
+    api = json.dumps({"meta": {"request_id": "@RID@", "ts": "@TS@", "page": 1},
+                      "items": items}, separators=(",", ":"))
+    head = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta name=\"csrf-token\" content=\"@RID@\">\n<title>Tea shop</title>\n"
+            "</head>\n<body>\n<main>\n<form action=\"/cart\" method=\"post\">"
+            "<input type=\"hidden\" name=\"authenticity_token\" value=\"@RID@\">"
+            "<button>Buy</button></form>\n<ul class=\"products\">\n")
+    tail = ("</ul>\n<p class=\"generated\">Generated at @TS@</p>\n</main>\n</body>\n"
+            "</html>\n")
+    body, i = head, 0
+    while len(body) + len(tail) < 20 * 1024:
+        body += row(i)
+        i += 1
+    return api, body + tail
 
 
 def nginx_conf(tmp, name, workers, http_body):
@@ -373,10 +436,17 @@ def start_nginx(tmp, name, workers, http_body, port):
 
 
 def start_backend(tmp, name, port, www):
+    noisy = """
+      sub_filter '@RID@' '$request_id';
+      sub_filter '@TS@' '$msec';
+      sub_filter_once off;
+      sub_filter_types application/json;"""
     body = f"""
   server {{
     listen 127.0.0.1:{port} reuseport;
     root {www};
+    location = /api.json {{ default_type application/json;{noisy} }}
+    location = /noisy.html {{{noisy} }}
   }}"""
     return start_nginx(tmp, name, 1, body, port)
 
@@ -471,12 +541,14 @@ class Kagami:
         wait_port(self.proc, self.port)
         self.stats = None
 
-    def new_diff_records(self):
-        """Lines appended to the diff log since the last call; the file is
-        emptied when it grows large (kagami appends with O_APPEND)."""
+    def new_diff_records(self, count_differing=False):
+        """Lines appended to the diff log since the last call (and, with
+        count_differing, how many of them say the request differed); the
+        file is emptied when it grows large (kagami appends with O_APPEND)."""
         if not self.difflog or not os.path.exists(self.difflog):
-            return 0
-        n = 0
+            return (0, 0) if count_differing else 0
+        n = differing = 0
+        tail = b""
         with open(self.difflog, "rb") as f:
             f.seek(self.diff_offset)
             while True:
@@ -485,11 +557,15 @@ class Kagami:
                     break
                 n += chunk.count(b"\n")
                 self.diff_offset += len(chunk)
+                # the request's own verdict comes right before its differences
+                lines = (tail + chunk).split(b"\n")
+                tail = lines.pop()
+                differing += sum(b'"equal":false,"differences"' in line for line in lines)
         if self.diff_offset > (128 << 20):
             os.truncate(self.difflog, 0)
             self.diff_offset = 0
         self.diff_records += n
-        return n
+        return (n, differing) if count_differing else n
 
     def rss(self):
         return proc_status(self.proc.pid)
@@ -628,6 +704,7 @@ def summarize(rounds):
         # when shadow copies over shadow_max_inflight were dropped
         req = sum(r["requests"] for r in rounds)
         out["compared_share"] = sum(r["diff_records"] for r in rounds) / req if req else None
+        out["differing"] = sum(r.get("differing", 0) for r in rounds)
     out["rounds"] = len(rounds)
     out["rps_each"] = [round(r["rps"]) for r in rounds]
     return out
@@ -693,40 +770,57 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, work
         started.append(nb)
         nc = start_nginx_proxy(tmp, f"mirror{workers}", workers, pc, master_port, shadow_port)
         started.append(nc)
-        kd = Kagami(tmp, f"kagami-d{workers}", workers, master_port, shadow_port, 1.0)
+        kd = Kagami(tmp, f"kagami-d{workers}", workers, master_port, shadow_port, 1.0,
+                    extra=NOISE_RULES)
         started.append(kd)
+        # Learned noise: 5% of the shadowed requests go to the shadow twice;
+        # what differs between those two answers is learned as noise.
+        kf = Kagami(tmp, f"kagami-f{workers}", workers, master_port, shadow_port, 1.0,
+                    extra="  noise = { learn = true, shadow_twice = 0.05 },\n")
+        started.append(kf)
         ke = Kagami(tmp, f"kagami-e{workers}", workers, master_port, shadow_port, 0,
                     diff_log=False)
         started.append(ke)
         targets = {"a": (master_port, master_proc.pid), "b": (pb, nb.pid), "c": (pc, nc.pid),
-                   "d": (kd.port, kd.proc.pid), "e": (ke.port, ke.proc.pid)}
+                   "d": (kd.port, kd.proc.pid), "e": (ke.port, ke.proc.pid),
+                   "f": (kf.port, kf.proc.pid)}
         if BASELINE:
             kd0 = Kagami(tmp, f"baseline-d{workers}", workers, master_port, shadow_port, 1.0,
-                         binary=BASELINE)
+                         extra=NOISE_RULES, binary=BASELINE)
             started.append(kd0)
             ke0 = Kagami(tmp, f"baseline-e{workers}", workers, master_port, shadow_port, 0,
                          diff_log=False, binary=BASELINE)
             started.append(ke0)
             targets["d0"] = (kd0.port, kd0.proc.pid)
             targets["e0"] = (ke0.port, ke0.proc.pid)
-        # Every setup must serve the page byte for byte before it is timed.
+        # Every setup must serve the page byte for byte before it is timed
+        # (the noisy ones with their placeholders filled in).
         for key, (port, _) in targets.items():
-            for page in PAGES.values():
+            for label, page in PAGES.items():
                 st, body = http_get(port, "/" + page)
                 want = open(os.path.join(www, page), "rb").read()
+                if label in NOISY:
+                    body = re.sub(rb"[0-9a-f]{32}", b"@RID@", body)
+                    body = re.sub(rb"[0-9]+\.[0-9]{3}", b"@TS@", body)
                 if st != 200 or body != want:
                     raise HarnessError(f"setup {key} on port {port} answered {st} with "
                                        f"{len(body)} bytes for /{page}")
-        # Warm-up: one short round per setup (connections, pools, caches).
+        # Warm-up: one short round per setup (connections, pools, caches),
+        # and on the noisy pages, so that f has learned their noise.
         for key, (port, pid) in targets.items():
             wrk(tmp, port, "/small.html", 32, 1)
+            for label in NOISY:
+                wrk(tmp, port, "/" + PAGES[label], 32, 1)
         kd.new_diff_records()
+        kf.new_diff_records()
         rounds = {(pg, c, k): [] for pg, c in ROWS for k, _ in SETUPS}
         diff_checks = []
         skipped = 0
         for rep in range(REPS):
             for page, conns in ROWS:
                 for key, _ in SETUPS:
+                    if key in ONLY_NOISY and page not in NOISY:
+                        continue
                     if out_of_budget():
                         skipped += 1
                         continue
@@ -734,9 +828,10 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, work
                     r = wrk(tmp, port, "/" + PAGES[page], conns, DURATION, cpu_pid=pid,
                             budget_pids={"master": master_proc.pid, "shadow": shadow_proc.pid})
                     check_alive(started + [master_proc])
-                    if key == "d":
+                    if key in ("d", "f"):
                         time.sleep(0.2)  # let the last results reach the log
-                        r["diff_records"] = kd.new_diff_records()
+                        r["diff_records"], r["differing"] = \
+                            (kd if key == "d" else kf).new_diff_records(count_differing=True)
                         diff_checks.append((r["diff_records"], r["requests"]))
                     rounds[(page, conns, key)].append(r)
                     log(f"w={workers} {page:5s} c={conns:<3d} {key} rep {rep + 1}: "
@@ -749,10 +844,12 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, work
         log(f"time budget reached: {skipped} rounds of the {workers}-worker table skipped")
     rows = []
     for page, conns in ROWS:
-        res = {k: summarize(rounds[(page, conns, k)]) for k, _ in SETUPS}
+        res = {k: summarize(rounds[(page, conns, k)]) for k, _ in SETUPS
+               if k not in ONLY_NOISY or page in NOISY}
         rps = {k: (v["rps"] if v else None) for k, v in res.items()}
         p99 = {k: (v["p99_ms"] if v else None) for k, v in res.items()}
         cpu = {k: (v["cpu_us_per_req"] if v else None) for k, v in res.items()}
+        noisy = page in NOISY
         rows.append({
             "workers": workers, "page": page, "connections": conns, "setups": res,
             "mirror_budget": mirror_budget(res),
@@ -761,6 +858,10 @@ def run_table(tmp, www, master_port, shadow_port, master_proc, shadow_proc, work
                 "d/b": ratio(rps["d"], rps["b"]),
                 "e/b": ratio(rps["e"], rps["b"]),
                 "p99 d/b": ratio(p99["d"], p99["b"]),
+                # CPU per request against nginx proxying the same page
+                "cpu d/b": ratio(cpu["d"], cpu["b"]),
+                "cpu f/b": ratio(cpu.get("f"), cpu["b"]) if noisy else None,
+                "f/b": ratio(rps.get("f"), rps["b"]) if noisy else None,
             },
         })
         if BASELINE:
@@ -972,6 +1073,8 @@ def print_report(res):
           f" {'cpu us/req':>10s} {'errors':>6s} {'compared':>8s}")
         for row in block["rows"]:
             for key, _ in SETUPS:
+                if key not in row["setups"]:
+                    continue
                 s = row["setups"][key]
                 if s is None:
                     p(f"{row['page']:6s} {row['connections']:5d}  {key} {names[key]:20s} (skipped)")
@@ -986,7 +1089,7 @@ def print_report(res):
                 f"{fmt(row['setups'][key].get('master_us_per_req'), '.0f')}/"
                 f"{fmt(row['setups'][key].get('shadow_us_per_req'), '.0f')} "
                 f"{fmt(row['setups'][key].get('machine_busy') and row['setups'][key]['machine_busy'] * 100, '.0f')}%"
-                for key, _ in SETUPS if row["setups"][key]))
+                for key, _ in SETUPS if row["setups"].get(key)))
             mb = row.get("mirror_budget")
             if mb:
                 p(f"{'':14s} for d >= 0.8x b ({mb['target_rps']:.0f} req/s) a mirroring proxy "
@@ -998,6 +1101,15 @@ def print_report(res):
             p(f"{'':14s} ratios (req/s): kagami(d)/nginx-mirror(c) {fmt(r['d/c'], '.2f')}x   "
               f"kagami(d)/nginx-proxy(b) {fmt(r['d/b'], '.2f')}x   "
               f"kagami(e)/nginx-proxy(b) {fmt(r['e/b'], '.2f')}x")
+            p(f"{'':14s} cpu us/req against nginx proxy (b): kagami mirror+diff (d) "
+              f"{fmt(r['cpu d/b'], '.2f')}x" + (
+                  f"   learned noise (f) {fmt(r['cpu f/b'], '.2f')}x, req/s f/b "
+                  f"{fmt(r['f/b'], '.2f')}x" if row["page"] in NOISY else ""))
+            if row["page"] in NOISY:
+                p(f"{'':14s} differing results: d {fmt(row['setups']['d'] and row['setups']['d'].get('differing'), 'd')}"
+                  f", f {fmt(row['setups'].get('f') and row['setups']['f'].get('differing'), 'd')} "
+                  "(the noise is all these pages differ in: 0 expected for d; f reports "
+                  "until it has learned)")
             bl = row.get("baseline")
             if bl:
                 p(f"{'':14s} against the baseline build: req/s d/d0 {fmt(bl['rps d/d0'], '.3f')}x"
@@ -1069,10 +1181,21 @@ def build_summary(res):
         for row in block["rows"]:
             r = row["ratios"]
             tag = f"{block['workers']}w {row['page']} c{row['connections']}"
-            if r["d/c"] is not None:
+            if row["page"] in NOISY:
+                # issue 13: noisy JSON at most 2.0x nginx proxy's CPU per
+                # request and 0.8x its throughput; noisy HTML at most 3.0x
+                lim = 2.0 if "JSON" in row["page"] else 3.0
+                cd, cf = r["cpu d/b"], r["cpu f/b"]
+                out.append(f"{tag:16s} cpu d/b {fmt(cd, '.2f')}x (<= {lim}: "
+                           f"{verdict(cd is not None and cd <= lim)})  cpu f/b {fmt(cf, '.2f')}x "
+                           f"(<= {lim}: {verdict(cf is not None and cf <= lim)})  d/b "
+                           f"{fmt(r['d/b'], '.2f')}x (>= 0.8: "
+                           f"{verdict(r['d/b'] is not None and r['d/b'] >= 0.8)})")
+            elif r["d/c"] is not None:
                 out.append(f"{tag:16s} d/c {r['d/c']:.2f}x (>= 4: {verdict(r['d/c'] >= 4)})  "
                            f"d/b {r['d/b']:.2f}x (>= 0.8: {verdict(r['d/b'] >= 0.8)})  "
-                           f"e/b {r['e/b']:.2f}x (>= 1.0: {verdict(r['e/b'] >= 1.0)})")
+                           f"e/b {r['e/b']:.2f}x (>= 1.0: {verdict(r['e/b'] >= 1.0)})  "
+                           f"cpu d/b {fmt(r['cpu d/b'], '.2f')}x")
     for f in res["faults"]:
         for key in ("slow", "dead"):
             s = f["setups"][key]
