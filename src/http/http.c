@@ -298,8 +298,24 @@ static kg_http_state kg_http_result(kg_http *h) {
   return KG_HTTP_ERROR;
 }
 
+/* The HTTP/2 connection preface ("PRI * HTTP/2.0", RFC 9113 3.4) as the
+ * start of a request: http_parser knows no PRI method and would call it a
+ * bad request, while it is a client speaking a version kagami does not:
+ * 505. Only a preface that arrives with its first bytes in one read is
+ * recognised (clients write all 24 bytes at once). */
+static bool kg_http_is_h2_preface(const kg_http *h, const char *p, size_t n) {
+  static const char preface[] = "PRI * HTTP/2.0\r\n";
+  return h->parser.type == HTTP_REQUEST && !h->in_message && n >= 4 &&
+         memcmp(p, preface, KG_MIN(n, sizeof(preface) - 1)) == 0;
+}
+
 kg_http_state kg_http_feed(kg_http *h, const char *p, size_t n, size_t *used) {
   size_t off = 0;
+  if (kg_http_is_h2_preface(h, p, n)) {
+    *used = 0;
+    kg_http_fail(h, 505, "HTTP/2 is not supported: use HTTP/1.1");
+    return KG_HTTP_ERROR;
+  }
   for (;;) {
     h->scan_from = p + off;
     off += http_parser_execute(&h->parser, &kg_http_settings, p + off, n - off);

@@ -71,6 +71,17 @@ def test_ambiguous_body_length_gets_400(proxy, case):
     assert_still_serving(proxy.kagami, proxy.production)
 
 
+@pytest.mark.parametrize("raw", [
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",           # the HTTP/2 connection preface
+    b"GET /text/1 HTTP/2.0\r\nHost: x\r\n\r\n",     # HTTP/2 in a request line
+], ids=["h2_preface", "h2_request_line"])
+def test_http2_gets_505(proxy, raw):
+    resp = send_bad(proxy.kagami, raw, 505)
+    assert resp.status == 505
+    assert proxy.production.received() == []
+    assert_still_serving(proxy.kagami, proxy.production)
+
+
 def test_bad_request_after_a_good_one_on_the_same_connection(proxy):
     with proxy.kagami.connect() as c:
         assert c.request("GET", "/text/1").status == 200
