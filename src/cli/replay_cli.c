@@ -216,8 +216,13 @@ static int kg_replay_cli_parse(int argc, char **argv, kg_replay_opts *o, bool *j
 
 static double kg_replay_cli_ms(uint64_t us) { return (double)us / 1000.0; }
 
+/* A figure for the JSON summary, to the microsecond or the thousandth:
+ * 0.974 rather than 0.97410889099999998. */
+static json_t *kg_replay_cli_real(double v) { return json_real(round(v * 1000.0) / 1000.0); }
+
 static json_t *kg_replay_cli_pct_json(const kg_hist *h, double q) {
-  return kg_hist_count(h) ? json_real(kg_replay_cli_ms(kg_hist_percentile(h, q))) : json_null();
+  return kg_hist_count(h) ? kg_replay_cli_real(kg_replay_cli_ms(kg_hist_percentile(h, q)))
+                          : json_null();
 }
 
 /* The summary as one JSON object on one line, for scripts. */
@@ -237,8 +242,8 @@ static void kg_replay_cli_print_json(const kg_replay_opts *o, const kg_replay_su
   for (size_t i = 0; i < KG_REPLAY_MAX_SKIPPED_KINDS && s->skipped_method[i][0]; i++)
     json_object_set_new(sk, s->skipped_method[i], json_integer((json_int_t)s->skipped_count[i]));
   json_object_set_new(j, "skipped_methods", sk);
-  json_object_set_new(j, "elapsed_s", json_real(el));
-  json_object_set_new(j, "throughput", json_real(el > 0 ? (double)s->sent / el : 0));
+  json_object_set_new(j, "elapsed_s", kg_replay_cli_real(el));
+  json_object_set_new(j, "throughput", kg_replay_cli_real(el > 0 ? (double)s->sent / el : 0));
   json_object_set_new(j, "connections", json_integer((json_int_t)s->connections));
   json_t *lat = json_object();
   json_object_set_new(lat, "p50_ms", kg_replay_cli_pct_json(&s->all, 50));
@@ -300,7 +305,7 @@ static void kg_replay_cli_print_json(const kg_replay_opts *o, const kg_replay_su
     json_object_set_new(in, "why", json_string(st->damage_why));
   }
   json_object_set_new(j, "input", in);
-  char *text = json_dumps(j, JSON_COMPACT);
+  char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
   if (text) printf("%s\n", text);
   free(text);
   json_decref(j);
