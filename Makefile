@@ -23,7 +23,7 @@ UNITSRC := $(sort $(wildcard tests/unit/*/test_*.c))
 GEN_SRCS := build/gen/web_assets.c build/gen/hooks_lua.c
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all deps deps-test test unit integration check-asan demo bench fuzz fuzz-replay clean
+.PHONY: all deps deps-test deps-demo test unit integration check-asan demo bench fuzz fuzz-replay clean
 
 all: deps build/kagami
 
@@ -31,9 +31,14 @@ deps:
 	@scripts/deps.sh build
 deps-test:
 	@scripts/deps.sh test
+deps-demo:
+	@scripts/deps.sh demo
 
 # --- release build -------------------------------------------------------
-build/obj/%.o: %.c
+# Every compile waits for the packages (order-only: installing them again
+# rebuilds nothing), so `make -j2` on a fresh machine does not race
+# apt-get against the compiler. deps is phony, so it runs once per make.
+build/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
@@ -42,7 +47,7 @@ build/kagami: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # --- sanitizer build (what the tests run) --------------------------------
-build/asan/%.o: %.c
+build/asan/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -MMD -MP -c $< -o $@
 
@@ -52,7 +57,7 @@ ASAN_LIBOBJS := $(LIBSRCS:%.c=build/asan/%.o) $(ASAN_GENOBJS)
 build/asan/kagami: $(ASAN_OBJS)
 	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
 
-build/asan/unit/%: tests/unit/%.c $(ASAN_LIBOBJS)
+build/asan/unit/%: tests/unit/%.c $(ASAN_LIBOBJS) | deps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -o $@ $< $(ASAN_LIBOBJS) $(PKG_LIBS) -lcmocka
 
@@ -72,10 +77,10 @@ build/gen/hooks_lua.c: $(foreach c,$(LUA_CHUNKS),$(lastword $(subst =, ,$(c)))) 
                        scripts/embed_lua.py scripts/embed_web.py
 	@mkdir -p $(dir $@)
 	/usr/bin/python3 scripts/embed_lua.py -o $@ --include proxy/hooks_lua.h $(LUA_CHUNKS)
-build/obj/gen/%.o: build/gen/%.c
+build/obj/gen/%.o: build/gen/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
-build/asan/gen/%.o: build/gen/%.c
+build/asan/gen/%.o: build/gen/%.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -MMD -MP -c $< -o $@
 
@@ -114,7 +119,7 @@ layers: build/kagami
 
 check-asan: test
 
-demo: deps-test build/kagami
+demo: deps-demo build/kagami
 	@/usr/bin/python3 examples/demo.py
 
 # --- benchmarks (bench/run.py, bench/bench_diff.c) ----------------------
@@ -153,10 +158,10 @@ FUZZ_OBJS    := $(LIBSRCS:%.c=build/fuzz/obj/%.o) $(GEN_SRCS:build/gen/%.c=build
 FUZZ_LDFLAGS_config := -Wl,--wrap=luaL_newstate,--wrap=luaL_openlibs,--wrap=lua_sethook,--wrap=getaddrinfo
 
 FUZZ_COMPILE = $(FUZZ_CC) $(CSTD) $(WARN) $(PKG_CFLAGS) -Isrc $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP
-build/fuzz/obj/%.o: %.c
+build/fuzz/obj/%.o: %.c | deps-test
 	@mkdir -p $(dir $@)
 	$(FUZZ_COMPILE) -c $< -o $@
-build/fuzz/obj/gen/%.o: build/gen/%.c
+build/fuzz/obj/gen/%.o: build/gen/%.c | deps-test
 	@mkdir -p $(dir $@)
 	$(FUZZ_COMPILE) -c $< -o $@
 

@@ -17,12 +17,13 @@ browser_pkgs="chromium fonts-liberation fonts-dejavu-core"
 want="$build_pkgs"
 case "${1:-build}" in
   build) ;;
+  demo) want="$want python3" ;;
   test|all) want="$want $test_pkgs" ;;
   browser)
     want="$want $test_pkgs $browser_pkgs"
     command -v node >/dev/null 2>&1 || want="$want nodejs"
     command -v npm >/dev/null 2>&1 || want="$want npm" ;;
-  *) echo "usage: $0 [build|test|all|browser]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|demo|test|all|browser]" >&2; exit 2 ;;
 esac
 
 missing=""
@@ -36,5 +37,19 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+# Packages installed for building and testing must not start services:
+# Debian's nginx would otherwise start a system nginx on port 80 (and
+# PostgreSQL a cluster). The tests start what they need themselves, as an
+# unprivileged user. A policy-rc.d saying 101 ("not allowed") does that,
+# unless the machine already has one of its own.
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [ ! -e "$policy" ]; then
+  own_policy=1
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  trap '$sudo rm -f "$policy"' EXIT
+fi
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+[ -z "$own_policy" ] || { $sudo rm -f "$policy"; trap - EXIT; }
