@@ -46,6 +46,23 @@ static const char kg_usage[] =
     "when nothing matched (no compared request, no result with that ID).\n"
     "`kagami report --help` and `kagami show --help` tell more.\n";
 
+static const char kg_usage_run[] =
+    "usage: kagami run CONFIG.lua\n"
+    "\n"
+    "Runs the proxy in the foreground with the config CONFIG.lua (a Lua file\n"
+    "returning a table; see kagami.lua(5) or the README). Logs go to stderr.\n"
+    "SIGHUP re-reads the config and reopens the diff log; SIGINT or SIGTERM\n"
+    "stop gracefully (in-flight master responses finish, results are written);\n"
+    "a second signal exits at once. Exit status 0 after a graceful stop, 1 when\n"
+    "the config is invalid or a listen address cannot be bound.\n";
+
+static const char kg_usage_check[] =
+    "usage: kagami check CONFIG.lua\n"
+    "\n"
+    "Validates CONFIG.lua as `kagami run` would (every key, its type and value,\n"
+    "the hooks compiled) without binding or connecting anything. Exit status 0\n"
+    "with a one-line summary, or 1 with FILE:LINE: message errors on stderr.\n";
+
 typedef struct kg_main {
   kg_config *cfg;
   kg_shared shared;        /* sinks, noise model, endpoint stats */
@@ -170,6 +187,17 @@ static void kg_log_start(const kg_config *cfg) {
   if (cfg->diff_log) kg_buf_appendf(&b, "; diff log %s", cfg->diff_log);
   if (cfg->store_path) kg_buf_appendf(&b, "; store %s", cfg->store_path);
   if (cfg->admin) kg_buf_appendf(&b, "; admin http://%s/", cfg->admin->text);
+  if (cfg->noise_learn) {
+    kg_buf_appendf(&b, "; learning noise from %s", cfg->secondary >= 0
+                                                       ? cfg->backends[cfg->secondary].name
+                                                       : "the shadow asked twice");
+    if (cfg->secondary < 0)
+      kg_buf_appendf(&b, " (%.0f%% of shadowed safe requests)", cfg->noise_repeat * 100);
+    kg_buf_appendf(&b, " after %llu pairs", (unsigned long long)cfg->noise_min_pairs);
+  }
+  if (cfg->record_file)
+    kg_buf_appendf(&b, "; recording %.0f%% of requests to %s", cfg->record_sample * 100,
+                   cfg->record_file);
   kg_log_info("%s", b.data);
   kg_buf_free(&b);
 }
@@ -323,6 +351,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
+    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+      fputs(cmd[0] == 'r' ? kg_usage_run : kg_usage_check, stdout);
+      return 0;
+    }
     if (argc != 3 || argv[2][0] == '-') {
       fprintf(stderr, "kagami %s: expected exactly one CONFIG.lua argument\n%s",
               cmd, kg_usage);

@@ -146,6 +146,26 @@ def test_help():
     assert "run" in p.stdout and "check" in p.stdout, p.stdout
 
 
+@pytest.mark.parametrize("cmd", ["run", "check"])
+def test_command_help(cmd):
+    for flag in ("--help", "-h"):
+        p = run_cli(cmd, flag)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.startswith("usage: kagami %s CONFIG.lua" % cmd), p.stdout
+
+
+def test_start_line_says_what_runs(make_backend, start_kagami, tmp_path):
+    production = make_backend("production")
+    newdb = make_backend("newdb")
+    k = start_kagami([production, newdb], options={
+        "noise": {"learn": True, "shadow_twice": 0.25, "min_pairs": 7},
+        "record": {"file": str(tmp_path / "rec.warc"), "sample": 0.5}})
+    line = next(x for x in k.stderr().splitlines() if "listening on" in x)
+    assert "learning noise from the shadow asked twice (25% of shadowed safe requests) " \
+        "after 7 pairs" in line, line
+    assert "recording 50%% of requests to %s" % (tmp_path / "rec.warc") in line, line
+
+
 @pytest.mark.parametrize("args", [["--bogus"], ["run", "--bogus"],
                                   ["-Z"]])
 def test_unknown_option_exits_1(args):
