@@ -354,7 +354,7 @@ const kg_cfg_key kg_cfg_proxy_keys[] = {
      .def = (1 << HTTP_GET) | (1 << HTTP_HEAD), .flags = KG_CFG_ALWAYS,
      .read = kg_cfg_methods},
     {"sample", KG_CFG_SHARE, KG_AT(sample), .def = 1},
-    {"diff_log", KG_CFG_PATH, KG_AT(diff_log)},
+    {"diff_log", KG_CFG_PATH, KG_AT(diff_log), .flags = KG_CFG_FALSE_OFF},
     {"max_capture_bytes", KG_CFG_SIZE, KG_AT(max_capture_bytes), .def = 8 << 20},
     {"max_header_bytes", KG_CFG_SIZE, KG_AT(max_header_bytes), .def = 64 << 10},
     {"max_headers", KG_CFG_COUNT, KG_AT(max_headers), .def = 100},

@@ -95,6 +95,8 @@ enum {
   KG_CFG_ALWAYS = 1,       /* read (or default) when the key is absent too */
   KG_CFG_TERSE_SIZE = 2,   /* KG_CFG_SIZE with the store's and recording's
                               message: fewer examples, no "too large" */
+  KG_CFG_FALSE_OFF = 4,    /* KG_CFG_PATH: `false` means off (left NULL),
+                              as `store = false` does */
 };
 
 typedef struct kg_cfg_key kg_cfg_key;

@@ -284,8 +284,11 @@ static int kg_cfg_read_value(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   case KG_CFG_SIZE:
     return kg_cfg_read_size(c, idx, k, kp, field);
   case KG_CFG_PATH: {
+    if ((k->flags & KG_CFG_FALSE_OFF) && lua_type(L, idx) == LUA_TBOOLEAN && !lua_toboolean(L, idx))
+      return 0;
     if (lua_type(L, idx) != LUA_TSTRING || lua_rawlen(L, idx) == 0)
-      return kg_cfg_fail(c, kp, "expected a file path, got %s",
+      return kg_cfg_fail(c, kp, "expected a file path%s, got %s",
+                         (k->flags & KG_CFG_FALSE_OFF) ? " or false" : "",
                          kg_cfg_describe(L, idx, d, sizeof(d)));
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);

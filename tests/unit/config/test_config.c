@@ -447,7 +447,11 @@ static void test_bad_numbers(void **state) {
   expect_error("return {\n" MASTER_ONLY "  max_headers = -3,\n}\n",
                ":3: max_headers: expected a positive whole number, got -3");
   expect_error("return {\n" MASTER_ONLY "  diff_log = true,\n}\n",
-               ":3: diff_log: expected a file path, got true");
+               ":3: diff_log: expected a file path or false, got true");
+  /* false turns it off, as store = false does */
+  kg_config *cfg = load_ok("return {\n" MASTER_ONLY "  diff_log = false,\n}\n");
+  assert_null(cfg->diff_log);
+  kg_config_free(cfg);
 }
 
 static void test_bad_methods(void **state) {
