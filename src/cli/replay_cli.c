@@ -225,6 +225,17 @@ static json_t *kg_replay_cli_pct_json(const kg_hist *h, double q) {
                           : json_null();
 }
 
+/* Whether the replay's own load is what the target's latencies measure:
+ * it kept `concurrency` requests in flight for most of the run, and it was
+ * either not paced (as fast as it could) or had due requests wait for a
+ * slot, well above what the recording had in flight. */
+static bool kg_replay_cli_self_load(const kg_replay_opts *o, const kg_replay_summary *s) {
+  if (s->saturated_share < 0.5 || s->sent < 2 * o->concurrency) return false;
+  if (s->recorded_concurrency > 0 && s->recorded_concurrency * 2 >= (double)o->concurrency)
+    return false;
+  return (o->rate == 0 && o->speed == 0) || s->held_back > 0;
+}
+
 /* The summary as one JSON object on one line, for scripts. */
 static void kg_replay_cli_print_json(const kg_replay_opts *o, const kg_replay_summary *s) {
   const kg_source_status *st = &s->input;
@@ -238,6 +249,14 @@ static void kg_replay_cli_print_json(const kg_replay_opts *o, const kg_replay_su
   json_object_set_new(j, "answered", json_integer((json_int_t)s->answered));
   json_object_set_new(j, "errors", json_integer((json_int_t)s->errors));
   json_object_set_new(j, "filtered_out", json_integer((json_int_t)s->filtered));
+  json_t *load = json_object();
+  json_object_set_new(load, "saturated_share", kg_replay_cli_real(s->saturated_share));
+  json_object_set_new(load, "held_back", json_integer((json_int_t)s->held_back));
+  json_object_set_new(load, "recorded_concurrency",
+                      s->recorded_concurrency > 0 ? kg_replay_cli_real(s->recorded_concurrency)
+                                                  : json_null());
+  json_object_set_new(load, "dominates", json_boolean(kg_replay_cli_self_load(o, s)));
+  json_object_set_new(j, "own_load", load);
   json_t *sk = json_object();
   for (size_t i = 0; i < KG_REPLAY_MAX_SKIPPED_KINDS && s->skipped_method[i][0]; i++)
     json_object_set_new(sk, s->skipped_method[i], json_integer((json_int_t)s->skipped_count[i]));
@@ -323,6 +342,17 @@ static void kg_replay_cli_print_text(const kg_replay_opts *o, const kg_replay_su
          s->connections == 1 ? "" : "s", s->answered, s->errors,
          s->stop_reason);
   if (s->filtered) printf("filtered out: %" PRIu64 " requests\n", s->filtered);
+  if (kg_replay_cli_self_load(o, s)) {
+    printf("note: the replay kept %zu requests in flight (--concurrency) for %.0f%% of the run, "
+           "so the target's latencies include queueing caused by the replay itself",
+           o->concurrency, s->saturated_share * 100);
+    if (s->recorded_concurrency > 0)
+      printf("; the recording had about %.1f in flight: try --concurrency %.0f or --speed 1x",
+             s->recorded_concurrency, ceil(s->recorded_concurrency));
+    else
+      printf("; try a lower --concurrency or a --rate");
+    printf("\n");
+  }
   if (s->skipped) {
     printf("skipped, method not in --methods (%s): %" PRIu64 " requests (",
            o->methods ? o->methods : KG_REPLAY_SAFE_METHODS, s->skipped);

@@ -177,6 +177,12 @@ struct kg_replay {
   /* numbers for the summary */
   uint64_t sent, answered, errors, filtered;
   uint64_t skipped;          /* method not allowed: counted, not sent */
+  uint64_t sat_since;        /* uv_hrtime() when in-flight reached
+                                concurrency, 0 while below it */
+  uint64_t sat_ns;           /* time spent at the concurrency cap */
+  uint64_t held;             /* due items kept waiting by the cap */
+  double rec_busy;           /* seconds of recorded master time */
+  double rec_first, rec_last; /* recorded arrival times, for their span */
   char skipped_method[KG_REPLAY_MAX_SKIPPED_KINDS][16];
   uint64_t skipped_count[KG_REPLAY_MAX_SKIPPED_KINDS];
   uint64_t compared, equal, differing, not_compared;
@@ -500,10 +506,22 @@ static void kg_replay_build(const kg_replay *rp, const kg_source_item *it, kg_bu
   kg_buf_append(b, it->req_body.data, it->req_body.len);
 }
 
+/* Time at the cap: while the replay keeps `concurrency` requests in
+ * flight, the target queues what the replay itself sends. */
+static void kg_replay_saturation(kg_replay *rp, uint64_t now) {
+  bool at_cap = rp->inflight >= rp->o->concurrency;
+  if (at_cap && rp->sat_since == 0) rp->sat_since = now;
+  if (!at_cap && rp->sat_since) {
+    rp->sat_ns += now - rp->sat_since;
+    rp->sat_since = 0;
+  }
+}
+
 static void kg_replay_on_response(kg_leg *r) {
   kg_rq *q = KG_CONTAINER_OF(r, kg_rq, hc);
   kg_replay *rp = q->rp;
   rp->inflight--;
+  kg_replay_saturation(rp, uv_hrtime());
   rp->t_end = uv_hrtime();
   kg_ep *ep = q->ep;
   ep->requests++;
@@ -551,7 +569,15 @@ static void kg_replay_send(kg_replay *rp, kg_slot *s) {
   q->hc.retry_ok = strcmp(q->item.method, "POST") != 0 && strcmp(q->item.method, "PATCH") != 0;
   clock_gettime(CLOCK_REALTIME, &q->sent_at);
   rp->inflight++;
+  kg_replay_saturation(rp, uv_hrtime());
   rp->sent++;
+  if (isfinite(q->item.ts) && isfinite(q->item.elapsed)) {
+    /* Little's law on the recording: master time over its span is how
+     * many requests it had in flight on average. */
+    if (rp->rec_busy == 0) rp->rec_first = q->item.ts;
+    rp->rec_busy += q->item.elapsed;
+    rp->rec_last = KG_MAX(rp->rec_last, q->item.ts);
+  }
   rp->last_offset = KG_MAX(rp->last_offset, q->item.offset);
   kg_leg_start(&q->hc);
 }
@@ -578,7 +604,10 @@ static void kg_replay_on_pace(uv_timer_t *t) { kg_replay_pump(t->data); }
  * backlog allow; otherwise arms the pace timer for the next due time. */
 static void kg_replay_pump(kg_replay *rp) {
   while (!rp->stopping) {
-    if (rp->inflight >= rp->o->concurrency) break;
+    if (rp->inflight >= rp->o->concurrency) {
+      if (rp->nheap && kg_replay_due(rp, rp->heap[0]) <= uv_hrtime()) rp->held++;
+      break;
+    }
     size_t pending_bytes;
     if (kg_pipeline_pending(&rp->results, &pending_bytes) >= KG_REPLAY_MAX_PENDING ||
         pending_bytes >= KG_REPLAY_MAX_PENDING_BYTES)
@@ -714,6 +743,13 @@ static void kg_replay_summarize(kg_replay *rp, kg_replay_summary *sum) {
   sum->errors = rp->errors;
   sum->filtered = rp->filtered;
   sum->skipped = rp->skipped;
+  if (rp->sat_since) rp->sat_ns += (rp->t_end > rp->sat_since ? rp->t_end : rp->sat_since) -
+                                   rp->sat_since;
+  sum->saturated_share = sum->elapsed > 0 ? (double)rp->sat_ns / 1e9 / sum->elapsed : 0;
+  if (sum->saturated_share > 1) sum->saturated_share = 1;
+  sum->held_back = rp->held;
+  double span = rp->rec_last - rp->rec_first;
+  sum->recorded_concurrency = span > 1 ? rp->rec_busy / span : 0;
   memcpy(sum->skipped_method, rp->skipped_method, sizeof(sum->skipped_method));
   memcpy(sum->skipped_count, rp->skipped_count, sizeof(sum->skipped_count));
   sum->connections = rp->connections;

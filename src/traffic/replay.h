@@ -97,6 +97,14 @@ typedef struct kg_replay_summary {
                                  response */
   uint64_t sent, answered, errors, filtered;
   uint64_t skipped;           /* not sent: method not in opts.methods */
+  /* The replay's own load: the share of the run it spent with
+   * `concurrency` requests in flight, how many due requests waited for a
+   * free slot, and how many requests the recording had in flight on
+   * average (Little's law over its timings; 0 when unknown). A replay at
+   * its cap most of the time measures the target queueing its own load. */
+  double saturated_share;
+  uint64_t held_back;
+  double recorded_concurrency;
   char skipped_method[KG_REPLAY_MAX_SKIPPED_KINDS][16]; /* by method ("" ends) */
   uint64_t skipped_count[KG_REPLAY_MAX_SKIPPED_KINDS];
   uint64_t connections;       /* opened to the target */

@@ -680,3 +680,20 @@ def test_help():
     assert proc.returncode == 0
     assert "--speed" in proc.stdout and "--compare" in proc.stdout
     assert "replay FILE" in run_cli("--help").stdout
+
+
+def test_replay_warns_when_its_own_load_dominates(tmp_path, make_backend):
+    """Unpaced, a replay keeps --concurrency requests in flight, so the
+    target's latencies measure the replay's own queue: the summary says so
+    (issue 16); a paced replay well under the cap does not."""
+    b = make_backend("production")
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join("/slow/20?i=%d\n" % i for i in range(40)))
+    proc = run_cli("replay", urls, "--target", b.url, "--concurrency", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the replay kept 4 requests in flight (--concurrency)" in proc.stdout, proc.stdout
+    proc, s = replay(urls, "--target", b.url, "--concurrency", "4")
+    assert s["own_load"]["dominates"] is True and s["own_load"]["saturated_share"] > 0.5, s
+    proc = run_cli("replay", urls, "--target", b.url, "--rate", "100")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the replay kept" not in proc.stdout, proc.stdout
