@@ -383,7 +383,7 @@ static void kg_compare_json(const char *a, size_t alen, const char *b,
   const char **uno = kg_gather(o, offsetof(kg_rule, unordered),
                                offsetof(kg_rule, nunordered), &nu);
   kg_jsondiff_opts jo = {.ignore = ign, .nignore = ni, .unordered = uno,
-                         .nunordered = nu};
+                         .nunordered = nu, .noisy = o->noisy};
   if (kg_jsondiff(a, alen, b, blen, &jo, &out->body) == 0) {
     out->kind = KG_KIND_JSON;
   } else {

@@ -23,6 +23,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "compare/jsonfast.h"
 #include "compare/jsonpath.h"
 
 _Static_assert(JSON_PARSER_MAX_DEPTH <= 4096,
@@ -676,6 +677,12 @@ static json_t *kg_jsondiff_parse(const char *s, size_t n) {
 
 int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
                 const kg_jsondiff_opts *o, kg_diffs *out) {
+  if (kg_jsonfast(a, alen, b, blen, o, out) == 0) return 0;
+  return kg_jsondiff_tree(a, alen, b, blen, o, out);
+}
+
+int kg_jsondiff_tree(const char *a, size_t alen, const char *b, size_t blen,
+                     const kg_jsondiff_opts *o, kg_diffs *out) {
   json_t *ja = kg_jsondiff_parse(a, alen);
   if (ja == NULL) return -1;
   /* Most shadow responses are byte-identical to the master's: then only

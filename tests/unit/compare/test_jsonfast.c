@@ -1,0 +1,363 @@
+/* Unit tests: the lockstep JSON fast path, always against the tree
+ * differ it stands in for. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/common.h"
+#include "compare/jsondiff.h"
+#include "compare/jsonfast.h"
+#include "compare/noise.h"
+
+/* --- helpers ------------------------------------------------------------ */
+
+static bool same_str(const char *x, const char *y) {
+  return (x == NULL && y == NULL) || (x && y && strcmp(x, y) == 0);
+}
+
+static void assert_same_diffs(const kg_diffs *x, const kg_diffs *y) {
+  assert_int_equal(x->n, y->n);
+  assert_int_equal(x->total, y->total);
+  for (size_t i = 0; i < x->n; i++) {
+    assert_true(same_str(x->v[i].where, y->v[i].where));
+    assert_true(same_str(x->v[i].pattern, y->v[i].pattern));
+    assert_true(same_str(x->v[i].master, y->v[i].master));
+    assert_true(same_str(x->v[i].shadow, y->v[i].shadow));
+  }
+  assert_int_equal(x->nsuppressed, y->nsuppressed);
+  for (size_t i = 0; i < x->nsuppressed; i++)
+    assert_string_equal(x->suppressed[i], y->suppressed[i]);
+}
+
+/* Runs the fast path, the tree differ and kg_jsondiff on (a, b); checks
+ * that a decision of the fast path is the tree's and that kg_jsondiff
+ * always is. Returns the fast path's answer; *d gets kg_jsondiff's output
+ * (free with kg_diffs_free) and *rc its return. */
+static int check(const char *a, const char *b, const kg_jsondiff_opts *o, kg_diffs *d,
+                 int *rc) {
+  kg_diffs tree = {0}, fast = {0};
+  int rc_tree = kg_jsondiff_tree(a, strlen(a), b, strlen(b), o, &tree);
+  int rc_fast = kg_jsonfast(a, strlen(a), b, strlen(b), o, &fast);
+  if (rc_fast == 0) {
+    assert_int_equal(rc_tree, 0);
+    assert_same_diffs(&fast, &tree);
+  } else {
+    assert_int_equal(rc_fast, KG_JSONFAST_FALLBACK);
+    assert_int_equal(fast.n + fast.total + fast.nsuppressed, 0);
+  }
+  memset(d, 0, sizeof(*d));
+  *rc = kg_jsondiff(a, strlen(a), b, strlen(b), o, d);
+  assert_int_equal(*rc, rc_tree);
+  assert_same_diffs(d, &tree);
+  kg_diffs_free(&tree);
+  kg_diffs_free(&fast);
+  return rc_fast;
+}
+
+/* --- noise only: decided without trees ---------------------------------- */
+
+static void test_noise_only_equal(void **state) {
+  (void)state;
+  const char *a = "{\"page\":1,\"items\":[{\"id\":1,\"request_id\":\"r-1\",\"ts\":1712345678},"
+                  "{\"id\":2,\"request_id\":\"r-2\",\"ts\":1712345679}],\"next\":null}";
+  const char *b = "{\"page\":1,\"items\":[{\"id\":1,\"request_id\":\"q-7\",\"ts\":1712345690},"
+                  "{\"id\":2,\"request_id\":\"q-8\",\"ts\":1712345691}],\"next\":null}";
+  const char *ign[] = {"$.items[*].request_id", "$..ts"};
+  kg_jsondiff_opts o = {ign, 2, NULL, 0, NULL};
+  kg_diffs d;
+  int rc;
+  assert_int_equal(check(a, b, &o, &d, &rc), 0);
+  assert_int_equal(rc, 0);
+  assert_int_equal(d.total, 0);
+  assert_int_equal(d.nsuppressed, 2);
+  assert_string_equal(d.suppressed[0], "$.items[*].request_id");
+  assert_string_equal(d.suppressed[1], "$..ts");
+  kg_diffs_free(&d);
+  /* Byte-identical documents: decided too, nothing suppressed. */
+  assert_int_equal(check(a, a, &o, &d, &rc), 0);
+  assert_int_equal(d.total + d.nsuppressed, 0);
+  kg_diffs_free(&d);
+}
+
+static void test_ignored_subtree_and_extras(void **state) {
+  (void)state;
+  const char *ign[] = {"$.meta", "$.a[2]", "$.o.t"};
+  kg_jsondiff_opts o = {ign, 3, NULL, 0, NULL};
+  kg_diffs d;
+  int rc;
+  /* Differences deep in an ignored node, of type and of length: one
+   * suppression, and the rest of the node is not looked at. */
+  assert_int_equal(check("{\"meta\":{\"a\":[1,2,{\"b\":3}],\"c\":\"d\"},\"x\":1}",
+                         "{\"meta\":{\"a\":[1,{},{\"b\":4}],\"c\":5,\"f\":1},\"x\":1}", &o, &d,
+                         &rc),
+                   0);
+  assert_int_equal(d.total, 0);
+  assert_int_equal(d.nsuppressed, 1);
+  kg_diffs_free(&d);
+  /* An element and a member only one side has, both ignored. */
+  assert_int_equal(check("{\"a\":[1,2,3],\"o\":{\"k\":1,\"t\":2}}", "{\"a\":[1,2],\"o\":{\"k\":1}}",
+                         &o, &d, &rc),
+                   0);
+  assert_int_equal(d.total, 0);
+  assert_int_equal(d.nsuppressed, 2);
+  kg_diffs_free(&d);
+  /* One more element is not ignored: the tree differ reports it. */
+  assert_int_equal(check("{\"a\":[1,2,3,4]}", "{\"a\":[1,2]}", &o, &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(d.n, 1);
+  assert_string_equal(d.v[0].where, "$.a[3]");
+  kg_diffs_free(&d);
+}
+
+static void test_learned_noise(void **state) {
+  (void)state;
+  char *noisy_paths[] = {"$.rows[0].ts", "$.rows[1].ts"};
+  kg_noise_view noisy = {noisy_paths, 2};
+  kg_jsondiff_opts o = {NULL, 0, NULL, 0, &noisy};
+  kg_diffs d;
+  int rc;
+  /* Noisy locations are reported as the tree differ reports them (compare.c
+   * takes them out afterwards), without trees. */
+  assert_int_equal(check("{\"rows\":[{\"ts\":\"a\",\"v\":1},{\"ts\":2,\"v\":2}]}",
+                         "{\"rows\":[{\"ts\":\"x\",\"v\":1},{\"ts\":-0,\"v\":2}]}", &o, &d, &rc),
+                   0);
+  assert_int_equal(d.n, 2);
+  assert_string_equal(d.v[0].where, "$.rows[0].ts");
+  assert_string_equal(d.v[0].master, "\"a\"");
+  assert_string_equal(d.v[0].shadow, "\"x\"");
+  assert_string_equal(d.v[1].shadow, "0");
+  kg_diffs_free(&d);
+  /* Noise at rows[0] never hides a change at rows[2]. */
+  assert_int_equal(check("{\"rows\":[{\"ts\":\"a\"},{\"ts\":1},{\"ts\":\"c\"}]}",
+                         "{\"rows\":[{\"ts\":\"x\"},{\"ts\":1},{\"ts\":\"z\"}]}", &o, &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(d.n, 2);
+  assert_string_equal(d.v[1].where, "$.rows[2].ts");
+  kg_diffs_free(&d);
+}
+
+/* --- what the fast path leaves to the tree differ ------------------------ */
+
+static void test_real_change_located_as_tree(void **state) {
+  (void)state;
+  const char *ign[] = {"$..ts"};
+  kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
+  kg_diffs d;
+  int rc;
+  assert_int_equal(check("{\"items\":[{\"ts\":1,\"price\":1.5},{\"ts\":2,\"price\":2}]}",
+                         "{\"items\":[{\"ts\":3,\"price\":1.5},{\"ts\":4,\"price\":2.25}]}", &o,
+                         &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(rc, 0);
+  assert_int_equal(d.n, 1);
+  assert_string_equal(d.v[0].where, "$.items[1].price");
+  assert_string_equal(d.v[0].master, "2");
+  assert_string_equal(d.v[0].shadow, "2.25");
+  assert_int_equal(d.nsuppressed, 1);
+  kg_diffs_free(&d);
+}
+
+static void test_key_order_falls_back(void **state) {
+  (void)state;
+  kg_diffs d;
+  int rc;
+  assert_int_equal(check("{\"a\":1,\"b\":{\"c\":2,\"d\":3}}", "{\"b\":{\"d\":3,\"c\":2},\"a\":1}",
+                         NULL, &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(rc, 0);
+  assert_int_equal(d.total, 0);
+  kg_diffs_free(&d);
+}
+
+static void test_numbers(void **state) {
+  (void)state;
+  kg_diffs d;
+  int rc;
+  /* Equal values in other spellings: decided, equal. */
+  assert_int_equal(check("[1,-0,0.5,1e2,100]", "[1.0,0,5e-1,100,1E2]", NULL, &d, &rc), 0);
+  assert_int_equal(d.total, 0);
+  kg_diffs_free(&d);
+  /* 2^53+1 as an integer and as a real differ (exact comparison). */
+  assert_int_equal(check("[9007199254740993]", "[9007199254740993.0]", NULL, &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(d.total, 1);
+  kg_diffs_free(&d);
+  /* Beyond 18 digits, or a real that overflows: the tree differ's call. */
+  assert_int_equal(check("[12345678901234567890]", "[12345678901234567890]", NULL, &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(rc, 0);
+  kg_diffs_free(&d);
+  assert_int_equal(check("[1e999]", "[1]", NULL, &d, &rc), KG_JSONFAST_FALLBACK);
+  assert_int_equal(rc, -1);
+  kg_diffs_free(&d);
+}
+
+static void test_unicode_escapes(void **state) {
+  (void)state;
+  const char *ign[] = {"$.s"};
+  kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
+  kg_diffs d;
+  int rc;
+  /* Equal after unescaping: only the tree can tell, and it says equal. */
+  assert_int_equal(check("{\"s\":\"caf\\u00e9\",\"t\":\"\\/\"}", "{\"s\":\"caf\xc3\xa9\",\"t\":\"/\"}",
+                         &o, &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(d.total + d.nsuppressed, 0);
+  kg_diffs_free(&d);
+  /* Escapes the same on both sides are read, not given up on. */
+  assert_int_equal(check("{\"s\":\"a\\n\\u00e9\\\"\",\"t\":1}", "{\"s\":\"a\\n\\u00e9\\\"\",\"t\":1}",
+                         &o, &d, &rc),
+                   0);
+  kg_diffs_free(&d);
+  /* Invalid UTF-8 and lone surrogates are not JSON for jansson. */
+  assert_int_equal(check("[\"\xed\xa0\x80\"]", "[1]", NULL, &d, &rc), KG_JSONFAST_FALLBACK);
+  assert_int_equal(rc, -1);
+  kg_diffs_free(&d);
+  assert_int_equal(check("[1]", "[\"\\udc00\"]", NULL, &d, &rc), KG_JSONFAST_FALLBACK);
+  assert_int_equal(rc, -2);
+  kg_diffs_free(&d);
+}
+
+static void test_duplicate_keys(void **state) {
+  (void)state;
+  const char *ign[] = {"$.a"};
+  kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
+  kg_diffs d;
+  int rc;
+  /* jansson keeps the last "a": the first ones differing is no difference,
+   * not even a suppressed one. */
+  assert_int_equal(check("{\"a\":1,\"b\":0,\"a\":2}", "{\"a\":3,\"b\":0,\"a\":2}", &o, &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(d.total + d.nsuppressed, 0);
+  kg_diffs_free(&d);
+  /* A duplicate in an object nothing differed under does not matter. */
+  assert_int_equal(check("{\"x\":{\"k\":1,\"k\":1},\"a\":1}", "{\"x\":{\"k\":1,\"k\":1},\"a\":2}", &o,
+                         &d, &rc),
+                   0);
+  assert_int_equal(d.nsuppressed, 1);
+  kg_diffs_free(&d);
+  /* Many keys (sorted check) with a duplicate under a difference. */
+  kg_buf a = KG_BUF_INIT, b = KG_BUF_INIT;
+  kg_buf_appends(&a, "{");
+  kg_buf_appends(&b, "{");
+  for (int i = 0; i < 40; i++) {
+    kg_buf_appendf(&a, "\"k%d\":%d,", i % 39, i);
+    kg_buf_appendf(&b, "\"k%d\":%d,", i % 39, i);
+  }
+  kg_buf_appends(&a, "\"a\":1}");
+  kg_buf_appends(&b, "\"a\":2}");
+  assert_int_equal(check(a.data, b.data, &o, &d, &rc), KG_JSONFAST_FALLBACK);
+  assert_int_equal(d.nsuppressed, 1);
+  kg_diffs_free(&d);
+  kg_buf_free(&a);
+  kg_buf_free(&b);
+}
+
+static void test_unordered_falls_back(void **state) {
+  (void)state;
+  const char *ign[] = {"$..ts"};
+  const char *uno[] = {"$.l"};
+  kg_jsondiff_opts o = {ign, 1, uno, 1, NULL};
+  kg_diffs d;
+  int rc;
+  assert_int_equal(check("{\"l\":[{\"id\":1,\"ts\":1},{\"id\":2,\"ts\":2}]}",
+                         "{\"l\":[{\"id\":2,\"ts\":3},{\"id\":1,\"ts\":4}]}", &o, &d, &rc),
+                   KG_JSONFAST_FALLBACK);
+  assert_int_equal(d.total, 0);
+  kg_diffs_free(&d);
+  /* Noise outside the unordered array is still decided. */
+  assert_int_equal(check("{\"l\":[1,2],\"ts\":1}", "{\"l\":[1,2],\"ts\":2}", &o, &d, &rc), 0);
+  assert_int_equal(d.nsuppressed, 1);
+  kg_diffs_free(&d);
+}
+
+static void test_invalid_json(void **state) {
+  (void)state;
+  static const char *const bad[] = {"", " ", "{", "[1,]", "{\"a\" 1}", "01", "[1] x",
+                                    "\xef\xbb\xbf[1]", "[\"a\x01\"]", "[tru]", "{\"a\":1,}",
+                                    "-", "1.", "[\"\\x\"]", "{\"\\u0000\":1}"};
+  kg_diffs d;
+  int rc;
+  for (size_t i = 0; i < KG_ARRAY_SIZE(bad); i++) {
+    assert_int_equal(check(bad[i], "[1]", NULL, &d, &rc), KG_JSONFAST_FALLBACK);
+    assert_int_equal(rc, -1);
+    kg_diffs_free(&d);
+    assert_int_equal(check("[1]", bad[i], NULL, &d, &rc), KG_JSONFAST_FALLBACK);
+    assert_int_equal(rc, -2);
+    kg_diffs_free(&d);
+  }
+  /* A NUL byte ends nothing: the body is as long as it says. */
+  kg_diffs fast = {0};
+  assert_int_equal(kg_jsonfast("[1]\0[2]", 7, "[1]", 3, NULL, &fast), KG_JSONFAST_FALLBACK);
+}
+
+static char *nested(size_t depth, const char *open, const char *leaf, const char *close) {
+  kg_buf b = KG_BUF_INIT;
+  for (size_t i = 0; i < depth; i++) kg_buf_appends(&b, open);
+  kg_buf_appends(&b, leaf);
+  for (size_t i = 0; i < depth; i++) kg_buf_appends(&b, close);
+  return kg_buf_steal(&b, NULL);
+}
+
+static void test_deep_nesting(void **state) {
+  (void)state;
+  const char *ign[] = {"$..ts"};
+  kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
+  kg_diffs d;
+  int rc;
+  /* Deep noise is decided without recursion. */
+  char *a = nested(1000, "{\"k\":[", "{\"ts\":1}", "]}");
+  char *b = nested(1000, "{\"k\":[", "{\"ts\":2}", "]}");
+  assert_int_equal(check(a, b, &o, &d, &rc), KG_JSONFAST_FALLBACK); /* 2001 levels */
+  assert_int_equal(rc, 0);
+  assert_int_equal(d.nsuppressed, 1);
+  kg_diffs_free(&d);
+  free(a);
+  free(b);
+  a = nested(500, "{\"k\":[", "{\"ts\":1}", "]}");
+  b = nested(500, "{\"k\":[", "{\"ts\":2}", "]}");
+  assert_int_equal(check(a, b, &o, &d, &rc), 0);
+  assert_int_equal(d.nsuppressed, 1);
+  kg_diffs_free(&d);
+  free(a);
+  free(b);
+  /* Far beyond jansson's limit: not JSON, and no stack overflow. */
+  a = nested(100000, "[", "1", "]");
+  assert_int_equal(check(a, a, NULL, &d, &rc), KG_JSONFAST_FALLBACK);
+  assert_int_equal(rc, -1);
+  kg_diffs_free(&d);
+  free(a);
+}
+
+static void test_out_not_empty(void **state) {
+  (void)state;
+  kg_diffs d = {0};
+  kg_diffs_suppress(&d, "earlier");
+  assert_int_equal(kg_jsonfast("[1]", 3, "[1]", 3, NULL, &d), KG_JSONFAST_FALLBACK);
+  assert_int_equal(d.nsuppressed, 1);
+  kg_diffs_free(&d);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_noise_only_equal),
+      cmocka_unit_test(test_ignored_subtree_and_extras),
+      cmocka_unit_test(test_learned_noise),
+      cmocka_unit_test(test_real_change_located_as_tree),
+      cmocka_unit_test(test_key_order_falls_back),
+      cmocka_unit_test(test_numbers),
+      cmocka_unit_test(test_unicode_escapes),
+      cmocka_unit_test(test_duplicate_keys),
+      cmocka_unit_test(test_unordered_falls_back),
+      cmocka_unit_test(test_invalid_json),
+      cmocka_unit_test(test_deep_nesting),
+      cmocka_unit_test(test_out_not_empty),
+  };
+  return cmocka_run_group_tests_name("jsonfast", tests, NULL, NULL);
+}
