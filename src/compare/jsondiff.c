@@ -113,56 +113,6 @@ static bool kg_jsondiff_ignored(const walker *w) {
 /* ------------------------------------------------------------------------ */
 /* Rendering                                                                */
 
-/* Appends s as a JSON string: quotes, backslashes and control bytes are
- * escaped; UTF-8 stays as is (jansson has validated it). */
-static void kg_jsondiff_put_str(kg_buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  kg_buf_append(b, "\"", 1);
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    kg_buf_append(b, s + run, i - run);
-    run = i + 1;
-    char e[6] = {'\\', 0};
-    size_t elen = 2;
-    switch (c) {
-      case '"': e[1] = '"'; break;
-      case '\\': e[1] = '\\'; break;
-      case '\n': e[1] = 'n'; break;
-      case '\r': e[1] = 'r'; break;
-      case '\t': e[1] = 't'; break;
-      case '\b': e[1] = 'b'; break;
-      case '\f': e[1] = 'f'; break;
-      default:
-        memcpy(e + 1, "u00", 3);
-        e[4] = hex[c >> 4];
-        e[5] = hex[c & 15];
-        elen = 6;
-    }
-    kg_buf_append(b, e, elen);
-  }
-  kg_buf_append(b, s + run, n - run);
-  kg_buf_append(b, "\"", 1);
-}
-
-/* Shortest decimal that reads back as d (jansson's dump always uses 17
- * digits, which turns 0.1 into 0.10000000000000001). */
-static void kg_jsondiff_put_real(kg_buf *b, double d) {
-  char tmp[40];
-  for (int prec = 15; prec <= 17; prec++) {
-    snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-    if (strtod(tmp, NULL) == d) break;
-  }
-  bool looks_real = false;
-  for (char *c = tmp; *c; c++) {
-    if (*c == ',') *c = '.'; /* a locale's decimal comma */
-    if (*c == '.' || *c == 'e') looks_real = true;
-  }
-  kg_buf_appends(b, tmp);
-  if (!looks_real) kg_buf_append(b, ".0", 2);
-}
-
 /* Compact JSON text of v, object members in document order. */
 static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
   switch (json_typeof(v)) {
@@ -173,7 +123,7 @@ static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
            it = json_object_iter_next((json_t *)v, it)) {
         if (!first) kg_buf_append(b, ",", 1);
         first = false;
-        kg_jsondiff_put_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+        kg_jsonpath_put_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
         kg_buf_append(b, ":", 1);
         kg_jsondiff_put_value(b, json_object_iter_value(it));
       }
@@ -191,13 +141,13 @@ static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
       break;
     }
     case JSON_STRING:
-      kg_jsondiff_put_str(b, json_string_value(v), json_string_length(v));
+      kg_jsonpath_put_str(b, json_string_value(v), json_string_length(v));
       break;
     case JSON_INTEGER:
       kg_buf_appendf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
       break;
     case JSON_REAL:
-      kg_jsondiff_put_real(b, json_real_value(v));
+      kg_jsonpath_put_real(b, json_real_value(v));
       break;
     case JSON_TRUE:
       kg_buf_appends(b, "true");
@@ -215,23 +165,7 @@ static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
 static void kg_jsondiff_render_path(walker *w) {
   kg_buf_reset(&w->where);
   kg_buf_append(&w->where, "$", 1);
-  for (size_t d = 1; d <= w->depth; d++) {
-    const kg_jsonpath_seg *s = &w->lv[d].s;
-    if (s->kind == KG_JSONPATH_S_KEY) {
-      if (kg_jsonpath_is_ident(s->key, s->keylen)) {
-        kg_buf_append(&w->where, ".", 1);
-        kg_buf_append(&w->where, s->key, s->keylen);
-      } else {
-        kg_buf_append(&w->where, "[", 1);
-        kg_jsondiff_put_str(&w->where, s->key, s->keylen);
-        kg_buf_append(&w->where, "]", 1);
-      }
-    } else if (s->kind == KG_JSONPATH_S_INDEX) {
-      kg_buf_appendf(&w->where, "[%zu]", s->index);
-    } else {
-      kg_buf_append(&w->where, "[*]", 3);
-    }
-  }
+  for (size_t d = 1; d <= w->depth; d++) kg_jsonpath_put_seg(&w->where, &w->lv[d].s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -726,10 +660,8 @@ int kg_jsondiff_tree(const char *a, size_t alen, const char *b, size_t blen,
 
   kg_jsondiff_diff_node(&w, ja, jb);
 
-  for (size_t k = 0; k < w.nign; k++) kg_jsonpath_free(&w.ign[k]);
-  for (size_t k = 0; k < w.nuno; k++) kg_jsonpath_free(&w.uno[k]);
-  free(w.ign);
-  free(w.uno);
+  kg_jsonpath_free_all(w.ign, w.nign);
+  kg_jsonpath_free_all(w.uno, w.nuno);
   free(w.lv);
   free(w.st);
   kg_buf_free(&w.where);

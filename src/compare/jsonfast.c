@@ -11,9 +11,9 @@
  *     nesting beyond KG_JSONFAST_MAX_DEPTH) is "unsure": the fast path
  *     gives up and the tree differ decides. Unsure must never be "valid".
  *   - The driver pulls one event from each side and compares them. Equal
- *     bytes are equal values; a number or string whose bytes differ is
- *     compared by value where that is cheap and certain (integers, plain
- *     reals, strings without escapes), else the fast path gives up.
+ *     bytes are equal values; strings whose bytes differ are compared
+ *     after unescaping, numbers by value (as jsondiff.c's num), so 1 and
+ *     1.0 or "\u00e9" and "é" are equal here too.
  *   - Where two values differ, the path (read off the master's stack) is
  *     matched against the ignore patterns only then, with jsonpath.c's
  *     NFA, so agreeing documents never pay for pattern matching. Under an
@@ -446,6 +446,19 @@ typedef struct kg_jsonfast_num {
   double d;
 } kg_jsonfast_num;
 
+/* The double a real token reads as (strtod, as jansson), or UNSURE. */
+static int kg_jsonfast_real(const kg_jsonfast_tok *t, double *d) {
+  char tmp[400];
+  if (t->n >= sizeof(tmp)) return UNSURE;
+  memcpy(tmp, t->p, t->n);
+  tmp[t->n] = '\0';
+  char *stop = NULL;
+  *d = strtod(tmp, &stop);
+  /* A locale with a decimal comma would stop early: then do not guess. */
+  if (stop != tmp + t->n || !isfinite(*d)) return UNSURE;
+  return 0;
+}
+
 static int kg_jsonfast_num_of(const kg_jsonfast_tok *t, kg_jsonfast_num *x) {
   const char *p = t->p, *end = t->p + t->n;
   x->isint = true;
@@ -457,14 +470,8 @@ static int kg_jsonfast_num_of(const kg_jsonfast_tok *t, kg_jsonfast_num *x) {
     if (neg) x->i = -x->i;
     return 0;
   }
-  char tmp[400];
-  if (t->n >= sizeof(tmp)) return UNSURE;
-  memcpy(tmp, t->p, t->n);
-  tmp[t->n] = '\0';
-  char *stop = NULL;
-  double d = strtod(tmp, &stop);
-  /* A locale with a decimal comma would stop early: then do not guess. */
-  if (stop != tmp + t->n || !isfinite(d)) return UNSURE;
+  double d;
+  if (kg_jsonfast_real(t, &d) != 0) return UNSURE;
   if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
       (double)(int64_t)d == d) {
     x->i = (int64_t)d;
@@ -475,12 +482,71 @@ static int kg_jsonfast_num_of(const kg_jsonfast_tok *t, kg_jsonfast_num *x) {
   return 0;
 }
 
-/* Whether scalars a and b are equal as the tree differ sees them: 1 equal,
- * 0 different, UNSURE when only unescaping could tell. */
-static int kg_jsonfast_scalar_eq(const kg_jsonfast_tok *a, const kg_jsonfast_tok *b) {
+/* Appends the bytes the string token t (quotes included, validated by
+ * kg_jsonfast_string: every escape is known, no \u is a surrogate or 0)
+ * stands for. */
+static void kg_jsonfast_unescape(const kg_jsonfast_tok *t, kg_buf *out) {
+  const char *p = t->p + 1, *end = t->p + t->n - 1;
+  while (p < end) {
+    const char *bs = memchr(p, '\\', (size_t)(end - p));
+    if (bs == NULL) {
+      kg_buf_append(out, p, (size_t)(end - p));
+      return;
+    }
+    kg_buf_append(out, p, (size_t)(bs - p));
+    char c = bs[1];
+    p = bs + 2;
+    switch (c) {
+      case 'b': c = '\b'; break;
+      case 'f': c = '\f'; break;
+      case 'n': c = '\n'; break;
+      case 'r': c = '\r'; break;
+      case 't': c = '\t'; break;
+      case 'u': {
+        unsigned v = 0;
+        for (int i = 0; i < 4; i++) v = v * 16 + (unsigned)kg_jsonfast_hex((unsigned char)p[i]);
+        p += 4;
+        unsigned char u[3];
+        size_t n;
+        if (v < 0x80) {
+          u[0] = (unsigned char)v;
+          n = 1;
+        } else if (v < 0x800) {
+          u[0] = (unsigned char)(0xc0 | (v >> 6));
+          u[1] = (unsigned char)(0x80 | (v & 0x3f));
+          n = 2;
+        } else {
+          u[0] = (unsigned char)(0xe0 | (v >> 12));
+          u[1] = (unsigned char)(0x80 | ((v >> 6) & 0x3f));
+          u[2] = (unsigned char)(0x80 | (v & 0x3f));
+          n = 3;
+        }
+        kg_buf_append(out, u, n);
+        continue;
+      }
+      default: /* '"', '\\', '/' stand for themselves */
+        break;
+    }
+    kg_buf_append(out, &c, 1);
+  }
+}
+
+/* Whether scalars a and b are equal as the tree differ sees them (strings
+ * by their bytes after unescaping, into the scratch buffers ua and ub;
+ * numbers by value): 1 equal, 0 different, UNSURE when a number cannot be
+ * read as jansson would. */
+static int kg_jsonfast_scalar_eq(const kg_jsonfast_tok *a, const kg_jsonfast_tok *b,
+                                 kg_buf *ua, kg_buf *ub) {
   if (a->ev != b->ev) return 0;
   if (a->n == b->n && memcmp(a->p, b->p, a->n) == 0) return 1;
-  if (a->ev == KG_JSONFAST_STR) return a->esc || b->esc ? UNSURE : 0;
+  if (a->ev == KG_JSONFAST_STR) {
+    if (!a->esc && !b->esc) return 0;
+    kg_buf_reset(ua);
+    kg_buf_reset(ub);
+    kg_jsonfast_unescape(a, ua);
+    kg_jsonfast_unescape(b, ub);
+    return ua->len == ub->len && memcmp(ua->data, ub->data, ua->len) == 0;
+  }
   if (a->ev != KG_JSONFAST_NUM) return 0;
   kg_jsonfast_num x, y;
   if (kg_jsonfast_num_of(a, &x) != 0 || kg_jsonfast_num_of(b, &y) != 0) return UNSURE;
@@ -492,20 +558,24 @@ static bool kg_jsonfast_is_scalar(kg_jsonfast_ev ev) {
   return ev == KG_JSONFAST_STR || ev == KG_JSONFAST_NUM || ev == KG_JSONFAST_LIT;
 }
 
-/* Appends the value as the tree differ renders it (compact JSON from the
- * parsed value), for the kinds whose rendering is their own bytes or
- * nearly: strings without escapes, integers, literals. UNSURE otherwise. */
-static int kg_jsonfast_render(const kg_jsonfast_tok *t, kg_buf *out) {
-  if (t->ev == KG_JSONFAST_STR && !t->esc) {
-    kg_buf_append(out, t->p, t->n);
+/* Appends scalar t as the tree differ renders it (compact JSON from the
+ * parsed value: strings re-escaped, integers in decimal, reals shortest);
+ * tmp is scratch. UNSURE for a real that cannot be read as jansson would. */
+static int kg_jsonfast_render(const kg_jsonfast_tok *t, kg_buf *out, kg_buf *tmp) {
+  if (t->ev == KG_JSONFAST_STR) {
+    kg_buf_reset(tmp);
+    kg_jsonfast_unescape(t, tmp);
+    kg_jsonpath_put_str(out, tmp->data ? tmp->data : "", tmp->len);
   } else if (t->ev == KG_JSONFAST_LIT) {
     kg_buf_append(out, t->p, t->n);
-  } else if (t->ev == KG_JSONFAST_NUM && t->isint) {
+  } else if (t->isint) {
     kg_jsonfast_num x;
     kg_jsonfast_num_of(t, &x);
     kg_buf_appendf(out, "%lld", (long long)x.i); /* "-0" is 0 */
   } else {
-    return UNSURE;
+    double d;
+    if (kg_jsonfast_real(t, &d) != 0) return UNSURE;
+    kg_jsonpath_put_real(out, d);
   }
   return 0;
 }
@@ -522,7 +592,7 @@ typedef struct kg_jsonfast_walk {
   const kg_noise_view *noisy;    /* learned noise, or NULL */
   kg_jsonpath_seg *path;         /* scratch: the differing node's path */
   size_t cappath;
-  kg_buf where, vm, vs;          /* scratch: rendered path and values */
+  kg_buf where, vm, vs, tmp;     /* scratch: rendered path and values */
   kg_diffs *out;                 /* what the tree differ would have made */
   /* In step (see kg_jsonfast_run): the shadow's bytes from offset sync_b
    * are the master's from sync_a, at least up to the master's offset
@@ -580,25 +650,12 @@ static bool kg_jsonfast_unordered_above(const kg_jsonfast_walk *w, size_t lim) {
   return false;
 }
 
-/* Renders w->path[1..d] as the tree differ writes a location. Keys have
- * no escapes (the reader refuses them) and no control bytes (invalid in
- * JSON), so the quoted form is the key's own bytes. */
+/* Renders w->path[1..d] as the tree differ writes a location (keys have no
+ * escapes: the reader refuses them, so their bytes are what they mean). */
 static void kg_jsonfast_render_path(kg_jsonfast_walk *w, size_t d) {
   kg_buf_reset(&w->where);
   kg_buf_append(&w->where, "$", 1);
-  for (size_t i = 1; i <= d; i++) {
-    const kg_jsonpath_seg *s = &w->path[i];
-    if (s->kind == KG_JSONPATH_S_INDEX) {
-      kg_buf_appendf(&w->where, "[%zu]", s->index);
-    } else if (kg_jsonpath_is_ident(s->key, s->keylen)) {
-      kg_buf_append(&w->where, ".", 1);
-      kg_buf_append(&w->where, s->key, s->keylen);
-    } else {
-      kg_buf_append(&w->where, "[\"", 2);
-      kg_buf_append(&w->where, s->key, s->keylen);
-      kg_buf_append(&w->where, "\"]", 2);
-    }
-  }
+  for (size_t i = 1; i <= d; i++) kg_jsonpath_put_seg(&w->where, &w->path[i]);
 }
 
 static void kg_jsonfast_mark_dirty(kg_jsonfast_side *s) {
@@ -644,7 +701,8 @@ static int kg_jsonfast_differ(kg_jsonfast_walk *w, const kg_jsonfast_tok *ta,
   if (!kg_noise_view_has(w->noisy, w->where.data)) return UNSURE;
   kg_buf_reset(&w->vm);
   kg_buf_reset(&w->vs);
-  if ((ta && kg_jsonfast_render(ta, &w->vm) != 0) || (tb && kg_jsonfast_render(tb, &w->vs) != 0))
+  if ((ta && kg_jsonfast_render(ta, &w->vm, &w->tmp) != 0) ||
+      (tb && kg_jsonfast_render(tb, &w->vs, &w->tmp) != 0))
     return UNSURE;
   kg_diffs_add(w->out, w->where.data, w->where.data, ta ? w->vm.data : NULL,
                tb ? w->vs.data : NULL);
@@ -783,7 +841,7 @@ static int kg_jsonfast_run(kg_jsonfast_walk *w) {
     } else if (ta.ev == tb.ev && (ta.ev == KG_JSONFAST_OBJ || ta.ev == KG_JSONFAST_ARR)) {
       rc = 0; /* both descend */
     } else if (kg_jsonfast_is_scalar(ta.ev) && kg_jsonfast_is_scalar(tb.ev)) {
-      int eq = kg_jsonfast_scalar_eq(&ta, &tb);
+      int eq = kg_jsonfast_scalar_eq(&ta, &tb, &w->vm, &w->vs);
       if (eq == UNSURE) return UNSURE;
       rc = eq ? 0 : kg_jsonfast_differ(w, &ta, &tb);
     } else {
@@ -825,14 +883,13 @@ int kg_jsonfast(const char *a, size_t alen, const char *b, size_t blen,
   } else {
     kg_diffs_free(&tmp);
   }
-  for (size_t k = 0; k < w.nign; k++) kg_jsonpath_free(&w.ign[k]);
-  for (size_t k = 0; k < w.nuno; k++) kg_jsonpath_free(&w.uno[k]);
-  free(w.ign);
-  free(w.uno);
+  kg_jsonpath_free_all(w.ign, w.nign);
+  kg_jsonpath_free_all(w.uno, w.nuno);
   free(w.path);
   kg_buf_free(&w.where);
   kg_buf_free(&w.vm);
   kg_buf_free(&w.vs);
+  kg_buf_free(&w.tmp);
   kg_jsonfast_side_free(&w.a);
   kg_jsonfast_side_free(&w.b);
   return rc == 0 ? 0 : KG_JSONFAST_FALLBACK;

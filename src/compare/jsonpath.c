@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/common.h"
 #include "compare/jsondiff.h"
 
@@ -177,6 +178,71 @@ uint64_t kg_jsonpath_step(const kg_jsonpath_pat *p, uint64_t st, const kg_jsonpa
   return nx;
 }
 
+/* Appends s as a JSON string: quotes, backslashes and control bytes are
+ * escaped; UTF-8 stays as is (jansson has validated it). */
+void kg_jsonpath_put_str(kg_buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  kg_buf_append(b, "\"", 1);
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    kg_buf_append(b, s + run, i - run);
+    run = i + 1;
+    char e[6] = {'\\', 0};
+    size_t elen = 2;
+    switch (c) {
+      case '"': e[1] = '"'; break;
+      case '\\': e[1] = '\\'; break;
+      case '\n': e[1] = 'n'; break;
+      case '\r': e[1] = 'r'; break;
+      case '\t': e[1] = 't'; break;
+      case '\b': e[1] = 'b'; break;
+      case '\f': e[1] = 'f'; break;
+      default:
+        memcpy(e + 1, "u00", 3);
+        e[4] = hex[c >> 4];
+        e[5] = hex[c & 15];
+        elen = 6;
+    }
+    kg_buf_append(b, e, elen);
+  }
+  kg_buf_append(b, s + run, n - run);
+  kg_buf_append(b, "\"", 1);
+}
+
+/* Shortest decimal that reads back as d (jansson's dump always uses 17
+ * digits, which turns 0.1 into 0.10000000000000001). */
+void kg_jsonpath_put_real(kg_buf *b, double d) {
+  char tmp[40];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+    if (strtod(tmp, NULL) == d) break;
+  }
+  bool looks_real = false;
+  for (char *c = tmp; *c; c++) {
+    if (*c == ',') *c = '.'; /* a locale's decimal comma */
+    if (*c == '.' || *c == 'e') looks_real = true;
+  }
+  kg_buf_appends(b, tmp);
+  if (!looks_real) kg_buf_append(b, ".0", 2);
+}
+
+void kg_jsonpath_put_seg(kg_buf *b, const kg_jsonpath_seg *s) {
+  if (s->kind == KG_JSONPATH_S_INDEX) {
+    kg_buf_appendf(b, "[%zu]", s->index);
+  } else if (s->kind == KG_JSONPATH_S_ANYINDEX) {
+    kg_buf_append(b, "[*]", 3);
+  } else if (kg_jsonpath_is_ident(s->key, s->keylen)) {
+    kg_buf_append(b, ".", 1);
+    kg_buf_append(b, s->key, s->keylen);
+  } else {
+    kg_buf_append(b, "[", 1);
+    kg_jsonpath_put_str(b, s->key, s->keylen);
+    kg_buf_append(b, "]", 1);
+  }
+}
+
 bool kg_jsonpath_is_ident(const char *k, size_t n) {
   if (n == 0 || !kg_jsonpath_ident_start(k[0])) return false;
   for (size_t i = 1; i < n; i++)
@@ -190,6 +256,11 @@ size_t kg_jsonpath_compile_all(const char *const *list, size_t n, kg_jsonpath_pa
   for (size_t i = 0; i < n; i++)
     if (list[i] && kg_jsonpath_parse(&(*out)[k], list[i], false, NULL, 0) == 0) k++;
   return k;
+}
+
+void kg_jsonpath_free_all(kg_jsonpath_pat *v, size_t n) {
+  for (size_t k = 0; k < n; k++) kg_jsonpath_free(&v[k]);
+  free(v);
 }
 
 bool kg_jsonpath_match(const char *pattern, const char *path) {

@@ -1,5 +1,6 @@
 /* jsonpath.h: JSON paths and patterns, compiled and matched (see the
- * syntax in jsondiff.h). Shared by the tree differ (jsondiff.c) and the
+ * syntax in jsondiff.h), and how locations and values are written in
+ * differences. Shared by the tree differ (jsondiff.c) and the
  * lockstep fast path (jsonfast.c); not for use outside compare/.
  *
  * A pattern compiles to a list of segments matched by a tiny NFA: bit i of
@@ -11,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/buf.h"
 
 /* Pattern positions are bits of a uint64_t, plus one bit for "matched". */
 #define KG_JSONPATH_MAX_SEGS 63
@@ -52,9 +55,11 @@ int kg_jsonpath_parse(kg_jsonpath_pat *p, const char *s, bool path_mode, char *e
 /* Frees what p owns (its segments); p may be reused. */
 void kg_jsonpath_free(kg_jsonpath_pat *p);
 /* Compiles the valid patterns of list into *out (owned by the caller: free
- * each with kg_jsonpath_free, then the array); returns how many. Invalid
+ * with kg_jsonpath_free_all); returns how many. Invalid
  * or NULL entries are skipped. */
 size_t kg_jsonpath_compile_all(const char *const *list, size_t n, kg_jsonpath_pat **out);
+/* Frees n patterns from kg_jsonpath_compile_all and their array v. */
+void kg_jsonpath_free_all(kg_jsonpath_pat *v, size_t n);
 /* The state bit meaning "the whole pattern matched". */
 uint64_t kg_jsonpath_accept(const kg_jsonpath_pat *p);
 /* One NFA step over path segment s from state st (the root's state is 1).
@@ -62,6 +67,16 @@ uint64_t kg_jsonpath_accept(const kg_jsonpath_pat *p);
  * unordered ones name one array). */
 uint64_t kg_jsonpath_step(const kg_jsonpath_pat *p, uint64_t st, const kg_jsonpath_seg *s,
                           bool sticky);
+/* Appends s (n bytes, valid UTF-8) as a JSON string: quotes, backslashes
+ * and control bytes escaped, UTF-8 as is. How keys in paths and string
+ * values in differences are written. */
+void kg_jsonpath_put_str(kg_buf *b, const char *s, size_t n);
+/* Appends the shortest decimal that reads back as d, always with a '.' or
+ * an exponent (1.0, not 1): how real values are written in differences. */
+void kg_jsonpath_put_real(kg_buf *b, double d);
+/* Appends one path segment as a location is written: .name, ["other key"],
+ * [3] or [*] (the path's "$" is the caller's). */
+void kg_jsonpath_put_seg(kg_buf *b, const kg_jsonpath_seg *s);
 /* True when key k (n bytes) is written .k in a path rather than ["k"]. */
 bool kg_jsonpath_is_ident(const char *k, size_t n);
 

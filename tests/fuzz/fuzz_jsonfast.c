@@ -31,19 +31,25 @@ typedef struct fz_patterns {
   size_t nnoisy;
 } fz_patterns;
 
+/* One pattern line: "i ", "u " or "n " and the pattern. */
+static void fz_take(const uint8_t *line, size_t len, fz_patterns *ps) {
+  if (len < 3 || line[1] != ' ') return;
+  char **list = line[0] == 'i' ? ps->ignore : line[0] == 'u' ? ps->unordered
+              : line[0] == 'n' ? ps->noisy : NULL;
+  size_t *n = line[0] == 'i' ? &ps->nignore : line[0] == 'u' ? &ps->nunordered
+            : &ps->nnoisy;
+  if (list == NULL || *n == FZ_MAX_PATTERNS) return;
+  list[(*n)++] = strndup((const char *)line + 2, len - 2);
+}
+
 static void fz_read_patterns(fz_in part, fz_patterns *ps) {
-  char *text = fz_strdup(part);
-  char *save = NULL;
-  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-    if (strlen(line) < 3 || line[1] != ' ') continue;
-    if (line[0] == 'i' && ps->nignore < FZ_MAX_PATTERNS)
-      ps->ignore[ps->nignore++] = strdup(line + 2);
-    else if (line[0] == 'u' && ps->nunordered < FZ_MAX_PATTERNS)
-      ps->unordered[ps->nunordered++] = strdup(line + 2);
-    else if (line[0] == 'n' && ps->nnoisy < FZ_MAX_PATTERNS)
-      ps->noisy[ps->nnoisy++] = strdup(line + 2);
+  while (part.n > 0) {
+    const uint8_t *nl = memchr(part.p, '\n', part.n);
+    size_t len = nl ? (size_t)(nl - part.p) : part.n;
+    fz_take(part.p, len, ps);
+    part.p += len + (nl != NULL);
+    part.n -= len + (nl != NULL);
   }
-  free(text);
 }
 
 static bool fz_same_str(const char *x, const char *y) {
@@ -91,18 +97,17 @@ static bool fz_compare(const char *a, size_t alen, const char *b, size_t blen,
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fz_in in = {data, size};
+  fz_in rest = {data, size}, pats = fz_part(&rest), pa = fz_part(&rest);
   fz_patterns ps = {0};
-  fz_read_patterns(fz_part(&in), &ps);
-  fz_in pa = fz_part(&in);
-  char *a = fz_dup(pa), *b = fz_dup(in);
+  fz_read_patterns(pats, &ps);
+  char *a = fz_dup(pa), *b = fz_dup(rest);
 
   kg_noise_view noisy = {ps.noisy, ps.nnoisy};
   kg_jsondiff_opts o = {(const char *const *)ps.ignore, ps.nignore,
                         (const char *const *)ps.unordered, ps.nunordered, &noisy};
   kg_diffs tree;
   int rc_tree;
-  fz_compare(a, pa.n, b, in.n, &o, &rc_tree, &tree);
+  fz_compare(a, pa.n, b, rest.n, &o, &rc_tree, &tree);
 
   /* Every location the tree reported, as learned noise. */
   if (rc_tree == 0 && tree.n > 0) {
@@ -113,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o2.noisy = &all;
     kg_diffs again;
     int rc2;
-    fz_compare(a, pa.n, b, in.n, &o2, &rc2, &again);
+    fz_compare(a, pa.n, b, rest.n, &o2, &rc2, &again);
     FZ_CHECK(rc2 == 0);
     kg_diffs_free(&again);
     free(all.patterns);

@@ -60,6 +60,19 @@ static int check(const char *a, const char *b, const kg_jsondiff_opts *o, kg_dif
   return rc_fast;
 }
 
+/* check() for a case where only counts matter: the fast path's answer,
+ * kg_jsondiff's return, its total and its number of suppressed patterns. */
+static void expect(const char *a, const char *b, const kg_jsondiff_opts *o, int want_fast,
+                   int want_rc, size_t want_total, size_t want_suppressed) {
+  kg_diffs d;
+  int rc;
+  assert_int_equal(check(a, b, o, &d, &rc), want_fast);
+  assert_int_equal(rc, want_rc);
+  assert_int_equal(d.total, want_total);
+  assert_int_equal(d.nsuppressed, want_suppressed);
+  kg_diffs_free(&d);
+}
+
 /* --- noise only: decided without trees ---------------------------------- */
 
 static void test_noise_only_equal(void **state) {
@@ -89,25 +102,16 @@ static void test_ignored_subtree_and_extras(void **state) {
   (void)state;
   const char *ign[] = {"$.meta", "$.a[2]", "$.o.t"};
   kg_jsondiff_opts o = {ign, 3, NULL, 0, NULL};
-  kg_diffs d;
-  int rc;
   /* Differences deep in an ignored node, of type and of length: one
    * suppression, and the rest of the node is not looked at. */
-  assert_int_equal(check("{\"meta\":{\"a\":[1,2,{\"b\":3}],\"c\":\"d\"},\"x\":1}",
-                         "{\"meta\":{\"a\":[1,{},{\"b\":4}],\"c\":5,\"f\":1},\"x\":1}", &o, &d,
-                         &rc),
-                   0);
-  assert_int_equal(d.total, 0);
-  assert_int_equal(d.nsuppressed, 1);
-  kg_diffs_free(&d);
+  expect("{\"meta\":{\"a\":[1,2,{\"b\":3}],\"c\":\"d\"},\"x\":1}",
+         "{\"meta\":{\"a\":[1,{},{\"b\":4}],\"c\":5,\"f\":1},\"x\":1}", &o, 0, 0, 0, 1);
   /* An element and a member only one side has, both ignored. */
-  assert_int_equal(check("{\"a\":[1,2,3],\"o\":{\"k\":1,\"t\":2}}", "{\"a\":[1,2],\"o\":{\"k\":1}}",
-                         &o, &d, &rc),
-                   0);
-  assert_int_equal(d.total, 0);
-  assert_int_equal(d.nsuppressed, 2);
-  kg_diffs_free(&d);
+  expect("{\"a\":[1,2,3],\"o\":{\"k\":1,\"t\":2}}", "{\"a\":[1,2],\"o\":{\"k\":1}}", &o, 0, 0, 0,
+         2);
   /* One more element is not ignored: the tree differ reports it. */
+  kg_diffs d;
+  int rc;
   assert_int_equal(check("{\"a\":[1,2,3,4]}", "{\"a\":[1,2]}", &o, &d, &rc),
                    KG_JSONFAST_FALLBACK);
   assert_int_equal(d.n, 1);
@@ -142,6 +146,37 @@ static void test_learned_noise(void **state) {
   kg_diffs_free(&d);
 }
 
+/* More noisy locations than a differences list keeps: counted the same way
+ * as the tree differ counts them. */
+static void test_learned_noise_over_cap(void **state) {
+  (void)state;
+  enum { N = 150 };
+  kg_buf a = KG_BUF_INIT, b = KG_BUF_INIT;
+  char *paths[N];
+  kg_buf_appends(&a, "[");
+  kg_buf_appends(&b, "[");
+  for (int i = 0; i < N; i++) {
+    kg_buf_appendf(&a, "%s{\"ts\":%d}", i ? "," : "", i);
+    kg_buf_appendf(&b, "%s{\"ts\":%d}", i ? "," : "", i + 1000);
+    char p[32];
+    snprintf(p, sizeof(p), "$[%d].ts", i);
+    paths[i] = kg_strdup(p);
+  }
+  kg_buf_appends(&a, "]");
+  kg_buf_appends(&b, "]");
+  kg_noise_view noisy = {paths, N};
+  kg_jsondiff_opts o = {NULL, 0, NULL, 0, &noisy};
+  kg_diffs d;
+  int rc;
+  assert_int_equal(check(a.data, b.data, &o, &d, &rc), 0);
+  assert_int_equal(d.n, 100);
+  assert_int_equal(d.total, N);
+  kg_diffs_free(&d);
+  for (int i = 0; i < N; i++) free(paths[i]);
+  kg_buf_free(&a);
+  kg_buf_free(&b);
+}
+
 /* --- what the fast path leaves to the tree differ ------------------------ */
 
 static void test_real_change_located_as_tree(void **state) {
@@ -165,37 +200,20 @@ static void test_real_change_located_as_tree(void **state) {
 
 static void test_key_order_falls_back(void **state) {
   (void)state;
-  kg_diffs d;
-  int rc;
-  assert_int_equal(check("{\"a\":1,\"b\":{\"c\":2,\"d\":3}}", "{\"b\":{\"d\":3,\"c\":2},\"a\":1}",
-                         NULL, &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(rc, 0);
-  assert_int_equal(d.total, 0);
-  kg_diffs_free(&d);
+  expect("{\"a\":1,\"b\":{\"c\":2,\"d\":3}}", "{\"b\":{\"d\":3,\"c\":2},\"a\":1}", NULL,
+         KG_JSONFAST_FALLBACK, 0, 0, 0);
 }
 
 static void test_numbers(void **state) {
   (void)state;
-  kg_diffs d;
-  int rc;
   /* Equal values in other spellings: decided, equal. */
-  assert_int_equal(check("[1,-0,0.5,1e2,100]", "[1.0,0,5e-1,100,1E2]", NULL, &d, &rc), 0);
-  assert_int_equal(d.total, 0);
-  kg_diffs_free(&d);
+  expect("[1,-0,0.5,1e2,100]", "[1.0,0,5e-1,100,1E2]", NULL, 0, 0, 0, 0);
   /* 2^53+1 as an integer and as a real differ (exact comparison). */
-  assert_int_equal(check("[9007199254740993]", "[9007199254740993.0]", NULL, &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(d.total, 1);
-  kg_diffs_free(&d);
+  expect("[9007199254740993]", "[9007199254740993.0]", NULL, KG_JSONFAST_FALLBACK, 0, 1, 0);
   /* Beyond 18 digits, or a real that overflows: the tree differ's call. */
-  assert_int_equal(check("[12345678901234567890]", "[12345678901234567890]", NULL, &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(rc, 0);
-  kg_diffs_free(&d);
-  assert_int_equal(check("[1e999]", "[1]", NULL, &d, &rc), KG_JSONFAST_FALLBACK);
-  assert_int_equal(rc, -1);
-  kg_diffs_free(&d);
+  expect("[12345678901234567890]", "[12345678901234567890]", NULL, KG_JSONFAST_FALLBACK, 0,
+         0, 0);
+  expect("[1e999]", "[1]", NULL, KG_JSONFAST_FALLBACK, -1, 0, 0);
 }
 
 static void test_unicode_escapes(void **state) {
@@ -204,57 +222,48 @@ static void test_unicode_escapes(void **state) {
   kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
   kg_diffs d;
   int rc;
-  /* Equal after unescaping: only the tree can tell, and it says equal. */
-  assert_int_equal(check("{\"s\":\"caf\\u00e9\",\"t\":\"\\/\"}", "{\"s\":\"caf\xc3\xa9\",\"t\":\"/\"}",
-                         &o, &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(d.total + d.nsuppressed, 0);
+  /* Equal after unescaping: equal, decided without trees. */
+  expect("{\"s\":\"caf\\u00e9\",\"t\":\"\\/\\u0041\\u20ac\"}",
+         "{\"s\":\"caf\xc3\xa9\",\"t\":\"/A\xe2\x82\xac\"}", &o, 0, 0, 0, 0);
+  /* Different after unescaping, under an ignore pattern: suppressed. */
+  expect("{\"s\":\"a\\tb\"}", "{\"s\":\"a\\nb\"}", &o, 0, 0, 0, 1);
+  /* At a learned-noise location: rendered as the tree differ renders it. */
+  char *noisy_paths[] = {"$.s", "$.r"};
+  kg_noise_view noisy = {noisy_paths, 2};
+  kg_jsondiff_opts on = {NULL, 0, NULL, 0, &noisy};
+  assert_int_equal(check("{\"s\":\"\\u00e9\\/\\u0001\",\"r\":0.10}", "{\"s\":\"x\",\"r\":1.5e-7}",
+                         &on, &d, &rc),
+                   0);
+  assert_int_equal(d.n, 2);
+  assert_string_equal(d.v[0].master, "\"\xc3\xa9/\\u0001\"");
+  assert_string_equal(d.v[1].master, "0.1");
   kg_diffs_free(&d);
   /* Escapes the same on both sides are read, not given up on. */
-  assert_int_equal(check("{\"s\":\"a\\n\\u00e9\\\"\",\"t\":1}", "{\"s\":\"a\\n\\u00e9\\\"\",\"t\":1}",
-                         &o, &d, &rc),
-                   0);
-  kg_diffs_free(&d);
+  expect("{\"s\":\"a\\n\\u00e9\\\"\",\"t\":1}", "{\"s\":\"a\\n\\u00e9\\\"\",\"t\":1}", &o, 0, 0,
+         0, 0);
   /* Invalid UTF-8 and lone surrogates are not JSON for jansson. */
-  assert_int_equal(check("[\"\xed\xa0\x80\"]", "[1]", NULL, &d, &rc), KG_JSONFAST_FALLBACK);
-  assert_int_equal(rc, -1);
-  kg_diffs_free(&d);
-  assert_int_equal(check("[1]", "[\"\\udc00\"]", NULL, &d, &rc), KG_JSONFAST_FALLBACK);
-  assert_int_equal(rc, -2);
-  kg_diffs_free(&d);
+  expect("[\"\xed\xa0\x80\"]", "[1]", NULL, KG_JSONFAST_FALLBACK, -1, 0, 0);
+  expect("[1]", "[\"\\udc00\"]", NULL, KG_JSONFAST_FALLBACK, -2, 0, 0);
 }
 
 static void test_duplicate_keys(void **state) {
   (void)state;
   const char *ign[] = {"$.a"};
   kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
-  kg_diffs d;
-  int rc;
   /* jansson keeps the last "a": the first ones differing is no difference,
    * not even a suppressed one. */
-  assert_int_equal(check("{\"a\":1,\"b\":0,\"a\":2}", "{\"a\":3,\"b\":0,\"a\":2}", &o, &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(d.total + d.nsuppressed, 0);
-  kg_diffs_free(&d);
+  expect("{\"a\":1,\"b\":0,\"a\":2}", "{\"a\":3,\"b\":0,\"a\":2}", &o, KG_JSONFAST_FALLBACK, 0,
+         0, 0);
   /* A duplicate in an object nothing differed under does not matter. */
-  assert_int_equal(check("{\"x\":{\"k\":1,\"k\":1},\"a\":1}", "{\"x\":{\"k\":1,\"k\":1},\"a\":2}", &o,
-                         &d, &rc),
-                   0);
-  assert_int_equal(d.nsuppressed, 1);
-  kg_diffs_free(&d);
+  expect("{\"x\":{\"k\":1,\"k\":1},\"a\":1}", "{\"x\":{\"k\":1,\"k\":1},\"a\":2}", &o, 0, 0, 0,
+         1);
   /* Many keys (sorted check) with a duplicate under a difference. */
   kg_buf a = KG_BUF_INIT, b = KG_BUF_INIT;
-  kg_buf_appends(&a, "{");
-  kg_buf_appends(&b, "{");
-  for (int i = 0; i < 40; i++) {
-    kg_buf_appendf(&a, "\"k%d\":%d,", i % 39, i);
-    kg_buf_appendf(&b, "\"k%d\":%d,", i % 39, i);
-  }
-  kg_buf_appends(&a, "\"a\":1}");
-  kg_buf_appends(&b, "\"a\":2}");
-  assert_int_equal(check(a.data, b.data, &o, &d, &rc), KG_JSONFAST_FALLBACK);
-  assert_int_equal(d.nsuppressed, 1);
-  kg_diffs_free(&d);
+  for (int i = 0; i < 40; i++) kg_buf_appendf(&a, "%s\"k%d\":%d", i ? "," : "{", i % 39, i);
+  kg_buf_appends(&b, a.data);
+  kg_buf_appends(&a, ",\"a\":1}");
+  kg_buf_appends(&b, ",\"a\":2}");
+  expect(a.data, b.data, &o, KG_JSONFAST_FALLBACK, 0, 0, 1);
   kg_buf_free(&a);
   kg_buf_free(&b);
 }
@@ -264,17 +273,11 @@ static void test_unordered_falls_back(void **state) {
   const char *ign[] = {"$..ts"};
   const char *uno[] = {"$.l"};
   kg_jsondiff_opts o = {ign, 1, uno, 1, NULL};
-  kg_diffs d;
-  int rc;
-  assert_int_equal(check("{\"l\":[{\"id\":1,\"ts\":1},{\"id\":2,\"ts\":2}]}",
-                         "{\"l\":[{\"id\":2,\"ts\":3},{\"id\":1,\"ts\":4}]}", &o, &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(d.total, 0);
-  kg_diffs_free(&d);
+  expect("{\"l\":[{\"id\":1,\"ts\":1},{\"id\":2,\"ts\":2}]}",
+         "{\"l\":[{\"id\":2,\"ts\":3},{\"id\":1,\"ts\":4}]}", &o, KG_JSONFAST_FALLBACK, 0, 0,
+         1);
   /* Noise outside the unordered array is still decided. */
-  assert_int_equal(check("{\"l\":[1,2],\"ts\":1}", "{\"l\":[1,2],\"ts\":2}", &o, &d, &rc), 0);
-  assert_int_equal(d.nsuppressed, 1);
-  kg_diffs_free(&d);
+  expect("{\"l\":[1,2],\"ts\":1}", "{\"l\":[1,2],\"ts\":2}", &o, 0, 0, 0, 1);
 }
 
 static void test_invalid_json(void **state) {
@@ -282,15 +285,9 @@ static void test_invalid_json(void **state) {
   static const char *const bad[] = {"", " ", "{", "[1,]", "{\"a\" 1}", "01", "[1] x",
                                     "\xef\xbb\xbf[1]", "[\"a\x01\"]", "[tru]", "{\"a\":1,}",
                                     "-", "1.", "[\"\\x\"]", "{\"\\u0000\":1}"};
-  kg_diffs d;
-  int rc;
   for (size_t i = 0; i < KG_ARRAY_SIZE(bad); i++) {
-    assert_int_equal(check(bad[i], "[1]", NULL, &d, &rc), KG_JSONFAST_FALLBACK);
-    assert_int_equal(rc, -1);
-    kg_diffs_free(&d);
-    assert_int_equal(check("[1]", bad[i], NULL, &d, &rc), KG_JSONFAST_FALLBACK);
-    assert_int_equal(rc, -2);
-    kg_diffs_free(&d);
+    expect(bad[i], "[1]", NULL, KG_JSONFAST_FALLBACK, -1, 0, 0);
+    expect("[1]", bad[i], NULL, KG_JSONFAST_FALLBACK, -2, 0, 0);
   }
   /* A NUL byte ends nothing: the body is as long as it says. */
   kg_diffs fast = {0};
@@ -309,29 +306,22 @@ static void test_deep_nesting(void **state) {
   (void)state;
   const char *ign[] = {"$..ts"};
   kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
-  kg_diffs d;
-  int rc;
-  /* Deep noise is decided without recursion. */
-  char *a = nested(1000, "{\"k\":[", "{\"ts\":1}", "]}");
-  char *b = nested(1000, "{\"k\":[", "{\"ts\":2}", "]}");
-  assert_int_equal(check(a, b, &o, &d, &rc), KG_JSONFAST_FALLBACK); /* 2001 levels */
-  assert_int_equal(rc, 0);
-  assert_int_equal(d.nsuppressed, 1);
-  kg_diffs_free(&d);
-  free(a);
-  free(b);
-  a = nested(500, "{\"k\":[", "{\"ts\":1}", "]}");
-  b = nested(500, "{\"k\":[", "{\"ts\":2}", "]}");
-  assert_int_equal(check(a, b, &o, &d, &rc), 0);
-  assert_int_equal(d.nsuppressed, 1);
-  kg_diffs_free(&d);
-  free(a);
-  free(b);
+  /* Deep noise is decided without recursion; deeper than 1024 levels
+   * (here 2001) the tree differ decides, within jansson's limit. */
+  static const struct {
+    size_t depth;
+    int fast;
+  } cases[] = {{500, 0}, {1000, KG_JSONFAST_FALLBACK}};
+  for (size_t i = 0; i < KG_ARRAY_SIZE(cases); i++) {
+    char *a = nested(cases[i].depth, "{\"k\":[", "{\"ts\":1}", "]}");
+    char *b = nested(cases[i].depth, "{\"k\":[", "{\"ts\":2}", "]}");
+    expect(a, b, &o, cases[i].fast, 0, 0, 1);
+    free(a);
+    free(b);
+  }
   /* Far beyond jansson's limit: not JSON, and no stack overflow. */
-  a = nested(100000, "[", "1", "]");
-  assert_int_equal(check(a, a, NULL, &d, &rc), KG_JSONFAST_FALLBACK);
-  assert_int_equal(rc, -1);
-  kg_diffs_free(&d);
+  char *a = nested(100000, "[", "1", "]");
+  expect(a, a, NULL, KG_JSONFAST_FALLBACK, -1, 0, 0);
   free(a);
 }
 
@@ -349,6 +339,7 @@ int main(void) {
       cmocka_unit_test(test_noise_only_equal),
       cmocka_unit_test(test_ignored_subtree_and_extras),
       cmocka_unit_test(test_learned_noise),
+      cmocka_unit_test(test_learned_noise_over_cap),
       cmocka_unit_test(test_real_change_located_as_tree),
       cmocka_unit_test(test_key_order_falls_back),
       cmocka_unit_test(test_numbers),
