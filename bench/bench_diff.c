@@ -133,13 +133,16 @@ static void gen_json(kg_buf *out, bool variant, size_t nchanges) {
 static void gen_noisy_json(kg_buf *out, bool variant) {
   rng_state = 0x2545F4914F6CDD1DULL;
   uint32_t salt = variant ? 0x5bd1e995u : 0;
-  kg_buf_appendf(out, "{\"request_id\":\"%08x\",\"ts\":\"2026-12-03T08:%02u:00.000Z\",\"records\":[\n",
+  kg_buf_appendf(out,
+                 "{\"request_id\":\"%08x\",\"ts\":\"2026-12-03T08:%02u:00.000Z\","
+                 "\"records\":[\n",
                  0xabcdef01u ^ salt, variant ? 1u : 0u);
   for (unsigned i = 0; out->len < TARGET_BYTES - 300; i++) {
     uint32_t r = rng();
     kg_buf_appendf(out,
-                   "%s{\"id\":%u,\"request_id\":\"%08x-%04x\",\"ts\":\"2026-12-03T08:15:%02u.%03uZ\","
-                   "\"name\":\"%s %s\",\"price\":%u.%02u,\"stock\":%u,\"active\":%s}\n",
+                   "%s{\"id\":%u,\"request_id\":\"%08x-%04x\","
+                   "\"ts\":\"2026-12-03T08:15:%02u.%03uZ\",\"name\":\"%s %s\","
+                   "\"price\":%u.%02u,\"stock\":%u,\"active\":%s}\n",
                    i ? "," : "", i, r ^ salt, i & 0xffff, (i / 1000 + (variant ? 1 : 0)) % 60,
                    (r ^ salt) % 1000, words[r % NWORDS], words[(r >> 8) % NWORDS],
                    1 + (r >> 12) % 90, r % 100, (r >> 4) % 500, (r & 2) ? "true" : "false");

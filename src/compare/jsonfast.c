@@ -10,8 +10,14 @@
  *     the whole body as doubles, a real that may overflow, a NUL byte,
  *     nesting beyond KG_JSONFAST_MAX_DEPTH) is "unsure": the fast path
  *     gives up and the tree differ decides. Unsure must never be "valid".
- *   - The driver pulls one event from each side and compares them. Equal
- *     bytes are equal values; strings whose bytes differ are compared
+ *   - While the two documents are byte for byte the same, which is most of
+ *     the time, only the master's is tokenized: the shadow's bytes are
+ *     compared a word at a time and its reader is "in step" (its state is
+ *     the master's). Where an event reads differently, the shadow's reader
+ *     takes the master's state and both are read until the difference is
+ *     dealt with (kg_jsonfast_run).
+ *   - Out of step, the driver pulls one event from each side and compares
+ *     them. Equal bytes are equal values; strings whose bytes differ are compared
  *     after unescaping, numbers by value (as jsondiff.c's num), so 1 and
  *     1.0 or "\u00e9" and "é" are equal here too.
  *   - Where two values differ, the path (read off the master's stack) is
@@ -25,7 +31,7 @@
  *     duplicates when it closes; a duplicate means "give up".
  *   - Unordered arrays pair elements by value: any difference under one
  *     (outside an ignored node) means "give up".
- * Everything here is reentrant: no globals but constant tables. */
+ * Everything here is reentrant: no globals. */
 #include "compare/jsonfast.h"
 
 #include <math.h>
@@ -51,7 +57,8 @@
 /* Objects with more keys than this are checked for duplicates by sorting. */
 #define KG_JSONFAST_DUP_LINEAR 16
 
-#define UNSURE (-1) /* reader and driver: give up, the tree differ decides */
+/* Reader and driver: give up, the tree differ decides. */
+#define KG_JSONFAST_UNSURE (-1)
 
 typedef enum kg_jsonfast_ev {
   KG_JSONFAST_END,   /* the document ended after its value */
@@ -188,7 +195,7 @@ static int kg_jsonfast_string(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
      * skipped a word at a time, then byte by byte. */
     while (end - p >= 8 && !kg_jsonfast_word_special(p)) p += 8;
     while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
-    if (p == end) return UNSURE;
+    if (p == end) return KG_JSONFAST_UNSURE;
     if (*p == '"') {
       t->p = s->p;
       t->n = (size_t)((const char *)p + 1 - s->p);
@@ -197,29 +204,29 @@ static int kg_jsonfast_string(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
     }
     if (*p == '\\') {
       t->esc = true;
-      if (end - p < 2) return UNSURE;
+      if (end - p < 2) return KG_JSONFAST_UNSURE;
       unsigned char e = p[1];
       if (e == 'u') {
-        if (end - p < 6) return UNSURE;
+        if (end - p < 6) return KG_JSONFAST_UNSURE;
         unsigned v = 0;
         for (int i = 2; i < 6; i++) {
           int h = kg_jsonfast_hex(p[i]);
-          if (h < 0) return UNSURE;
+          if (h < 0) return KG_JSONFAST_UNSURE;
           v = v * 16 + (unsigned)h;
         }
-        if (v == 0 || (v >= 0xd800 && v <= 0xdfff)) return UNSURE;
+        if (v == 0 || (v >= 0xd800 && v <= 0xdfff)) return KG_JSONFAST_UNSURE;
         p += 6;
       } else if (strchr("\"\\/bfnrt", e) != NULL && e != '\0') {
         p += 2;
       } else {
-        return UNSURE;
+        return KG_JSONFAST_UNSURE;
       }
     } else if (*p >= 0x80) {
       size_t n = kg_jsonfast_utf8(p, end);
-      if (n == 0) return UNSURE;
+      if (n == 0) return KG_JSONFAST_UNSURE;
       p += n;
     } else {
-      return UNSURE; /* a control byte: invalid inside a string */
+      return KG_JSONFAST_UNSURE; /* a control byte: invalid inside a string */
     }
   }
 }
@@ -233,7 +240,7 @@ static bool kg_jsonfast_digit(const char *p, const char *end) {
 static int kg_jsonfast_number(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
   const char *p = s->p, *end = s->end;
   if (*p == '-') p++;
-  if (!kg_jsonfast_digit(p, end)) return UNSURE;
+  if (!kg_jsonfast_digit(p, end)) return KG_JSONFAST_UNSURE;
   const char *digits = p;
   if (*p == '0') {
     p++;
@@ -244,31 +251,31 @@ static int kg_jsonfast_number(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
   bool frac = false, exp = false;
   if (p < end && *p == '.') {
     p++;
-    if (!kg_jsonfast_digit(p, end)) return UNSURE;
+    if (!kg_jsonfast_digit(p, end)) return KG_JSONFAST_UNSURE;
     while (kg_jsonfast_digit(p, end)) p++;
     frac = true;
   }
   if (p < end && (*p == 'e' || *p == 'E')) {
     p++;
     if (p < end && (*p == '+' || *p == '-')) p++;
-    if (!kg_jsonfast_digit(p, end)) return UNSURE;
+    if (!kg_jsonfast_digit(p, end)) return KG_JSONFAST_UNSURE;
     while (kg_jsonfast_digit(p, end)) p++;
     exp = true;
   }
   t->p = s->p;
   t->n = (size_t)(p - s->p);
   t->isint = !frac && !exp;
-  if (t->isint && intdigits > KG_JSONFAST_MAX_INT_DIGITS) return UNSURE;
-  if (!t->isint && intdigits > KG_JSONFAST_MAX_REAL_DIGITS) return UNSURE;
+  if (t->isint && intdigits > KG_JSONFAST_MAX_INT_DIGITS) return KG_JSONFAST_UNSURE;
+  if (!t->isint && intdigits > KG_JSONFAST_MAX_REAL_DIGITS) return KG_JSONFAST_UNSURE;
   if (exp) {
     /* Could overflow: read it, as jansson will. */
     char tmp[64];
-    if (t->n >= sizeof(tmp)) return UNSURE;
+    if (t->n >= sizeof(tmp)) return KG_JSONFAST_UNSURE;
     memcpy(tmp, t->p, t->n);
     tmp[t->n] = '\0';
     char *stop = NULL;
     double d = strtod(tmp, &stop);
-    if (stop != tmp + t->n || !isfinite(d)) return UNSURE;
+    if (stop != tmp + t->n || !isfinite(d)) return KG_JSONFAST_UNSURE;
   }
   s->p = p;
   return 0;
@@ -285,11 +292,11 @@ static int kg_jsonfast_literal(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
       return 0;
     }
   }
-  return UNSURE;
+  return KG_JSONFAST_UNSURE;
 }
 
 static int kg_jsonfast_push(kg_jsonfast_side *s, bool obj) {
-  if (s->depth + 1 > KG_JSONFAST_MAX_DEPTH) return UNSURE;
+  if (s->depth + 1 > KG_JSONFAST_MAX_DEPTH) return KG_JSONFAST_UNSURE;
   if (s->depth + 1 == s->cap) {
     s->cap *= 2;
     s->lv = kg_realloc(s->lv, s->cap * sizeof(*s->lv));
@@ -333,7 +340,7 @@ static bool kg_jsonfast_has_dup(const kg_jsonfast_side *s, size_t from) {
  * must not have a duplicate key (jansson would keep only the last). */
 static int kg_jsonfast_pop(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
   kg_jsonfast_level *lv = &s->lv[s->depth];
-  if (lv->obj && lv->dirty && kg_jsonfast_has_dup(s, lv->keys0)) return UNSURE;
+  if (lv->obj && lv->dirty && kg_jsonfast_has_dup(s, lv->keys0)) return KG_JSONFAST_UNSURE;
   s->nkeys = lv->keys0;
   s->depth--;
   s->p++;
@@ -347,7 +354,7 @@ static int kg_jsonfast_value(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
   kg_jsonfast_level *lv = &s->lv[s->depth];
   lv->state = KG_JSONFAST_AFTER;
   if (!lv->obj) lv->count++;
-  if (s->p == s->end) return UNSURE;
+  if (s->p == s->end) return KG_JSONFAST_UNSURE;
   switch (*s->p) {
     case '{':
     case '[':
@@ -372,15 +379,15 @@ static int kg_jsonfast_value(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
 /* Reads a member's key and its ':' (whitespace skipped before the key). */
 static int kg_jsonfast_read_key(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
   kg_jsonfast_level *lv = &s->lv[s->depth];
-  if (s->p == s->end || *s->p != '"' || kg_jsonfast_string(s, t) != 0) return UNSURE;
+  if (s->p == s->end || *s->p != '"' || kg_jsonfast_string(s, t) != 0) return KG_JSONFAST_UNSURE;
   /* An escaped key may equal another spelled differently: the tree
    * differ compares keys after unescaping. */
-  if (t->esc) return UNSURE;
+  if (t->esc) return KG_JSONFAST_UNSURE;
   t->ev = KG_JSONFAST_KEY;
   t->p++;
   t->n -= 2;
   kg_jsonfast_ws(s);
-  if (s->p == s->end || *s->p != ':') return UNSURE;
+  if (s->p == s->end || *s->p != ':') return KG_JSONFAST_UNSURE;
   s->p++;
   if (s->nkeys == s->capkeys) {
     s->capkeys = s->capkeys ? s->capkeys * 2 : 64;
@@ -394,23 +401,23 @@ static int kg_jsonfast_read_key(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
   return 0;
 }
 
-/* The next event of s into t. 0, or UNSURE (invalid, or beyond what the
+/* The next event of s into t. 0, or KG_JSONFAST_UNSURE (invalid, or beyond what the
  * fast path is sure to read as jansson does). */
 static int kg_jsonfast_next(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
   kg_jsonfast_ws(s);
   kg_jsonfast_level *lv = &s->lv[s->depth];
   if (s->depth == 0) {
     if (lv->state != KG_JSONFAST_AFTER) return kg_jsonfast_value(s, t);
-    if (s->p != s->end) return UNSURE; /* trailing bytes */
+    if (s->p != s->end) return KG_JSONFAST_UNSURE; /* trailing bytes */
     t->ev = KG_JSONFAST_END;
     return 0;
   }
   char close = lv->obj ? '}' : ']';
   switch (lv->state) {
     case KG_JSONFAST_AFTER:
-      if (s->p == s->end) return UNSURE;
+      if (s->p == s->end) return KG_JSONFAST_UNSURE;
       if (*s->p == close) return kg_jsonfast_pop(s, t);
-      if (*s->p != ',') return UNSURE;
+      if (*s->p != ',') return KG_JSONFAST_UNSURE;
       s->p++;
       kg_jsonfast_ws(s);
       break;
@@ -430,7 +437,7 @@ static int kg_jsonfast_next(kg_jsonfast_side *s, kg_jsonfast_tok *t) {
 static int kg_jsonfast_skip_to(kg_jsonfast_side *s, size_t depth) {
   kg_jsonfast_tok t;
   while (s->depth > depth)
-    if (kg_jsonfast_next(s, &t) != 0) return UNSURE;
+    if (kg_jsonfast_next(s, &t) != 0) return KG_JSONFAST_UNSURE;
   return 0;
 }
 
@@ -446,16 +453,16 @@ typedef struct kg_jsonfast_num {
   double d;
 } kg_jsonfast_num;
 
-/* The double a real token reads as (strtod, as jansson), or UNSURE. */
+/* The double a real token reads as (strtod, as jansson), or KG_JSONFAST_UNSURE. */
 static int kg_jsonfast_real(const kg_jsonfast_tok *t, double *d) {
   char tmp[400];
-  if (t->n >= sizeof(tmp)) return UNSURE;
+  if (t->n >= sizeof(tmp)) return KG_JSONFAST_UNSURE;
   memcpy(tmp, t->p, t->n);
   tmp[t->n] = '\0';
   char *stop = NULL;
   *d = strtod(tmp, &stop);
   /* A locale with a decimal comma would stop early: then do not guess. */
-  if (stop != tmp + t->n || !isfinite(*d)) return UNSURE;
+  if (stop != tmp + t->n || !isfinite(*d)) return KG_JSONFAST_UNSURE;
   return 0;
 }
 
@@ -471,7 +478,7 @@ static int kg_jsonfast_num_of(const kg_jsonfast_tok *t, kg_jsonfast_num *x) {
     return 0;
   }
   double d;
-  if (kg_jsonfast_real(t, &d) != 0) return UNSURE;
+  if (kg_jsonfast_real(t, &d) != 0) return KG_JSONFAST_UNSURE;
   if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
       (double)(int64_t)d == d) {
     x->i = (int64_t)d;
@@ -533,7 +540,7 @@ static void kg_jsonfast_unescape(const kg_jsonfast_tok *t, kg_buf *out) {
 
 /* Whether scalars a and b are equal as the tree differ sees them (strings
  * by their bytes after unescaping, into the scratch buffers ua and ub;
- * numbers by value): 1 equal, 0 different, UNSURE when a number cannot be
+ * numbers by value): 1 equal, 0 different, KG_JSONFAST_UNSURE when a number cannot be
  * read as jansson would. */
 static int kg_jsonfast_scalar_eq(const kg_jsonfast_tok *a, const kg_jsonfast_tok *b,
                                  kg_buf *ua, kg_buf *ub) {
@@ -549,7 +556,7 @@ static int kg_jsonfast_scalar_eq(const kg_jsonfast_tok *a, const kg_jsonfast_tok
   }
   if (a->ev != KG_JSONFAST_NUM) return 0;
   kg_jsonfast_num x, y;
-  if (kg_jsonfast_num_of(a, &x) != 0 || kg_jsonfast_num_of(b, &y) != 0) return UNSURE;
+  if (kg_jsonfast_num_of(a, &x) != 0 || kg_jsonfast_num_of(b, &y) != 0) return KG_JSONFAST_UNSURE;
   if (x.isint != y.isint) return 0;
   return x.isint ? x.i == y.i : x.d == y.d;
 }
@@ -560,7 +567,7 @@ static bool kg_jsonfast_is_scalar(kg_jsonfast_ev ev) {
 
 /* Appends scalar t as the tree differ renders it (compact JSON from the
  * parsed value: strings re-escaped, integers in decimal, reals shortest);
- * tmp is scratch. UNSURE for a real that cannot be read as jansson would. */
+ * tmp is scratch. KG_JSONFAST_UNSURE for a real that cannot be read as jansson would. */
 static int kg_jsonfast_render(const kg_jsonfast_tok *t, kg_buf *out, kg_buf *tmp) {
   if (t->ev == KG_JSONFAST_STR) {
     kg_buf_reset(tmp);
@@ -574,7 +581,7 @@ static int kg_jsonfast_render(const kg_jsonfast_tok *t, kg_buf *out, kg_buf *tmp
     kg_buf_appendf(out, "%lld", (long long)x.i); /* "-0" is 0 */
   } else {
     double d;
-    if (kg_jsonfast_real(t, &d) != 0) return UNSURE;
+    if (kg_jsonfast_real(t, &d) != 0) return KG_JSONFAST_UNSURE;
     kg_jsonpath_put_real(out, d);
   }
   return 0;
@@ -671,7 +678,7 @@ static size_t kg_jsonfast_parent(const kg_jsonfast_side *s, const kg_jsonfast_to
 /* Master's value ta and shadow's value tb (either NULL when absent) differ
  * at the same path. Records what the tree differ would (a suppression, or
  * a learned-noise difference that compare.c takes out later) and reads
- * past what the tree differ would not walk; UNSURE for anything else. */
+ * past what the tree differ would not walk; KG_JSONFAST_UNSURE for anything else. */
 static int kg_jsonfast_differ(kg_jsonfast_walk *w, const kg_jsonfast_tok *ta,
                               const kg_jsonfast_tok *tb) {
   kg_jsonfast_side *s = ta ? &w->a : &w->b;
@@ -683,27 +690,27 @@ static int kg_jsonfast_differ(kg_jsonfast_walk *w, const kg_jsonfast_tok *ta,
   kg_jsonfast_mark_dirty(&w->b);
   size_t k = 0, e = kg_jsonfast_ignored_at(w, d, &k);
   if (e != SIZE_MAX) {
-    if (kg_jsonfast_unordered_above(w, e)) return UNSURE;
+    if (kg_jsonfast_unordered_above(w, e)) return KG_JSONFAST_UNSURE;
     kg_diffs_suppress(w->out, w->ign[k].text);
     /* The tree differ stops at the first difference under an ignored
      * node: skip the rest of it on both sides. */
     size_t to = KG_MIN(e, d);
     if (kg_jsonfast_skip_to(&w->a, KG_MIN(da, to)) != 0 ||
         kg_jsonfast_skip_to(&w->b, KG_MIN(db, to)) != 0)
-      return UNSURE;
+      return KG_JSONFAST_UNSURE;
     return 0;
   }
   if (w->noisy == NULL || w->noisy->n == 0 || kg_jsonfast_unordered_above(w, d))
-    return UNSURE;
+    return KG_JSONFAST_UNSURE;
   if ((ta && !kg_jsonfast_is_scalar(ta->ev)) || (tb && !kg_jsonfast_is_scalar(tb->ev)))
-    return UNSURE;
+    return KG_JSONFAST_UNSURE;
   kg_jsonfast_render_path(w, d);
-  if (!kg_noise_view_has(w->noisy, w->where.data)) return UNSURE;
+  if (!kg_noise_view_has(w->noisy, w->where.data)) return KG_JSONFAST_UNSURE;
   kg_buf_reset(&w->vm);
   kg_buf_reset(&w->vs);
   if ((ta && kg_jsonfast_render(ta, &w->vm, &w->tmp) != 0) ||
       (tb && kg_jsonfast_render(tb, &w->vs, &w->tmp) != 0))
-    return UNSURE;
+    return KG_JSONFAST_UNSURE;
   kg_diffs_add(w->out, w->where.data, w->where.data, ta ? w->vm.data : NULL,
                tb ? w->vs.data : NULL);
   return 0;
@@ -719,13 +726,13 @@ static int kg_jsonfast_extras(kg_jsonfast_walk *w, bool master_longer, kg_jsonfa
   size_t depth = kg_jsonfast_parent(s, t); /* the container being finished */
   for (;;) {
     if (t->ev == KG_JSONFAST_CLOSE) return 0;
-    if (t->ev == KG_JSONFAST_KEY && kg_jsonfast_next(s, t) != 0) return UNSURE;
+    if (t->ev == KG_JSONFAST_KEY && kg_jsonfast_next(s, t) != 0) return KG_JSONFAST_UNSURE;
     if (t->ev == KG_JSONFAST_END || t->ev == KG_JSONFAST_KEY || t->ev == KG_JSONFAST_CLOSE)
-      return UNSURE;
+      return KG_JSONFAST_UNSURE;
     int rc = master_longer ? kg_jsonfast_differ(w, t, NULL) : kg_jsonfast_differ(w, NULL, t);
     if (rc != 0) return rc;
     if (s->depth < depth) return 0; /* an ignored ancestor was skipped */
-    if (kg_jsonfast_next(s, t) != 0) return UNSURE;
+    if (kg_jsonfast_next(s, t) != 0) return KG_JSONFAST_UNSURE;
   }
 }
 
@@ -798,7 +805,7 @@ static void kg_jsonfast_fork(kg_jsonfast_walk *w, const kg_jsonfast_snap *snap,
 }
 
 /* Both readers until both documents end. 0 when every difference was
- * recorded, UNSURE as soon as one cannot be.
+ * recorded, KG_JSONFAST_UNSURE as soon as one cannot be.
  *
  * While the two documents are byte for byte the same (most of the time),
  * only the master's is read: its events are known to read the same in the
@@ -813,7 +820,7 @@ static int kg_jsonfast_run(kg_jsonfast_walk *w) {
     if (in_step) {
       kg_jsonfast_snap snap = {w->a.depth, w->a.nkeys, w->a.lv[w->a.depth]};
       const char *a0 = w->a.p;
-      if (kg_jsonfast_next(&w->a, &ta) != 0) return UNSURE;
+      if (kg_jsonfast_next(&w->a, &ta) != 0) return KG_JSONFAST_UNSURE;
       if (kg_jsonfast_same_event(w, &ta)) {
         if (ta.ev == KG_JSONFAST_END) return 0;
         continue;
@@ -821,34 +828,34 @@ static int kg_jsonfast_run(kg_jsonfast_walk *w) {
       kg_jsonfast_fork(w, &snap, a0);
       in_step = false;
     } else if (kg_jsonfast_next(&w->a, &ta) != 0) {
-      return UNSURE;
+      return KG_JSONFAST_UNSURE;
     }
-    if (kg_jsonfast_next(&w->b, &tb) != 0) return UNSURE;
+    if (kg_jsonfast_next(&w->b, &tb) != 0) return KG_JSONFAST_UNSURE;
     if (ta.ev == KG_JSONFAST_END && tb.ev == KG_JSONFAST_END) return 0;
-    if (ta.ev == KG_JSONFAST_END || tb.ev == KG_JSONFAST_END) return UNSURE;
+    if (ta.ev == KG_JSONFAST_END || tb.ev == KG_JSONFAST_END) return KG_JSONFAST_UNSURE;
     int rc = 0;
     if (ta.ev == KG_JSONFAST_CLOSE && tb.ev == KG_JSONFAST_CLOSE) {
       rc = 0;
     } else if (ta.ev == KG_JSONFAST_KEY && tb.ev == KG_JSONFAST_KEY) {
       /* Same keys in the same order, or the tree differ decides. */
-      if (ta.n != tb.n || memcmp(ta.p, tb.p, ta.n) != 0) return UNSURE;
+      if (ta.n != tb.n || memcmp(ta.p, tb.p, ta.n) != 0) return KG_JSONFAST_UNSURE;
     } else if (tb.ev == KG_JSONFAST_CLOSE) {
       rc = kg_jsonfast_extras(w, true, &ta);
     } else if (ta.ev == KG_JSONFAST_CLOSE) {
       rc = kg_jsonfast_extras(w, false, &tb);
     } else if (ta.ev == KG_JSONFAST_KEY || tb.ev == KG_JSONFAST_KEY) {
-      return UNSURE; /* cannot happen: both sides are in the same state */
+      return KG_JSONFAST_UNSURE; /* cannot happen: both sides are in the same state */
     } else if (ta.ev == tb.ev && (ta.ev == KG_JSONFAST_OBJ || ta.ev == KG_JSONFAST_ARR)) {
       rc = 0; /* both descend */
     } else if (kg_jsonfast_is_scalar(ta.ev) && kg_jsonfast_is_scalar(tb.ev)) {
       int eq = kg_jsonfast_scalar_eq(&ta, &tb, &w->vm, &w->vs);
-      if (eq == UNSURE) return UNSURE;
+      if (eq == KG_JSONFAST_UNSURE) return KG_JSONFAST_UNSURE;
       rc = eq ? 0 : kg_jsonfast_differ(w, &ta, &tb);
     } else {
       rc = kg_jsonfast_differ(w, &ta, &tb); /* a type change */
     }
     if (rc != 0) return rc;
-    if (w->a.depth != w->b.depth) return UNSURE; /* defensive: never expected */
+    if (w->a.depth != w->b.depth) return KG_JSONFAST_UNSURE; /* defensive: never expected */
     /* Both readers are in the same state again (same depth, same open
      * containers with the same keys): back in step from here. */
     in_step = true;

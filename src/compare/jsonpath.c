@@ -166,7 +166,8 @@ uint64_t kg_jsonpath_accept(const kg_jsonpath_pat *p) { return (uint64_t)1 << p-
 /* One NFA step: bit i of st means "segments 0..i-1 matched so far". A deep
  * segment may also absorb any path segment. sticky keeps a match once made
  * (ignore patterns cover whole subtrees; unordered ones name one array). */
-uint64_t kg_jsonpath_step(const kg_jsonpath_pat *p, uint64_t st, const kg_jsonpath_seg *s, bool sticky) {
+uint64_t kg_jsonpath_step(const kg_jsonpath_pat *p, uint64_t st, const kg_jsonpath_seg *s,
+                          bool sticky) {
   uint64_t acc = kg_jsonpath_accept(p);
   if (sticky && (st & acc)) return acc;
   uint64_t nx = 0;
