@@ -73,6 +73,23 @@ static void expect(const char *a, const char *b, const kg_jsondiff_opts *o, int 
   kg_diffs_free(&d);
 }
 
+/* check() for a case where one difference matters: the fast path's answer,
+ * how many differences kg_jsondiff stored, and difference i's location and
+ * values (a NULL value is not checked). */
+static void expect_diff(const char *a, const char *b, const kg_jsondiff_opts *o, int want_fast,
+                        size_t want_n, size_t i, const char *where, const char *master,
+                        const char *shadow) {
+  kg_diffs d;
+  int rc;
+  assert_int_equal(check(a, b, o, &d, &rc), want_fast);
+  assert_int_equal(rc, 0);
+  assert_int_equal(d.n, want_n);
+  assert_string_equal(d.v[i].where, where);
+  if (master) assert_string_equal(d.v[i].master, master);
+  if (shadow) assert_string_equal(d.v[i].shadow, shadow);
+  kg_diffs_free(&d);
+}
+
 /* --- noise only: decided without trees ---------------------------------- */
 
 static void test_noise_only_equal(void **state) {
@@ -110,13 +127,8 @@ static void test_ignored_subtree_and_extras(void **state) {
   expect("{\"a\":[1,2,3],\"o\":{\"k\":1,\"t\":2}}", "{\"a\":[1,2],\"o\":{\"k\":1}}", &o, 0, 0, 0,
          2);
   /* One more element is not ignored: the tree differ reports it. */
-  kg_diffs d;
-  int rc;
-  assert_int_equal(check("{\"a\":[1,2,3,4]}", "{\"a\":[1,2]}", &o, &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(d.n, 1);
-  assert_string_equal(d.v[0].where, "$.a[3]");
-  kg_diffs_free(&d);
+  expect_diff("{\"a\":[1,2,3,4]}", "{\"a\":[1,2]}", &o, KG_JSONFAST_FALLBACK, 1, 0, "$.a[3]",
+              "4", NULL);
 }
 
 static void test_learned_noise(void **state) {
@@ -124,26 +136,16 @@ static void test_learned_noise(void **state) {
   char *noisy_paths[] = {"$.rows[0].ts", "$.rows[1].ts"};
   kg_noise_view noisy = {noisy_paths, 2};
   kg_jsondiff_opts o = {NULL, 0, NULL, 0, &noisy};
-  kg_diffs d;
-  int rc;
   /* Noisy locations are reported as the tree differ reports them (compare.c
    * takes them out afterwards), without trees. */
-  assert_int_equal(check("{\"rows\":[{\"ts\":\"a\",\"v\":1},{\"ts\":2,\"v\":2}]}",
-                         "{\"rows\":[{\"ts\":\"x\",\"v\":1},{\"ts\":-0,\"v\":2}]}", &o, &d, &rc),
-                   0);
-  assert_int_equal(d.n, 2);
-  assert_string_equal(d.v[0].where, "$.rows[0].ts");
-  assert_string_equal(d.v[0].master, "\"a\"");
-  assert_string_equal(d.v[0].shadow, "\"x\"");
-  assert_string_equal(d.v[1].shadow, "0");
-  kg_diffs_free(&d);
+  const char *a = "{\"rows\":[{\"ts\":\"a\",\"v\":1},{\"ts\":2,\"v\":2}]}";
+  const char *b = "{\"rows\":[{\"ts\":\"x\",\"v\":1},{\"ts\":-0,\"v\":2}]}";
+  expect_diff(a, b, &o, 0, 2, 0, "$.rows[0].ts", "\"a\"", "\"x\"");
+  expect_diff(a, b, &o, 0, 2, 1, "$.rows[1].ts", "2", "0");
   /* Noise at rows[0] never hides a change at rows[2]. */
-  assert_int_equal(check("{\"rows\":[{\"ts\":\"a\"},{\"ts\":1},{\"ts\":\"c\"}]}",
-                         "{\"rows\":[{\"ts\":\"x\"},{\"ts\":1},{\"ts\":\"z\"}]}", &o, &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(d.n, 2);
-  assert_string_equal(d.v[1].where, "$.rows[2].ts");
-  kg_diffs_free(&d);
+  expect_diff("{\"rows\":[{\"ts\":\"a\"},{\"ts\":1},{\"ts\":\"c\"}]}",
+              "{\"rows\":[{\"ts\":\"x\"},{\"ts\":1},{\"ts\":\"z\"}]}", &o, KG_JSONFAST_FALLBACK,
+              2, 1, "$.rows[2].ts", "\"c\"", "\"z\"");
 }
 
 /* More noisy locations than a differences list keeps: counted the same way
@@ -183,19 +185,10 @@ static void test_real_change_located_as_tree(void **state) {
   (void)state;
   const char *ign[] = {"$..ts"};
   kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
-  kg_diffs d;
-  int rc;
-  assert_int_equal(check("{\"items\":[{\"ts\":1,\"price\":1.5},{\"ts\":2,\"price\":2}]}",
-                         "{\"items\":[{\"ts\":3,\"price\":1.5},{\"ts\":4,\"price\":2.25}]}", &o,
-                         &d, &rc),
-                   KG_JSONFAST_FALLBACK);
-  assert_int_equal(rc, 0);
-  assert_int_equal(d.n, 1);
-  assert_string_equal(d.v[0].where, "$.items[1].price");
-  assert_string_equal(d.v[0].master, "2");
-  assert_string_equal(d.v[0].shadow, "2.25");
-  assert_int_equal(d.nsuppressed, 1);
-  kg_diffs_free(&d);
+  const char *a = "{\"items\":[{\"ts\":1,\"price\":1.5},{\"ts\":2,\"price\":2}]}";
+  const char *b = "{\"items\":[{\"ts\":3,\"price\":1.5},{\"ts\":4,\"price\":2.25}]}";
+  expect_diff(a, b, &o, KG_JSONFAST_FALLBACK, 1, 0, "$.items[1].price", "2", "2.25");
+  expect(a, b, &o, KG_JSONFAST_FALLBACK, 0, 1, 1);
 }
 
 static void test_key_order_falls_back(void **state) {
