@@ -42,6 +42,10 @@ static void fz_take(const uint8_t *line, size_t len, fz_patterns *ps) {
   list[(*n)++] = strndup((const char *)line + 2, len - 2);
 }
 
+static int fz_strp_cmp(const void *x, const void *y) {
+  return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
 static void fz_read_patterns(fz_in part, fz_patterns *ps) {
   while (part.n > 0) {
     const uint8_t *nl = memchr(part.p, '\n', part.n);
@@ -50,6 +54,7 @@ static void fz_read_patterns(fz_in part, fz_patterns *ps) {
     part.p += len + (nl != NULL);
     part.n -= len + (nl != NULL);
   }
+  qsort(ps->noisy, ps->nnoisy, sizeof(char *), fz_strp_cmp); /* as a view is */
 }
 
 static bool fz_same_str(const char *x, const char *y) {
@@ -114,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     kg_noise_view all = {calloc(tree.n, sizeof(char *)), tree.n};
     FZ_CHECK(all.patterns != NULL);
     for (size_t i = 0; i < tree.n; i++) all.patterns[i] = tree.v[i].pattern;
+    qsort(all.patterns, all.n, sizeof(char *), fz_strp_cmp);
     kg_jsondiff_opts o2 = o;
     o2.noisy = &all;
     kg_diffs again;
