@@ -8,7 +8,15 @@
  *     same pair;
  *   - kg_jsondiff  (jansson parse and structural walk) on ~1 MB of JSON
  *     against a copy with a few values changed;
- *   - kg_decode_body("gzip") inflating the ~1 MB HTML page.
+ *   - kg_decode_body("gzip") inflating the ~1 MB HTML page;
+ *   - noise only (issue 13): ~1 MB of JSON records, each with a request id
+ *     and a timestamp that differ between the two sides and are ignored by
+ *     rules, compared by kg_jsondiff (lockstep fast path, jsonfast.c) and by
+ *     kg_jsondiff_tree (jansson trees, what every pair cost before), so the
+ *     ratio shows; and an HTML page whose only differences are a timestamp
+ *     and a CSRF token, ignored by ignore_xpath, through kg_htmldiff; and
+ *     the JSON pair again with its noise learned (a kg_noise_view of every
+ *     differing location) instead of ruled out.
  * Every input is generated here, deterministically (no files, no network).
  *
  * Each case runs once to warm up, then repeatedly (at least 5 times, until
@@ -32,6 +40,7 @@
 #include "compare/htmldiff.h"
 #include "compare/jsondiff.h"
 #include "compare/linediff.h"
+#include "compare/noise.h"
 
 #define TARGET_BYTES (1000 * 1000)
 #define MIN_RUNS 5
@@ -120,6 +129,55 @@ static void gen_json(kg_buf *out, bool variant, size_t nchanges) {
   kg_buf_appendf(out, "],\"next\":null}\n");
 }
 
+/* An API response of records where only noise differs: every record
+ * carries its own request id and timestamp (different on each side, as two
+ * backends answering the same request would write them), the rest is the
+ * same. The rules of the case ignore $.records[*].request_id and $..ts. */
+static size_t gen_noisy_json(kg_buf *out, bool variant) {
+  rng_state = 0x2545F4914F6CDD1DULL;
+  uint32_t salt = variant ? 0x5bd1e995u : 0;
+  kg_buf_appendf(out,
+                 "{\"request_id\":\"%08x\",\"ts\":\"2026-12-03T08:%02u:00.000Z\","
+                 "\"records\":[\n",
+                 0xabcdef01u ^ salt, variant ? 1u : 0u);
+  unsigned i = 0;
+  for (; out->len < TARGET_BYTES - 300; i++) {
+    uint32_t r = rng();
+    kg_buf_appendf(out,
+                   "%s{\"id\":%u,\"request_id\":\"%08x-%04x\","
+                   "\"ts\":\"2026-12-03T08:15:%02u.%03uZ\",\"name\":\"%s %s\","
+                   "\"price\":%u.%02u,\"stock\":%u,\"active\":%s}\n",
+                   i ? "," : "", i, r ^ salt, i & 0xffff, (i / 1000 + (variant ? 1 : 0)) % 60,
+                   (r ^ salt) % 1000, words[r % NWORDS], words[(r >> 8) % NWORDS],
+                   1 + (r >> 12) % 90, r % 100, (r >> 4) % 500, (r & 2) ? "true" : "false");
+  }
+  kg_buf_appends(out, "]}\n");
+  return i;
+}
+
+/* A page where only noise differs: a "generated at" timestamp and a CSRF
+ * token in a hidden form field, ignored by the case's ignore_xpath. */
+static void gen_noisy_html(kg_buf *out, bool variant) {
+  rng_state = 0x9E3779B97F4A7C15ULL;
+  kg_buf_appendf(out,
+                 "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                 "<title>Tea shop</title>\n</head>\n<body>\n"
+                 "<p id=\"generated\">Generated at 2026-12-03 08:15:%02u</p>\n"
+                 "<form method=\"post\" action=\"/cart\"><input type=\"hidden\" name=\"csrf\" "
+                 "value=\"%s\"></form>\n<table id=\"products\">\n",
+                 variant ? 42 : 17, variant ? "c2hhZG93LXRva2Vu" : "bWFzdGVyLXRva2Vu");
+  for (unsigned i = 0; out->len < TARGET_BYTES - 200; i++) {
+    uint32_t r = rng();
+    unsigned price = 100 + (r >> 12) % 9000, stock = (r >> 4) % 500;
+    kg_buf_appendf(out,
+                   "<tr class=\"row\" data-id=\"%u\"><td><a href=\"/products/%u\">%s %s "
+                   "no. %u</a></td><td class=\"price\">%u.%02u</td><td>%u in stock</td></tr>\n",
+                   i, i, words[r % NWORDS], words[(r >> 8) % NWORDS], i, price / 100,
+                   price % 100, stock);
+  }
+  kg_buf_appends(out, "</table>\n</body>\n</html>\n");
+}
+
 static void gzip_buf(const kg_buf *in, kg_buf *out) {
   z_stream z;
   memset(&z, 0, sizeof(z));
@@ -147,6 +205,13 @@ static void gzip_buf(const kg_buf *in, kg_buf *out) {
 static kg_buf html_a = KG_BUF_INIT, html_b = KG_BUF_INIT;
 static kg_buf json_a = KG_BUF_INIT, json_b = KG_BUF_INIT;
 static kg_buf gz = KG_BUF_INIT;
+static kg_buf noisy_json_a = KG_BUF_INIT, noisy_json_b = KG_BUF_INIT;
+static kg_buf noisy_html_a = KG_BUF_INIT, noisy_html_b = KG_BUF_INIT;
+static kg_noise_view noisy_json_learned; /* every differing location */
+static const char *const noisy_json_ignore[] = {"$.records[*].request_id", "$..ts",
+                                                "$.request_id"};
+static const char *const noisy_html_ignore[] = {"//p[@id='generated']",
+                                                "//input[@name='csrf']/@value"};
 
 /* Each case returns a number that describes its result (changed lines,
  * differences found, bytes decoded) so the work cannot be optimised away
@@ -178,6 +243,72 @@ static size_t case_jsondiff(void) {
   int rc = kg_jsondiff(json_a.data, json_a.len, json_b.data, json_b.len, NULL, &d);
   size_t n = rc == 0 ? d.total : (size_t)-1;
   kg_diffs_free(&d);
+  return n;
+}
+
+/* Noise only: the result is the number of suppressed patterns (3) plus
+ * 1000 times the differences (0). */
+static size_t noisy_json_case(int (*differ)(const char *, size_t, const char *, size_t,
+                                            const kg_jsondiff_opts *, kg_diffs *)) {
+  kg_diffs d;
+  memset(&d, 0, sizeof(d));
+  kg_jsondiff_opts o = {.ignore = noisy_json_ignore, .nignore = 3};
+  int rc = differ(noisy_json_a.data, noisy_json_a.len, noisy_json_b.data, noisy_json_b.len,
+                  &o, &d);
+  size_t n = rc == 0 ? d.total * 1000 + d.nsuppressed : (size_t)-1;
+  kg_diffs_free(&d);
+  return n;
+}
+
+static size_t case_json_noise_fast(void) { return noisy_json_case(kg_jsondiff); }
+
+/* The same pair with no rules, its noise learned instead: every differing
+ * location is noisy, so the differences are reported for compare.c to take
+ * out. Result: the differences found. */
+static size_t case_json_learned(void) {
+  kg_diffs d;
+  memset(&d, 0, sizeof(d));
+  kg_jsondiff_opts o = {.noisy = &noisy_json_learned};
+  int rc = kg_jsondiff(noisy_json_a.data, noisy_json_a.len, noisy_json_b.data,
+                       noisy_json_b.len, &o, &d);
+  size_t n = rc == 0 ? d.total : (size_t)-1;
+  kg_diffs_free(&d);
+  return n;
+}
+
+static int cmp_strp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The locations of noisy_json where the two sides differ, sorted as a
+ * kg_noise_view is. */
+static void learn_noisy_json(size_t records) {
+  kg_noise_view *v = &noisy_json_learned;
+  v->patterns = calloc(2 * records + 2, sizeof(char *));
+  v->patterns[v->n++] = strdup("$.request_id");
+  v->patterns[v->n++] = strdup("$.ts");
+  for (size_t i = 0; i < records; i++) {
+    char p[64];
+    snprintf(p, sizeof(p), "$.records[%zu].request_id", i);
+    v->patterns[v->n++] = strdup(p);
+    snprintf(p, sizeof(p), "$.records[%zu].ts", i);
+    v->patterns[v->n++] = strdup(p);
+  }
+  qsort(v->patterns, v->n, sizeof(char *), cmp_strp);
+}
+static size_t case_json_noise_tree(void) { return noisy_json_case(kg_jsondiff_tree); }
+
+static size_t case_html_noise(void) {
+  kg_diffs d;
+  memset(&d, 0, sizeof(d));
+  kg_buf uni = KG_BUF_INIT;
+  kg_htmldiff_opts o = {.ignore = noisy_html_ignore, .nignore = 2, .a_label = "master",
+                        .b_label = "shadow", .max_output = DIFF_CAP};
+  int rc = kg_htmldiff(noisy_html_a.data, noisy_html_a.len, noisy_html_b.data,
+                       noisy_html_b.len, &o, &d, &uni);
+  size_t n = rc == 0 ? d.total * 1000 + d.nsuppressed : (size_t)-1;
+  kg_diffs_free(&d);
+  kg_buf_free(&uni);
   return n;
 }
 
@@ -240,6 +371,10 @@ int main(int argc, char **argv) {
   gen_json(&json_a, false, 0);
   gen_json(&json_b, true, 5);
   gzip_buf(&html_a, &gz);
+  learn_noisy_json(gen_noisy_json(&noisy_json_a, false));
+  gen_noisy_json(&noisy_json_b, true);
+  gen_noisy_html(&noisy_html_a, false);
+  gen_noisy_html(&noisy_html_b, true);
   size_t html_lines = 0;
   for (size_t i = 0; i < html_a.len; i++) html_lines += html_a.data[i] == '\n';
 
@@ -251,6 +386,14 @@ int main(int argc, char **argv) {
        0, 0, 0, 0, 0},
       {"gzip", "kg_decode_body gzip, HTML page (MB/s of decoded output)", case_gunzip,
        &html_a, 0, 0, 0, 0, 0},
+      {"jnf", "kg_jsondiff, JSON records, only ignored noise differs", case_json_noise_fast,
+       &noisy_json_a, 0, 0, 0, 0, 0},
+      {"jnt", "kg_jsondiff_tree, same pair (no fast path)", case_json_noise_tree,
+       &noisy_json_a, 0, 0, 0, 0, 0},
+      {"jnl", "kg_jsondiff, same pair, its noise learned, not ruled", case_json_learned,
+       &noisy_json_a, 0, 0, 0, 0, 0},
+      {"hn", "kg_htmldiff, HTML page, only ignored noise differs", case_html_noise,
+       &noisy_html_a, 0, 0, 0, 0, 0},
   };
   size_t ncases = sizeof(cases) / sizeof(cases[0]);
   for (size_t i = 0; i < ncases; i++) {
@@ -284,13 +427,19 @@ int main(int argc, char **argv) {
       printf("  %-5s %-58s %5d %10.2f %9.1f %8zu\n", c->name, c->what, c->runs,
              c->median_s * 1e3, (double)c->bytes / 1e6 / c->median_s, c->result);
     }
-    printf("  (result: changed lines for line, differences for html/json, decoded "
-           "bytes for gzip)\n");
+    printf("  (result: changed lines for line, differences for html/json/jnl, decoded "
+           "bytes for gzip;\n   1000 x differences + suppressed patterns for the noise "
+           "cases jnf, jnt, hn)\n");
   }
   kg_buf_free(&html_a);
   kg_buf_free(&html_b);
   kg_buf_free(&json_a);
   kg_buf_free(&json_b);
   kg_buf_free(&gz);
+  kg_buf_free(&noisy_json_a);
+  kg_buf_free(&noisy_json_b);
+  kg_buf_free(&noisy_html_a);
+  kg_buf_free(&noisy_html_b);
+  kg_noise_view_free(&noisy_json_learned);
   return 0;
 }

@@ -378,7 +378,7 @@ static void kg_compare_json(const kg_differ_input *in, kg_pair_result *out) {
   const char **uno = kg_gather(o, offsetof(kg_rule, unordered),
                                offsetof(kg_rule, nunordered), &nu);
   kg_jsondiff_opts jo = {.ignore = ign, .nignore = ni, .unordered = uno,
-                         .nunordered = nu};
+                         .nunordered = nu, .noisy = o->noisy};
   if (kg_jsondiff(in->a, in->alen, in->b, in->blen, &jo, &out->body) == 0) {
     out->kind = &kg_differ_json;
   } else {

@@ -23,220 +23,23 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "compare/jsonfast.h"
+#include "compare/jsonpath.h"
 
 _Static_assert(JSON_PARSER_MAX_DEPTH <= 4096,
                "jsondiff recurses once per nesting level; re-check stack use");
 
 #define NONE SIZE_MAX
-/* Pattern positions are bits of a uint64_t, plus one bit for "matched". */
-#define PAT_MAX_SEGS 63
 /* In one hash group of an unordered array, how many candidates a master
  * element is compared with. Equal hashes almost always mean equal values;
  * the cap only keeps crafted collisions from going quadratic. */
 #define PAIR_TRIES 8
 
 /* ------------------------------------------------------------------------ */
-/* Patterns                                                                 */
-
-enum { P_KEY, P_ANYKEY, P_INDEX, P_ANYINDEX };
-
-typedef struct pseg {
-  unsigned char kind; /* P_* */
-  bool deep;          /* written "..": any number of segments may precede */
-  char *key;          /* P_KEY: unescaped bytes (owned) */
-  size_t keylen;
-  size_t index;       /* P_INDEX */
-} pseg;
-
-typedef struct pat {
-  const char *text; /* as configured (not owned): what suppression reports */
-  pseg *seg;        /* owned */
-  size_t n, cap;
-} pat;
-
-static void kg_jsondiff_pat_free(pat *p) {
-  for (size_t i = 0; i < p->n; i++) free(p->seg[i].key);
-  free(p->seg);
-  p->seg = NULL;
-  p->n = p->cap = 0;
-}
-
-static int kg_jsondiff_pat_fail(char *err, size_t errlen, size_t at, const char *msg) {
-  if (err && errlen) snprintf(err, errlen, "offset %zu: %s", at, msg);
-  return -1;
-}
-
-static bool kg_jsondiff_ident_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-static bool kg_jsondiff_ident_char(char c) {
-  return kg_jsondiff_ident_start(c) || (c >= '0' && c <= '9');
-}
-
-/* Parses "[...]" at s[*i] into g; advances *i past the ']'. */
-static int kg_jsondiff_parse_bracket(const char *s, size_t *i, pseg *g, char *err,
-                         size_t errlen) {
-  size_t at = *i, j = at + 1;
-  if (s[j] == '*') {
-    g->kind = P_ANYINDEX;
-    j++;
-  } else if (s[j] >= '0' && s[j] <= '9') {
-    if (s[j] == '0' && s[j + 1] >= '0' && s[j + 1] <= '9')
-      return kg_jsondiff_pat_fail(err, errlen, j, "array index with a leading zero");
-    size_t v = 0;
-    for (; s[j] >= '0' && s[j] <= '9'; j++) {
-      if (v > (SIZE_MAX - 9) / 10)
-        return kg_jsondiff_pat_fail(err, errlen, at, "array index too large");
-      v = v * 10 + (size_t)(s[j] - '0');
-    }
-    g->kind = P_INDEX;
-    g->index = v;
-  } else if (s[j] == '"') {
-    /* Find the closing quote, then let jansson do the unescaping. */
-    size_t k = j + 1;
-    while (s[k] && s[k] != '"') k += (s[k] == '\\' && s[k + 1]) ? 2 : 1;
-    if (s[k] != '"') return kg_jsondiff_pat_fail(err, errlen, j, "unterminated key string");
-    json_error_t e;
-    json_t *str = json_loadb(s + j, k + 1 - j, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                             &e);
-    if (str == NULL || !json_is_string(str)) {
-      json_decref(str);
-      return kg_jsondiff_pat_fail(err, errlen, j, "key is not a valid JSON string");
-    }
-    size_t len = json_string_length(str);
-    if (memchr(json_string_value(str), '\0', len) != NULL) {
-      json_decref(str);
-      return kg_jsondiff_pat_fail(err, errlen, j, "key contains U+0000 (never in a path)");
-    }
-    g->kind = P_KEY;
-    g->key = kg_strndup(json_string_value(str), len);
-    g->keylen = len;
-    json_decref(str);
-    j = k + 1;
-  } else {
-    return kg_jsondiff_pat_fail(err, errlen, j,
-                    "expected an index, '*' or a JSON string after '['");
-  }
-  if (s[j] != ']') {
-    free(g->key);
-    g->key = NULL;
-    return kg_jsondiff_pat_fail(err, errlen, j, "expected ']'");
-  }
-  *i = j + 1;
-  return 0;
-}
-
-/* Compiles s into p. path_mode parses a concrete or generalised path:
- * [*] is allowed there (the pattern form of a difference) but .* and ..
- * are not, and there is no segment limit. p->text points at s. */
-static int kg_jsondiff_pat_parse(pat *p, const char *s, bool path_mode, char *err,
-                     size_t errlen) {
-  memset(p, 0, sizeof(*p));
-  p->text = s;
-  if (s == NULL || s[0] != '$')
-    return kg_jsondiff_pat_fail(err, errlen, 0, "a path starts with '$'");
-  size_t i = 1;
-  while (s[i]) {
-    pseg g = {0};
-    size_t at = i;
-    if (s[i] == '.') {
-      i++;
-      if (s[i] == '.') {
-        if (path_mode)
-          return kg_jsondiff_pat_free(p), kg_jsondiff_pat_fail(err, errlen, at, "'..' in a path");
-        g.deep = true;
-        i++;
-      }
-      if (g.deep && s[i] == '[') {
-        if (kg_jsondiff_parse_bracket(s, &i, &g, err, errlen) < 0)
-          return kg_jsondiff_pat_free(p), -1;
-      } else if (s[i] == '*') {
-        if (path_mode)
-          return kg_jsondiff_pat_free(p), kg_jsondiff_pat_fail(err, errlen, at, "'.*' in a path");
-        g.kind = P_ANYKEY;
-        i++;
-      } else if (kg_jsondiff_ident_start(s[i])) {
-        size_t st = i;
-        while (kg_jsondiff_ident_char(s[i])) i++;
-        g.kind = P_KEY;
-        g.key = kg_strndup(s + st, i - st);
-        g.keylen = i - st;
-      } else {
-        kg_jsondiff_pat_free(p);
-        return kg_jsondiff_pat_fail(err, errlen, i,
-                        g.deep ? "expected a name, '*' or '[' after '..'"
-                               : "expected a name or '*' after '.' (other keys "
-                                 "are written [\"key\"])");
-      }
-    } else if (s[i] == '[') {
-      if (kg_jsondiff_parse_bracket(s, &i, &g, err, errlen) < 0)
-        return kg_jsondiff_pat_free(p), -1;
-    } else {
-      kg_jsondiff_pat_free(p);
-      return kg_jsondiff_pat_fail(err, errlen, i, "expected '.' or '['");
-    }
-    if (!path_mode && p->n == PAT_MAX_SEGS) {
-      free(g.key);
-      kg_jsondiff_pat_free(p);
-      return kg_jsondiff_pat_fail(err, errlen, at, "more than 63 segments");
-    }
-    if (p->n == p->cap) {
-      p->cap = p->cap ? p->cap * 2 : 8;
-      p->seg = kg_realloc(p->seg, p->cap * sizeof(*p->seg));
-    }
-    p->seg[p->n++] = g;
-  }
-  return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Path segments and pattern matching                                      */
-
-enum { S_KEY, S_INDEX, S_ANYINDEX };
-
-typedef struct seg {
-  unsigned char kind; /* S_*; S_ANYINDEX is an unordered array's element */
-  const char *key;    /* S_KEY: points into the parsed document */
-  size_t keylen;
-  size_t index;       /* S_INDEX */
-} seg;
-
-static bool kg_jsondiff_seg_match(const pseg *p, const seg *s) {
-  switch (p->kind) {
-    case P_KEY:
-      return s->kind == S_KEY && s->keylen == p->keylen &&
-             memcmp(s->key, p->key, p->keylen) == 0;
-    case P_ANYKEY:
-      return s->kind == S_KEY;
-    case P_INDEX:
-      return s->kind == S_INDEX && s->index == p->index;
-    default: /* P_ANYINDEX */
-      return s->kind != S_KEY;
-  }
-}
-
-static uint64_t kg_jsondiff_accept_bit(const pat *p) { return (uint64_t)1 << p->n; }
-
-/* One NFA step: bit i of st means "segments 0..i-1 matched so far". A deep
- * segment may also absorb any path segment. sticky keeps a match once made
- * (ignore patterns cover whole subtrees; unordered ones name one array). */
-static uint64_t kg_jsondiff_pat_step(const pat *p, uint64_t st, const seg *s, bool sticky) {
-  uint64_t acc = kg_jsondiff_accept_bit(p);
-  if (sticky && (st & acc)) return acc;
-  uint64_t nx = 0;
-  for (size_t i = 0; i < p->n && (st >> i) != 0; i++) {
-    if (!((st >> i) & 1)) continue;
-    if (p->seg[i].deep) nx |= (uint64_t)1 << i;
-    if (kg_jsondiff_seg_match(&p->seg[i], s)) nx |= (uint64_t)1 << (i + 1);
-  }
-  return nx;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Walker state                                                             */
 
 typedef struct level {
-  seg s;            /* segment leading here from the parent (unused at root) */
+  kg_jsonpath_seg s; /* segment leading here from the parent (unused at root) */
   size_t ign_depth; /* shallowest depth at or above this node that an ignore
                        pattern matched, or NONE */
   size_t ign_pat;   /* index of that pattern */
@@ -244,9 +47,9 @@ typedef struct level {
 } level;
 
 typedef struct walker {
-  pat *ign;          /* compiled ignore patterns (owned) */
+  kg_jsonpath_pat *ign; /* compiled ignore patterns (owned) */
   size_t nign;
-  pat *uno;          /* compiled unordered patterns (owned) */
+  kg_jsonpath_pat *uno; /* compiled unordered patterns (owned) */
   size_t nuno;
   level *lv;         /* lv[0..depth]: the current path (owned) */
   uint64_t *st;      /* NFA states, (nign + nuno) per level (owned) */
@@ -258,7 +61,7 @@ typedef struct walker {
   kg_diffs *out;
 } walker;
 
-static void kg_jsondiff_push(walker *w, seg s) {
+static void kg_jsondiff_push(walker *w, kg_jsonpath_seg s) {
   size_t d = w->depth + 1, nst = w->nign + w->nuno;
   if (d == w->cap) {
     w->cap *= 2;
@@ -273,8 +76,8 @@ static void kg_jsondiff_push(walker *w, seg s) {
   lv->ign_pat = par->ign_pat;
   for (size_t k = 0; k < w->nign; k++) {
     /* Under an ignored node everything is ignored: skip the stepping. */
-    ns[k] = par->ign_depth == NONE ? kg_jsondiff_pat_step(&w->ign[k], ps[k], &s, true) : 0;
-    if (lv->ign_depth == NONE && (ns[k] & kg_jsondiff_accept_bit(&w->ign[k]))) {
+    ns[k] = par->ign_depth == NONE ? kg_jsonpath_step(&w->ign[k], ps[k], &s, true) : 0;
+    if (lv->ign_depth == NONE && (ns[k] & kg_jsonpath_accept(&w->ign[k]))) {
       lv->ign_depth = d;
       lv->ign_pat = k;
     }
@@ -282,8 +85,8 @@ static void kg_jsondiff_push(walker *w, seg s) {
   lv->unordered = false;
   for (size_t k = 0; k < w->nuno; k++) {
     size_t x = w->nign + k;
-    ns[x] = kg_jsondiff_pat_step(&w->uno[k], ps[x], &s, false);
-    if (ns[x] & kg_jsondiff_accept_bit(&w->uno[k])) lv->unordered = true;
+    ns[x] = kg_jsonpath_step(&w->uno[k], ps[x], &s, false);
+    if (ns[x] & kg_jsonpath_accept(&w->uno[k])) lv->unordered = true;
   }
   w->depth = d;
 }
@@ -291,15 +94,15 @@ static void kg_jsondiff_push(walker *w, seg s) {
 static void kg_jsondiff_pop(walker *w) { w->depth--; }
 
 static void kg_jsondiff_push_key(walker *w, const char *key, size_t len) {
-  seg s = {S_KEY, key, len, 0};
+  kg_jsonpath_seg s = {KG_JSONPATH_S_KEY, key, len, 0};
   kg_jsondiff_push(w, s);
 }
 static void kg_jsondiff_push_index(walker *w, size_t i) {
-  seg s = {S_INDEX, NULL, 0, i};
+  kg_jsonpath_seg s = {KG_JSONPATH_S_INDEX, NULL, 0, i};
   kg_jsondiff_push(w, s);
 }
 static void kg_jsondiff_push_any(walker *w) {
-  seg s = {S_ANYINDEX, NULL, 0, 0};
+  kg_jsonpath_seg s = {KG_JSONPATH_S_ANYINDEX, NULL, 0, 0};
   kg_jsondiff_push(w, s);
 }
 
@@ -309,56 +112,6 @@ static bool kg_jsondiff_ignored(const walker *w) {
 
 /* ------------------------------------------------------------------------ */
 /* Rendering                                                                */
-
-/* Appends s as a JSON string: quotes, backslashes and control bytes are
- * escaped; UTF-8 stays as is (jansson has validated it). */
-static void kg_jsondiff_put_str(kg_buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  kg_buf_append(b, "\"", 1);
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    kg_buf_append(b, s + run, i - run);
-    run = i + 1;
-    char e[6] = {'\\', 0};
-    size_t elen = 2;
-    switch (c) {
-      case '"': e[1] = '"'; break;
-      case '\\': e[1] = '\\'; break;
-      case '\n': e[1] = 'n'; break;
-      case '\r': e[1] = 'r'; break;
-      case '\t': e[1] = 't'; break;
-      case '\b': e[1] = 'b'; break;
-      case '\f': e[1] = 'f'; break;
-      default:
-        memcpy(e + 1, "u00", 3);
-        e[4] = hex[c >> 4];
-        e[5] = hex[c & 15];
-        elen = 6;
-    }
-    kg_buf_append(b, e, elen);
-  }
-  kg_buf_append(b, s + run, n - run);
-  kg_buf_append(b, "\"", 1);
-}
-
-/* Shortest decimal that reads back as d (jansson's dump always uses 17
- * digits, which turns 0.1 into 0.10000000000000001). */
-static void kg_jsondiff_put_real(kg_buf *b, double d) {
-  char tmp[40];
-  for (int prec = 15; prec <= 17; prec++) {
-    snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-    if (strtod(tmp, NULL) == d) break;
-  }
-  bool looks_real = false;
-  for (char *c = tmp; *c; c++) {
-    if (*c == ',') *c = '.'; /* a locale's decimal comma */
-    if (*c == '.' || *c == 'e') looks_real = true;
-  }
-  kg_buf_appends(b, tmp);
-  if (!looks_real) kg_buf_append(b, ".0", 2);
-}
 
 /* Compact JSON text of v, object members in document order. */
 static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
@@ -370,7 +123,7 @@ static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
            it = json_object_iter_next((json_t *)v, it)) {
         if (!first) kg_buf_append(b, ",", 1);
         first = false;
-        kg_jsondiff_put_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
+        kg_jsonpath_put_str(b, json_object_iter_key(it), json_object_iter_key_len(it));
         kg_buf_append(b, ":", 1);
         kg_jsondiff_put_value(b, json_object_iter_value(it));
       }
@@ -388,13 +141,13 @@ static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
       break;
     }
     case JSON_STRING:
-      kg_jsondiff_put_str(b, json_string_value(v), json_string_length(v));
+      kg_jsonpath_put_str(b, json_string_value(v), json_string_length(v));
       break;
     case JSON_INTEGER:
       kg_buf_appendf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
       break;
     case JSON_REAL:
-      kg_jsondiff_put_real(b, json_real_value(v));
+      kg_jsonpath_put_real(b, json_real_value(v));
       break;
     case JSON_TRUE:
       kg_buf_appends(b, "true");
@@ -408,34 +161,11 @@ static void kg_jsondiff_put_value(kg_buf *b, const json_t *v) {
   }
 }
 
-static bool kg_jsondiff_is_ident(const char *k, size_t n) {
-  if (n == 0 || !kg_jsondiff_ident_start(k[0])) return false;
-  for (size_t i = 1; i < n; i++)
-    if (!kg_jsondiff_ident_char(k[i])) return false;
-  return true;
-}
-
 /* Renders the current path into w->where. */
 static void kg_jsondiff_render_path(walker *w) {
   kg_buf_reset(&w->where);
   kg_buf_append(&w->where, "$", 1);
-  for (size_t d = 1; d <= w->depth; d++) {
-    const seg *s = &w->lv[d].s;
-    if (s->kind == S_KEY) {
-      if (kg_jsondiff_is_ident(s->key, s->keylen)) {
-        kg_buf_append(&w->where, ".", 1);
-        kg_buf_append(&w->where, s->key, s->keylen);
-      } else {
-        kg_buf_append(&w->where, "[", 1);
-        kg_jsondiff_put_str(&w->where, s->key, s->keylen);
-        kg_buf_append(&w->where, "]", 1);
-      }
-    } else if (s->kind == S_INDEX) {
-      kg_buf_appendf(&w->where, "[%zu]", s->index);
-    } else {
-      kg_buf_append(&w->where, "[*]", 3);
-    }
-  }
+  for (size_t d = 1; d <= w->depth; d++) kg_jsonpath_put_seg(&w->where, &w->lv[d].s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -879,17 +609,14 @@ static json_t *kg_jsondiff_parse(const char *s, size_t n) {
   return v;
 }
 
-/* Compiles the valid patterns of list into *out; returns how many. */
-static size_t kg_jsondiff_compile_all(const char *const *list, size_t n, pat **out) {
-  *out = n ? kg_calloc(n, sizeof(**out)) : NULL;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (list[i] && kg_jsondiff_pat_parse(&(*out)[k], list[i], false, NULL, 0) == 0) k++;
-  return k;
-}
-
 int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
                 const kg_jsondiff_opts *o, kg_diffs *out) {
+  if (kg_jsonfast(a, alen, b, blen, o, out) == 0) return 0;
+  return kg_jsondiff_tree(a, alen, b, blen, o, out);
+}
+
+int kg_jsondiff_tree(const char *a, size_t alen, const char *b, size_t blen,
+                     const kg_jsondiff_opts *o, kg_diffs *out) {
   json_t *ja = kg_jsondiff_parse(a, alen);
   if (ja == NULL) return -1;
   /* Most shadow responses are byte-identical to the master's: then only
@@ -908,8 +635,8 @@ int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
   w.out = out;
   w.cut = NONE;
   if (o) {
-    w.nign = kg_jsondiff_compile_all(o->ignore, o->nignore, &w.ign);
-    w.nuno = kg_jsondiff_compile_all(o->unordered, o->nunordered, &w.uno);
+    w.nign = kg_jsonpath_compile_all(o->ignore, o->nignore, &w.ign);
+    w.nuno = kg_jsonpath_compile_all(o->unordered, o->nunordered, &w.uno);
   }
   size_t nst = w.nign + w.nuno;
   w.cap = 64;
@@ -933,10 +660,8 @@ int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
 
   kg_jsondiff_diff_node(&w, ja, jb);
 
-  for (size_t k = 0; k < w.nign; k++) kg_jsondiff_pat_free(&w.ign[k]);
-  for (size_t k = 0; k < w.nuno; k++) kg_jsondiff_pat_free(&w.uno[k]);
-  free(w.ign);
-  free(w.uno);
+  kg_jsonpath_free_all(w.ign, w.nign);
+  kg_jsonpath_free_all(w.uno, w.nuno);
   free(w.lv);
   free(w.st);
   kg_buf_free(&w.where);
@@ -944,32 +669,5 @@ int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
   kg_buf_free(&w.vs);
   json_decref(ja);
   json_decref(jb);
-  return 0;
-}
-
-bool kg_jsonpath_match(const char *pattern, const char *path) {
-  pat p, q;
-  if (kg_jsondiff_pat_parse(&p, pattern, false, NULL, 0) < 0) return false;
-  if (kg_jsondiff_pat_parse(&q, path, true, NULL, 0) < 0) {
-    kg_jsondiff_pat_free(&p);
-    return false;
-  }
-  uint64_t st = 1, acc = kg_jsondiff_accept_bit(&p);
-  for (size_t i = 0; i < q.n && st && !(st & acc); i++) {
-    seg s = {S_KEY, q.seg[i].key, q.seg[i].keylen, q.seg[i].index};
-    if (q.seg[i].kind == P_INDEX) s.kind = S_INDEX;
-    if (q.seg[i].kind == P_ANYINDEX) s.kind = S_ANYINDEX;
-    st = kg_jsondiff_pat_step(&p, st, &s, true);
-  }
-  kg_jsondiff_pat_free(&p);
-  kg_jsondiff_pat_free(&q);
-  return (st & acc) != 0;
-}
-
-int kg_jsonpath_check(const char *pattern, char *err, size_t errlen) {
-  if (err && errlen) err[0] = '\0';
-  pat p;
-  if (kg_jsondiff_pat_parse(&p, pattern, false, err, errlen) < 0) return -1;
-  kg_jsondiff_pat_free(&p);
   return 0;
 }

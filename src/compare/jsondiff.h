@@ -29,6 +29,10 @@
  *     an `unordered` pattern;
  *   - a type change is a difference reported at the node itself.
  *
+ * Two documents that differ only where ignore patterns or learned noise
+ * say are compared token by token without building trees (jsonfast.h);
+ * anything else is compared on trees, with the same results.
+ *
  * Everything here is reentrant: no globals, safe from libuv's thread pool. */
 #ifndef KG_JSONDIFF_H
 #define KG_JSONDIFF_H
@@ -37,6 +41,7 @@
 #include <stddef.h>
 
 #include "compare/differences.h"
+#include "compare/noise.h"
 
 typedef struct kg_jsondiff_opts {
   const char *const *ignore;    /* patterns whose differences are noise:
@@ -44,6 +49,11 @@ typedef struct kg_jsondiff_opts {
   size_t nignore;
   const char *const *unordered; /* patterns of arrays compared as multisets */
   size_t nunordered;
+  const kg_noise_view *noisy;   /* learned noise, or NULL: locations whose
+                                   differences the caller takes out
+                                   afterwards (kg_compare_pair). Reported
+                                   like any other here; they only let the
+                                   fast path (jsonfast.h) go on */
 } kg_jsondiff_opts;
 
 /* Compares JSON bodies a (master) and b (shadow), which need not be
@@ -57,6 +67,13 @@ typedef struct kg_jsondiff_opts {
  * checked first); out is untouched unless 0 is returned. */
 int kg_jsondiff(const char *a, size_t alen, const char *b, size_t blen,
                 const kg_jsondiff_opts *o, kg_diffs *out);
+
+/* kg_jsondiff without its fast path: both bodies parsed into jansson trees
+ * and walked. The reference the fast path is measured and fuzzed against
+ * (same contract, same results). kg_jsondiff tries kg_jsonfast first and
+ * falls back to this one. */
+int kg_jsondiff_tree(const char *a, size_t alen, const char *b, size_t blen,
+                     const kg_jsondiff_opts *o, kg_diffs *out);
 
 /* True when pattern matches path or an ancestor of path. path is a concrete
  * path as kg_jsondiff writes it, or its generalised form with [*] (matched

@@ -140,25 +140,34 @@ void kg_noise_observe(kg_noise *n, const char *endpoint,
   kg_buf_free(&learned);
 }
 
+static int kg_noise_strp_cmp(const void *x, const void *y) {
+  return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
 void kg_noise_view_get(kg_noise *n, const char *endpoint, kg_noise_view *out) {
   memset(out, 0, sizeof(*out));
+  size_t cap = 0;
   pthread_mutex_lock(&n->lock);
   kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, false);
   if (e && e->pairs >= n->min_pairs) {
     kg_noise_pattern *p, *tmp;
     HASH_ITER(hh, e->patterns, p, tmp) {
       if (!kg_noise_is_noisy(n, e, p)) continue;
-      out->patterns = kg_realloc(out->patterns, (out->n + 1) * sizeof(char *));
+      if (out->n == cap) {
+        cap = cap ? 2 * cap : 16;
+        out->patterns = kg_realloc(out->patterns, cap * sizeof(char *));
+      }
       out->patterns[out->n++] = kg_strdup(p->pattern);
     }
   }
   pthread_mutex_unlock(&n->lock);
+  /* Sorted outside the lock: the copies are ours. */
+  if (out->n > 1) qsort(out->patterns, out->n, sizeof(char *), kg_noise_strp_cmp);
 }
 
 bool kg_noise_view_has(const kg_noise_view *v, const char *pattern) {
-  for (size_t i = 0; i < v->n; i++)
-    if (strcmp(v->patterns[i], pattern) == 0) return true;
-  return false;
+  return v->n > 0 && bsearch(&pattern, v->patterns, v->n, sizeof(char *),
+                             kg_noise_strp_cmp) != NULL;
 }
 
 void kg_noise_view_free(kg_noise_view *v) {

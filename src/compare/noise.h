@@ -38,9 +38,12 @@
 typedef struct kg_noise kg_noise;
 
 /* A list of noisy patterns for one endpoint, copied out under the lock so
- * a comparison can consult it without holding it. */
+ * a comparison can consult it without holding it. Sorted (strcmp order),
+ * so that a lookup costs log n: every difference of a response is looked
+ * up, against up to KG_NOISE_MAX_PATTERNS locations. A view made by hand
+ * (tests) must be sorted too. */
 typedef struct kg_noise_view {
-  char **patterns;  /* owned */
+  char **patterns;  /* owned, sorted */
   size_t n;
 } kg_noise_view;
 
@@ -54,6 +57,7 @@ void kg_noise_observe(kg_noise *n, const char *endpoint,
                       const char *const *patterns, size_t count);
 /* The patterns noisy for `endpoint` now. Free with kg_noise_view_free. */
 void kg_noise_view_get(kg_noise *n, const char *endpoint, kg_noise_view *out);
+/* Whether pattern is in v (by bisection: v must be sorted). */
 bool kg_noise_view_has(const kg_noise_view *v, const char *pattern);
 void kg_noise_view_free(kg_noise_view *v);
 

@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *a = fz_dup(pa), *b = fz_dup(in);
 
   kg_jsondiff_opts o = {(const char *const *)ps.ignore, ps.nignore,
-                        (const char *const *)ps.unordered, ps.nunordered};
+                        (const char *const *)ps.unordered, ps.nunordered, NULL};
   kg_diffs d = {0};
   int rc = kg_jsondiff(a, pa.n, b, in.n, &o, &d);
   FZ_CHECK(rc == 0 || rc == -1 || rc == -2);

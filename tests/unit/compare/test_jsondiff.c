@@ -62,7 +62,7 @@ static void check_diff(const kg_diffs *d, size_t i, const char *where,
 static void check_ignore(const char *a, const char *b, const char *const *ign,
                          size_t nign, size_t want_n,
                          const char *const *want_suppressed) {
-  kg_jsondiff_opts o = {ign, nign, NULL, 0};
+  kg_jsondiff_opts o = {ign, nign, NULL, 0, NULL};
   kg_diffs d;
   assert_int_equal(ndiff(a, b, &o, &d), want_n);
   size_t ns = 0;
@@ -307,7 +307,7 @@ static void test_path_quoting(void **state) {
 static void test_unordered_basic(void **state) {
   (void)state;
   const char *uno[] = {"$.tags"};
-  kg_jsondiff_opts o = {NULL, 0, uno, 1};
+  kg_jsondiff_opts o = {NULL, 0, uno, 1, NULL};
   kg_diffs d;
   assert_int_equal(ndiff("{\"tags\":[\"a\",\"b\",\"c\"]}",
                          "{\"tags\":[\"c\",\"a\",\"b\"]}", &o, &d),
@@ -357,7 +357,7 @@ static void test_unordered_basic(void **state) {
 static void test_unordered_nested_and_deep_patterns(void **state) {
   (void)state;
   const char *uno[] = {"$..ids", "$.rows[*].cells", "$"};
-  kg_jsondiff_opts o = {NULL, 0, uno, 3};
+  kg_jsondiff_opts o = {NULL, 0, uno, 3, NULL};
   kg_diffs d;
   /* Root unordered; each row's cells unordered; ids unordered anywhere. */
   assert_int_equal(
@@ -374,7 +374,7 @@ static void test_unordered_nested_and_deep_patterns(void **state) {
   kg_diffs_free(&d);
   /* Unordered inside unordered: the inner multiset decides pairing. */
   const char *uno2[] = {"$.g", "$.g[*].ids"};
-  kg_jsondiff_opts o2 = {NULL, 0, uno2, 2};
+  kg_jsondiff_opts o2 = {NULL, 0, uno2, 2, NULL};
   assert_int_equal(ndiff("{\"g\":[{\"ids\":[1,2]},{\"ids\":[3,4]}]}",
                          "{\"g\":[{\"ids\":[4,3]},{\"ids\":[2,1]}]}", &o2, &d),
                    0);
@@ -393,7 +393,7 @@ static void test_unordered_with_ignored_fields(void **state) {
   (void)state;
   const char *uno[] = {"$.items"};
   const char *ign[] = {"$.items[*].ts", "$..nonce"};
-  kg_jsondiff_opts o = {ign, 2, uno, 1};
+  kg_jsondiff_opts o = {ign, 2, uno, 1, NULL};
   kg_diffs d;
   assert_int_equal(
       ndiff("{\"items\":[{\"id\":1,\"ts\":5},{\"id\":2,\"ts\":6,\"x\":[1]}]}",
@@ -416,7 +416,7 @@ static void test_unordered_with_ignored_fields(void **state) {
   kg_diffs_free(&d);
   /* Ignoring the elements themselves ignores the whole content. */
   const char *ign2[] = {"$.items[*]"};
-  kg_jsondiff_opts o2 = {ign2, 1, uno, 1};
+  kg_jsondiff_opts o2 = {ign2, 1, uno, 1, NULL};
   assert_int_equal(ndiff("{\"items\":[1,2,3]}", "{\"items\":[4]}", &o2, &d), 0);
   assert_int_equal(d.nsuppressed, 1);
   kg_diffs_free(&d);
@@ -464,7 +464,7 @@ static void test_unordered_large(void **state) {
   kg_buf_appends(&b, "]}");
 
   const char *uno[] = {"$.rows", "$.same"};
-  kg_jsondiff_opts o = {NULL, 0, uno, 2};
+  kg_jsondiff_opts o = {NULL, 0, uno, 2, NULL};
   kg_diffs d;
   memset(&d, 0, sizeof(d));
   uint64_t t0 = kg_now_ns();
@@ -490,7 +490,7 @@ static void test_ignore_exact_path(void **state) {
   (void)state;
   const char *ign[] = {"$.meta.ts"};
   const char *sup[] = {"$.meta.ts", NULL};
-  kg_jsondiff_opts o = {ign, 1, NULL, 0};
+  kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
   kg_diffs d;
   assert_int_equal(ndiff("{\"meta\":{\"ts\":1,\"v\":1}}",
                          "{\"meta\":{\"ts\":2,\"v\":2}}", &o, &d),
@@ -533,7 +533,7 @@ static void test_ignore_any_index(void **state) {
   (void)state;
   const char *ign[] = {"$.items[*].updated_at"};
   const char *sup[] = {"$.items[*].updated_at", NULL};
-  kg_jsondiff_opts o = {ign, 1, NULL, 0};
+  kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
   kg_diffs d;
   assert_int_equal(
       ndiff("{\"items\":[{\"p\":1,\"updated_at\":1},{\"p\":2,\"updated_at\":1}],"
@@ -675,7 +675,7 @@ static void *deep_thread(void *arg) {
   char *b = nested(D - 2, "{\"k\":", "[{\"n\":2},2,1]", "}");
   const char *ign[] = {"$..zz", "$..k..n"};
   const char *uno[] = {"$..k"};
-  kg_jsondiff_opts o = {ign, 2, uno, 1};
+  kg_jsondiff_opts o = {ign, 2, uno, 1, NULL};
   kg_diffs d;
   memset(&d, 0, sizeof(d));
   if (kg_jsondiff(a, strlen(a), b, strlen(b), &o, &d) == 0 && d.n == 0 &&
@@ -747,7 +747,7 @@ static void test_large_documents(void **state) {
   big_doc(&b, true);
   assert_true(a.len > 1000000);
   const char *ign[] = {"$.meta.ts", "$.items[*].updated_at"};
-  kg_jsondiff_opts o = {ign, 2, NULL, 0};
+  kg_jsondiff_opts o = {ign, 2, NULL, 0, NULL};
   kg_diffs d;
   memset(&d, 0, sizeof(d));
   assert_int_equal(kg_jsondiff(a.data, a.len, b.data, b.len, &o, &d), 0);
@@ -886,7 +886,7 @@ static void gen_value(kg_buf *a, kg_buf *b, unsigned *seed, int depth) {
 static void test_random_respellings(void **state) {
   (void)state;
   const char *uno[] = {"$..u"};
-  kg_jsondiff_opts o = {NULL, 0, uno, 1};
+  kg_jsondiff_opts o = {NULL, 0, uno, 1, NULL};
   unsigned seed = 12345;
   for (int round = 0; round < 500; round++) {
     kg_buf a = KG_BUF_INIT, b = KG_BUF_INIT, c = KG_BUF_INIT, junk = KG_BUF_INIT;
@@ -927,7 +927,7 @@ static void *par_thread(void *arg) {
   par_case *c = arg;
   const char *ign[] = {"$..ts"};
   const char *uno[] = {"$.s"};
-  kg_jsondiff_opts o = {ign, 1, uno, 1};
+  kg_jsondiff_opts o = {ign, 1, uno, 1, NULL};
   for (int i = 0; i < 200; i++) {
     kg_diffs d;
     memset(&d, 0, sizeof(d));
