@@ -454,26 +454,6 @@ const kg_differ kg_differ_html = {"html", kg_handles_html, kg_compare_html, NULL
 const kg_differ kg_differ_text = {"text", kg_handles_text, kg_compare_text, NULL};
 const kg_differ kg_differ_binary = {"binary", kg_handles_any, kg_compare_binary, NULL};
 
-/* Takes out the differences whose pattern is learned noise. */
-static void kg_apply_noise(kg_diffs *d, const kg_noise_view *noisy) {
-  if (noisy == NULL || noisy->n == 0) return;
-  size_t keep = 0;
-  for (size_t i = 0; i < d->n; i++) {
-    kg_difference *x = &d->v[i];
-    if (kg_noise_view_has(noisy, x->pattern)) {
-      kg_diffs_suppress(d, x->pattern);
-      free(x->where);
-      free(x->pattern);
-      free(x->master);
-      free(x->shadow);
-      d->total--;
-    } else {
-      d->v[keep++] = *x;
-    }
-  }
-  d->n = keep;
-}
-
 /* Undoes Content-Encoding into out; on failure records why. A body cut at
  * the capture limit cannot be decoded and is compared as captured. */
 static bool kg_decoded(const kg_resp_view *v, const kg_compare_opts *o,
@@ -500,6 +480,7 @@ size_t kg_compare_rules(const kg_rule *rules, size_t nrules, const char *endpoin
 void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
                      const kg_compare_opts *o, kg_pair_result *out) {
   memset(out, 0, sizeof(*out));
+  out->body.max = out->headers.max = o->max_differences;
   /* The kind is the master's media type even when a side failed: a JSON
    * endpoint with a refused shadow is still a JSON endpoint. */
   const char *ctype = a->error ? NULL : kg_header_value(a->hdrs, "content-type");
@@ -510,6 +491,7 @@ void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
     return;
   }
   out->status_differs = a->status != b->status;
+  out->body.noisy = out->headers.noisy = o->noisy; /* cleared before returning */
 
   /* Bodies byte-identical as received, in the same Content-Encoding, are
    * equal whatever their decoding would give: no need to decode them, and
@@ -542,14 +524,14 @@ void kg_compare_pair(const kg_resp_view *a, const kg_resp_view *b,
   kg_buf_free(&da);
   kg_buf_free(&db);
 
-  kg_apply_noise(&out->body, o->noisy);
-  kg_apply_noise(&out->headers, o->noisy);
   /* JSON's readable listing is made after noise so that it agrees with
    * the differences; a diff whose every difference was noise is dropped. */
   if (out->kind->finish && !same && !(ea || eb)) out->kind->finish(&in, out);
   else if (out->body.n == 0) kg_buf_reset(&out->diff);
   out->equal = !out->error && !out->status_differs && out->body.total == 0 &&
                out->headers.total == 0;
+  /* The view is the caller's and outlives only this call. */
+  out->body.noisy = out->headers.noisy = NULL;
 }
 
 void kg_pair_result_free(kg_pair_result *r) {

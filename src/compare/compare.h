@@ -32,6 +32,9 @@ typedef struct kg_compare_opts {
   const kg_rule *const *rules;   /* rules matching the endpoint */
   size_t nrules;
   const kg_noise_view *noisy;    /* learned noise, or NULL */
+  size_t max_differences;        /* stored per list (body, headers); 0: 100.
+                                    Noise pairs store up to what noise can
+                                    learn, so every noisy location counts */
 } kg_compare_opts;
 
 /* The rules (a config's, in config order) whose endpoint pattern matches

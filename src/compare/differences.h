@@ -8,6 +8,7 @@
 #ifndef KG_DIFFERENCES_H
 #define KG_DIFFERENCES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct kg_difference {
@@ -32,12 +33,20 @@ typedef struct kg_diffs {
   size_t max;        /* store at most this many (0 = 100) */
   char **suppressed; /* owned list of distinct `pattern`s a noise rule hid */
   size_t nsuppressed, capsuppressed;
+  const struct kg_noise_view *noisy; /* borrowed for one comparison, or NULL:
+                        a difference at a location learned as noise is
+                        suppressed when added, before it counts against
+                        max, so noise can never crowd out a real change */
 } kg_diffs;
 
 /* Appends a difference (copies every string; NULL allowed for master or
- * shadow). Counts it in total even when over max. */
+ * shadow). Counts it in total even when over max. A difference at a
+ * location d->noisy names is suppressed instead (kg_diffs_suppress). */
 void kg_diffs_add(kg_diffs *d, const char *where, const char *pattern,
                   const char *master, const char *shadow);
+/* True when d stores no more differences (it still counts them): a differ
+ * need not render the values of the rest. */
+bool kg_diffs_full(const kg_diffs *d);
 /* Records that a noise rule hid a difference at `pattern` (deduplicated). */
 void kg_diffs_suppress(kg_diffs *d, const char *pattern);
 void kg_diffs_free(kg_diffs *d);

@@ -711,12 +711,14 @@ static void kg_htmldiff_add(hd_report *rp, bool has_a, bool has_b) {
     kg_diffs_add(rp->out, "", NULL, NULL, NULL);
     return;
   }
-  size_t before = rp->out->n;
   /* Noise is keyed by the concrete location: the positionless pattern
    * only pairs removed with added nodes. */
   kg_diffs_add(rp->out, rp->where.data, rp->where.data,
                has_a ? rp->va.data : NULL, has_b ? rp->vb.data : NULL);
-  rp->full = rp->out->n == before;
+  /* A difference at a learned-noise location is suppressed, not stored,
+   * so the list is full only when it stops storing; and with learned noise
+   * every later difference still needs its location, to be recognised. */
+  rp->full = kg_diffs_full(rp->out) && rp->out->noisy == NULL;
 }
 
 static void kg_htmldiff_reset_scratch(hd_report *rp) {

@@ -454,10 +454,6 @@ static bool kg_jsondiff_eq_value(walker *w, const json_t *a, const json_t *b) {
 /* ------------------------------------------------------------------------ */
 /* The diff walk                                                            */
 
-static bool kg_jsondiff_diffs_full(const kg_diffs *d) {
-  return d->n >= (d->max ? d->max : 100); /* 0 = 100, as differences.h */
-}
-
 /* Records a difference at the current path: a or b is NULL when absent.
  * Under an ignored path it is suppressed instead, and the rest of the
  * ignored subtree is skipped (one suppression says it all). */
@@ -472,7 +468,7 @@ static void kg_jsondiff_report(walker *w, const json_t *a, const json_t *b) {
     return;
   }
   kg_jsondiff_render_path(w);
-  if (kg_jsondiff_diffs_full(w->out)) { /* counted in total; values not worth rendering */
+  if (kg_diffs_full(w->out)) { /* counted in total; values not worth rendering */
     kg_diffs_add(w->out, w->where.data, w->where.data, NULL, NULL);
     return;
   }

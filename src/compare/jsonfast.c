@@ -880,6 +880,7 @@ int kg_jsonfast(const char *a, size_t alen, const char *b, size_t blen,
   kg_diffs tmp;
   memset(&tmp, 0, sizeof(tmp));
   tmp.max = out->max;
+  tmp.noisy = out->noisy; /* learned noise is suppressed as it is added */
   w.out = &tmp;
 
   int rc = kg_jsonfast_run(&w);

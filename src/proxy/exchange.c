@@ -292,8 +292,12 @@ static void kg_exchange_add_suppressed(kg_exchange *ex, const kg_diffs *d) {
 /* Feeds a noise pair (two answers that should agree) to the noise model. */
 static void kg_exchange_learn(kg_exchange *ex, size_t a, size_t b,
                               const kg_compare_opts *o) {
+  /* Every location the pair differs at, not the first 100: noise past
+   * the cap would otherwise never be learned. */
+  kg_compare_opts all = *o;
+  all.max_differences = KG_NOISE_MAX_PATTERNS;
   kg_pair_result r;
-  kg_compare_pair(&ex->views[a], &ex->views[b], o, &r);
+  kg_compare_pair(&ex->views[a], &ex->views[b], &all, &r);
   if (!r.error) {
     const char **pats = NULL;
     size_t n = kg_pair_result_patterns(&r, &pats);

@@ -294,6 +294,7 @@ def bin_body(variant, flags):
 
 
 PRECISE_KINDS = ("array", "object", "ids", "html", "text", "headers")
+MANY_ROWS = 150  # /precise/many: more noisy locations than a result stores (100)
 
 
 def precise_reply(kind, variant, flags):
@@ -311,6 +312,9 @@ def precise_reply(kind, variant, flags):
         return "application/json", [], json.dumps({"a": noise, "b": v}).encode()
     if kind == "ids":  # every row's id is noise; row 1's v is the real field
         rows = [{"id": noise_token(), "v": v if i == 1 else 1} for i in range(3)]
+        return "application/json", [], json.dumps({"rows": rows}).encode()
+    if kind == "many":  # every row's id is noise, row 120's v is the real field
+        rows = [{"id": noise_token(), "v": v if i == 120 else 1} for i in range(MANY_ROWS)]
         return "application/json", [], json.dumps({"rows": rows}).encode()
     if kind == "html":
         return "text/html", [], ("<!DOCTYPE html><html><body><p>%s</p>"

@@ -212,3 +212,19 @@ def test_learned_noise_never_hides_a_real_change_next_to_it(
     assert len(learned) == 1, learned
     assert "GET /precise/%s after %d pairs" % (kind, MIN_PAIRS) in learned[0], learned
     assert all(loc in learned[0] for loc in noise), learned
+
+
+def test_more_noisy_locations_than_a_result_stores(make_backend, start_kagami):
+    """150 noisy ids: more than the 100 differences a result stores. Every
+    one is learned (noise pairs store what noise can learn), and noise is
+    taken out before the cap, so noise-only answers are equal and the one
+    real change in row 120 is still reported."""
+    _, _, _, k = with_secondary(make_backend, start_kagami)
+    run(k, ["/precise/many?i=%d" % i for i in range(MIN_PAIRS)])
+    [e] = run(k, ["/precise/many?i=check"])
+    assert e["equal"] is True and e["differences"] == [], json.dumps(e)[:500]
+    assert len(e["suppressed"]) == backends.MANY_ROWS
+    [e] = run(k, ["/precise/many?real=1"])
+    assert e["equal"] is False
+    assert [(d["where"], d["master"], d["shadow"]) for d in e["differences"]] == \
+        [("$.rows[120].v", "1", "2")], json.dumps(e)[:500]
