@@ -132,7 +132,7 @@ static void kg_main_on_sighup(uv_signal_t *s, int signum) {
   kg_main *m = s->data;
   if (m->stopping) return;
   kg_sinks_reopen(&m->shared.sinks);
-  char err[1024];
+  char err[8192];
   kg_config *cfg = NULL;
   if (kg_config_load(m->path, &cfg, err, sizeof(err)) < 0) {
     kg_log_error("reload failed, keeping the running config: %s", err);
@@ -224,7 +224,7 @@ static void kg_log_stop(const kg_main *m) {
 }
 
 static int kg_main_run(const char *path) {
-  char err[1024];
+  char err[8192];
   kg_main m = {0};
   if (kg_config_load(path, &m.cfg, err, sizeof(err)) < 0) {
     fprintf(stderr, "%s\n", err);
@@ -316,7 +316,7 @@ out:
 }
 
 static int kg_main_check(const char *path) {
-  char err[1024];
+  char err[8192];
   kg_config *cfg = NULL;
   if (kg_config_load(path, &cfg, err, sizeof(err)) < 0) {
     fprintf(stderr, "%s\n", err);

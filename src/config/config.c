@@ -387,11 +387,56 @@ static int kg_cfg_validate(kg_cfg_ctx *c, int t) {
                    KG_ARRAY_SIZE(names));
   kg_cfg_key_names(kg_cfg_output_keys, kg_cfg_noutput_keys, names, &n,
                    KG_ARRAY_SIZE(names));
-  if (kg_cfg_check_keys(c, t, "", names, n) != 0) return -1;
-  if (kg_cfg_read_keys(c, t, "", kg_cfg_proxy_keys, kg_cfg_nproxy_keys, c->cfg) != 0 ||
-      kg_cfg_read_keys(c, t, "", kg_cfg_compare_keys, kg_cfg_ncompare_keys, c->cfg) != 0)
-    return -1;
-  return kg_cfg_read_keys(c, t, "", kg_cfg_output_keys, kg_cfg_noutput_keys, c->cfg);
+  /* Every section is read even after an error, so that one run names
+   * every key it can find wrong. */
+  int rc = kg_cfg_check_keys(c, t, "", names, n);
+  rc |= kg_cfg_read_keys(c, t, "", kg_cfg_proxy_keys, kg_cfg_nproxy_keys, c->cfg);
+  rc |= kg_cfg_read_keys(c, t, "", kg_cfg_compare_keys, kg_cfg_ncompare_keys, c->cfg);
+  rc |= kg_cfg_read_keys(c, t, "", kg_cfg_output_keys, kg_cfg_noutput_keys, c->cfg);
+  return rc ? -1 : 0;
+}
+
+/* The line number of a "FILE:LINE: ..." message, or 0 when `msg` does not
+ * start one (a message may span lines: a quoted value, a traceback). */
+static long kg_cfg_error_line(const kg_cfg_ctx *c, const char *msg) {
+  size_t n = strlen(c->path);
+  if (strncmp(msg, c->path, n) != 0 || msg[n] != ':' || msg[n + 1] < '0' || msg[n + 1] > '9')
+    return 0;
+  return strtol(msg + n + 1, NULL, 10);
+}
+
+typedef struct kg_cfg_msg {
+  const char *text; /* in the copy, NUL-terminated */
+  long line;
+  size_t order;     /* as written, to keep equal lines in that order */
+} kg_cfg_msg;
+
+static int kg_cfg_msg_cmp(const void *x, const void *y) {
+  const kg_cfg_msg *a = x, *b = y;
+  if (a->line != b->line) return (a->line > b->line) - (a->line < b->line);
+  return (a->order > b->order) - (a->order < b->order);
+}
+
+/* Several messages: in the order of their lines in the file, as a person
+ * fixes them (the keys were read in table order). A line that starts no
+ * message belongs to the one before it. */
+static void kg_cfg_sort_errors(kg_cfg_ctx *c) {
+  char *copy = kg_strdup(c->err);
+  kg_cfg_msg msgs[64];
+  size_t n = 0;
+  for (char *p = copy; p && *p;) {
+    char *nl = strchr(p, '\n');
+    while (nl && kg_cfg_error_line(c, nl + 1) == 0) nl = strchr(nl + 1, '\n');
+    if (nl) *nl = '\0';
+    if (n < KG_ARRAY_SIZE(msgs)) msgs[n] = (kg_cfg_msg){p, kg_cfg_error_line(c, p), n}, n++;
+    p = nl ? nl + 1 : NULL;
+  }
+  qsort(msgs, n, sizeof(msgs[0]), kg_cfg_msg_cmp);
+  kg_buf b = KG_BUF_INIT;
+  for (size_t i = 0; i < n; i++) kg_buf_appendf(&b, "%s%s", i ? "\n" : "", msgs[i].text);
+  snprintf(c->err, c->errlen, "%s", b.data ? b.data : "");
+  kg_buf_free(&b);
+  free(copy);
 }
 
 /* Runs kg_cfg_validate() under lua_pcall: raw table accesses cannot run
@@ -453,8 +498,9 @@ int kg_config_load(const char *path, kg_config **out, char *err,
               luaL_typename(L, -1));
     else if (!kg_cfg_has_position(msg.data))
       kg_cfg_fail_at(&c, 1, "", "%s", msg.data);
-    else if (err != NULL && errlen > 0)
-      snprintf(err, errlen, "%s", msg.data); /* Lua's own FILE:LINE: msg */
+    else if (err != NULL && errlen > 0) /* Lua's own FILE:LINE: msg */
+      snprintf(err, errlen, "%s%s", msg.data,
+               msg.data[msg.len - 1] == ' ' ? "(an error with an empty message)" : "");
     kg_buf_free(&msg);
     goto done;
   }
@@ -477,6 +523,7 @@ int kg_config_load(const char *path, kg_config **out, char *err,
     goto done;
   }
   rc = c.rc;
+  if (rc != 0 && c.nerrors > 1) kg_cfg_sort_errors(&c);
 
 done:
   if (L != NULL) lua_close(L);

@@ -32,6 +32,7 @@ typedef struct kg_cfg_ctx {
   char *err;
   size_t errlen;
   int rc;             /* result of the validation, read after the pcall */
+  size_t nerrors;     /* messages written to err (one per line) */
 } kg_cfg_ctx;
 
 /* ---- locate.c: messages ------------------------------------------------ */

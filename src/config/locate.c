@@ -242,19 +242,27 @@ int kg_cfg_locate_return(const char *source) {
 
 /* ---- errors ----------------------------------------------------------- */
 
-/* Writes "FILE:LINE: where: message" (or "FILE:LINE: message" when where is
- * empty) into the caller's buffer; returns -1 so callers can
- * `return kg_cfg_fail...`. */
+/* Adds "FILE:LINE: where: message" (or "FILE:LINE: message" when where is
+ * empty) as a line of the caller's buffer: the reader goes on to the next
+ * key, so one `kagami check` names every mistake it can. A message that
+ * does not fit whole is left out (the first always fits). Returns -1 so
+ * callers can `return kg_cfg_fail...`. */
 static int kg_cfg_fail_vat(kg_cfg_ctx *c, int line, const char *where,
                            const char *fmt, va_list ap) {
-  char msg[768];
+  char msg[768], full[1024];
   vsnprintf(msg, sizeof(msg), fmt, ap);
+  c->nerrors++;
   if (c->err == NULL || c->errlen == 0) return -1;
   if (line <= 0) line = 1;
   if (where != NULL && where[0] != '\0')
-    snprintf(c->err, c->errlen, "%s:%d: %s: %s", c->path, line, where, msg);
+    snprintf(full, sizeof(full), "%s:%d: %s: %s", c->path, line, where, msg);
   else
-    snprintf(c->err, c->errlen, "%s:%d: %s", c->path, line, msg);
+    snprintf(full, sizeof(full), "%s:%d: %s", c->path, line, msg);
+  size_t used = c->nerrors > 1 ? strlen(c->err) : 0;
+  if (used == 0)
+    snprintf(c->err, c->errlen, "%s", full);
+  else if (used + 1 + strlen(full) < c->errlen)
+    snprintf(c->err + used, c->errlen - used, "\n%s", full);
   return -1;
 }
 

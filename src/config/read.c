@@ -352,6 +352,7 @@ int kg_cfg_read_keys(kg_cfg_ctx *c, int t, const char *prefix,
   lua_State *L = c->L;
   t = lua_absindex(L, t);
   char kp[512];
+  int failed = 0;
   for (size_t i = 0; i < n; i++) {
     const kg_cfg_key *k = &keys[i];
     int top = lua_gettop(L);
@@ -361,9 +362,9 @@ int kg_cfg_read_keys(kg_cfg_ctx *c, int t, const char *prefix,
       rc = kg_cfg_read_value(c, top + 1, k, kp, base);
     if (rc == 0 && k->check != NULL) rc = k->check(c, top + 1, k, kp, base);
     lua_settop(L, top);
-    if (rc != 0) return rc;
+    if (rc != 0) failed = -1; /* and on to the next key: report them all */
   }
-  return 0;
+  return failed;
 }
 
 void kg_cfg_key_names(const kg_cfg_key *keys, size_t n, const char **names,

@@ -139,7 +139,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-/* "FILE:LINE: message", FILE being the path the loader was given. */
+/* "FILE:LINE: message", FILE being the path the loader was given. Only the
+ * first line is checked: several mistakes are one line each, but a Lua
+ * error may quote the source, which is anything. */
 static bool fz_well_formed_error(const char *err) {
   size_t plen = strlen(fz_path);
   if (strncmp(err, fz_path, plen) != 0 || err[plen] != ':') return false;

@@ -248,3 +248,28 @@ def test_run_with_listen_port_in_use_fails(tmp_path):
     assert not sanitizer_reports(p.stderr), p.stderr
     assert p.returncode != 0
     assert "127.0.0.1:%d" % port in p.stderr
+
+
+def test_check_reports_every_mistake_in_file_order(tmp_path):
+    """One `kagami check` names every key it finds wrong, in the order of
+    the file's lines (issue 16), not just the first."""
+    conf = tmp_path / "multi.lua"
+    conf.write_text(textwrap.dedent("""\
+        return {
+          client_timeout = -1,
+          backends = {
+            production = { url = "http://127.0.0.1:9001", master = true },
+            newdb = { url = "localhost" },
+          },
+          sample = 2,
+          noise = { learn = "yes" },
+          bogus_key = 1,
+        }
+        """))
+    p = run_cli("check", conf)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert [l.split(": ", 1)[0].rsplit(":", 1)[1] for l in lines] == \
+        ["2", "5", "7", "8", "9"], lines
+    assert "client_timeout" in lines[0] and "backends.newdb.url" in lines[1]
+    assert "sample" in lines[2] and "noise.learn" in lines[3] and "bogus_key" in lines[4]
