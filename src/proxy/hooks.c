@@ -73,24 +73,24 @@ typedef struct call_ctx {
  * budget is spent. From then on it fires on every instruction, so a hook
  * that catches the error with pcall cannot keep running: its next
  * instruction raises again. */
-static void budget_hook(lua_State *L, lua_Debug *ar) {
+static void kg_hooks_budget_hook(lua_State *L, lua_Debug *ar) {
   kg_hooks *h = *(kg_hooks **)lua_getextraspace(L);
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  lua_sethook(L, kg_hooks_budget_hook, LUA_MASKCOUNT, 1);
   luaL_error(L, "instruction budget exceeded (hook_budget = %d)",
              h->cfg->hook_budget);
 }
 
 /* lua_sethook also resets the instruction counter: a fresh budget per call. */
-static void budget_start(kg_hooks *h) {
-  lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, h->cfg->hook_budget);
+static void kg_hooks_budget_start(kg_hooks *h) {
+  lua_sethook(h->L, kg_hooks_budget_hook, LUA_MASKCOUNT, h->cfg->hook_budget);
 }
 
-static void budget_stop(lua_State *L) { lua_sethook(L, NULL, 0, 0); }
+static void kg_hooks_budget_stop(lua_State *L) { lua_sethook(L, NULL, 0, 0); }
 
 /* Message handler: runs where the error happened, so the traceback shows the
  * hook's frames. Never calls user code (no __tostring): it may run after the
  * budget is spent. */
-static int msgh(lua_State *L) {
+static int kg_hooks_msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL)
     msg = lua_pushfstring(L, "(error object is a %s value)",
@@ -175,7 +175,7 @@ static void push_responses(kg_hooks *h, lua_State *L, const kg_resp_view *rs,
   }
 }
 
-static void set_opt_string(lua_State *L, const char *key, const char *v) {
+static void kg_hooks_set_opt_string(lua_State *L, const char *key, const char *v) {
   if (v == NULL) return;
   lua_pushstring(L, v);
   lua_setfield(L, -2, key);
@@ -190,17 +190,17 @@ static void push_result(lua_State *L, const kg_result_view *r) {
   lua_createtable(L, 0, 6);
   lua_pushboolean(L, r->equal);
   lua_setfield(L, -2, "equal");
-  set_opt_string(L, "kind", r->kind);
-  set_opt_string(L, "endpoint", r->endpoint);
-  set_opt_string(L, "diff", r->diff);
+  kg_hooks_set_opt_string(L, "kind", r->kind);
+  kg_hooks_set_opt_string(L, "endpoint", r->endpoint);
+  kg_hooks_set_opt_string(L, "diff", r->diff);
   lua_createtable(L, (int)KG_MIN(r->ndifferences, (size_t)INT32_MAX), 0);
   for (size_t i = 0; i < r->ndifferences; i++) {
     const kg_hook_difference *d = &r->differences[i];
     lua_createtable(L, 0, 4);
-    set_opt_string(L, "backend", d->backend);
-    set_opt_string(L, "where", d->where);
-    set_opt_string(L, "master", d->master);
-    set_opt_string(L, "shadow", d->shadow);
+    kg_hooks_set_opt_string(L, "backend", d->backend);
+    kg_hooks_set_opt_string(L, "where", d->where);
+    kg_hooks_set_opt_string(L, "master", d->master);
+    kg_hooks_set_opt_string(L, "shadow", d->shadow);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "differences");
@@ -215,7 +215,7 @@ static void push_result(lua_State *L, const kg_result_view *r) {
 /* ---- results ---------------------------------------------------------- */
 
 /* select_backends' return value at idx: nil, or a list of names. */
-static void read_selection(call_ctx *x, lua_State *L, int idx) {
+static void kg_hooks_read_selection(call_ctx *x, lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   int t = lua_type(L, idx);
   if (t == LUA_TNIL) return;
@@ -264,19 +264,19 @@ static void read_selection(call_ctx *x, lua_State *L, int idx) {
   x->mask = mask;
 }
 
-static bool is_tchar(unsigned char ch) {
+static bool kg_hooks_is_tchar(unsigned char ch) {
   return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
          (ch >= 'A' && ch <= 'Z') || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-static bool valid_name(const char *s, size_t n) {
+static bool kg_hooks_valid_name(const char *s, size_t n) {
   if (n == 0) return false;
   for (size_t i = 0; i < n; i++)
-    if (!is_tchar((unsigned char)s[i])) return false;
+    if (!kg_hooks_is_tchar((unsigned char)s[i])) return false;
   return true;
 }
 
-static bool valid_value(const char *s, size_t n) {
+static bool kg_hooks_valid_value(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return false;
   return true;
@@ -306,7 +306,7 @@ static bool same_framing(const kg_hdrs *a, const kg_hdrs *b) {
 }
 
 /* After munge_headers: the proxy at idx back into x->out, checked. */
-static void read_headers(call_ctx *x, lua_State *L, int idx) {
+static void kg_hooks_read_headers(call_ctx *x, lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, x->h->ref_hexport);
   lua_pushvalue(L, idx);
@@ -318,8 +318,8 @@ static void read_headers(call_ctx *x, lua_State *L, int idx) {
     lua_rawgeti(L, -2, i + 1);
     const char *name = lua_tolstring(L, -2, &nlen);
     const char *value = lua_tolstring(L, -1, &vlen);
-    if (name == NULL || value == NULL || !valid_name(name, nlen) ||
-        !valid_value(value, vlen) || nlen > UINT32_MAX || vlen > UINT32_MAX) {
+    if (name == NULL || value == NULL || !kg_hooks_valid_name(name, nlen) ||
+        !kg_hooks_valid_value(value, vlen) || nlen > UINT32_MAX || vlen > UINT32_MAX) {
       snprintf(x->why, sizeof(x->why),
                "rejected an invalid header field (bad name, or CR/LF/NUL in "
                "the value); headers left unchanged");
@@ -338,7 +338,7 @@ static void read_headers(call_ctx *x, lua_State *L, int idx) {
 
 /* ---- the protected call ----------------------------------------------- */
 
-static int trampoline(lua_State *L) {
+static int kg_hooks_trampoline(lua_State *L) {
   call_ctx *x = lua_touserdata(L, 1);
   kg_hooks *h = x->h;
   luaL_checkstack(L, 10, NULL);
@@ -346,10 +346,10 @@ static int trampoline(lua_State *L) {
   case HOOK_SELECT:
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref[HOOK_SELECT]);
     push_req(h, L, x->req);
-    budget_start(h);
+    kg_hooks_budget_start(h);
     lua_call(L, 1, 1);
-    budget_stop(L);
-    read_selection(x, L, -1);
+    kg_hooks_budget_stop(L);
+    kg_hooks_read_selection(x, L, -1);
     break;
   case HOOK_MUNGE:
     push_headers(h, L, x->hdrs_in, false); /* stack slot 2, read back below */
@@ -357,10 +357,10 @@ static int trampoline(lua_State *L) {
     lua_pushstring(L, x->backend != NULL ? x->backend : "");
     push_req(h, L, x->req);
     lua_pushvalue(L, 2);
-    budget_start(h);
+    kg_hooks_budget_start(h);
     lua_call(L, 3, 0);
-    budget_stop(L);
-    read_headers(x, L, 2);
+    kg_hooks_budget_stop(L);
+    kg_hooks_read_headers(x, L, 2);
     break;
   case HOOK_FINISHED:
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref[HOOK_FINISHED]);
@@ -372,9 +372,9 @@ static int trampoline(lua_State *L) {
     push_req(h, L, x->req);
     push_responses(h, L, x->resps, x->nresps);
     push_result(L, x->result);
-    budget_start(h);
+    kg_hooks_budget_start(h);
     lua_call(L, 4, 0);
-    budget_stop(L);
+    kg_hooks_budget_stop(L);
     break;
   default:
     break;
@@ -384,16 +384,16 @@ static int trampoline(lua_State *L) {
 
 /* Runs one hook through the trampoline. Returns 0, or -1 after logging why
  * (a Lua error with its traceback, or a result we cannot use). */
-static int run_hook(call_ctx *x) {
+static int kg_hooks_run_hook(call_ctx *x) {
   lua_State *L = x->h->L;
   const char *name = hook_names[x->id];
   int top = lua_gettop(L);
-  lua_pushcfunction(L, msgh);
-  lua_pushcfunction(L, trampoline);
+  lua_pushcfunction(L, kg_hooks_msgh);
+  lua_pushcfunction(L, kg_hooks_trampoline);
   lua_pushlightuserdata(L, x);
   int st = lua_pcall(L, 1, 0, top + 1);
-  budget_stop(L); /* the error may have left the hook armed */
-  /* msgh, plus the error message on failure: nothing else may be left. */
+  kg_hooks_budget_stop(L); /* the error may have left the hook armed */
+  /* kg_hooks_msgh, plus the error message on failure: nothing else may be left. */
   assert(lua_gettop(L) == top + (st == LUA_OK ? 1 : 2));
   if (st != LUA_OK) {
     const char *raw = lua_tostring(L, -1);
@@ -418,7 +418,7 @@ int kg_hooks_select_backends(kg_hooks *h, const kg_req_view *req,
                              uint64_t *mask) {
   if (h == NULL || h->L == NULL || h->ref[HOOK_SELECT] == LUA_NOREF) return 0;
   call_ctx x = {.h = h, .id = HOOK_SELECT, .req = req};
-  if (run_hook(&x) != 0) return 0;
+  if (kg_hooks_run_hook(&x) != 0) return 0;
   if (x.nunknown > 0) {
     if (x.nunknown > 1)
       kg_log_warn("hook select_backends: unknown backend \"%s\" (and %zu "
@@ -438,7 +438,7 @@ int kg_hooks_munge_headers(kg_hooks *h, const char *backend,
   if (h == NULL || h->L == NULL || h->ref[HOOK_MUNGE] == LUA_NOREF) return 0;
   call_ctx x = {.h = h, .id = HOOK_MUNGE, .req = req, .backend = backend,
                 .hdrs_in = hdrs};
-  if (run_hook(&x) != 0) {
+  if (kg_hooks_run_hook(&x) != 0) {
     kg_hdrs_free(&x.out);
     return 0;
   }
@@ -453,12 +453,12 @@ int kg_hooks_backends_finished(kg_hooks *h, const kg_req_view *req,
   if (h == NULL || h->L == NULL || h->ref[HOOK_FINISHED] == LUA_NOREF) return 0;
   call_ctx x = {.h = h, .id = HOOK_FINISHED, .req = req, .resps = resps,
                 .nresps = n, .result = result};
-  return run_hook(&x) == 0 ? 1 : 0;
+  return kg_hooks_run_hook(&x) == 0 ? 1 : 0;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+static void kg_hooks_set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+static void kg_hooks_set_err(char *err, size_t errlen, const char *fmt, ...) {
   if (err == NULL || errlen == 0) return;
   va_list ap;
   va_start(ap, fmt);
@@ -467,13 +467,13 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 /* Loads the header helpers and keeps references to new() and export(). */
-static int load_helpers(kg_hooks *h, char *err, size_t errlen) {
+static int kg_hooks_load_helpers(kg_hooks *h, char *err, size_t errlen) {
   lua_State *L = h->L;
   int st = luaL_loadbufferx(L, kg_hooks_headers_lua, kg_hooks_headers_lua_len,
                             "=kagami.headers", "t");
   if (st == LUA_OK) st = lua_pcall(L, 0, 1, 0);
   if (st != LUA_OK) {
-    set_err(err, errlen, "kagami: internal error in header helpers: %s",
+    kg_hooks_set_err(err, errlen, "kagami: internal error in header helpers: %s",
             lua_tostring(L, -1));
     lua_pop(L, 1);
     return -1;
@@ -506,18 +506,18 @@ int kg_hooks_new(const kg_config *cfg, kg_hooks **out, char *err,
 
   lua_State *L = luaL_newstate();
   if (L == NULL) {
-    set_err(err, errlen, "%s: cannot create a Lua state (out of memory)",
+    kg_hooks_set_err(err, errlen, "%s: cannot create a Lua state (out of memory)",
             cfg->path);
     free(h);
     return -1;
   }
   h->L = L;
-  *(kg_hooks **)lua_getextraspace(L) = h; /* for budget_hook */
+  *(kg_hooks **)lua_getextraspace(L) = h; /* for kg_hooks_budget_hook */
   /* Hook calls make many short-lived tables: the generational collector
    * reclaims those cheaply. */
   lua_gc(L, LUA_GCGEN, 0, 0);
   luaL_openlibs(L);
-  if (load_helpers(h, err, errlen) != 0) goto fail;
+  if (kg_hooks_load_helpers(h, err, errlen) != 0) goto fail;
 
   int st = kg_config_lua_run(L, cfg->path);
   if (st != LUA_OK) {
@@ -525,19 +525,19 @@ int kg_hooks_new(const kg_config *cfg, kg_hooks **out, char *err,
     kg_buf msg = KG_BUF_INIT;
     kg_config_lua_message(raw != NULL ? raw : "config raised an error",
                           cfg->path, &msg);
-    set_err(err, errlen, "%s", msg.data);
+    kg_hooks_set_err(err, errlen, "%s", msg.data);
     kg_buf_free(&msg);
     goto fail;
   }
   if (lua_type(L, -1) != LUA_TTABLE) {
-    set_err(err, errlen, "%s: the config no longer returns a table", cfg->path);
+    kg_hooks_set_err(err, errlen, "%s: the config no longer returns a table", cfg->path);
     goto fail;
   }
   for (int i = 0; i < HOOK_COUNT; i++) {
     if (!want[i]) continue;
     lua_pushstring(L, hook_names[i]);
     if (lua_rawget(L, -2) != LUA_TFUNCTION) {
-      set_err(err, errlen,
+      kg_hooks_set_err(err, errlen,
               "%s: %s is no longer a function (the file changed after it was "
               "checked?)",
               cfg->path, hook_names[i]);
@@ -546,7 +546,7 @@ int kg_hooks_new(const kg_config *cfg, kg_hooks **out, char *err,
     h->ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_settop(L, 0);
-  budget_stop(L); /* the config's; each hook call arms its own */
+  kg_hooks_budget_stop(L); /* the config's; each hook call arms its own */
 
   /* debug.sethook would let a hook switch its budget off. Removed only now,
    * so the config's top level behaves as it did in kg_config_load. */
