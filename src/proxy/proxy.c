@@ -539,15 +539,22 @@ static void kg_client_master_body(void *client, const char *p, size_t n) {
   }
 }
 
-/* The response is complete; the client stops referring to the exchange. */
-static void kg_client_master_end(void *client) {
-  kg_client *c = client;
+/* The exchange is done with c: it stops referring to it and any flow
+ * control pause ends. Returns false when c is already closed. */
+static bool kg_client_master_detach(kg_client *c) {
   c->ex = NULL;
-  if (c->state == KG_CLIENT_CLOSED) return;
+  if (c->state == KG_CLIENT_CLOSED) return false;
   if (c->master_paused) {
     c->master_paused = false;
     kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
   }
+  return true;
+}
+
+/* The response is complete; the client stops referring to the exchange. */
+static void kg_client_master_end(void *client) {
+  kg_client *c = client;
+  if (!kg_client_master_detach(c)) return;
   if (c->mode == KG_OUT_CHUNKED) kg_client_out(c, "0\r\n\r\n", 5);
   kg_client_queue_flush(c);
   if (!c->keep_alive) {
@@ -561,12 +568,7 @@ static void kg_client_master_end(void *client) {
  * connection is closed. The client stops referring to the exchange. */
 static void kg_client_master_failed(void *client, int status) {
   kg_client *c = client;
-  c->ex = NULL;
-  if (c->state == KG_CLIENT_CLOSED) return;
-  if (c->master_paused) {
-    c->master_paused = false;
-    kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
-  }
+  if (!kg_client_master_detach(c)) return;
   if (c->head_started) {
     /* Part of the response is out: closing early is the only way left
      * to tell the client it is incomplete. */
