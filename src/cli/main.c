@@ -239,7 +239,8 @@ static int kg_main_run(const char *path) {
   uv_loop_init(&m.loop);
   /* Bound before any worker thread starts, so that a taken admin port
    * stops us before a single client is served. */
-  m.admin = (kg_admin_ctx){m.cfg, m.workers, m.nworkers, m.shared.epstats, NULL};
+  m.admin = (kg_admin_ctx){.cfg = m.cfg, .workers = m.workers, .nworkers = m.nworkers,
+                           .epstats = m.shared.epstats, .noise = m.shared.noise};
   if (m.cfg->admin && kg_admin_start(&m.loop, &m.admin, err, sizeof(err)) < 0) {
     kg_log_error("%s", err);
     uv_run(&m.loop, UV_RUN_DEFAULT); /* the listener's close callback */
