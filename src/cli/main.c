@@ -15,6 +15,7 @@
 #include "traffic/record.h"
 #include "proxy/hooks.h"
 #include "common/log.h"
+#include "cli/noise_cli.h"
 #include "cli/replay_cli.h"
 #include "cli/report.h"
 #include "proxy/worker.h"
@@ -36,6 +37,10 @@ static const char kg_usage[] =
     "                     store (default kagami.db), what needs a look first\n"
     "  show ID [--db FILE | --config FILE] [--format text|json]\n"
     "                     one stored result: request, backends, differences, diff\n"
+    "  noise (--config FILE | --admin URL) [--endpoint PATTERN] [--format text|json]\n"
+    "        [--export]\n"
+    "                     what a running kagami learned as noise, with the\n"
+    "                     evidence; --export prints it as config rules\n"
     "  replay FILE --target http://host:port [--rate N/s | --speed 2x] [--compare]\n"
     "                     send recorded traffic (a WARC recording, a URL list or an\n"
     "                     nginx log) to a target; `kagami replay --help` tells more\n"
@@ -334,6 +339,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "report") == 0) return kg_report_main(argc - 2, argv + 2);
   if (strcmp(cmd, "show") == 0) return kg_show_main(argc - 2, argv + 2);
   if (strcmp(cmd, "replay") == 0) return kg_replay_cli_main(argc - 2, argv + 2);
+  if (strcmp(cmd, "noise") == 0) return kg_noise_cli_main(argc - 2, argv + 2);
   fprintf(stderr, "kagami: unknown %s '%s'\n%s",
           cmd[0] == '-' ? "option" : "command", cmd, kg_usage);
   return 1;
