@@ -370,16 +370,24 @@ static bool kg_admin_api_timeseries(const kg_admin_req *r, kg_admin_job *job,
   return true;
 }
 
-/* One endpoint of the noise snapshot as /api/noise shows it. */
+/* The evidence members every /api/noise entry has: pairs seen and when
+ * the entry was first and last seen. */
+static void kg_admin_api_noise_seen(kg_buf *o, uint64_t pairs, double first, double last) {
+  kg_buf_appends(o, ",\"pairs\":");
+  kg_jsonw_u64(o, pairs);
+  kg_buf_appends(o, ",\"first_seen\":");
+  kg_jsonw_fixed3(o, first);
+  kg_buf_appends(o, ",\"last_seen\":");
+  kg_jsonw_fixed3(o, last);
+}
+
+/* One endpoint of the noise snapshot as /api/noise shows it. A location's
+ * pairs are its endpoint's: the share that decides suppression is
+ * differed / pairs. */
 static void kg_admin_api_noise_ep(const kg_noise_ep_info *e, kg_buf *o) {
   kg_buf_appends(o, "{\"endpoint\":");
   kg_jsonw_cstr(o, e->endpoint);
-  kg_buf_appends(o, ",\"pairs\":");
-  kg_jsonw_u64(o, e->pairs);
-  kg_buf_appends(o, ",\"first_seen\":");
-  kg_jsonw_fixed3(o, e->first_seen);
-  kg_buf_appends(o, ",\"last_seen\":");
-  kg_jsonw_fixed3(o, e->last_seen);
+  kg_admin_api_noise_seen(o, e->pairs, e->first_seen, e->last_seen);
   kg_buf_appends(o, ",\"suppressed\":");
   kg_jsonw_u64(o, e->nnoisy);
   kg_buf_appends(o, ",\"locations\":[");
@@ -389,12 +397,7 @@ static void kg_admin_api_noise_ep(const kg_noise_ep_info *e, kg_buf *o) {
     kg_jsonw_cstr(o, l->location);
     kg_buf_appends(o, ",\"differed\":");
     kg_jsonw_u64(o, l->differed);
-    kg_buf_appends(o, ",\"pairs\":");
-    kg_jsonw_u64(o, e->pairs);
-    kg_buf_appends(o, ",\"first_seen\":");
-    kg_jsonw_fixed3(o, l->first_seen);
-    kg_buf_appends(o, ",\"last_seen\":");
-    kg_jsonw_fixed3(o, l->last_seen);
+    kg_admin_api_noise_seen(o, e->pairs, l->first_seen, l->last_seen);
     kg_buf_appends(o, l->noisy ? ",\"suppressed\":true}" : ",\"suppressed\":false}");
   }
   kg_buf_appends(o, "]}");

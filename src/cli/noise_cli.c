@@ -129,9 +129,13 @@ static int kg_noise_cli_target_get(const kg_noise_cli_opts *o, kg_noise_cli_targ
   } else {
     const char *a = o->admin;
     if (strncmp(a, "http://", 7) == 0) a += 7;
-    char *hp = kg_strndup(a, strcspn(a, "/"));
-    int rc = kg_addr_parse(hp, &t->addr, err, sizeof(err));
-    free(hp);
+    /* A port alone means loopback, as the config's `admin` reads it. */
+    kg_buf hp = KG_BUF_INIT;
+    if (*a && a[strspn(a, "0123456789")] == '\0') kg_buf_appendf(&hp, "127.0.0.1:%s", a);
+    else kg_buf_append(&hp, a, strcspn(a, "/"));
+    kg_buf_appends(&hp, "");
+    int rc = kg_addr_parse(hp.data, &t->addr, err, sizeof(err));
+    kg_buf_free(&hp);
     if (rc < 0) {
       fprintf(stderr, "kagami noise: --admin: %s (expected http://host:port)\n", err);
       return 1;
@@ -336,14 +340,18 @@ static int kg_noise_cli_print(const kg_noise_cli_opts *o, const kg_noise_cli_tar
     json_decref(api);
     return 1;
   }
-  int rc = json_array_size(eps) > 0 ? 0 : 2;
-  const char *why = rc ? "no noise pair seen yet" : NULL;
+  bool learning = json_is_true(json_object_get(api, "learning"));
+  int rc = learning && json_array_size(eps) > 0 ? 0 : 2;
+  const char *why = !learning ? "it does not learn noise: set noise = { learn = true } in "
+                                "its config"
+                    : rc      ? "no noise pair seen yet"
+                              : NULL;
   kg_buf out = KG_BUF_INIT;
-  if (!json_is_true(json_object_get(api, "learning"))) {
-    rc = 2;
-    why = NULL;
-    fprintf(stderr, "kagami noise: the kagami at %s does not learn noise: set noise = "
-                    "{ learn = true } in its config\n", t->url);
+  if (o->format && !strcmp(o->format, "json")) {
+    /* As the API says it, learning off included, for scripts. */
+    kg_buf_append(&out, body->data, body->len);
+  } else if (!learning) {
+    /* Nothing to show. */
   } else if (o->export_rules) {
     if (kg_noise_export_lua(api, t->url, &out) <= 0 && rc == 0) {
       rc = 2;
@@ -352,14 +360,13 @@ static int kg_noise_cli_print(const kg_noise_cli_opts *o, const kg_noise_cli_tar
                   "comments)"
                 : "nothing suppressed yet";
     }
-  } else if (o->format && !strcmp(o->format, "json")) {
-    kg_buf_append(&out, body->data, body->len);
   } else {
     kg_noise_cli_table(api, t, &out);
   }
   if (why)
-    fprintf(stderr, "kagami noise: %s%s%s\n", why,
-            o->endpoint ? " for endpoints matching " : "", o->endpoint ? o->endpoint : "");
+    fprintf(stderr, "kagami noise: %s: %s%s%s\n", t->url, why,
+            learning && o->endpoint ? " for endpoints matching " : "",
+            learning && o->endpoint ? o->endpoint : "");
   if (out.len) fwrite(out.data, 1, out.len, stdout);
   kg_buf_free(&out);
   json_decref(api);

@@ -140,7 +140,7 @@ def test_kagami_noise_prints_a_table_json_and_rules(make_backend, start_kagami):
 
 def test_kagami_noise_errors_say_what_to_do(make_backend, start_kagami, tmp_path):
     k = start_learning(make_backend, start_kagami, token=TOKEN)
-    p = run_cli("noise", "--admin", "127.0.0.1:%d" % k.admin_port)
+    p = run_cli("noise", "--admin", str(k.admin_port))  # a port alone: loopback
     assert p.returncode == 1 and "needs a token" in p.stderr, p.stderr
     p = run_cli("noise", "--admin", "127.0.0.1:%d" % k.admin_port, "--token", "bad")
     assert p.returncode == 1 and "refused the token" in p.stderr, p.stderr
@@ -164,6 +164,12 @@ def test_kagami_noise_says_when_kagami_does_not_learn(make_backend, start_kagami
     p = run_cli("noise", "--config", k.config)
     assert p.returncode == 2, p.stderr
     assert "does not learn noise" in p.stderr and "learn = true" in p.stderr
+    assert p.stdout == ""
+    # Scripts get the API's answer all the same.
+    p = run_cli("noise", "--config", k.config, "--format", "json")
+    assert p.returncode == 2, p.stderr
+    assert json.loads(p.stdout) == {"learning": False, "threshold": 0.2, "min_pairs": 10,
+                                    "full": False, "endpoints": []}
 
 
 @pytest.mark.parametrize("kind", backends.PRECISE_KINDS)
