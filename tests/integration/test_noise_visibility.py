@@ -32,9 +32,9 @@ EXPORTED = {
 }
 
 
-def start_learning(make_backend, start_kagami, token=None, noise=NOISE):
+def start_learning(make_backend, start_kagami, token=None, noise=NOISE, **extra):
     """production (master), newdb (the shadow), replica (secondary) and a
-    kagami learning noise, with an admin listener."""
+    kagami learning noise, with an admin listener (and `extra` options)."""
     production = make_backend("production")
     newdb = make_backend("newdb", variant="newdb")
     replica = make_backend("replica")
@@ -47,6 +47,7 @@ def start_learning(make_backend, start_kagami, token=None, noise=NOISE):
         options["noise"] = noise
     if token:
         options["admin_token"] = token
+    options.update(extra)
     k = start_kagami([production, newdb, replica], options=options)
     k.admin_port = port
     return k
@@ -64,7 +65,8 @@ def api_noise(k, query="", headers=None):
 
 
 def test_api_noise_shows_each_location_with_its_evidence(make_backend, start_kagami):
-    k = start_learning(make_backend, start_kagami)
+    # Learned noise is in memory: shown without a results store too.
+    k = start_learning(make_backend, start_kagami, store=False)
     before = time.time()
     learn(k, "array")
     learn(k, "object", n=3)  # under min_pairs: counted, not hidden
