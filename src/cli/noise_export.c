@@ -189,6 +189,8 @@ int kg_noise_export_lua(const json_t *api, const char *source, kg_buf *out) {
   kg_buf_appendf(out, " (threshold %g, min_pairs %lld), exported by kagami noise --export.\n"
                       "-- Review, paste into the config's table (merge with any rules it\n"
                       "-- has), and run with noise = { learn = false } to freeze it.\n"
+                      "-- A rule also hides what lies under its location: check any that\n"
+                      "-- name a whole object, array or element rather than a value.\n"
                       "rules = {\n",
                  json_is_number(th) ? json_number_value(th) : 0.0,
                  (long long)kg_noise_export_int(api, "min_pairs"));

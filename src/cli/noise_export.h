@@ -5,12 +5,16 @@
  * writes is pasted into the config's table (`rules = { ... },`) and, run
  * with noise = { learn = false }, hides the same locations. Only
  * locations hidden now (`suppressed`) are exported, each as the rule that
- * hides that location and nothing wider:
- *   a JSON path ($.meta.ts)       -> ignore (it also covers what lies
- *                                    under it, as learned noise at a leaf
- *                                    has nothing under it)
+ * hides that location:
+ *   a JSON path ($.meta.ts)       -> ignore
  *   an XPath (/html/body/p[1]/..) -> ignore_xpath (positions kept)
  *   header:name                   -> ignore_headers
+ * These are exact for what noise usually is, a leaf (a value, a text
+ * node, an attribute, a single header field). Rules have no "this node
+ * only" form, so where learning saw a whole object, array or element
+ * differ (added, removed, changing type), the rule also hides changes
+ * inside it, and ignore_headers also hides the field when it is repeated:
+ * the fragment's header says so, for the reviewer.
  * Every other location becomes a comment saying why no rule is written:
  * a repeated header's k-th field (ignore_headers would hide every field of
  * that name), a text line (`line N: shape -> shape`: a replace regex acts
