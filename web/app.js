@@ -992,23 +992,44 @@
     return ts ? h("span", { title: new Date(ts * 1000).toISOString(), text: clockTime(ts, true) }) : "–";
   }
 
-  /* One endpoint: a heading row (link to its overview), then a row per
-   * location, the suppressed ones first flagged, so a person sees what is
-   * hidden and on what evidence. */
-  function noiseGroup(ep) {
-    const head = h("tr", null, h("th", { colspan: "5" },
-      h("a", { href: "#/endpoint/" + encodeURIComponent(ep.endpoint) }, endpointLabel(ep.endpoint)),
-      h("span", { class: "sub", text: fmtInt(ep.pairs) + " noise pairs, " + fmtInt(ep.suppressed) +
-        " suppressed · last pair " + (ep.last_seen ? ago(ep.last_seen) : "–") })));
-    const rows = ep.locations.map((l) => h("tr", { "data-location": l.location },
+  const NOISE_ROWS = 50;       /* locations shown per endpoint until asked */
+  const noiseOpen = new Set(); /* endpoints whose every location was asked
+                                  for: they stay open across polls */
+
+  function noiseRow(l) {
+    return h("tr", { "data-location": l.location },
       h("td", { class: "mono", text: l.location }),
       h("td", null, h("span", l.suppressed
         ? { class: "flag info", text: "suppressed", title: "hidden in master-vs-shadow comparisons" }
         : { class: "flag muted", text: "counted", title: "differed too rarely (or too few pairs) to be hidden" })),
       h("td", { class: "num", text: fmtInt(l.differed) + " / " + fmtInt(l.pairs) }),
       h("td", null, fmtSeen(l.first_seen)),
-      h("td", null, fmtSeen(l.last_seen))));
+      h("td", null, fmtSeen(l.last_seen)));
+  }
+
+  /* One endpoint: a heading row (link to its overview), then a row per
+   * location, the suppressed ones first, so a person sees what is hidden
+   * and on what evidence before what is only being counted. An endpoint
+   * may have thousands: the first NOISE_ROWS, and a button for the rest. */
+  function noiseGroup(ep) {
+    const head = h("tr", null, h("th", { colspan: "5" },
+      h("a", { href: "#/endpoint/" + encodeURIComponent(ep.endpoint) }, endpointLabel(ep.endpoint)),
+      h("span", { class: "sub", text: fmtInt(ep.pairs) + " noise pairs, " + fmtInt(ep.suppressed) +
+        " suppressed · last pair " + (ep.last_seen ? ago(ep.last_seen) : "–") })));
+    const locs = ep.locations.filter((l) => l.suppressed).concat(ep.locations.filter((l) => !l.suppressed));
+    const open = noiseOpen.has(ep.endpoint);
+    const rows = (open ? locs : locs.slice(0, NOISE_ROWS)).map(noiseRow);
     if (!rows.length) rows.push(h("tr", null, h("td", { colspan: "5", class: "sub", text: "No location differed in a noise pair." })));
+    if (!open && locs.length > NOISE_ROWS) {
+      const more = h("tr", { class: "more-row" }, h("td", { colspan: "5" }, h("button", {
+        type: "button", class: "more", text: "Show " + fmtInt(locs.length - NOISE_ROWS) + " more",
+        onclick: () => {
+          noiseOpen.add(ep.endpoint);
+          more.replaceWith(...locs.slice(NOISE_ROWS).map(noiseRow));
+        },
+      })));
+      rows.push(more);
+    }
     return h("tbody", { class: "ep-group", "data-endpoint": ep.endpoint }, head, rows);
   }
 
