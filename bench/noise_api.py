@@ -21,8 +21,12 @@ location differs in 1 of 41 pairs, so the config's noise.threshold is
 one endpoint), `kagami noise --format json`, `kagami noise --export`, and
 reads kagami's resident memory.
 
-Usage: bench/noise_api.py [--binary build/kagami] [--runs 5]
-Python 3 standard library only.
+With --browser it also opens the dashboard's Learned noise view in
+headless Chromium (bench/noise_dashboard.mjs; needs `make browser-test`
+to have installed playwright-core) and times it.
+
+Usage: bench/noise_api.py [--binary build/kagami] [--runs 5] [--browser]
+Python 3 standard library only (plus node for --browser).
 """
 import argparse
 import http.client
@@ -114,6 +118,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=str(ROOT / "build" / "kagami"))
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--browser", action="store_true")
     a = ap.parse_args()
     master, shadow, secondary = backend(), backend(), backend()
     listen, admin = free_port(), free_port()
@@ -179,6 +184,10 @@ def main():
         print("kagami noise (table): median %.2f s, %d lines" % (med, out.stdout.count(b"\n")))
         med, out = timed_cli(a.binary, ["--admin", url, "--export"], a.runs)
         print("kagami noise --export: median %.2f s, %.1f MiB" % (med, len(out.stdout) / 2**20))
+        if a.browser:
+            out = subprocess.run(["node", str(ROOT / "bench" / "noise_dashboard.mjs"), url,
+                                  str(ENDPOINTS)], capture_output=True, text=True, timeout=300)
+            print("dashboard, Learned noise view:", out.stdout.strip() or out.stderr[-2000:])
         return 0
     finally:
         k.terminate()

@@ -988,8 +988,15 @@
     else link.removeAttribute("aria-current");
   }
 
+  /* One formatter for every row: toLocale*String makes a new one per call,
+   * which thousands of rows turn into seconds. */
+  const seenFmt = new Intl.DateTimeFormat([], { month: "short", day: "numeric", hour: "2-digit",
+    minute: "2-digit", second: "2-digit", hour12: false });
+
   function fmtSeen(ts) {
-    return ts ? h("span", { title: new Date(ts * 1000).toISOString(), text: clockTime(ts, true) }) : "–";
+    if (!ts) return "–";
+    const d = new Date(ts * 1000);
+    return h("span", { title: d.toISOString(), text: seenFmt.format(d) });
   }
 
   const NOISE_ROWS = 50;       /* locations shown per endpoint until asked */
