@@ -5,8 +5,11 @@
  *   #/                  totals, chart, endpoint table, recent results
  *   #/endpoint/NAME     the same, scoped to one endpoint
  *   #/result/ID         one result: master and shadow side by side
+ *   #/noise, #/noise/NAME  learned noise and its evidence, every endpoint
+ *                       or one
  * Data: /metrics (totals), /api/endpoints, /api/timeseries, /api/results,
- * /api/results/ID, polled every few seconds while the tab is visible.
+ * /api/results/ID, /api/noise, polled every few seconds while the tab is
+ * visible.
  * Everything from the API is put in the page as text (textContent), never
  * as markup. */
 "use strict";
@@ -972,11 +975,103 @@
     renderResult();
   }
 
+  /* --- learned noise (/api/noise) ----------------------------------------- */
+
+  /* The view and the header link follow the route: on an endpoint's page
+   * the link leads to that endpoint's noise. */
+  function showNoiseView() {
+    const r = state.route;
+    $("view-noise").hidden = r.view !== "noise";
+    const link = $("noise-link");
+    link.href = r.endpoint ? "#/noise/" + encodeURIComponent(r.endpoint) : "#/noise";
+    if (r.view === "noise") link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+
+  /* One formatter for every row: toLocale*String makes a new one per call,
+   * which thousands of rows turn into seconds. */
+  const seenFmt = new Intl.DateTimeFormat([], { month: "short", day: "numeric", hour: "2-digit",
+    minute: "2-digit", second: "2-digit", hour12: false });
+
+  function fmtSeen(ts) {
+    if (!ts) return "–";
+    const d = new Date(ts * 1000);
+    return h("span", { title: d.toISOString(), text: seenFmt.format(d) });
+  }
+
+  const NOISE_ROWS = 50;       /* locations shown per endpoint until asked */
+  const noiseOpen = new Set(); /* endpoints whose every location was asked
+                                  for: they stay open across polls */
+
+  function noiseRow(l) {
+    return h("tr", { "data-location": l.location },
+      h("td", { class: "mono", text: l.location }),
+      h("td", null, h("span", l.suppressed
+        ? { class: "flag info", text: "suppressed", title: "hidden in master-vs-shadow comparisons" }
+        : { class: "flag muted", text: "counted", title: "differed too rarely (or too few pairs) to be hidden" })),
+      h("td", { class: "num", text: fmtInt(l.differed) + " / " + fmtInt(l.pairs) }),
+      h("td", null, fmtSeen(l.first_seen)),
+      h("td", null, fmtSeen(l.last_seen)));
+  }
+
+  /* One endpoint: a heading row (link to its overview), then a row per
+   * location, the suppressed ones first, so a person sees what is hidden
+   * and on what evidence before what is only being counted. An endpoint
+   * may have thousands: the first NOISE_ROWS, and a button for the rest. */
+  function noiseGroup(ep) {
+    const head = h("tr", null, h("th", { colspan: "5" },
+      h("a", { href: "#/endpoint/" + encodeURIComponent(ep.endpoint) }, endpointLabel(ep.endpoint)),
+      h("span", { class: "sub", text: fmtInt(ep.pairs) + " noise pairs, " + fmtInt(ep.suppressed) +
+        " suppressed · last pair " + (ep.last_seen ? ago(ep.last_seen) : "–") })));
+    const locs = ep.locations.filter((l) => l.suppressed).concat(ep.locations.filter((l) => !l.suppressed));
+    const open = noiseOpen.has(ep.endpoint);
+    const rows = (open ? locs : locs.slice(0, NOISE_ROWS)).map(noiseRow);
+    if (!rows.length) rows.push(h("tr", null, h("td", { colspan: "5", class: "sub", text: "No location differed in a noise pair." })));
+    if (!open && locs.length > NOISE_ROWS) {
+      const more = h("tr", { class: "more-row" }, h("td", { colspan: "5" }, h("button", {
+        type: "button", class: "more", text: "Show " + fmtInt(locs.length - NOISE_ROWS) + " more",
+        onclick: () => {
+          noiseOpen.add(ep.endpoint);
+          more.replaceWith(...locs.slice(NOISE_ROWS).map(noiseRow));
+        },
+      })));
+      rows.push(more);
+    }
+    return h("tbody", { class: "ep-group", "data-endpoint": ep.endpoint }, head, rows);
+  }
+
+  function renderNoise(data) {
+    const ep = state.route.endpoint;
+    $("noise-title").textContent = ep ? "Learned noise: " + ep : "Learned noise";
+    $("noise-scope").replaceChildren(ep ? h("a", { href: "#/noise", text: "all endpoints" }) : "");
+    $("noise-note").textContent = data.learning
+      ? "A location is suppressed once it differed in at least " + fmtPct(data.threshold) + " of at least " +
+        fmtInt(data.min_pairs) + " noise pairs. To review and freeze it as config rules: kagami noise --config kagami.lua --export" +
+        (data.full ? " · A cap was reached: some locations were not learned, so they are not hidden." : "")
+      : "This kagami does not learn noise: set noise = { learn = true } in its config.";
+    /* The glob the API was given matches more than the name when the
+     * name has a '*' of its own: keep the one endpoint asked for. */
+    const eps = ep ? data.endpoints.filter((e) => e.endpoint === ep) : data.endpoints;
+    const table = $("noise");
+    for (const b of [...table.tBodies]) b.remove();
+    table.append(...eps.map(noiseGroup));
+    $("noise-empty").hidden = eps.length > 0 || !data.learning;
+    $("noise-empty").textContent = ep ? "No noise pair seen for this endpoint yet." : "No noise pair seen yet.";
+  }
+
+  async function refreshNoise(force) {
+    const ep = state.route.endpoint;
+    const q = ep ? "?endpoint=" + encodeURIComponent(ep) : "";
+    const data = await getJSON("/api/noise" + q, "noise" + q, force);
+    if (data) renderNoise(data);
+  }
+
   /* --- routing and polling ----------------------------------------------- */
 
   function parseRoute() {
     const frag = location.hash.replace(/^#/, "") || "/";
     if (frag.startsWith("/result/")) return { view: "result", endpoint: null, id: decodeURIComponent(frag.slice(8)) };
+    if (frag === "/noise" || frag.startsWith("/noise/")) return { view: "noise", endpoint: frag.length > 7 ? decodeURIComponent(frag.slice(7)) : null, id: null };
     if (frag.startsWith("/endpoint/")) return { view: "overview", endpoint: decodeURIComponent(frag.slice(10)), id: null };
     return { view: "overview", endpoint: null, id: null };
   }
@@ -987,6 +1082,7 @@
     try {
       const jobs = [refreshCards()];
       if (state.route.view === "overview") jobs.push(refreshEndpoints(force), refreshSeries(force), refreshResults(force));
+      else if (state.route.view === "noise") jobs.push(refreshNoise(force));
       else if (force) jobs.push(refreshResult());
       const outcomes = await Promise.allSettled(jobs);
       const failed = outcomes.filter((o) => o.status === "rejected").map((o) => o.reason);
@@ -1006,7 +1102,8 @@
     state.route = parseRoute();
     const overview = state.route.view === "overview";
     $("view-overview").hidden = !overview;
-    $("view-result").hidden = overview;
+    $("view-result").hidden = state.route.view !== "result";
+    showNoiseView();
     if (overview && prev.endpoint !== state.route.endpoint) {
       state.seen = {};
       state.olderLoaded = false;

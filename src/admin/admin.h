@@ -14,6 +14,7 @@
  *   /api/results             ?endpoint=&differing=1&limit=&before=
  *   /api/results/ID
  *   /api/timeseries          ?endpoint=&bucket=60&since=1h
+ *   /api/noise               ?endpoint=GLOB: learned noise and its evidence
  *   / and its assets         the dashboard, embedded in the binary
  * With admin_token set, /metrics and /api/ need "Authorization: Bearer
  * TOKEN". The dashboard's files hold no data, so they are served without
@@ -29,6 +30,7 @@
 
 typedef struct kg_worker kg_worker;
 typedef struct kg_epstats kg_epstats;
+typedef struct kg_noise kg_noise;
 typedef struct kg_admin kg_admin;
 
 /* What the admin listener reads. Owned by main; must outlive the admin
@@ -39,6 +41,7 @@ typedef struct kg_admin_ctx {
   int nworkers;
   kg_epstats *epstats;    /* per-endpoint latency histograms */
   kg_admin *admin;        /* set by kg_admin_start, cleared by kg_admin_stop */
+  kg_noise *noise;        /* learned noise, or NULL when not learning */
 } kg_admin_ctx;
 
 /* Binds and listens on ctx->cfg->admin with handles on `loop` (the main

@@ -4,8 +4,11 @@
  *   GET /api/results?endpoint=NAME&differing=1&limit=50&before=ID
  *   GET /api/results/ID
  *   GET /api/timeseries?endpoint=NAME&bucket=60&since=1h
+ *   GET /api/noise?endpoint=GLOB
  *
- * The answers are storeq's JSON as it documents them (storeq.h).
+ * The answers are storeq's JSON as it documents them (storeq.h), except
+ * /api/noise, which reads the learned-noise model in memory (see
+ * kg_admin_api_noise).
  *
  * The loop thread only checks the parameters; the query runs as a job on
  * libuv's thread pool, so that a slow one (a report over a full store)
@@ -34,6 +37,8 @@
 
 #include "admin/admin_int.h"
 #include "common/common.h"
+#include "common/jsonw.h"
+#include "compare/noise.h"
 #include "config/parse.h"
 #include "results/storeq.h"
 
@@ -365,6 +370,72 @@ static bool kg_admin_api_timeseries(const kg_admin_req *r, kg_admin_job *job,
   return true;
 }
 
+/* The evidence members every /api/noise entry has: pairs seen and when
+ * the entry was first and last seen. */
+static void kg_admin_api_noise_seen(kg_buf *o, uint64_t pairs, double first, double last) {
+  kg_buf_appends(o, ",\"pairs\":");
+  kg_jsonw_u64(o, pairs);
+  kg_buf_appends(o, ",\"first_seen\":");
+  kg_jsonw_fixed3(o, first);
+  kg_buf_appends(o, ",\"last_seen\":");
+  kg_jsonw_fixed3(o, last);
+}
+
+/* One endpoint of the noise snapshot as /api/noise shows it. A location's
+ * pairs are its endpoint's: the share that decides suppression is
+ * differed / pairs. */
+static void kg_admin_api_noise_ep(const kg_noise_ep_info *e, kg_buf *o) {
+  kg_buf_appends(o, "{\"endpoint\":");
+  kg_jsonw_cstr(o, e->endpoint);
+  kg_admin_api_noise_seen(o, e->pairs, e->first_seen, e->last_seen);
+  kg_buf_appends(o, ",\"suppressed\":");
+  kg_jsonw_u64(o, e->nnoisy);
+  kg_buf_appends(o, ",\"locations\":[");
+  for (size_t k = 0; k < e->nlocs; k++) {
+    const kg_noise_loc_info *l = &e->locs[k];
+    kg_buf_appends(o, k ? ",{\"location\":" : "{\"location\":");
+    kg_jsonw_cstr(o, l->location);
+    kg_buf_appends(o, ",\"differed\":");
+    kg_jsonw_u64(o, l->differed);
+    kg_admin_api_noise_seen(o, e->pairs, l->first_seen, l->last_seen);
+    kg_buf_appends(o, l->noisy ? ",\"suppressed\":true}" : ",\"suppressed\":false}");
+  }
+  kg_buf_appends(o, "]}");
+}
+
+/* GET /api/noise?endpoint=GLOB: what learned noise counts and hides, per
+ * endpoint (sorted), each location with its evidence. Answered here on the
+ * loop thread, not in the pool: it reads memory, not the store, and the
+ * copy is bounded by the model's caps (measured in the README); the lock
+ * the workers share is held only for the copy. Written with jsonw, which
+ * turns any invalid UTF-8 (a text line's shape) into U+FFFD, so the answer
+ * is valid JSON whatever the backends sent. Learning off is not an error:
+ * the answer says so ("learning": false) and lists nothing. */
+static kg_admin_job *kg_admin_api_noise(const kg_admin_api *api, const kg_admin_req *r,
+                                        kg_admin_resp *resp) {
+  const kg_config *cfg = api->ctx->cfg;
+  char *glob = kg_admin_param(r->query, "endpoint");
+  kg_noise_snapshot s = {.threshold = cfg->noise_threshold,
+                         .min_pairs = cfg->noise_min_pairs};
+  if (api->ctx->noise) kg_noise_snapshot_get(api->ctx->noise, glob, &s);
+  free(glob);
+  kg_buf *o = &resp->body;
+  kg_buf_reset(o);
+  kg_buf_appendf(o, "{\"learning\":%s,\"threshold\":%.6g,\"min_pairs\":",
+                 api->ctx->noise ? "true" : "false", s.threshold);
+  kg_jsonw_u64(o, s.min_pairs);
+  kg_buf_appends(o, s.full ? ",\"full\":true,\"endpoints\":[" : ",\"full\":false,\"endpoints\":[");
+  for (size_t i = 0; i < s.neps; i++) {
+    if (i) kg_buf_appends(o, ",");
+    kg_admin_api_noise_ep(&s.eps[i], o);
+  }
+  kg_buf_appends(o, "]}\n");
+  kg_noise_snapshot_free(&s);
+  resp->status = 200;
+  resp->content_type = "application/json";
+  return NULL;
+}
+
 kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
                                   kg_admin_resp *resp, kg_admin_job_done done,
                                   void *waiter) {
@@ -373,6 +444,7 @@ kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
     kg_admin_resp_text(resp, 400, "malformed query string");
     return NULL;
   }
+  if (strcmp(p, "noise") == 0) return kg_admin_api_noise(api, req, resp);
   kg_admin_job proto = {0};
   bool ok;
   if (strcmp(p, "endpoints") == 0) ok = kg_admin_api_endpoints(api, req, &proto, resp);

@@ -73,9 +73,10 @@ kg_admin_api *kg_admin_api_new(uv_loop_t *loop, const kg_admin_ctx *ctx);
 void kg_admin_api_free(kg_admin_api *api);
 
 /* Starts answering a request whose path starts with /api/. Returns NULL
- * when the answer is known at once, in resp: 400 for a bad parameter, 404
- * for an unknown route, 503 without a store, or 503 with retry_after when
- * too many API requests are already waiting. Otherwise returns a job that
+ * when the answer is known at once, in resp: /api/noise (read from memory,
+ * store or not), 400 for a bad parameter, 404 for an unknown route, 503
+ * without a store, or 503 with retry_after when too many API requests are
+ * already waiting. Otherwise returns a job that
  * will call done(waiter, answer) once, on the loop thread and never from
  * within this call, unless kg_admin_job_detach is called first. */
 kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,

@@ -15,6 +15,7 @@
 #include "traffic/record.h"
 #include "proxy/hooks.h"
 #include "common/log.h"
+#include "cli/noise_cli.h"
 #include "cli/replay_cli.h"
 #include "cli/report.h"
 #include "proxy/worker.h"
@@ -36,6 +37,10 @@ static const char kg_usage[] =
     "                     store (default kagami.db), what needs a look first\n"
     "  show ID [--db FILE | --config FILE] [--format text|json]\n"
     "                     one stored result: request, backends, differences, diff\n"
+    "  noise (--config FILE | --admin URL) [--endpoint PATTERN] [--format text|json]\n"
+    "        [--export]\n"
+    "                     what a running kagami learned as noise, with the\n"
+    "                     evidence; --export prints it as config rules\n"
     "  replay FILE --target http://host:port [--rate N/s | --speed 2x] [--compare]\n"
     "                     send recorded traffic (a WARC recording, a URL list or an\n"
     "                     nginx log) to a target; `kagami replay --help` tells more\n"
@@ -267,7 +272,8 @@ static int kg_main_run(const char *path) {
   uv_loop_init(&m.loop);
   /* Bound before any worker thread starts, so that a taken admin port
    * stops us before a single client is served. */
-  m.admin = (kg_admin_ctx){m.cfg, m.workers, m.nworkers, m.shared.epstats, NULL};
+  m.admin = (kg_admin_ctx){.cfg = m.cfg, .workers = m.workers, .nworkers = m.nworkers,
+                           .epstats = m.shared.epstats, .noise = m.shared.noise};
   if (m.cfg->admin && kg_admin_start(&m.loop, &m.admin, err, sizeof(err)) < 0) {
     kg_log_error("%s", err);
     uv_run(&m.loop, UV_RUN_DEFAULT); /* the listener's close callback */
@@ -365,6 +371,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "report") == 0) return kg_report_main(argc - 2, argv + 2);
   if (strcmp(cmd, "show") == 0) return kg_show_main(argc - 2, argv + 2);
   if (strcmp(cmd, "replay") == 0) return kg_replay_cli_main(argc - 2, argv + 2);
+  if (strcmp(cmd, "noise") == 0) return kg_noise_cli_main(argc - 2, argv + 2);
   fprintf(stderr, "kagami: unknown %s '%s'\n%s",
           cmd[0] == '-' ? "option" : "command", cmd, kg_usage);
   return 1;

@@ -4,11 +4,13 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uthash.h>
 
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/log.h"
+#include "compare/rules.h"
 
 #undef uthash_malloc
 #undef uthash_free
@@ -18,6 +20,8 @@
 typedef struct kg_noise_pattern {
   char *pattern;       /* owned key: a concrete location */
   uint64_t differed;   /* pairs that differed here */
+  double first_seen;   /* wall clock of the first and latest of those */
+  double last_seen;
   bool logged;         /* its learning was logged */
   UT_hash_handle hh;
 } kg_noise_pattern;
@@ -25,6 +29,8 @@ typedef struct kg_noise_pattern {
 typedef struct kg_noise_endpoint {
   char *endpoint;               /* owned key */
   uint64_t pairs;               /* noise pairs seen */
+  double first_seen;            /* wall clock of the first and latest pair */
+  double last_seen;
   kg_noise_pattern *patterns;   /* uthash table */
   size_t npatterns;
   UT_hash_handle hh;
@@ -37,6 +43,7 @@ struct kg_noise {
   kg_noise_endpoint *endpoints; /* uthash table */
   size_t nendpoints;
   size_t npatterns;             /* over every endpoint */
+  bool full;                    /* a cap stopped something being learned */
 };
 
 kg_noise *kg_noise_new(double threshold, uint64_t min_pairs) {
@@ -70,7 +77,11 @@ static kg_noise_endpoint *kg_noise_endpoint_get(kg_noise *n, const char *ep,
                                                 bool create) {
   kg_noise_endpoint *e = NULL;
   HASH_FIND_STR(n->endpoints, ep, e);
-  if (e || !create || n->nendpoints >= KG_NOISE_MAX_ENDPOINTS) return e;
+  if (e || !create) return e;
+  if (n->nendpoints >= KG_NOISE_MAX_ENDPOINTS) {
+    n->full = true;
+    return NULL;
+  }
   e = kg_calloc(1, sizeof(*e));
   e->endpoint = kg_strdup(ep);
   HASH_ADD_KEYPTR(hh, n->endpoints, e->endpoint, strlen(e->endpoint), e);
@@ -97,14 +108,23 @@ static void kg_noise_note_learned(const kg_noise *n, const kg_noise_endpoint *e,
   }
 }
 
+/* Wall-clock Unix seconds: evidence is read by people, next to logs. */
+static double kg_noise_wallclock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void kg_noise_observe(kg_noise *n, const char *endpoint,
                       const char *const *patterns, size_t count) {
   kg_buf learned = KG_BUF_INIT;
   size_t nlearned = 0;
+  double now = kg_noise_wallclock();
   pthread_mutex_lock(&n->lock);
   kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, true);
   if (e) {
-    e->pairs++;
+    if (e->pairs++ == 0) e->first_seen = now;
+    e->last_seen = now;
     for (size_t i = 0; i < count; i++) {
       bool dup = false;
       for (size_t j = 0; j < i && !dup; j++)
@@ -114,15 +134,19 @@ void kg_noise_observe(kg_noise *n, const char *endpoint,
       HASH_FIND_STR(e->patterns, patterns[i], p);
       if (p == NULL) {
         if (e->npatterns >= KG_NOISE_MAX_PATTERNS ||
-            n->npatterns >= KG_NOISE_MAX_TOTAL_PATTERNS)
+            n->npatterns >= KG_NOISE_MAX_TOTAL_PATTERNS) {
+          n->full = true;
           continue;
+        }
         p = kg_calloc(1, sizeof(*p));
         p->pattern = kg_strdup(patterns[i]);
+        p->first_seen = now;
         HASH_ADD_KEYPTR(hh, e->patterns, p->pattern, strlen(p->pattern), p);
         e->npatterns++;
         n->npatterns++;
       }
       p->differed++;
+      p->last_seen = now;
       kg_noise_note_learned(n, e, p, &learned, &nlearned);
     }
     /* The pair that reaches min_pairs can make patterns seen earlier noisy. */
@@ -188,4 +212,61 @@ void kg_noise_stats(kg_noise *n, const char *endpoint, const char *pattern,
     if (p) *differed = p->differed;
   }
   pthread_mutex_unlock(&n->lock);
+}
+
+static int kg_noise_cmp_ep(const void *a, const void *b) {
+  return strcmp(((const kg_noise_ep_info *)a)->endpoint,
+                ((const kg_noise_ep_info *)b)->endpoint);
+}
+
+static int kg_noise_cmp_loc(const void *a, const void *b) {
+  return strcmp(((const kg_noise_loc_info *)a)->location,
+                ((const kg_noise_loc_info *)b)->location);
+}
+
+/* Under the lock: copies e into out. */
+static void kg_noise_copy_ep(const kg_noise *n, const kg_noise_endpoint *e,
+                             kg_noise_ep_info *out) {
+  *out = (kg_noise_ep_info){.endpoint = kg_strdup(e->endpoint), .pairs = e->pairs,
+                            .first_seen = e->first_seen, .last_seen = e->last_seen};
+  out->locs = kg_calloc(e->npatterns ? e->npatterns : 1, sizeof(*out->locs));
+  const kg_noise_pattern *p, *tmp;
+  HASH_ITER(hh, e->patterns, p, tmp) {
+    kg_noise_loc_info *l = &out->locs[out->nlocs++];
+    *l = (kg_noise_loc_info){.location = kg_strdup(p->pattern), .differed = p->differed,
+                             .first_seen = p->first_seen, .last_seen = p->last_seen,
+                             .noisy = kg_noise_is_noisy(n, e, p)};
+    out->nnoisy += l->noisy;
+  }
+}
+
+void kg_noise_snapshot_get(kg_noise *n, const char *glob, kg_noise_snapshot *out) {
+  memset(out, 0, sizeof(*out));
+  /* The same matching as a rule's endpoint, so that a glob that shows
+   * noise here selects the same endpoints when pasted into a rule. */
+  kg_rule filter = {.endpoint = (char *)glob};
+  pthread_mutex_lock(&n->lock);
+  out->threshold = n->threshold;
+  out->min_pairs = n->min_pairs;
+  out->full = n->full;
+  out->eps = kg_calloc(n->nendpoints ? n->nendpoints : 1, sizeof(*out->eps));
+  const kg_noise_endpoint *e, *etmp;
+  HASH_ITER(hh, n->endpoints, e, etmp) {
+    if (glob && !kg_rule_matches(&filter, e->endpoint)) continue;
+    kg_noise_copy_ep(n, e, &out->eps[out->neps++]);
+  }
+  pthread_mutex_unlock(&n->lock);
+  qsort(out->eps, out->neps, sizeof(*out->eps), kg_noise_cmp_ep);
+  for (size_t i = 0; i < out->neps; i++)
+    qsort(out->eps[i].locs, out->eps[i].nlocs, sizeof(*out->eps[i].locs), kg_noise_cmp_loc);
+}
+
+void kg_noise_snapshot_free(kg_noise_snapshot *s) {
+  for (size_t i = 0; i < s->neps; i++) {
+    for (size_t k = 0; k < s->eps[i].nlocs; k++) free(s->eps[i].locs[k].location);
+    free(s->eps[i].locs);
+    free(s->eps[i].endpoint);
+  }
+  free(s->eps);
+  memset(s, 0, sizeof(*s));
 }

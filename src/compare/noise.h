@@ -66,4 +66,43 @@ void kg_noise_view_free(kg_noise_view *v);
 void kg_noise_stats(kg_noise *n, const char *endpoint, const char *pattern,
                     uint64_t *pairs, uint64_t *differed);
 
+/* The evidence behind learned noise, for people (the admin API, `kagami
+ * noise`): what was learned, from how many pairs, since when, and whether
+ * it is hidden now. Times are wall-clock Unix seconds. */
+typedef struct kg_noise_loc_info {
+  char *location;      /* owned: a difference's pattern, as counted */
+  uint64_t differed;   /* pairs that differed here */
+  double first_seen;   /* when it first differed in a pair */
+  double last_seen;    /* when it last did */
+  bool noisy;          /* hidden in master-vs-shadow comparisons now */
+} kg_noise_loc_info;
+
+typedef struct kg_noise_ep_info {
+  char *endpoint;           /* owned */
+  uint64_t pairs;           /* noise pairs seen: every location's
+                               denominator */
+  double first_seen;        /* first pair */
+  double last_seen;         /* latest pair */
+  kg_noise_loc_info *locs;  /* owned, sorted by location (strcmp) */
+  size_t nlocs;
+  size_t nnoisy;            /* of locs, those noisy now */
+} kg_noise_ep_info;
+
+typedef struct kg_noise_snapshot {
+  double threshold;         /* the model's settings, for the reader */
+  uint64_t min_pairs;
+  kg_noise_ep_info *eps;    /* owned, sorted by endpoint (strcmp) */
+  size_t neps;
+  bool full;                /* a cap was reached: some locations or
+                               endpoints were not learned (so not hidden) */
+} kg_noise_snapshot;
+
+/* Copies out the model under its lock: every endpoint, or those whose
+ * name matches `glob` as a rule's endpoint glob does ('*' any run; a glob
+ * without a space matches the path alone). Bounded by the model's caps;
+ * the lock is held only for the copy, sorting happens after. Free with
+ * kg_noise_snapshot_free. */
+void kg_noise_snapshot_get(kg_noise *n, const char *glob, kg_noise_snapshot *out);
+void kg_noise_snapshot_free(kg_noise_snapshot *s);
+
 #endif

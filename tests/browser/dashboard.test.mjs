@@ -6,7 +6,9 @@
 // with its admin listener, sends traffic, then loads the dashboard and
 // checks what a person would look at: the endpoint table, a differing
 // result in the list, and that result opened with master and shadow side
-// by side (a JSON one and an HTML one). Screenshots go to build/.
+// by side (a JSON one and an HTML one), and the learned noise of /ads (a
+// random offer, learned by asking the shadow twice). Screenshots go to
+// build/.
 //
 //   cd tests/browser && npm ci && KAGAMI_BIN=../../build/asan/kagami npm test
 //   (or `make browser-test` from the top)
@@ -99,6 +101,7 @@ return {
   store = "${path.join(work, "kagami.db")}",
   admin = ${adminPort},
   admin_token = "${TOKEN}",
+  noise = { learn = true, shadow_twice = 1.0, min_pairs = 3 },
 }
 `);
   const env = {
@@ -123,6 +126,13 @@ return {
       const r = await fetch(proxy + paths[i % paths.length]);
       await r.arrayBuffer();
     }
+    // /ads shows a random offer: noise, learned from the shadow asked twice.
+    for (let i = 0; i < 5; i++) await (await fetch(proxy + "/ads")).arrayBuffer();
+    await waitFor("noise learned for GET /ads", async () => {
+      const r = await fetchText(admin + "/api/noise?endpoint=" + encodeURIComponent("GET /ads"), AUTH);
+      const ep = JSON.parse(r.text).endpoints[0];
+      return ep && ep.pairs >= 5 && ep.suppressed > 0;
+    });
     await waitFor("differing results in the store", async () => {
       const r = await fetchText(admin + "/api/results?differing=1&limit=5", AUTH);
       return r.status === 200 && JSON.parse(r.text).results.length > 0;
@@ -211,6 +221,34 @@ return {
       assert.ok(del.some((l) => l.includes("12.50")), "master line: " + del);
       assert.ok(add.some((l) => l.includes("12.49")), "shadow line: " + add);
       await page.screenshot({ path: path.join(SHOTS, "dashboard-result-html.png"), fullPage: true });
+    });
+
+    await t.test("learned noise is listed with its evidence, from the header and an endpoint", async () => {
+      await page.goto(admin + "/#/endpoint/" + encodeURIComponent("GET /ads"));
+      const href = await page.getAttribute("#noise-link", "href");
+      assert.equal(href, "#/noise/" + encodeURIComponent("GET /ads"));
+      await page.click("#noise-link");
+      await page.waitForSelector('#view-noise:not([hidden]) #noise tbody[data-endpoint="GET /ads"] tr[data-location]');
+      assert.ok(await page.isHidden("#view-overview") && await page.isHidden("#view-result"));
+      const groups = await page.$$eval("#noise tbody", (bs) => bs.map((b) => b.dataset.endpoint));
+      assert.deepEqual(groups, ["GET /ads"], "one endpoint's noise only");
+      const rows = await page.$$eval('#noise tbody[data-endpoint="GET /ads"] tr[data-location]', (trs) =>
+        trs.map((tr) => ({ loc: tr.dataset.location, cells: [...tr.cells].map((c) => c.textContent) })));
+      const offer = rows.find((r) => r.cells[1] === "suppressed");
+      assert.ok(offer, "a suppressed location in " + JSON.stringify(rows));
+      assert.match(offer.loc, /^\/html\/body/, "an XPath: " + offer.loc);
+      assert.match(offer.cells[2], /^(\d+) \/ \1$/, "differed in every pair: " + offer.cells[2]);
+      assert.notEqual(offer.cells[3], "–");
+      // Every endpoint, from the header link on the overview.
+      await page.click(".brand");
+      await page.waitForSelector("#view-overview:not([hidden])");
+      assert.equal(await page.getAttribute("#noise-link", "href"), "#/noise");
+      await page.click("#noise-link");
+      await page.waitForFunction(() => document.querySelectorAll("#noise tbody").length > 1);
+      const all = await page.$$eval("#noise tbody", (bs) => bs.map((b) => b.dataset.endpoint));
+      assert.ok(all.includes("GET /ads") && all.includes("GET /api/products"), JSON.stringify(all));
+      assert.deepEqual(all, [...all].sort(), "sorted by endpoint");
+      await page.screenshot({ path: path.join(SHOTS, "dashboard-noise.png"), fullPage: true });
     });
 
     assert.deepEqual(problems, [], "the page reported problems");

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "compare/noise.h"
 
@@ -78,6 +80,75 @@ static void test_bounded(void **state) {
   }
   kg_noise_stats(n, "GET /e4100", "$.x", &pairs, &differed);
   assert_int_equal(pairs, 0);
+  /* The snapshot says learning stopped somewhere, so a reader knows that
+   * what it lists is not all the noise there is. */
+  kg_noise_snapshot s;
+  kg_noise_snapshot_get(n, "GET /e1", &s);
+  assert_true(s.full);
+  assert_int_equal(s.neps, 1);
+  kg_noise_snapshot_free(&s);
+  kg_noise_free(n);
+}
+
+/* The snapshot lists every endpoint and location sorted, with the
+ * evidence (pairs, differed, first and last seen) and whether the location
+ * is hidden now, by the same rule comparisons use. */
+static void test_snapshot(void **state) {
+  (void)state;
+  kg_noise *n = kg_noise_new(0.5, 4);
+  const char *ts[] = {"$.meta.ts", "header:x-id"};
+  const char *rare[] = {"$.a"};
+  double before = (double)time(NULL) - 1;
+  for (int i = 0; i < 4; i++) kg_noise_observe(n, "GET /z", ts, 2);
+  kg_noise_observe(n, "GET /z", rare, 1);
+  kg_noise_observe(n, "GET /b", rare, 1);
+  kg_noise_observe(n, "POST /z", NULL, 0);
+  double after = (double)time(NULL) + 1;
+
+  kg_noise_snapshot s;
+  kg_noise_snapshot_get(n, NULL, &s);
+  assert_false(s.full);
+  assert_int_equal(s.min_pairs, 4);
+  assert_true(s.threshold == 0.5);
+  assert_int_equal(s.neps, 3);
+  assert_string_equal(s.eps[0].endpoint, "GET /b");
+  assert_string_equal(s.eps[1].endpoint, "GET /z");
+  assert_string_equal(s.eps[2].endpoint, "POST /z");
+  const kg_noise_ep_info *z = &s.eps[1];
+  assert_int_equal(z->pairs, 5);
+  assert_true(z->first_seen >= before && z->first_seen <= z->last_seen &&
+              z->last_seen <= after);
+  assert_int_equal(z->nlocs, 3);
+  assert_int_equal(z->nnoisy, 2);
+  assert_string_equal(z->locs[0].location, "$.a");
+  assert_int_equal(z->locs[0].differed, 1);
+  assert_false(z->locs[0].noisy); /* 1 of 5 < 50% */
+  assert_string_equal(z->locs[1].location, "$.meta.ts");
+  assert_int_equal(z->locs[1].differed, 4);
+  assert_true(z->locs[1].noisy);
+  assert_true(z->locs[1].first_seen <= z->locs[1].last_seen);
+  /* $.a first differed on the fifth pair, after $.meta.ts last did. */
+  assert_true(z->locs[0].first_seen >= z->locs[1].last_seen);
+  assert_string_equal(z->locs[2].location, "header:x-id");
+  assert_true(z->locs[2].noisy);
+  /* An endpoint under min_pairs hides nothing, however often it differed. */
+  assert_int_equal(s.eps[0].nlocs, 1);
+  assert_false(s.eps[0].locs[0].noisy);
+  assert_int_equal(s.eps[2].nlocs, 0);
+  kg_noise_snapshot_free(&s);
+
+  /* The filter matches as a rule's endpoint glob does: with a method, the
+   * whole name; without, the path alone. */
+  kg_noise_snapshot_get(n, "GET /*", &s);
+  assert_int_equal(s.neps, 2);
+  kg_noise_snapshot_free(&s);
+  kg_noise_snapshot_get(n, "/z", &s);
+  assert_int_equal(s.neps, 2);
+  assert_string_equal(s.eps[1].endpoint, "POST /z");
+  kg_noise_snapshot_free(&s);
+  kg_noise_snapshot_get(n, "GET /nothing", &s);
+  assert_int_equal(s.neps, 0);
+  kg_noise_snapshot_free(&s);
   kg_noise_free(n);
 }
 
@@ -86,6 +157,7 @@ int main(void) {
       cmocka_unit_test(test_threshold_and_min_pairs),
       cmocka_unit_test(test_agreeing_pairs_dilute),
       cmocka_unit_test(test_bounded),
+      cmocka_unit_test(test_snapshot),
   };
   return cmocka_run_group_tests_name("noise", tests, NULL, NULL);
 }
