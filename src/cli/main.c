@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "admin/admin.h"
+#include "common/buf.h"
 #include "common/common.h"
 #include "config/config.h"
 #include "compare/htmldiff.h"
@@ -42,6 +43,7 @@ static const char kg_usage[] =
     "  replay FILE --target http://host:port [--rate N/s | --speed 2x] [--compare]\n"
     "                     send recorded traffic (a WARC recording, a URL list or an\n"
     "                     nginx log) to a target; `kagami replay --help` tells more\n"
+    "  config-keys        list every config key: PATH, TYPE, DEFAULT (tab-separated)\n"
     "  --version          print the version\n"
     "  --help             print this help\n"
     "\n"
@@ -390,6 +392,13 @@ int main(int argc, char **argv) {
       return 1;
     }
     return cmd[0] == 'r' ? kg_main_run(argv[2]) : kg_main_check(argv[2]);
+  }
+  if (strcmp(cmd, "config-keys") == 0 && argc == 2) {
+    kg_buf b = {0};
+    kg_config_list_keys(&b);
+    fputs(b.data, stdout);
+    kg_buf_free(&b);
+    return 0;
   }
   if (strcmp(cmd, "report") == 0) return kg_report_main(argc - 2, argv + 2);
   if (strcmp(cmd, "show") == 0) return kg_show_main(argc - 2, argv + 2);
