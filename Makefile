@@ -6,6 +6,7 @@
 #   make fuzz       libFuzzer targets for a bounded time
 #   make install    binary, man pages, systemd unit, logrotate, example config
 #                   (PREFIX=/usr/local, DESTDIR=; `make uninstall` undoes it)
+#   make deb        a Debian package in build/ (`make deb-test` installs it)
 
 CC      ?= cc
 PKGS    := libuv lua5.4 jansson zlib sqlite3 libpcre2-8 libxml-2.0
@@ -213,7 +214,7 @@ soak: deps-test build/asan/kagami
 # missing, unknown, or with another default), or when a page does not
 # render cleanly; `readme-check` holds the README's key tables to
 # docs/config.md the same way.
-.PHONY: man man-check readme-check install uninstall
+.PHONY: man man-check readme-check install uninstall deb deb-test
 MAN_PAGES := build/man/kagami.1 build/man/kagami.lua.5
 man: $(MAN_PAGES)
 $(MAN_PAGES) &: build/kagami scripts/man.py docs/config.md
@@ -257,6 +258,25 @@ uninstall:
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@[ ! -e $(DESTDIR)$(SYSCONFDIR)/kagami/kagami.lua ] || \
 	  echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/kagami/kagami.lua (your config)"
+
+# dpkg-buildpackage cleans, builds and writes the .deb next to the source
+# tree, so it runs on a copy in build/deb/ (the working tree's build/ and
+# parent directory stay as they are) and the packages are moved to build/.
+DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+deb:
+	@scripts/deps.sh deb
+	rm -rf build/deb && mkdir -p build/deb/kagami
+	tar --exclude=./build --exclude=./.git --exclude=node_modules -cf - . | tar -C build/deb/kagami -xf -
+	cd build/deb/kagami && DEB_BUILD_OPTIONS="parallel=2 $$DEB_BUILD_OPTIONS" \
+	  dpkg-buildpackage -us -uc -b
+	mv build/deb/kagami*_$(DEB_VERSION)_*.deb build/deb/kagami_$(DEB_VERSION)_*.changes \
+	  build/deb/kagami_$(DEB_VERSION)_*.buildinfo build/
+	@ls build/kagami_$(DEB_VERSION)_*.deb
+# Builds the package, runs lintian (errors fail), installs it with apt,
+# checks the installed binary, example config, unit and man pages, and
+# purges it again (tests/packaging/deb_test.sh). Needs root.
+deb-test: deb
+	bash tests/packaging/deb_test.sh build/kagami_$(DEB_VERSION)_*.deb
 
 clean:
 	rm -rf build
