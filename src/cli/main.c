@@ -221,30 +221,35 @@ static void kg_log_stop(const kg_main *m) {
 }
 
 /* An output file kagami cannot create or write: the usual first failure
- * under a service manager, whose working directory ("/") is where a
- * relative path lands. When err (a failure of the `key` output, whose
- * message starts with `prefix`) is about a file in a directory we cannot
- * write, or a file we cannot write, appends which key to set and to what;
- * `fix` is the advice ("set store = ... or store = false"). Otherwise
- * leaves err as it is (a corrupt store says its own remedy). */
+ * under a service manager, whose working directory ("/" or a state
+ * directory) is where a relative path lands. When err (the sinks' message,
+ * which starts with `prefix` when it is about this output) concerns a file
+ * in a directory we cannot write, or a file we cannot write, appends who
+ * we are, where that is, and `fix`, the key to set and to what, naming
+ * the config file. Otherwise leaves err as it is (a corrupt or locked
+ * store already says its own remedy). */
 static void kg_main_hint_path(const char *path, const char *prefix,
                               const char *fix, const char *config, char *err,
                               size_t errlen) {
   if (path == NULL || strncmp(err, prefix, strlen(prefix)) != 0) return;
   char *copy = kg_strdup(path);
   const char *dir = dirname(copy);
-  bool dir_ok = access(dir, W_OK | X_OK) == 0;
-  bool file_ok = access(path, F_OK) != 0 || access(path, W_OK) == 0;
-  char where[600] = "";
-  char cwd[512];
-  if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL)
-    snprintf(where, sizeof(where), " (the working directory is %s)", cwd);
+  /* As the effective user: the one that opens the file. */
+  bool dir_ok = euidaccess(dir, W_OK | X_OK) == 0;
+  bool file_ok = euidaccess(path, F_OK) != 0 || euidaccess(path, W_OK) == 0;
+  char cwd[512] = "";
+  if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) cwd[0] = '\0';
   size_t used = strlen(err);
-  if (!(dir_ok && file_ok) && used < errlen)
+  if (!(dir_ok && file_ok) && used < errlen) {
+    bool here = !dir_ok && strcmp(dir, ".") == 0 && cwd[0];
     snprintf(err + used, errlen - used,
-             "; kagami runs as uid %u and cannot write %s %s%s: %s in %s",
-             (unsigned)geteuid(), dir_ok ? "the file" : "in the directory",
-             dir_ok ? path : dir, where, fix, config);
+             "; kagami runs as uid %u and cannot write %s %s%s%s%s: %s in %s",
+             (unsigned)geteuid(),
+             dir_ok ? "the file" : here ? "in the working directory" : "in the directory",
+             here ? cwd : dir_ok ? path : dir,
+             !here && cwd[0] ? " (relative to the working directory " : "",
+             !here ? cwd : "", !here && cwd[0] ? ")" : "", fix, config);
+  }
   free(copy);
 }
 

@@ -169,6 +169,6 @@ def test_store_in_unwritable_directory_says_what_to_set():
     assert proc.returncode == 1, proc.stderr
     err = proc.stderr
     assert "store kagami.db:" in err
-    assert "the working directory is %s" % cwd in err
+    assert "cannot write in the working directory %s:" % cwd in err
     assert 'set store = "/var/lib/kagami/kagami.db"' in err
     assert "or store = false in %s" % config in err
