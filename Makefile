@@ -214,12 +214,14 @@ soak: deps-test build/asan/kagami
 # missing, unknown, or with another default), or when a page does not
 # render cleanly; `readme-check` holds the README's key tables to
 # docs/config.md the same way.
-.PHONY: man man-check readme-check install uninstall deb deb-test
+.PHONY: man man-check man-verify readme-check install uninstall deb deb-test
 MAN_PAGES := build/man/kagami.1 build/man/kagami.lua.5
 man: $(MAN_PAGES)
 $(MAN_PAGES) &: build/kagami scripts/man.py docs/config.md
 	/usr/bin/python3 scripts/man.py --kagami build/kagami --out build/man
-man-check: build/kagami $(MAN_PAGES)
+man-check: deps-test man-verify
+# The check itself, without installing anything (debian/rules runs it).
+man-verify: build/kagami $(MAN_PAGES)
 	@/usr/bin/python3 scripts/man.py --kagami build/kagami --check
 	@for p in $(MAN_PAGES); do \
 	  out=$$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z $$p 2>&1); \

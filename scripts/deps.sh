@@ -9,7 +9,7 @@ build_pkgs="build-essential pkg-config libuv1-dev libhttp-parser-dev liblua5.4-d
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest curl nginx wrk
   groff-base systemd"
 # Building and checking the Debian package (make deb, make deb-test).
-deb_pkgs="debhelper dpkg-dev fakeroot lintian"
+deb_pkgs="debhelper dpkg-dev fakeroot lintian groff-base python3 systemd"
 
 # The dashboard's browser test: Debian's Chromium driven by npm
 # playwright-core, with fonts for legible screenshots. node and npm may
@@ -21,7 +21,7 @@ want="$build_pkgs"
 case "${1:-build}" in
   build) ;;
   test|all) want="$want $test_pkgs" ;;
-  deb) want="$want $test_pkgs $deb_pkgs" ;;
+  deb) want="$want $deb_pkgs" ;;
   browser)
     want="$want $test_pkgs $browser_pkgs"
     command -v node >/dev/null 2>&1 || want="$want nodejs"
