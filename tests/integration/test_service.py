@@ -98,6 +98,12 @@ def test_notify_ready_reload_stopping(tmp_path, abstract):
             assert reloading["RELOADING"] == "1"
             assert int(reloading["MONOTONIC_USEC"]) > 0
             assert recv_state(sock) == {"READY": "1"}
+            # A refused reload (the running config stays) must still end
+            # with READY=1, or `systemctl reload` would hang.
+            config.write_text("return {")
+            proc.send_signal(signal.SIGHUP)
+            assert recv_state(sock)["RELOADING"] == "1"
+            assert recv_state(sock) == {"READY": "1"}
             proc.send_signal(signal.SIGTERM)
             stop = None  # a second SIGTERM would mean "exit now"
             assert recv_state(sock) == {"STOPPING": "1"}
