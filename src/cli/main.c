@@ -398,7 +398,11 @@ int main(int argc, char **argv) {
     }
     return cmd[0] == 'r' ? kg_main_run(argv[2]) : kg_main_check(argv[2]);
   }
-  if (strcmp(cmd, "config-keys") == 0 && argc == 2) {
+  if (strcmp(cmd, "config-keys") == 0) {
+    if (argc != 2) {
+      fprintf(stderr, "kagami config-keys: takes no arguments\n%s", kg_usage);
+      return 1;
+    }
     kg_buf b = {0};
     kg_config_list_keys(&b);
     fputs(b.data, stdout);

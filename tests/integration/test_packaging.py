@@ -137,3 +137,12 @@ def test_reference_drift_is_caught(tmp_path, release_binary, edit, message):
     proc = man_check(docs)
     assert proc.returncode == 1
     assert message in proc.stderr, proc.stderr
+
+
+def test_config_keys_lists_keys_and_takes_no_arguments():
+    proc = run_cli("config-keys")
+    assert proc.returncode == 0, proc.stderr
+    assert "noise.min_pairs\tcount\t10\n" in proc.stdout
+    proc = run_cli("config-keys", "extra")
+    assert proc.returncode == 1
+    assert "kagami config-keys: takes no arguments" in proc.stderr
