@@ -4,6 +4,9 @@
 #   make demo       two example backends, kagami in front, traffic, findings
 #   make bench      throughput against nginx (see bench/)
 #   make fuzz       libFuzzer targets for a bounded time
+#   make install    binary, man pages, systemd unit, logrotate, example config
+#                   (PREFIX=/usr/local, DESTDIR=; `make uninstall` undoes it)
+#   make deb        a Debian package in build/ (`make deb-test` installs it)
 
 CC      ?= cc
 PKGS    := libuv lua5.4 jansson zlib sqlite3 libpcre2-8 libxml-2.0
@@ -106,10 +109,11 @@ unit: deps-test $(UNITBINS)
 integration: deps-test build/asan/kagami build/kagami
 	KAGAMI_BIN=$(CURDIR)/build/asan/kagami $(PYTEST) -q tests/integration
 
-# Everything a change must pass, all under ASan+UBSan: unit tests, the
-# black-box suite, the fuzz corpora replayed, and the dashboard in a real
-# browser when Chromium is installed (.ci/run installs it).
-test: layers unit integration fuzz-replay browser-test-if-chromium
+# Everything a change must pass: the layering and man page checks, then,
+# under ASan+UBSan, unit tests, the black-box suite, the fuzz corpora
+# replayed, and the dashboard in a real browser when Chromium is installed
+# (.ci/run installs it).
+test: layers man-check readme-check unit integration fuzz-replay browser-test-if-chromium
 
 # No include or call between two src/ folders goes both ways, directly or
 # round a cycle (include edges from the sources, call edges from nm).
@@ -208,6 +212,79 @@ fuzz-replay: deps-test $(FUZZ_BINS)
 .PHONY: soak
 soak: deps-test build/asan/kagami
 	KAGAMI_BIN=$(CURDIR)/build/asan/kagami /usr/bin/python3 tests/soak/soak.py
+
+# --- man pages, install, Debian package ------------------------------------
+# kagami.lua(5) is generated from docs/config.md and kagami(1) from the
+# binary's --help texts (scripts/man.py). `man-check` fails when
+# docs/config.md and the keys `kagami check` accepts disagree (a key
+# missing, unknown, or with another default), or when a page does not
+# render cleanly; `readme-check` holds the README's key tables to
+# docs/config.md the same way.
+.PHONY: man man-check man-verify readme-check install uninstall deb deb-test
+MAN_PAGES := build/man/kagami.1 build/man/kagami.lua.5
+man: $(MAN_PAGES)
+$(MAN_PAGES) &: build/kagami scripts/man.py docs/config.md
+	/usr/bin/python3 scripts/man.py --kagami build/kagami --out build/man
+man-check: deps-test man-verify
+# The check itself, without installing anything (debian/rules runs it).
+man-verify: build/kagami $(MAN_PAGES)
+	@/usr/bin/python3 scripts/man.py --kagami build/kagami --check
+	@for p in $(MAN_PAGES); do \
+	  out=$$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z $$p 2>&1); \
+	  [ -z "$$out" ] || { echo "$$p: groff warnings:"; echo "$$out"; exit 1; }; \
+	done; echo "man-check: docs/config.md matches kagami config-keys; man pages render"
+readme-check: build/kagami
+	@/usr/bin/python3 scripts/man.py --kagami build/kagami --check-readme README.md
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/kagami
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+EXAMPLES   := $(sort $(wildcard examples/*.lua))
+# The config is installed only when there is none: `make install` over an
+# existing setup never replaces what its owner wrote (nor does uninstall
+# remove it).
+install: build/kagami $(MAN_PAGES)
+	install -D -m 755 build/kagami $(DESTDIR)$(BINDIR)/kagami
+	install -D -m 644 build/man/kagami.1 $(DESTDIR)$(MANDIR)/man1/kagami.1
+	install -D -m 644 build/man/kagami.lua.5 $(DESTDIR)$(MANDIR)/man5/kagami.lua.5
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	sed 's#/usr/bin/kagami#$(BINDIR)/kagami#g' dist/kagami.service \
+	  >$(DESTDIR)$(UNITDIR)/kagami.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/kagami.service
+	install -D -m 644 dist/kagami.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/kagami
+	[ -e $(DESTDIR)$(SYSCONFDIR)/kagami/kagami.lua ] || \
+	  install -D -m 644 dist/kagami.lua $(DESTDIR)$(SYSCONFDIR)/kagami/kagami.lua
+	install -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 docs/migrating.md docs/config.md $(DESTDIR)$(DOCDIR)/
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kagami $(DESTDIR)$(MANDIR)/man1/kagami.1 \
+	  $(DESTDIR)$(MANDIR)/man5/kagami.lua.5 $(DESTDIR)$(UNITDIR)/kagami.service \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d/kagami
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@[ ! -e $(DESTDIR)$(SYSCONFDIR)/kagami/kagami.lua ] || \
+	  echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/kagami/kagami.lua (your config)"
+
+# dpkg-buildpackage cleans, builds and writes the .deb next to the source
+# tree, so it runs on a copy in build/deb/ (the working tree's build/ and
+# parent directory stay as they are) and the packages are moved to build/.
+DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+deb:
+	@scripts/deps.sh deb
+	rm -rf build/deb && mkdir -p build/deb/kagami
+	tar --exclude=./build --exclude=./.git --exclude=node_modules -cf - . | tar -C build/deb/kagami -xf -
+	cd build/deb/kagami && DEB_BUILD_OPTIONS="parallel=2 $$DEB_BUILD_OPTIONS" \
+	  dpkg-buildpackage -us -uc -b
+	mv build/deb/kagami*_$(DEB_VERSION)_*.deb build/deb/kagami_$(DEB_VERSION)_*.changes \
+	  build/deb/kagami_$(DEB_VERSION)_*.buildinfo build/
+	@ls build/kagami_$(DEB_VERSION)_*.deb
+# Builds the package, runs lintian (errors fail), installs it with apt,
+# checks the installed binary, example config, unit and man pages, and
+# purges it again (tests/packaging/deb_test.sh). Needs root.
+deb-test: deb
+	bash tests/packaging/deb_test.sh build/kagami_$(DEB_VERSION)_*.deb
 
 clean:
 	rm -rf build

@@ -6,7 +6,10 @@ set -euo pipefail
 
 build_pkgs="build-essential pkg-config libuv1-dev libhttp-parser-dev liblua5.4-dev
   libsqlite3-dev libjansson-dev zlib1g-dev libpcre2-dev libxml2-dev uthash-dev"
-test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest curl nginx wrk"
+test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest curl nginx wrk
+  groff-base systemd"
+# Building and checking the Debian package (make deb, make deb-test).
+deb_pkgs="debhelper dpkg-dev fakeroot lintian groff-base python3 systemd"
 
 # The dashboard's browser test: Debian's Chromium driven by npm
 # playwright-core, with fonts for legible screenshots. node and npm may
@@ -19,11 +22,12 @@ case "${1:-build}" in
   build) ;;
   demo) want="$want python3" ;;
   test|all) want="$want $test_pkgs" ;;
+  deb) want="$want $deb_pkgs" ;;
   browser)
     want="$want $test_pkgs $browser_pkgs"
     command -v node >/dev/null 2>&1 || want="$want nodejs"
     command -v npm >/dev/null 2>&1 || want="$want npm" ;;
-  *) echo "usage: $0 [build|demo|test|all|browser]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|demo|test|all|browser|deb]" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -1,11 +1,14 @@
 /* main.c: the command line: run, check, --version, --help. */
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "admin/admin.h"
+#include "common/buf.h"
 #include "common/common.h"
 #include "config/config.h"
 #include "compare/htmldiff.h"
@@ -16,6 +19,7 @@
 #include "proxy/hooks.h"
 #include "common/log.h"
 #include "cli/noise_cli.h"
+#include "cli/notify.h"
 #include "cli/replay_cli.h"
 #include "cli/report.h"
 #include "proxy/worker.h"
@@ -44,6 +48,7 @@ static const char kg_usage[] =
     "  replay FILE --target http://host:port [--rate N/s | --speed 2x] [--compare]\n"
     "                     send recorded traffic (a WARC recording, a URL list or an\n"
     "                     nginx log) to a target; `kagami replay --help` tells more\n"
+    "  config-keys        list every config key: PATH, TYPE, DEFAULT (tab-separated)\n"
     "  --version          print the version\n"
     "  --help             print this help\n"
     "\n"
@@ -85,6 +90,14 @@ typedef struct kg_main {
   bool stopping;
 } kg_main;
 
+/* Tells the service manager (if any) our state; a message it cannot get
+ * is logged, not fatal: kagami serves either way. */
+static void kg_main_notify(const char *state) {
+  int rc = kg_notify_send(state);
+  if (rc < 0)
+    kg_log_warn("NOTIFY_SOCKET: cannot send %s: %s", state, strerror(-rc));
+}
+
 static void kg_main_on_signal(uv_signal_t *s, int signum) {
   kg_main *m = s->data;
   if (m->stopping) {
@@ -92,6 +105,7 @@ static void kg_main_on_signal(uv_signal_t *s, int signum) {
     _exit(1);
   }
   m->stopping = true;
+  kg_main_notify("STOPPING=1");
   kg_log_info("received %s: stopping (finishing in-flight requests)",
               signum == SIGINT ? "SIGINT" : "SIGTERM");
   for (int i = 0; i < m->nworkers; i++) kg_worker_request_stop(&m->workers[i]);
@@ -129,13 +143,9 @@ static const char *kg_reload_blocker(const kg_config *a, const kg_config *b) {
   return NULL;
 }
 
-/* SIGHUP: the sinks reopen their files (logrotate renames the diff log,
- * then signals), and the config is read again. A valid one applies to
- * requests that start from now on (each worker swaps it in on its own
- * loop); an invalid one is logged and the running config stays. */
-static void kg_main_on_sighup(uv_signal_t *s, int signum) {
-  kg_main *m = s->data;
-  if (m->stopping) return;
+/* The reload itself (kg_main_on_sighup): reopen the sinks' files, then
+ * read the config again and hand it to the workers, or log why not. */
+static void kg_main_reload(kg_main *m, int signum) {
   kg_sinks_reopen(&m->shared.sinks);
   char err[8192];
   kg_config *cfg = NULL;
@@ -156,6 +166,21 @@ static void kg_main_on_sighup(uv_signal_t *s, int signum) {
   m->admin.cfg = cfg; /* a new token or backend URL applies at once */
   for (int i = 0; i < m->nworkers; i++) kg_worker_request_reload(&m->workers[i], cfg);
   kg_log_info("reloaded %s (signal %d)", m->path, signum);
+}
+
+/* SIGHUP: the sinks reopen their files (logrotate renames the diff log,
+ * then signals), and the config is read again. A valid one applies to
+ * requests that start from now on (each worker swaps it in on its own
+ * loop); an invalid one is logged and the running config stays. */
+static void kg_main_on_sighup(uv_signal_t *s, int signum) {
+  kg_main *m = s->data;
+  if (m->stopping) return;
+  /* systemd holds `systemctl reload` until READY=1 follows RELOADING=1,
+   * whether the new config was taken or refused (the running one stays). */
+  int rc = kg_notify_reloading();
+  if (rc < 0) kg_log_warn("NOTIFY_SOCKET: cannot send RELOADING=1: %s", strerror(-rc));
+  kg_main_reload(m, signum);
+  kg_main_notify("READY=1");
 }
 
 static void kg_worker_thread(void *arg) {
@@ -228,6 +253,39 @@ static void kg_log_stop(const kg_main *m) {
   kg_buf_free(&be);
 }
 
+/* An output file kagami cannot create or write: the usual first failure
+ * under a service manager, whose working directory ("/" or a state
+ * directory) is where a relative path lands. When err (the sinks' message,
+ * which starts with `prefix` when it is about this output) concerns a file
+ * in a directory we cannot write, or a file we cannot write, appends who
+ * we are, where that is, and `fix`, the key to set and to what, naming
+ * the config file. Otherwise leaves err as it is (a corrupt or locked
+ * store already says its own remedy). */
+static void kg_main_hint_path(const char *path, const char *prefix,
+                              const char *fix, const char *config, char *err,
+                              size_t errlen) {
+  if (path == NULL || strncmp(err, prefix, strlen(prefix)) != 0) return;
+  char *copy = kg_strdup(path);
+  const char *dir = dirname(copy);
+  /* As the effective user: the one that opens the file. */
+  bool dir_ok = euidaccess(dir, W_OK | X_OK) == 0;
+  bool file_ok = euidaccess(path, F_OK) != 0 || euidaccess(path, W_OK) == 0;
+  char cwd[512] = "";
+  if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) cwd[0] = '\0';
+  size_t used = strlen(err);
+  if (!(dir_ok && file_ok) && used < errlen) {
+    bool here = !dir_ok && strcmp(dir, ".") == 0 && cwd[0];
+    snprintf(err + used, errlen - used,
+             "; kagami runs as uid %u and cannot write %s %s%s%s%s: %s in %s",
+             (unsigned)geteuid(),
+             dir_ok ? "the file" : here ? "in the working directory" : "in the directory",
+             here ? cwd : dir_ok ? path : dir,
+             !here && cwd[0] ? " (relative to the working directory " : "",
+             !here ? cwd : "", !here && cwd[0] ? ")" : "", fix, config);
+  }
+  free(copy);
+}
+
 static int kg_main_run(const char *path) {
   char err[8192];
   kg_main m = {0};
@@ -258,6 +316,14 @@ static int kg_main_run(const char *path) {
    * a store that is corrupt, foreign or used by another kagami, stops us
    * here, with its path in the message. */
   if (kg_sinks_open(m.cfg, &m.shared.sinks, err, sizeof(err)) < 0) {
+    kg_main_hint_path(m.cfg->store_path, "store ",
+                      "set store = \"/var/lib/kagami/kagami.db\" (a directory "
+                      "kagami can write) or store = false",
+                      path, err, sizeof(err));
+    kg_main_hint_path(m.cfg->diff_log, "diff log ",
+                      "set diff_log = \"/var/log/kagami/diffs.jsonl\" (a "
+                      "directory kagami can write) or remove diff_log",
+                      path, err, sizeof(err));
     kg_log_error("%s", err);
     goto out;
   }
@@ -296,6 +362,8 @@ static int kg_main_run(const char *path) {
     uv_thread_create(&m.workers[i].thread, kg_worker_thread, &m.workers[i]);
   }
   kg_log_start(m.cfg);
+  /* Every listener (proxy and admin) is bound by now: clients can come. */
+  kg_main_notify("READY=1");
   uv_run(&m.loop, UV_RUN_DEFAULT);
   for (int i = 0; i < m.nworkers; i++) uv_thread_join(&m.workers[i].thread);
   uv_loop_close(&m.loop);
@@ -367,6 +435,17 @@ int main(int argc, char **argv) {
       return 1;
     }
     return cmd[0] == 'r' ? kg_main_run(argv[2]) : kg_main_check(argv[2]);
+  }
+  if (strcmp(cmd, "config-keys") == 0) {
+    if (argc != 2) {
+      fprintf(stderr, "kagami config-keys: takes no arguments\n%s", kg_usage);
+      return 1;
+    }
+    kg_buf b = {0};
+    kg_config_list_keys(&b);
+    fputs(b.data, stdout);
+    kg_buf_free(&b);
+    return 0;
   }
   if (strcmp(cmd, "report") == 0) return kg_report_main(argc - 2, argv + 2);
   if (strcmp(cmd, "show") == 0) return kg_show_main(argc - 2, argv + 2);

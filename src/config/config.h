@@ -23,6 +23,8 @@
 #include "compare/rules.h"
 #include "config/parse.h"
 
+struct kg_buf;
+
 #define KG_MAX_BACKENDS 32
 
 typedef struct kg_backend_cfg {
@@ -129,6 +131,14 @@ void kg_config_lua_message(const char *msg, const char *path,
 
 /* Index of the backend called `name`, or -1. */
 int kg_config_backend_index(const kg_config *cfg, const char *name);
+
+/* Writes every key a config may hold to out, one line each:
+ * "PATH<TAB>TYPE<TAB>DEFAULT", PATH dotted ("noise.learn"), with NAME for
+ * a backend's name and [] for an entry of a list ("rules[].ignore");
+ * DEFAULT is empty when the key has none (or one only prose can say).
+ * The tables the loader reads are the source, so what this lists is what
+ * `kagami check` accepts: docs are checked against it (scripts/man.py). */
+void kg_config_list_keys(struct kg_buf *out);
 
 /* Line in `source` where the dotted key path (e.g. "backends.newdb.url")
  * is written, found by scanning for each component in turn; 0 if unknown.

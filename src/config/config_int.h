@@ -11,6 +11,7 @@
  *   suggest.c         "did you mean"
  *   parse.c           addresses, sizes, durations (public: parse.h)
  *   sandbox.c         running the file's Lua under a budget
+ *   keys.c            every key with its type and default, for the docs
  * Public functions are kg_config_* (and kg_addr_* for the address type);
  * everything internal, static functions included, is kg_cfg_*. */
 #ifndef KG_CONFIG_INT_H
@@ -122,13 +123,17 @@ struct kg_cfg_key {
   double bound;            /* KG_CFG_INT: the largest; KG_CFG_NUMBER: the
                               smallest */
   const char *what;        /* KG_CFG_POSITIVE: the unit; KG_CFG_TABLE: the
-                              example in "expected ..." */
+                              example in "expected ..."; KG_CFG_CUSTOM
+                              with sub: the key path of one entry
+                              ("backends.NAME", "rules[]") */
   unsigned flags;          /* KG_CFG_ALWAYS, KG_CFG_TERSE_SIZE */
   size_t off_n;            /* KG_CFG_STRLIST: the count's field */
   int (*check_str)(const char *s, char *err, size_t errlen); /* STRLIST */
   kg_cfg_reader read;      /* KG_CFG_CUSTOM: reads the value */
   kg_cfg_reader check;     /* any type: a check run after the row */
-  const kg_cfg_key *sub;   /* KG_CFG_TABLE: its rows */
+  const kg_cfg_key *sub;   /* KG_CFG_TABLE: its rows; KG_CFG_CUSTOM: the
+                              rows of each entry its reader reads, listed
+                              by kg_config_list_keys only */
   size_t nsub;
 };
 

@@ -14,8 +14,23 @@ static const char *const kg_cfg_default_redact[] = {
     "Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
 };
 
-/* store: a path (absent: the row's default), or false to keep results only
- * in the diff log. */
+/* The store when the config names none: the row's default (kagami.db, in
+ * the working directory), except under a service manager that gave us a
+ * state directory (systemd's StateDirectory= sets $STATE_DIRECTORY, a
+ * colon-separated list whose first entry is ours): there the working
+ * directory is "/" or another place we cannot write, and the state
+ * directory is the one made for this. Returns an owned string. */
+static char *kg_cfg_default_store(const char *def) {
+  const char *dir = getenv("STATE_DIRECTORY");
+  if (dir == NULL || dir[0] != '/') return kg_strdup(def);
+  size_t n = strcspn(dir, ":");
+  char *path = kg_malloc(n + 1 + strlen(def) + 1);
+  snprintf(path, n + 1 + strlen(def) + 1, "%.*s/%s", (int)n, dir, def);
+  return path;
+}
+
+/* store: a path (absent: kg_cfg_default_store), or false to keep results
+ * only in the diff log. */
 static int kg_cfg_store(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
                         const char *kp, void *base) {
   lua_State *L = c->L;
@@ -23,7 +38,7 @@ static int kg_cfg_store(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   char d[128];
   int ty = lua_type(L, idx);
   if (ty == LUA_TNIL)
-    cfg->store_path = kg_strdup(k->def_str);
+    cfg->store_path = kg_cfg_default_store(k->def_str);
   else if (ty == LUA_TSTRING && lua_rawlen(L, idx) > 0)
     cfg->store_path = kg_strdup(lua_tostring(L, idx));
   else if (!(ty == LUA_TBOOLEAN && !lua_toboolean(L, idx)))
