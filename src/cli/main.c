@@ -107,6 +107,16 @@ static const char *kg_reload_blocker(const kg_config *a, const kg_config *b) {
   return NULL;
 }
 
+/* tls.verify = false is allowed only as a choice someone sees: one line
+ * per such backend at start and at every reload. */
+static void kg_main_warn_unverified(const kg_config *cfg) {
+  for (size_t i = 0; i < cfg->nbackends; i++)
+    if (cfg->backends[i].tls && !cfg->backends[i].tls_cfg.verify)
+      kg_log_warn("backend %s (%s): TLS certificate verification is off "
+                  "(tls.verify = false): any server can pose as it",
+                  cfg->backends[i].name, cfg->backends[i].url);
+}
+
 /* SIGHUP: the sinks reopen their files (logrotate renames the diff log,
  * then signals), and the config is read again. A valid one applies to
  * requests that start from now on (each worker swaps it in on its own
@@ -134,6 +144,7 @@ static void kg_main_on_sighup(uv_signal_t *s, int signum) {
   m->admin.cfg = cfg; /* a new token or backend URL applies at once */
   for (int i = 0; i < m->nworkers; i++) kg_worker_request_reload(&m->workers[i], cfg);
   kg_log_info("reloaded %s (signal %d)", m->path, signum);
+  kg_main_warn_unverified(cfg);
 }
 
 static void kg_worker_thread(void *arg) {
@@ -160,7 +171,8 @@ static void kg_log_start(const kg_config *cfg) {
   kg_buf b = KG_BUF_INIT;
   kg_buf_appendf(&b, "kagami %s listening on", KG_VERSION);
   for (size_t i = 0; i < cfg->nlisten; i++)
-    kg_buf_appendf(&b, "%s %s", i ? "," : "", cfg->listen[i].text);
+    kg_buf_appendf(&b, "%s %s%s", i ? "," : "", cfg->listen[i].text,
+                   cfg->listen_tls[i] ? " (tls)" : "");
   kg_buf_appendf(&b, " (%d worker%s); master %s %s", cfg->workers,
                  cfg->workers == 1 ? "" : "s", cfg->backends[0].name,
                  cfg->backends[0].url);
@@ -169,9 +181,12 @@ static void kg_log_start(const kg_config *cfg) {
                    cfg->backends[i].name, cfg->backends[i].url);
   if (cfg->diff_log) kg_buf_appendf(&b, "; diff log %s", cfg->diff_log);
   if (cfg->store_path) kg_buf_appendf(&b, "; store %s", cfg->store_path);
-  if (cfg->admin) kg_buf_appendf(&b, "; admin http://%s/", cfg->admin->text);
+  if (cfg->admin)
+    kg_buf_appendf(&b, "; admin %s://%s/", cfg->admin_tls ? "https" : "http",
+                   cfg->admin->text);
   kg_log_info("%s", b.data);
   kg_buf_free(&b);
+  kg_main_warn_unverified(cfg);
 }
 
 static void kg_log_stop(const kg_main *m) {

@@ -105,6 +105,7 @@ static kg_upconn *kg_upconn_new(kg_pool *p) {
   const kg_conn_ops *transport = p->be.transport ? p->be.transport : &kg_conn_tcp;
   kg_conn_init(&c->conn, p->loop, transport, &kg_upconn_conn_cbs, c, p->rbuf,
                p->rbuf_len);
+  c->conn.transport_ctx = p->be.transport_ctx;
   p->nconns++;
   p->opened++;
   return c;
@@ -197,7 +198,10 @@ static void kg_upconn_on_deadline(kg_conn *conn) {
     kg_leg_fail(c->leg, e, true);
     return;
   }
-  kg_leg_fail(c->leg, "timeout", false);
+  /* Connected but still handshaking: the backend's TLS is what hangs. */
+  kg_leg_fail(c->leg,
+              c->conn.handshaking ? kg_conn_strerror(KG_CONN_ETLS_TIMEOUT) : "timeout",
+              false);
 }
 
 static void kg_upconn_arm(kg_upconn *c) {
@@ -233,10 +237,10 @@ static void kg_upconn_on_connect(kg_conn *conn, int status) {
   kg_pool *p = c->pool;
   if (status < 0) {
     kg_pool_connect_failed(p);
-    kg_leg_fail(c->leg,
-                status == UV_ECONNREFUSED ? "connection refused"
-                                          : "connect failed",
-                false);
+    const char *why = kg_conn_strerror(status); /* a TLS reason, precisely */
+    if (why == NULL)
+      why = status == UV_ECONNREFUSED ? "connection refused" : "connect failed";
+    kg_leg_fail(c->leg, why, false);
     return;
   }
   c->connected = true;
