@@ -2,7 +2,7 @@
 TLS with certificates made at test time by `openssl`, see tlscerts.py),
 each certificate failure as a shadow and as the master, mTLS, keep-alive
 and session resumption, the TLS listener (curl and Python's ssl client),
-SIGHUP certificate reload, start errors, and the admin listener over TLS."""
+SIGHUP certificate reload, start errors, and replay to an https target."""
 
 import json
 import shutil
@@ -418,6 +418,29 @@ def test_start_errors_name_file_and_line(tmp_path, pki):
     assert p.returncode == 1 and "needs both cert and key" in p.stderr
     p = check({"cert": pki.good[0], "key": pki.good[1]})
     assert p.returncode == 0, p.stderr
+
+
+# --- replay ------------------------------------------------------------------
+
+
+def test_replay_to_https_target(tmp_path, pki, nginx):
+    port = nginx.server(*pki.good)
+    nginx.start()
+    urls = tmp_path / "urls.txt"
+    urls.write_text("/a\n/b\n/c\n")
+    target = "https://localhost:%d" % port
+    p = run_cli("replay", urls, "--target", target, "--ca", pki.ca, "--json")
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert s["statuses"] == {"200": 3} and s["errors"] == 0
+    # Not trusted without --ca (the system store has no test CA) ...
+    p = run_cli("replay", urls, "--target", target, "--json")
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert s["errors"] == 3
+    # ... unless told not to verify.
+    p = run_cli("replay", urls, "--target", target, "--insecure", "--json")
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert s["statuses"] == {"200": 3}
 
 
 def test_admin_listener_over_tls(start, pki, nginx):
