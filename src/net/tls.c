@@ -501,14 +501,9 @@ static int kg_tls_write(kg_conn *c, kg_conn_write_req *wr, const uv_buf_t *bufs,
   return r < 0 ? r : kg_tls_flush(c, wr);
 }
 
+/* What libuv has queued is ciphertext: what backpressure should see. */
 static size_t kg_tls_write_queue_size(const kg_conn *c) {
-  return c->tcp.write_queue_size;
-}
-
-static void kg_tls_on_shutdown(uv_shutdown_t *req, int status) {
-  kg_conn *c = req->data;
-  if (c->closing) return;
-  c->shutdown_cb(c, status);
+  return kg_conn_tcp.write_queue_size(c);
 }
 
 /* close_notify first, so the peer can tell our end from a cut. */
@@ -521,14 +516,13 @@ static int kg_tls_shutdown(kg_conn *c) {
     int r = kg_tls_flush(c, NULL);
     if (r < 0) return r;
   }
-  c->shutdown_req.data = c;
-  return uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, kg_tls_on_shutdown);
+  return kg_conn_tcp.shutdown(c); /* then the socket's, as TCP's */
 }
 
 static void kg_tls_close(kg_conn *c) {
   kg_tls_conn *t = c->transport;
   if (t) uv_close((uv_handle_t *)&t->idle, kg_conn_handle_closed);
-  uv_close((uv_handle_t *)&c->tcp, kg_conn_handle_closed);
+  kg_conn_tcp.close(c);
 }
 
 static void kg_tls_release(kg_conn *c) {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "net/conn.h"
+#include "net_test.h"
 #include "net/tls.h"
 
 static char test_rbuf[64 * 1024];
@@ -228,28 +229,13 @@ static void test_pair_start(test_pair *p, kg_tls_ctx *server_ctx, kg_tls_ctx *cl
   p->client_ctx = client_ctx;
   p->server_reads = true;
   assert_int_equal(uv_loop_init(&p->loop), 0);
-  struct sockaddr_in a;
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  uv_tcp_init(&p->loop, &p->listener);
-  p->listener.data = p;
-  assert_int_equal(uv_tcp_bind(&p->listener, (const struct sockaddr *)&a, 0), 0);
-  int len = sizeof(p->addr);
-  uv_tcp_getsockname(&p->listener, (struct sockaddr *)&p->addr, &len);
-  assert_int_equal(uv_listen((uv_stream_t *)&p->listener, 8, test_on_connection), 0);
+  test_listen(&p->loop, &p->listener, p, &p->addr, test_on_connection);
   kg_conn_init(&p->client.conn, &p->loop, &kg_conn_tls, &test_cbs, &p->client, test_rbuf,
                sizeof(test_rbuf));
   p->client.conn.transport_ctx = client_ctx;
   assert_int_equal(kg_conn_connect(&p->client.conn, (const struct sockaddr *)&p->addr,
                                    test_on_connect), 0);
 }
-
-#define RUN_UNTIL(p, done)                                             \
-  do {                                                                  \
-    uint64_t t_end_ = uv_now(&(p)->loop) + 5000;                        \
-    while (!(done) && uv_now(&(p)->loop) < t_end_)                      \
-      uv_run(&(p)->loop, UV_RUN_ONCE);                                  \
-    assert_true(done);                                                  \
-  } while (0)
 
 /* Closes both ends, runs the loop dry, checks it closes, frees the ctxs. */
 static void test_pair_finish(test_pair *p) {
