@@ -553,10 +553,13 @@ static void kg_exchange_log_master(kg_exchange *ex, kg_leg *leg) {
     w->master_tls_suppressed++;
     return;
   }
-  kg_log_warn("master %s failed for %s %s: %s (%llu more since the last such line; "
-              "502 to the client, logged at most every %d s)",
+  char more[64] = "";
+  if (w->master_tls_suppressed)
+    snprintf(more, sizeof(more), "; %llu more like it since the last such line",
+             (unsigned long long)w->master_tls_suppressed);
+  kg_log_warn("master %s failed for %s %s: %s (logged at most every %d s%s)",
               leg->pool->be.name, ex->method, ex->req.url.data, leg->error,
-              (unsigned long long)w->master_tls_suppressed, KG_MASTER_TLS_LOG_MS / 1000);
+              KG_MASTER_TLS_LOG_MS / 1000, more);
   w->master_tls_error = leg->error;
   w->master_tls_logged = now;
   w->master_tls_suppressed = 0;

@@ -273,6 +273,19 @@ def test_shadow_failures_are_named_and_client_unaffected(start, pki, nginx):
         silent.stop()
 
 
+def test_shadow_left_alone_says_why(start, pki, nginx):
+    """A shadow that fails every handshake is left alone after 5 in a row,
+    and the line that says so names the reason."""
+    good = nginx.server(*pki.good)
+    bad = nginx.server(*pki.expired)
+    nginx.start()
+    k = start({"production": master(https(good, pki)), "expired": https(bad, pki)})
+    for i in range(6):
+        assert k.get("/d%d" % i).status == 200
+    wait_stderr(k, "shadow expired failed to connect 5 times in a row "
+                   "(last: tls: certificate has expired)")
+
+
 def test_master_failures_502_504_and_rate_limited_log(start, pki, nginx):
     """A master with an expired certificate: 502 and one log line naming
     the reason, not one per request; a master stuck in its handshake:
