@@ -9,7 +9,7 @@
 #   make deb        a Debian package in build/ (`make deb-test` installs it)
 
 CC      ?= cc
-PKGS    := libuv lua5.4 jansson zlib sqlite3 libpcre2-8 libxml-2.0
+PKGS    := libuv lua5.4 jansson zlib sqlite3 libpcre2-8 libxml-2.0 openssl
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CSTD    := -std=c11 -D_GNU_SOURCE
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

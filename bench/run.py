@@ -1237,6 +1237,119 @@ def machine_info():
             "loadavg_start": open("/proc/loadavg").read().split()[:3]}
 
 
+# --- scenario 5: TLS to the backends (issue 14) ------------------------------
+
+def run_tls(tmp, www, workers=1, conns=32, page="small.html"):
+    """kagami with https backends against nginx `proxy_pass https://` (upstream
+    keep-alive, proxy_ssl_session_reuse on, the certificate verified), the
+    same page, rounds interleaved, CPU per request side by side:
+      b  nginx proxy over TLS to the master   e  kagami, sample = 0
+      c  nginx mirror over TLS to both        d  kagami mirror+diff
+    The backends are nginx serving the pages over TLS with a CA and a
+    certificate made here by `openssl`; clients speak plain HTTP to the
+    proxies, so the difference is the proxies' TLS client side."""
+    d = os.path.join(tmp, "tls")
+    os.makedirs(d, exist_ok=True)
+    ca, cert, key = (os.path.join(d, n) for n in ("ca.pem", "cert.pem", "key.pem"))
+    ossl = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "2", "-subj", "/CN=bench CA", "-keyout", "ca.key", "-out", ca)
+    ossl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-subj", "/CN=localhost", "-keyout", key, "-out", "leaf.csr")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "leaf.csr", "-CA", ca, "-CAkey", "ca.key", "-CAcreateserial",
+         "-days", "2", "-extfile", "san.ext", "-out", cert)
+    ssl_opts = f"""
+      proxy_ssl_session_reuse on;
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate {ca};
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;"""
+    mport, sport, pb, pc = free_port(), free_port(), free_port(), free_port()
+    started, rounds, skipped = [], {k: [] for k in "becd"}, 0
+    log(f"tls, {workers} worker(s): https backends, nginx proxy/mirror vs kagami")
+    try:
+        for name, port in (("tls-master", mport), ("tls-shadow", sport)):
+            started.append(start_nginx(tmp, name, 1, f"""
+  server {{
+    listen 127.0.0.1:{port} ssl reuseport;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    root {www};
+  }}""", port))
+        proxy = upstream("tls_master", mport) + f"""
+  server {{
+    listen 127.0.0.1:{pb} reuseport;
+    location / {{ proxy_pass https://tls_master;{PROXY_OPTS}{ssl_opts} }}
+  }}"""
+        mirror = upstream("tls_master", mport) + upstream("tls_shadow", sport) + f"""
+  server {{
+    listen 127.0.0.1:{pc} reuseport;
+    location / {{ mirror /__mirror; proxy_pass https://tls_master;{PROXY_OPTS}{ssl_opts} }}
+    location = /__mirror {{
+      internal;
+      proxy_pass https://tls_shadow$request_uri;{PROXY_OPTS}{ssl_opts}
+    }}
+  }}"""
+        started.append(start_nginx(tmp, f"tls-proxy{workers}", workers, proxy, pb))
+        nb = started[-1]
+        started.append(start_nginx(tmp, f"tls-mirror{workers}", workers, mirror, pc))
+        nc = started[-1]
+        # kagami_config writes http urls; a second `backends` key later in
+        # the same table constructor replaces the first (Lua assigns in order).
+        https = ("  backends = {\n"
+                 f'    production = {{ url = "https://localhost:{mport}", master = true,\n'
+                 f'                    tls = {{ ca = "{ca}" }} }},\n'
+                 f'    shadow = {{ url = "https://localhost:{sport}", tls = {{ ca = "{ca}" }} }},\n'
+                 "  },\n")
+        ke = Kagami(tmp, f"kagami-tls-e{workers}", workers, mport, sport, 0, diff_log=False,
+                    extra=https)
+        started.append(ke)
+        kd = Kagami(tmp, f"kagami-tls-d{workers}", workers, mport, sport, 1.0, extra=https)
+        started.append(kd)
+        targets = {"b": (pb, nb.pid), "e": (ke.port, ke.proc.pid),
+                   "c": (pc, nc.pid), "d": (kd.port, kd.proc.pid)}
+        want = open(os.path.join(www, page), "rb").read()
+        for key, (port, _) in targets.items():
+            st, body = http_get(port, "/" + page)
+            if st != 200 or body != want:
+                raise HarnessError(f"tls setup {key} answered {st} with {len(body)} bytes")
+            wrk(tmp, port, "/" + page, conns, 1)  # warm-up: pools and sessions
+        for rep in range(REPS):
+            for key, (port, pid) in targets.items():
+                if out_of_budget():
+                    skipped += 1
+                    continue
+                r = wrk(tmp, port, "/" + page, conns, DURATION, cpu_pid=pid)
+                check_alive(started)
+                rounds[key].append(r)
+                log(f"tls w={workers} {key} rep {rep + 1}: {r['rps']:9.0f} req/s  "
+                    f"{r.get('cpu_us_per_req', 0):6.1f} us CPU/req  errors {r['errors']}")
+    finally:
+        stops = stop_started(started)
+    res = {k: summarize(v) for k, v in rounds.items()}
+    cpu = {k: (v or {}).get("cpu_us_per_req") for k, v in res.items()}
+    rps = {k: (v or {}).get("rps") for k, v in res.items()}
+    out = {"workers": workers, "page": page, "connections": conns, "setups": res,
+           "ratios": {"cpu e/b": ratio(cpu["e"], cpu["b"]), "cpu d/c": ratio(cpu["d"], cpu["c"]),
+                      "rps e/b": ratio(rps["e"], rps["b"]), "rps d/c": ratio(rps["d"], rps["c"])},
+           "kagami_stop_counters": {k: stops.get(f"kagami-tls-{k}{workers}", (None, None))[1]
+                                    for k in "ed"},
+           "skipped_rounds": skipped}
+    print(f"\nTLS backends ({page}, {conns} connections, {workers} worker): "
+          "CPU per request of the proxy, median of rounds")
+    for k, label in (("b", "nginx proxy_pass https"), ("e", "kagami https, sample 0"),
+                     ("c", "nginx mirror https"), ("d", "kagami https mirror+diff")):
+        if res[k]:
+            print(f"  {k}  {label:26s} {res[k]['rps']:9.0f} req/s  "
+                  f"{res[k]['cpu_us_per_req']:6.1f} us CPU/req")
+    print("  cpu e/b %s   cpu d/c %s" % tuple(
+        f"{x:.2f}" if x else "-" for x in (out["ratios"]["cpu e/b"], out["ratios"]["cpu d/c"])))
+    return out
+
+
+
 def main():
     for tool, path in (("kagami", KAGAMI), ("nginx", NGINX), ("wrk", WRK)):
         if not os.access(path, os.X_OK):
@@ -1271,6 +1384,7 @@ def main():
             for w in FAULT_WORKERS:
                 res["faults"].append(run_faults(tmp, www, mport, sport, w))
             res["idle"] = run_idle(tmp, mport, sport)
+            res["tls"] = run_tls(tmp, www)
         finally:
             shadow.stop()
             master.stop()

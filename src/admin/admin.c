@@ -557,8 +557,12 @@ static void kg_admin_on_connection(uv_stream_t *server, int status) {
   kg_admin_conn *c = kg_calloc(1, sizeof(*c));
   c->a = a;
   c->state = KG_ADMIN_OPEN;
-  kg_conn_init(&c->conn, a->loop, &kg_conn_tcp, &kg_admin_conn_cbs, c, a->readbuf,
-               sizeof(a->readbuf));
+  /* From the current config: a reload's new certificate applies to the
+   * next connection. */
+  void *tls = a->ctx->cfg->admin_tls;
+  kg_conn_init(&c->conn, a->loop, tls ? &kg_conn_tls : &kg_conn_tcp, &kg_admin_conn_cbs,
+               c, a->readbuf, sizeof(a->readbuf));
+  c->conn.transport_ctx = tls;
   kg_http_limits lim = {KG_ADMIN_MAX_HEAD, KG_ADMIN_MAX_HEADERS};
   kg_http_init(&c->http, HTTP_REQUEST, &kg_admin_http_ops, c, lim);
   c->next = a->conns;

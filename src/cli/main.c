@@ -143,6 +143,16 @@ static const char *kg_reload_blocker(const kg_config *a, const kg_config *b) {
   return NULL;
 }
 
+/* tls.verify = false is allowed only as a choice someone sees: one line
+ * per such backend at start and at every reload. */
+static void kg_main_warn_unverified(const kg_config *cfg) {
+  for (size_t i = 0; i < cfg->nbackends; i++)
+    if (cfg->backends[i].tls && !cfg->backends[i].tls_cfg.verify)
+      kg_log_warn("backend %s (%s): TLS certificate verification is off "
+                  "(tls.verify = false): any server can pose as it",
+                  cfg->backends[i].name, cfg->backends[i].url);
+}
+
 /* The reload itself (kg_main_on_sighup): reopen the sinks' files, then
  * read the config again and hand it to the workers, or log why not. */
 static void kg_main_reload(kg_main *m, int signum) {
@@ -166,6 +176,7 @@ static void kg_main_reload(kg_main *m, int signum) {
   m->admin.cfg = cfg; /* a new token or backend URL applies at once */
   for (int i = 0; i < m->nworkers; i++) kg_worker_request_reload(&m->workers[i], cfg);
   kg_log_info("reloaded %s (signal %d)", m->path, signum);
+  kg_main_warn_unverified(cfg);
 }
 
 /* SIGHUP: the sinks reopen their files (logrotate renames the diff log,
@@ -207,7 +218,8 @@ static void kg_log_start(const kg_config *cfg) {
   kg_buf b = KG_BUF_INIT;
   kg_buf_appendf(&b, "kagami %s listening on", KG_VERSION);
   for (size_t i = 0; i < cfg->nlisten; i++)
-    kg_buf_appendf(&b, "%s %s", i ? "," : "", cfg->listen[i].text);
+    kg_buf_appendf(&b, "%s %s%s", i ? "," : "", cfg->listen[i].text,
+                   cfg->listen_tls[i] ? " (tls)" : "");
   kg_buf_appendf(&b, " (%d worker%s); master %s %s", cfg->workers,
                  cfg->workers == 1 ? "" : "s", cfg->backends[0].name,
                  cfg->backends[0].url);
@@ -216,7 +228,9 @@ static void kg_log_start(const kg_config *cfg) {
                    cfg->backends[i].name, cfg->backends[i].url);
   if (cfg->diff_log) kg_buf_appendf(&b, "; diff log %s", cfg->diff_log);
   if (cfg->store_path) kg_buf_appendf(&b, "; store %s", cfg->store_path);
-  if (cfg->admin) kg_buf_appendf(&b, "; admin http://%s/", cfg->admin->text);
+  if (cfg->admin)
+    kg_buf_appendf(&b, "; admin %s://%s/", cfg->admin_tls ? "https" : "http",
+                   cfg->admin->text);
   if (cfg->noise_learn) {
     kg_buf_appendf(&b, "; learning noise from %s", cfg->secondary >= 0
                                                        ? cfg->backends[cfg->secondary].name
@@ -230,6 +244,7 @@ static void kg_log_start(const kg_config *cfg) {
                    cfg->record_file);
   kg_log_info("%s", b.data);
   kg_buf_free(&b);
+  kg_main_warn_unverified(cfg);
 }
 
 static void kg_log_stop(const kg_main *m) {

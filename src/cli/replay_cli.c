@@ -28,7 +28,7 @@
 #include "traffic/source.h"
 
 static const char kg_replay_cli_usage[] =
-    "usage: kagami replay FILE --target http://host:port [options]\n"
+    "usage: kagami replay FILE --target http[s]://host:port [options]\n"
     "\n"
     "Sends the requests in FILE to the target and reports throughput, latency per\n"
     "endpoint, status codes and errors. FILE is a WARC recording (kagami's\n"
@@ -36,7 +36,10 @@ static const char kg_replay_cli_usage[] =
     "line), or an nginx access log in the combined format (GET requests only).\n"
     "\n"
     "options:\n"
-    "  --target URL        where to send: http://host:port (required)\n"
+    "  --target URL        where to send: http://host:port or https://host:port\n"
+    "                      (required)\n"
+    "  --ca FILE           https: trust these CAs (PEM) instead of the system's\n"
+    "  --insecure          https: do not verify the target's certificate\n"
     "  --rate N[/s]        send N requests per second\n"
     "  --speed K[x]        keep the recorded timing, K times faster (WARC, nginx log)\n"
     "                      (with neither, as fast as --concurrency allows)\n"
@@ -116,7 +119,8 @@ static int kg_replay_cli_parse(int argc, char **argv, kg_replay_opts *o, bool *j
     if (nlen >= sizeof(name)) return kg_replay_cli_usage_error("unknown option '%s'", a);
     memcpy(name, a, nlen);
     name[nlen] = '\0';
-    static const char *const flags[] = {"--compare", "--strict", "--json", "--help", "-h"};
+    static const char *const flags[] = {"--compare", "--strict", "--json", "--insecure",
+                                        "--help", "-h"};
     bool is_flag = false;
     for (size_t k = 0; k < KG_ARRAY_SIZE(flags); k++) is_flag |= strcmp(name, flags[k]) == 0;
     if (is_flag) {
@@ -124,12 +128,14 @@ static int kg_replay_cli_parse(int argc, char **argv, kg_replay_opts *o, bool *j
       if (strcmp(name, "--compare") == 0) o->compare = true;
       else if (strcmp(name, "--strict") == 0) o->strict = true;
       else if (strcmp(name, "--json") == 0) *json = true;
+      else if (strcmp(name, "--insecure") == 0) o->tls_insecure = true;
       else return 1; /* help */
       continue;
     }
     static const char *const valued[] = {
         "--target", "--rate", "--speed", "--concurrency", "--duration", "--timeout",
-        "--filter", "--config", "--diff-log", "--db", "--format", "--header", "--methods"};
+        "--filter", "--config", "--diff-log", "--db", "--format", "--header", "--methods",
+        "--ca"};
     bool known = false;
     for (size_t k = 0; k < KG_ARRAY_SIZE(valued); k++) known |= strcmp(name, valued[k]) == 0;
     if (!known) return kg_replay_cli_usage_error("unknown option '%s'", name);
@@ -138,6 +144,8 @@ static int kg_replay_cli_parse(int argc, char **argv, kg_replay_opts *o, bool *j
     else return kg_replay_cli_usage_error("%s needs a value", name);
     if (strcmp(name, "--target") == 0) {
       o->target = val;
+    } else if (strcmp(name, "--ca") == 0) {
+      o->tls_ca = val;
     } else if (strcmp(name, "--rate") == 0) {
       static const char *const sfx[] = {"/s", "/m", "/min"};
       static const double mul[] = {1.0, 1.0 / 60, 1.0 / 60};

@@ -105,6 +105,7 @@ static kg_upconn *kg_upconn_new(kg_pool *p) {
   const kg_conn_ops *transport = p->be.transport ? p->be.transport : &kg_conn_tcp;
   kg_conn_init(&c->conn, p->loop, transport, &kg_upconn_conn_cbs, c, p->rbuf,
                p->rbuf_len);
+  c->conn.transport_ctx = p->be.transport_ctx;
   p->nconns++;
   p->opened++;
   return c;
@@ -197,7 +198,10 @@ static void kg_upconn_on_deadline(kg_conn *conn) {
     kg_leg_fail(c->leg, e, true);
     return;
   }
-  kg_leg_fail(c->leg, "timeout", false);
+  /* Connected but still handshaking: the backend's TLS is what hangs. */
+  kg_leg_fail(c->leg,
+              c->conn.handshaking ? kg_conn_strerror(KG_CONN_ETLS_TIMEOUT) : "timeout",
+              false);
 }
 
 static void kg_upconn_arm(kg_upconn *c) {
@@ -216,12 +220,14 @@ bool kg_pool_is_down(const kg_pool *p) {
   return p->down_until > uv_now(p->loop);
 }
 
-static void kg_pool_connect_failed(kg_pool *p) {
+/* why: the last failure, named in the log line (a certificate problem
+ * is not fixed by waiting, and the line should say which it is). */
+static void kg_pool_connect_failed(kg_pool *p, const char *why) {
   if (++p->connect_failures < KG_POOL_DOWN_AFTER) return;
   if (p->connect_failures == KG_POOL_DOWN_AFTER && p->be.log_down)
-    kg_log_warn("shadow %s failed to connect %d times in a row: copies are "
-                "skipped while it is down (probed again after a pause)",
-                p->be.name, KG_POOL_DOWN_AFTER);
+    kg_log_warn("shadow %s failed to connect %d times in a row (last: %s): copies "
+                "are skipped while it is down (probed again after a pause)",
+                p->be.name, KG_POOL_DOWN_AFTER, why);
   unsigned k = KG_MIN(p->connect_failures - KG_POOL_DOWN_AFTER, 5u);
   uint64_t ms = KG_MIN((uint64_t)1000 << k, (uint64_t)30000);
   p->down_until = uv_now(p->loop) + ms;
@@ -232,11 +238,11 @@ static void kg_upconn_on_connect(kg_conn *conn, int status) {
   if (c->pool == NULL || c->leg == NULL) return; /* cancelled meanwhile */
   kg_pool *p = c->pool;
   if (status < 0) {
-    kg_pool_connect_failed(p);
-    kg_leg_fail(c->leg,
-                status == UV_ECONNREFUSED ? "connection refused"
-                                          : "connect failed",
-                false);
+    const char *why = kg_conn_strerror(status); /* a TLS reason, precisely */
+    if (why == NULL)
+      why = status == UV_ECONNREFUSED ? "connection refused" : "connect failed";
+    kg_pool_connect_failed(p, why);
+    kg_leg_fail(c->leg, why, false);
     return;
   }
   c->connected = true;

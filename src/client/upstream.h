@@ -23,7 +23,9 @@
  * leg->error is NULL on success or one of these static strings:
  * "connection refused", "connect failed", "connection reset",
  * "connection closed without response", "connection closed mid-response",
- * "read error", "write failed", "invalid response", "timeout". */
+ * "read error", "write failed", "invalid response", "timeout", or one of
+ * the transport's own (kg_conn_strerror: "tls: certificate has expired",
+ * "tls: handshake timeout", ...). */
 #ifndef KG_UPSTREAM_H
 #define KG_UPSTREAM_H
 
@@ -45,6 +47,8 @@ typedef struct kg_upstream {
   const char *host;            /* "host:port", for a Host field (lent) */
   struct sockaddr_storage addr; /* where to connect */
   const kg_conn_ops *transport; /* what carries the bytes (NULL: TCP) */
+  void *transport_ctx;         /* its settings (kg_conn.transport_ctx;
+                                  https: a kg_tls_ctx), lent */
   uint64_t timeout_ms;         /* silence allowed to connect, before the
                                   response and between its reads */
   uint64_t idle_timeout_ms;    /* an idle pooled connection is closed after

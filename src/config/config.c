@@ -68,34 +68,75 @@ static int kg_cfg_add_listen(kg_cfg_ctx *c, const char *text) {
   return 0;
 }
 
-/* listen: absent -> the default; "host:port"; or a non-empty list. */
+static const char *const kg_cfg_listen_keys[] = {"address", "tls"};
+
+/* One listen entry at idx: "host:port", or { address = "host:port",
+ * tls = { cert = FILE, key = FILE } } for a TLS listener. */
+static int kg_cfg_listen_entry(kg_cfg_ctx *c, int idx, lua_Integer i) {
+  lua_State *L = c->L;
+  kg_config *cfg = c->cfg;
+  char d[128];
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) return kg_cfg_add_listen(c, lua_tostring(L, idx));
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    kg_cfg_describe(L, idx, d, sizeof(d));
+    return kg_cfg_fail(c, "listen", "entry %lld: expected \"host:port\", got %s",
+                       (long long)i, d);
+  }
+  if (kg_cfg_check_keys(c, idx, "listen", kg_cfg_listen_keys,
+                        KG_ARRAY_SIZE(kg_cfg_listen_keys)) != 0)
+    return -1;
+  int top = lua_gettop(L);
+  int rc;
+  if (kg_cfg_rawfield(L, idx, "address") != LUA_TSTRING) {
+    kg_cfg_describe(L, -1, d, sizeof(d));
+    rc = kg_cfg_fail(c, "listen.address", "expected \"host:port\", got %s", d);
+  } else {
+    rc = kg_cfg_add_listen(c, lua_tostring(L, -1));
+  }
+  if (rc == 0) {
+    size_t n = cfg->nlisten - 1;
+    kg_cfg_rawfield(L, idx, "tls");
+    if (!lua_isnil(L, -1))
+      rc = kg_cfg_tls(c, -1, "listen.tls", true, NULL, &cfg->listen_tls_cfg[n],
+                      &cfg->listen_tls[n]);
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
+/* Room for n listen entries, with their TLS settings. */
+static void kg_cfg_listen_alloc(kg_config *cfg, size_t n) {
+  cfg->listen = kg_calloc(n, sizeof(kg_addr));
+  cfg->listen_tls = kg_calloc(n, sizeof(*cfg->listen_tls));
+  cfg->listen_tls_cfg = kg_calloc(n, sizeof(kg_tls_cfg));
+}
+
+/* listen: absent -> the default; "host:port"; one { address = ..., tls =
+ * ... } table; or a non-empty list of these. */
 static int kg_cfg_listen(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
                          const char *kp, void *base) {
   lua_State *L = c->L;
   kg_config *cfg = base;
-  char d[128];
   idx = lua_absindex(L, idx);
   if (lua_isnil(L, idx)) {
-    cfg->listen = kg_calloc(1, sizeof(kg_addr));
+    kg_cfg_listen_alloc(cfg, 1);
     return kg_cfg_add_listen(c, k->def_str);
   }
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    cfg->listen = kg_calloc(1, sizeof(kg_addr));
-    return kg_cfg_add_listen(c, lua_tostring(L, idx));
+  if (lua_type(L, idx) == LUA_TSTRING ||
+      (lua_type(L, idx) == LUA_TTABLE && kg_cfg_rawfield(L, idx, "address") != LUA_TNIL)) {
+    lua_settop(L, idx);
+    kg_cfg_listen_alloc(cfg, 1);
+    return kg_cfg_listen_entry(c, idx, 1);
   }
+  lua_settop(L, idx);
   lua_Integer n = kg_cfg_read_list(c, idx, kp, "\"host:port\" or a list of them");
   if (n < 0) return -1;
   if (n == 0) return kg_cfg_fail(c, "listen", "expected at least one address");
-  cfg->listen = kg_calloc((size_t)n, sizeof(kg_addr));
+  kg_cfg_listen_alloc(cfg, (size_t)n);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      kg_cfg_describe(L, -1, d, sizeof(d));
-      lua_pop(L, 1);
-      return kg_cfg_fail(c, "listen", "entry %lld: expected \"host:port\", got %s",
-                  (long long)i, d);
-    }
-    int rc = kg_cfg_add_listen(c, lua_tostring(L, -1));
+    int rc = kg_cfg_listen_entry(c, -1, i);
     lua_pop(L, 1);
     if (rc != 0) return rc;
   }
@@ -110,8 +151,6 @@ static int kg_cfg_parse_url(kg_cfg_ctx *c, const char *kp, const char *url,
   kg_cfg_quote(q, sizeof(q), url, strlen(url));
   const char *sep = strstr(url, "://");
   *transport = sep ? kg_conn_transport(url, (size_t)(sep - url)) : NULL;
-  if (*transport == NULL && strncasecmp(url, "https://", 8) == 0)
-    return kg_cfg_fail(c, kp, "TLS is not supported yet, got %s", q);
   if (*transport == NULL)
     return kg_cfg_fail(c, kp, "expected http://host:port, got %s", q);
   const char *auth = sep + 3;
@@ -214,7 +253,8 @@ static int kg_cfg_check_secondary(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   return 0;
 }
 
-/* url = "http://host:port": required; resolved into the backend's addr. */
+/* url = "http://host:port" or "https://host:port": required; resolved
+ * into the backend's addr. */
 static int kg_cfg_backend_url(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
                               const char *kp, void *base) {
   lua_State *L = c->L;
@@ -226,10 +266,24 @@ static int kg_cfg_backend_url(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   return kg_cfg_parse_url(c, kp, be->url, &be->addr, &be->transport);
 }
 
+/* tls = { ... }: read for an https url (its absence means the defaults:
+ * verified against the system store, the url's host checked); refused
+ * with a plain http url, where it would silently mean nothing. */
+static int kg_cfg_backend_tls(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                              const char *kp, void *base) {
+  kg_backend_cfg *be = base;
+  if (be->transport != &kg_conn_tls) {
+    if (lua_isnil(c->L, idx)) return 0;
+    return kg_cfg_fail(c, kp, "tls settings need an https:// url, got %s", be->url);
+  }
+  return kg_cfg_tls(c, idx, kp, false, be->addr.host, &be->tls_cfg, &be->tls);
+}
+
 #define KG_BE(field) KG_CFG_AT(kg_backend_cfg, field)
 /* One backend: backends.NAME = { ... }. */
 static const kg_cfg_key kg_cfg_backend_keys[] = {
     {"url", KG_CFG_CUSTOM, .flags = KG_CFG_ALWAYS, .read = kg_cfg_backend_url},
+    {"tls", KG_CFG_CUSTOM, .flags = KG_CFG_ALWAYS, .read = kg_cfg_backend_tls},
     {"master", KG_CFG_BOOL, KG_BE(master)},
     {"secondary", KG_CFG_BOOL, KG_BE(secondary), .check = kg_cfg_check_secondary},
     /* Unsafe methods reach a shadow only when its own entry says so. */
@@ -541,12 +595,18 @@ done:
 void kg_config_free(kg_config *cfg) {
   if (cfg == NULL) return;
   free(cfg->path);
-  for (size_t i = 0; i < cfg->nlisten; i++) kg_addr_free(&cfg->listen[i]);
+  for (size_t i = 0; i < cfg->nlisten; i++) {
+    kg_addr_free(&cfg->listen[i]);
+    kg_cfg_free_tls(&cfg->listen_tls_cfg[i], cfg->listen_tls[i]);
+  }
   free(cfg->listen);
+  free(cfg->listen_tls);
+  free(cfg->listen_tls_cfg);
   for (size_t i = 0; i < cfg->nbackends; i++) {
     free(cfg->backends[i].name);
     free(cfg->backends[i].url);
     kg_addr_free(&cfg->backends[i].addr);
+    kg_cfg_free_tls(&cfg->backends[i].tls_cfg, cfg->backends[i].tls);
   }
   free(cfg->backends);
   free(cfg->diff_log);

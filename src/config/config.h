@@ -27,12 +27,31 @@ struct kg_buf;
 
 #define KG_MAX_BACKENDS 32
 
+struct kg_tls_ctx;
+
+/* A `tls = { ... }` table (a backend's, a listener's): as written. The
+ * context built from it (net/tls.h) is what connections use. */
+typedef struct kg_tls_cfg {
+  char *ca;          /* owned: trust anchors (PEM); NULL: system store */
+  char *cert;        /* owned: certificate chain (PEM): a listener's, or a
+                        backend's client certificate for mTLS */
+  char *key;         /* owned: its private key (PEM) */
+  char *server_name; /* owned: name checked and sent as SNI; NULL: the
+                        url's host */
+  char *ciphers;     /* owned: OpenSSL cipher list (TLS 1.2); NULL: default */
+  int min_version;   /* 12 or 13 (written "1.2", "1.3"); default 12 */
+  bool verify;       /* check the backend's certificate; default true */
+} kg_tls_cfg;
+
 typedef struct kg_backend_cfg {
   char *name;        /* owned: the key in `backends` */
   char *url;         /* owned: as written, "http://host:port" */
   kg_addr addr;      /* host and port of the url, resolved */
   const struct kg_conn_ops *transport; /* what the url's scheme names
                                           (net/conn.h), static */
+  kg_tls_cfg tls_cfg;  /* its `tls` table (https urls only) */
+  struct kg_tls_ctx *tls; /* owned: built from tls_cfg for an https url,
+                             else NULL; shared by every worker's pool */
   bool master;       /* exactly one backend is the master */
   bool secondary;    /* a second instance of the master's version: what
                         differs between it and the master is noise */
@@ -46,6 +65,10 @@ struct kg_endpoint_rules;
 typedef struct kg_config {
   char *path;                 /* owned: the file it was read from */
   kg_addr *listen;            /* owned array of nlisten addresses */
+  struct kg_tls_ctx **listen_tls; /* owned array of nlisten: the server
+                                 context of a TLS listener, NULL for a
+                                 plain one */
+  kg_tls_cfg *listen_tls_cfg; /* owned array of nlisten: as written */
   size_t nlisten;
   uint64_t client_timeout_ms; /* written in seconds (fractions allowed),
                                  kept in ms, the unit timers take; 15 s */
@@ -96,6 +119,9 @@ typedef struct kg_config {
                                  Proxy-Authorization, plus configured) */
   size_t nredact_headers;
   kg_addr *admin;             /* owned; NULL when off */
+  struct kg_tls_ctx *admin_tls; /* owned: the admin listener's TLS server
+                                 context, or NULL for plain HTTP */
+  kg_tls_cfg admin_tls_cfg;   /* its `tls` table, as written */
   char *admin_token;          /* owned bearer token, or NULL */
   char *record_file;          /* owned; NULL when not recording */
   double record_sample;       /* share of requests recorded; 1.0 */

@@ -184,6 +184,17 @@ void kg_cfg_add_name(char ***list, size_t *n, const char *name);
 /* Frees a list of n owned strings and the list. */
 void kg_cfg_free_strs(char **v, size_t n);
 
+/* ---- config_tls.c: `tls = { ... }` tables ------------------------------ */
+
+/* Reads the tls table at idx (nil: all defaults) into tc (zeroed, owned
+ * by the config) for a listener (server) or a backend whose url names
+ * host, checks its files and builds *out. kp is the table's key path
+ * ("backends.NAME.tls"). 0, or -1 with the message written. */
+int kg_cfg_tls(kg_cfg_ctx *c, int idx, const char *kp, bool server,
+               const char *host, kg_tls_cfg *tc, struct kg_tls_ctx **out);
+/* Frees what kg_cfg_tls stored (either may be empty). */
+void kg_cfg_free_tls(kg_tls_cfg *tc, struct kg_tls_ctx *ctx);
+
 /* ---- the sections ------------------------------------------------------- */
 
 extern const kg_cfg_key kg_cfg_proxy_keys[];   /* config.c */

@@ -58,12 +58,27 @@ static int kg_cfg_redact(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   return kg_cfg_read_names(c, idx, kp, &cfg->redact_headers, &cfg->nredact_headers);
 }
 
-/* admin = "127.0.0.1:8091", or a bare port, which means loopback. */
+static const char *const kg_cfg_admin_keys[] = {"address", "tls"};
+
+/* admin = "127.0.0.1:8091", or a bare port, which means loopback; or
+ * { address = either of those, tls = { cert = FILE, key = FILE } } for a
+ * dashboard served over TLS. */
 static int kg_cfg_admin(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
                         const char *kp, void *base) {
   lua_State *L = c->L;
   kg_config *cfg = base;
   char d[128], text[300], why[256];
+  int tls_idx = 0;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    if (kg_cfg_check_keys(c, idx, kp, kg_cfg_admin_keys,
+                          KG_ARRAY_SIZE(kg_cfg_admin_keys)) != 0)
+      return -1;
+    kg_cfg_rawfield(L, idx, "tls");
+    tls_idx = lua_gettop(L);
+    kg_cfg_rawfield(L, idx, "address");
+    idx = lua_gettop(L);
+  }
   if (lua_type(L, idx) == LUA_TNUMBER && lua_isinteger(L, idx)) {
     snprintf(text, sizeof(text), "127.0.0.1:%lld", (long long)lua_tointeger(L, idx));
   } else if (lua_type(L, idx) == LUA_TSTRING) {
@@ -80,7 +95,9 @@ static int kg_cfg_admin(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
         cfg->listen[i].sa.ss_family == cfg->admin->sa.ss_family &&
         memcmp(&cfg->listen[i].sa, &cfg->admin->sa, cfg->admin->salen) == 0)
       return kg_cfg_fail(c, kp, "%s is also a listen address", cfg->admin->text);
-  return 0;
+  if (tls_idx == 0 || lua_isnil(L, tls_idx)) return 0;
+  return kg_cfg_tls(c, tls_idx, "admin.tls", true, NULL, &cfg->admin_tls_cfg,
+                    &cfg->admin_tls);
 }
 
 static int kg_cfg_admin_token(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
@@ -137,6 +154,7 @@ void kg_cfg_free_output(kg_config *cfg) {
   kg_cfg_free_strs(cfg->redact_headers, cfg->nredact_headers);
   if (cfg->admin) kg_addr_free(cfg->admin);
   free(cfg->admin);
+  kg_cfg_free_tls(&cfg->admin_tls_cfg, cfg->admin_tls);
   free(cfg->admin_token);
   free(cfg->record_file);
 }

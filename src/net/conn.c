@@ -2,8 +2,7 @@
  *
  * The kg_conn_* functions keep what every transport shares (the deadline,
  * close-once, the bookkeeping of callbacks); the kg_conn_tcp_* table does
- * the I/O. A TLS transport would keep its session in c->transport, run the
- * handshake in its connect/accept, and encrypt in try_write/write. */
+ * the I/O. The TLS transport (tls.c) keeps its session in c->transport. */
 #include "net/conn.h"
 
 #include "common/common.h"
@@ -81,13 +80,15 @@ static int kg_conn_tcp_shutdown(kg_conn *c) {
   return uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, kg_conn_tcp_on_shutdown);
 }
 
-static void kg_conn_on_handle_close(uv_handle_t *h) {
+void kg_conn_handle_closed(uv_handle_t *h) {
   kg_conn *c = h->data;
-  if (--c->open_handles == 0) c->cbs->on_close(c);
+  if (--c->open_handles > 0) return;
+  if (c->ops->release) c->ops->release(c);
+  c->cbs->on_close(c);
 }
 
 static void kg_conn_tcp_close(kg_conn *c) {
-  uv_close((uv_handle_t *)&c->tcp, kg_conn_on_handle_close);
+  uv_close((uv_handle_t *)&c->tcp, kg_conn_handle_closed);
 }
 
 /* URL schemes and the transports that carry them. */
@@ -96,7 +97,22 @@ static const struct {
   const kg_conn_ops *ops;
 } kg_conn_transports[] = {
     {"http", &kg_conn_tcp},
+    {"https", &kg_conn_tls},
 };
+
+/* The fixed texts of the transports' own codes (conn.h), in code order. */
+static const char *const kg_conn_errors[] = {
+    "tls: certificate has expired", "tls: hostname mismatch",
+    "tls: self-signed certificate", "tls: unknown CA",
+    "tls: handshake timeout",       "tls: protocol version",
+    "tls: handshake failed",        "tls: certificate verify failed",
+};
+
+const char *kg_conn_strerror(int code) {
+  int i = KG_CONN_ETLS_EXPIRED - code;
+  if (i < 0 || (size_t)i >= KG_ARRAY_SIZE(kg_conn_errors)) return NULL;
+  return kg_conn_errors[i];
+}
 
 const kg_conn_ops *kg_conn_transport(const char *scheme, size_t len) {
   for (size_t i = 0; i < KG_ARRAY_SIZE(kg_conn_transports); i++)
@@ -204,5 +220,5 @@ void kg_conn_close(kg_conn *c) {
   c->closing = true;
   c->reading = false;
   c->ops->close(c);
-  uv_close((uv_handle_t *)&c->timer, kg_conn_on_handle_close);
+  uv_close((uv_handle_t *)&c->timer, kg_conn_handle_closed);
 }

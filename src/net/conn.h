@@ -2,9 +2,9 @@
  *
  * A kg_conn owns its socket handle and a timer, and is the only place that
  * knows how bytes move: every operation goes through a transport's ops
- * table (kg_conn_ops). TCP is kg_conn_tcp; TLS (OpenSSL over memory BIOs)
- * is meant to be one more table in one more file, with no change to the
- * users (the proxy's client side, the HTTP client, the admin listener).
+ * table (kg_conn_ops). TCP is kg_conn_tcp; TLS (OpenSSL over memory BIOs,
+ * tls.c) is one more table, with no change to the users (the proxy's
+ * client side, the HTTP client, the admin listener) beyond choosing it.
  *
  * Ownership: the owner embeds the kg_conn in its own struct (as libuv
  * handles are embedded) and frees that struct only from cbs->on_close,
@@ -70,10 +70,35 @@ typedef struct kg_conn_ops {
   size_t (*write_queue_size)(const kg_conn *c);
   int (*shutdown)(kg_conn *c);
   void (*close)(kg_conn *c);
+  /* Optional: frees the transport's state once every handle is closed,
+   * just before the owner's on_close. */
+  void (*release)(kg_conn *c);
 } kg_conn_ops;
 
 /* Plain TCP. */
 extern const kg_conn_ops kg_conn_tcp;
+/* TLS over TCP (OpenSSL through memory BIOs, net/tls.h). The owner sets
+ * c->transport_ctx to a kg_tls_ctx before connect or accept: a client
+ * ctx for connect (connect's callback runs once the handshake is done),
+ * a server ctx for accept (the handshake runs with the first reads). */
+extern const kg_conn_ops kg_conn_tls;
+
+/* Failures a transport reports beyond libuv's codes (through connect's
+ * status or a read's nread), below every UV_* code. kg_conn_strerror
+ * gives each its fixed description, the text a leg's error records. */
+enum {
+  KG_CONN_ETLS_EXPIRED = -5001,   /* "tls: certificate has expired" */
+  KG_CONN_ETLS_HOSTNAME = -5002,  /* "tls: hostname mismatch" */
+  KG_CONN_ETLS_SELF_SIGNED = -5003, /* "tls: self-signed certificate" */
+  KG_CONN_ETLS_UNKNOWN_CA = -5004, /* "tls: unknown CA" */
+  KG_CONN_ETLS_TIMEOUT = -5005,   /* "tls: handshake timeout" */
+  KG_CONN_ETLS_VERSION = -5006,   /* "tls: protocol version" */
+  KG_CONN_ETLS_HANDSHAKE = -5007, /* "tls: handshake failed" */
+  KG_CONN_ETLS_VERIFY = -5008,    /* "tls: certificate verify failed" */
+};
+/* The static description of a transport code above, or NULL for any other
+ * code (libuv's: use uv_strerror or the caller's own words). */
+const char *kg_conn_strerror(int code);
 
 /* The transport a URL scheme names ("http" -> kg_conn_tcp; len bytes of
  * scheme, case-insensitive), or NULL when no transport has that scheme.
@@ -91,6 +116,9 @@ struct kg_conn {
   const kg_conn_cbs *cbs;     /* the owner's callbacks (static) */
   void *data;                 /* the owner's */
   void *transport;            /* the transport's own state; NULL for TCP */
+  void *transport_ctx;        /* the transport's settings, set by the owner
+                                 after kg_conn_init (TLS: a kg_tls_ctx);
+                                 lent, outlives the conn */
   char *rbuf;                 /* where reads land: lent by the owner */
   size_t rbuf_len;
   uint64_t deadline;          /* loop time (ms), or KG_CONN_NO_DEADLINE */
@@ -100,7 +128,15 @@ struct kg_conn {
   int open_handles;           /* handles not yet closed; on_close at 0 */
   bool reading;               /* reads are started */
   bool closing;               /* kg_conn_close was called */
+  bool handshaking;           /* connected, but the transport is not ready
+                                 yet (a TLS handshake): a deadline passing
+                                 now is KG_CONN_ETLS_TIMEOUT's case */
 };
+
+/* For transports with handles of their own (kg_conn_tls): the close
+ * callback that counts them in open_handles (incremented by the
+ * transport when it opens one). */
+void kg_conn_handle_closed(uv_handle_t *h);
 
 /* Prepares c (its memory owned by the caller) on loop. rbuf[0..rbuf_len)
  * receives every read and must outlive the conn. Cannot fail: what a

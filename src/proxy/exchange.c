@@ -540,6 +540,35 @@ static void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n) {
     ex->client_ops->body(ex->client, p, n);
 }
 
+/* One line per failed master request, except for TLS failures: a bad
+ * certificate fails every request the same way, so each reason is logged
+ * when it first appears and then at most every KG_MASTER_TLS_LOG_MS, with
+ * the count of requests it failed meanwhile. */
+#define KG_MASTER_TLS_LOG_MS 10000
+static void kg_exchange_log_master(kg_exchange *ex, kg_leg *leg) {
+  kg_worker *w = ex->w;
+  if (strncmp(leg->error, "tls: ", 5) != 0) {
+    kg_log_warn("master %s failed for %s %s: %s", leg->pool->be.name, ex->method,
+                ex->req.url.data, leg->error);
+    return;
+  }
+  uint64_t now = uv_now(&w->loop);
+  if (w->master_tls_error == leg->error && now < w->master_tls_logged + KG_MASTER_TLS_LOG_MS) {
+    w->master_tls_suppressed++;
+    return;
+  }
+  char more[64] = "";
+  if (w->master_tls_suppressed)
+    snprintf(more, sizeof(more), "; %llu more like it since the last such line",
+             (unsigned long long)w->master_tls_suppressed);
+  kg_log_warn("master %s failed for %s %s: %s (logged at most every %d s%s)",
+              leg->pool->be.name, ex->method, ex->req.url.data, leg->error,
+              KG_MASTER_TLS_LOG_MS / 1000, more);
+  w->master_tls_error = leg->error;
+  w->master_tls_logged = now;
+  w->master_tls_suppressed = 0;
+}
+
 static void kg_exchange_leg_done(kg_leg *leg) {
   kg_exchange *ex = leg->data;
   ex->pending--;
@@ -549,9 +578,9 @@ static void kg_exchange_leg_done(kg_leg *leg) {
     ex->client = NULL;
     if (leg->error) ex->w->stats.master_errors++;
     if (c && leg->error) {
-      bool timeout = strcmp(leg->error, "timeout") == 0;
-      kg_log_warn("master %s failed for %s %s: %s", leg->pool->be.name,
-                  ex->method, ex->req.url.data, leg->error);
+      /* "timeout", "tls: handshake timeout": the gateway timed out. */
+      bool timeout = strstr(leg->error, "timeout") != NULL;
+      kg_exchange_log_master(ex, leg);
       ex->client_ops->failed(c, timeout ? 504 : 502);
     } else if (c) {
       ex->client_ops->end(c);

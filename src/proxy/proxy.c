@@ -603,8 +603,13 @@ void kg_proxy_on_connection(uv_stream_t *server, int status) {
   }
   kg_client *c = kg_calloc(1, sizeof(*c));
   c->w = w;
-  kg_conn_init(&c->conn, &w->loop, &kg_conn_tcp, &kg_client_conn_cbs, c, w->readbuf,
-               sizeof(w->readbuf));
+  /* A TLS listener's context comes from the current config, so a reload
+   * (SIGHUP) with a new certificate applies to the next connection. */
+  size_t li = (size_t)((uv_tcp_t *)server - w->listeners);
+  void *tls = li < w->cfg->nlisten ? w->cfg->listen_tls[li] : NULL;
+  kg_conn_init(&c->conn, &w->loop, tls ? &kg_conn_tls : &kg_conn_tcp,
+               &kg_client_conn_cbs, c, w->readbuf, sizeof(w->readbuf));
+  c->conn.transport_ctx = tls;
   kg_http_init(&c->http, HTTP_REQUEST, &kg_client_http_ops, c,
                (kg_http_limits){w->cfg->max_header_bytes, w->cfg->max_headers});
   c->next = w->clients;

@@ -78,6 +78,7 @@ static kg_pool *kg_worker_pools_new(kg_worker *w, const kg_config *cfg) {
                       .host = b->addr.text,
                       .addr = b->addr.sa,
                       .transport = b->transport,
+                      .transport_ctx = b->tls,
                       .timeout_ms = kg_worker_backend_timeout_ms(cfg),
                       .idle_timeout_ms = KG_POOL_IDLE_TIMEOUT_MS,
                       .max_idle = KG_POOL_MAX_IDLE,

@@ -43,6 +43,7 @@
 #include "http/http.h"
 #include "client/upstream.h"
 #include "net/conn.h"
+#include "net/tls.h"
 #include "traffic/source.h"
 #include "traffic/warc.h"
 
@@ -79,15 +80,16 @@ static int kg_replay_fail(kg_replay_summary *sum, bool usage, const char *fmt, .
   return -1;
 }
 
-/* "http://host[:port][/]" -> "host:port" for kg_addr_parse. 0, or -1
- * with a usage error in sum. */
-static int kg_replay_target(const char *url, char *out, size_t outlen, kg_replay_summary *sum) {
-  if (strncasecmp(url, "https://", 8) == 0)
+/* "http[s]://host[:port][/]" -> "host:port" for kg_addr_parse, and
+ * whether it is https. 0, or -1 with a usage error in sum. */
+static int kg_replay_target(const char *url, char *out, size_t outlen, bool *tls,
+                            kg_replay_summary *sum) {
+  *tls = strncasecmp(url, "https://", 8) == 0;
+  if (!*tls && strncasecmp(url, "http://", 7) != 0)
     return kg_replay_fail(sum, true,
-                          "--target %s: https is not supported (TLS is not implemented)", url);
-  if (strncasecmp(url, "http://", 7) != 0)
-    return kg_replay_fail(sum, true, "--target: expected http://host:port, got '%s'", url);
-  const char *h = url + 7;
+                          "--target: expected http://host:port or https://host:port, got '%s'",
+                          url);
+  const char *h = url + (*tls ? 8 : 7);
   size_t n = strcspn(h, "/?#");
   if (h[n] != '\0' && strcmp(h + n, "/") != 0)
     return kg_replay_fail(sum, true,
@@ -96,7 +98,7 @@ static int kg_replay_target(const char *url, char *out, size_t outlen, kg_replay
   /* Without a port, 80; an IPv6 literal without one is "[::1]". */
   const char *rb = h[0] == '[' ? memchr(h, ']', n) : NULL;
   bool has_port = h[0] == '[' ? (rb && (size_t)(rb - h) + 1 < n) : memchr(h, ':', n) != NULL;
-  snprintf(out, outlen, "%.*s%s", (int)n, h, has_port ? "" : ":80");
+  snprintf(out, outlen, "%.*s%s", (int)n, h, has_port ? "" : *tls ? ":443" : ":80");
   return 0;
 }
 
@@ -143,6 +145,7 @@ struct kg_replay {
   const kg_replay_opts *o;   /* borrowed for the run */
   kg_config *cfg;            /* owned */
   kg_addr target;            /* resolved --target */
+  kg_tls_ctx *tls;           /* owned: an https target's TLS context */
   kg_source *src;           /* owned input */
   kg_sinks sinks;            /* owned: --diff-log, --db */
   kg_epstats *epstats;       /* latency regression flags, for the results */
@@ -835,6 +838,7 @@ static void kg_replay_free(kg_replay *rp) {
   kg_sinks_close(&rp->sinks);
   kg_epstats_free(rp->epstats);
   kg_addr_free(&rp->target);
+  kg_tls_ctx_free(rp->tls);
   kg_config_free(rp->cfg);
 }
 
@@ -850,8 +854,17 @@ int kg_replay_run(const kg_replay_opts *opts, kg_replay_summary *sum) {
   kg_hist_init(&rp->all);
   int status = -1;
   char err[1024], hostport[300];
-  if (kg_replay_target(o.target, hostport, sizeof(hostport), sum) != 0) goto out;
+  bool tls;
+  if (kg_replay_target(o.target, hostport, sizeof(hostport), &tls, sum) != 0) goto out;
   if (kg_addr_parse(hostport, &rp->target, err, sizeof(err)) != 0) {
+    kg_replay_fail(sum, false, "--target %s: %s", o.target, err);
+    goto out;
+  }
+  /* An https target is verified as a backend is: the system store or
+   * --ca, its host checked, unless --insecure says otherwise. */
+  kg_tls_settings ts = {.ca = o.tls_ca, .server_name = rp->target.host,
+                        .min_version = 12, .verify = !o.tls_insecure};
+  if (tls && kg_tls_ctx_new(&ts, &rp->tls, err, sizeof(err)) != 0) {
     kg_replay_fail(sum, false, "--target %s: %s", o.target, err);
     goto out;
   }
@@ -912,6 +925,8 @@ int kg_replay_run(const kg_replay_opts *opts, kg_replay_summary *sum) {
   kg_upstream target = {.name = rp->target.text,
                         .host = rp->target.text,
                         .addr = rp->target.sa,
+                        .transport = rp->tls ? &kg_conn_tls : &kg_conn_tcp,
+                        .transport_ctx = rp->tls,
                         .timeout_ms = o.timeout > 0 ? (uint64_t)(o.timeout * 1000.0) : 30000,
                         .idle_timeout_ms = KG_CONN_NO_DEADLINE,
                         .max_idle = SIZE_MAX,

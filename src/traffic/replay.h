@@ -48,7 +48,9 @@
  * length of kg_replay_run. */
 typedef struct kg_replay_opts {
   const char *file;           /* the input */
-  const char *target;         /* "http://host[:port][/]" */
+  const char *target;         /* "http[s]://host[:port][/]" */
+  const char *tls_ca;         /* https: trust anchors (PEM), NULL: system */
+  bool tls_insecure;          /* https: do not verify the target */
   double rate;                /* requests per second; 0: not paced by rate */
   double speed;               /* recorded-time factor; 0: not timed */
   size_t concurrency;         /* requests in flight at most */

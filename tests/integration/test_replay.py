@@ -657,7 +657,7 @@ def test_signal_stops_with_a_summary(tmp_path, make_backend):
     (["FILE"], "--target"),
     (["FILE", "--target", "http://127.0.0.1:1", "--rate", "5", "--speed", "2"],
      "exclude each other"),
-    (["FILE", "--target", "https://127.0.0.1:1"], "https"),
+    (["FILE", "--target", "ftp://127.0.0.1:1"], "http://host:port or https://host:port"),
     (["FILE", "--target", "127.0.0.1:1"], "http://host:port"),
     (["FILE", "--target", "http://127.0.0.1:1", "--rate", "fast"], "--rate"),
     (["FILE", "--target", "http://127.0.0.1:1", "--bogus"], "unknown option"),

@@ -19,6 +19,7 @@
 #include <http_parser.h>
 
 #include "config/config.h"
+#include "net/conn.h"
 
 /* Writes text to a fresh /tmp/kagami-cfg-XXXXXX.lua; caller frees the
  * returned path and unlinks the file. */
@@ -281,13 +282,16 @@ static void test_bad_url(void **state) {
                "}\n",
                ":6: backends.newdb.url: expected http://host:port, got "
                "\"localhost\"");
+  /* https is a transport now (test_tls_config); tls settings on a plain
+   * url would silently mean nothing. */
   expect_error("return {\n"
                "  backends = {\n"
-               "    p = { url = 'https://127.0.0.1:9001', master = true },\n"
+               "    p = { url = 'http://127.0.0.1:9001', master = true,\n"
+               "          tls = { verify = false } },\n"
                "  },\n"
                "}\n",
-               ":3: backends.p.url: TLS is not supported yet, got "
-               "\"https://127.0.0.1:9001\"");
+               ":4: backends.p.tls: tls settings need an https:// url, got "
+               "http://127.0.0.1:9001");
   expect_error("return {\n"
                "  backends = {\n"
                "    p = { url = 'http://127.0.0.1', master = true },\n"
@@ -573,6 +577,64 @@ static void test_locate(void **state) {
                    6);
 }
 
+/* ---- TLS: https backends, the listener's table form ------------------- */
+
+static void test_tls_config(void **state) {
+  (void)state;
+  /* An https url with no tls table: verified against the system store,
+   * the url's host checked; the listener's table form alongside a plain
+   * address. */
+  kg_config *cfg = load_ok(
+      "return {\n"
+      "  listen = { '127.0.0.1:8090', { address = '127.0.0.1:8443' } },\n"
+      "  backends = {\n"
+      "    p = { url = 'https://localhost:9001', master = true },\n"
+      "    s = { url = 'http://127.0.0.1:9002' },\n"
+      "  },\n"
+      "}\n");
+  assert_int_equal(cfg->nlisten, 2);
+  assert_null(cfg->listen_tls[0]);
+  assert_null(cfg->listen_tls[1]); /* a table without tls is plain */
+  assert_ptr_equal(cfg->backends[0].transport, &kg_conn_tls);
+  assert_non_null(cfg->backends[0].tls);
+  assert_true(cfg->backends[0].tls_cfg.verify);
+  assert_int_equal(cfg->backends[0].tls_cfg.min_version, 12);
+  assert_ptr_equal(cfg->backends[1].transport, &kg_conn_tcp);
+  assert_null(cfg->backends[1].tls);
+  kg_config_free(cfg);
+
+  expect_error("return {\n"
+               "  backends = { p = { url = 'https://localhost:9001', master = true,\n"
+               "    tls = { ca = '/nonexistent/ca.pem' } } },\n"
+               "}\n",
+               ":3: backends.p.tls.ca: cannot read /nonexistent/ca.pem: No such file or "
+               "directory");
+  expect_error("return {\n"
+               "  backends = { p = { url = 'https://localhost:9001', master = true,\n"
+               "    tls = { min_version = '1.1' } } },\n"
+               "}\n",
+               ":3: backends.p.tls.min_version: expected \"1.2\" or \"1.3\", got "
+               "\"1.1\"");
+  expect_error("return {\n"
+               "  backends = { p = { url = 'https://localhost:9001', master = true,\n"
+               "    tls = { verfy = false } } },\n"
+               "}\n",
+               ":3: backends.p.tls: unknown key 'verfy' (did you mean 'verify'?)");
+  expect_error("return {\n"
+               "  backends = { p = { url = 'https://localhost:9001', master = true,\n"
+               "    tls = { cert = '/etc/hostname' } } },\n"
+               "}\n",
+               ":3: backends.p.tls: a client certificate needs both cert and key");
+  expect_error("return {\n"
+               "  listen = { { address = '127.0.0.1:8443', tls = {} } },\n" MASTER_ONLY
+               "}\n",
+               ":2: listen.tls: a TLS listener needs both cert and key");
+  expect_error("return {\n"
+               "  listen = { { address = '127.0.0.1:8443', tsl = {} } },\n" MASTER_ONLY
+               "}\n",
+               ":2: listen: unknown key 'tsl'");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_when_minimal),
@@ -584,6 +646,7 @@ int main(void) {
       cmocka_unit_test(test_endless_config),
       cmocka_unit_test(test_no_finalizers),
       cmocka_unit_test(test_bad_url),
+      cmocka_unit_test(test_tls_config),
       cmocka_unit_test(test_backend_shapes),
       cmocka_unit_test(test_duplicate_listen),
       cmocka_unit_test(test_unknown_key),

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "net/conn.h"
+#include "net_test.h"
 
 static char test_rbuf[64 * 1024]; /* every read of a test lands here */
 
@@ -89,28 +90,12 @@ static void test_on_connect(kg_conn *c, int status) {
 static void test_pair_start(test_pair *p) {
   memset(p, 0, sizeof(*p));
   assert_int_equal(uv_loop_init(&p->loop), 0);
-  struct sockaddr_in a;
-  uv_ip4_addr("127.0.0.1", 0, &a);
-  uv_tcp_init(&p->loop, &p->listener);
-  p->listener.data = p;
-  assert_int_equal(uv_tcp_bind(&p->listener, (const struct sockaddr *)&a, 0), 0);
-  int len = sizeof(p->addr);
-  uv_tcp_getsockname(&p->listener, (struct sockaddr *)&p->addr, &len);
-  assert_int_equal(uv_listen((uv_stream_t *)&p->listener, 8, test_on_connection), 0);
+  test_listen(&p->loop, &p->listener, p, &p->addr, test_on_connection);
   kg_conn_init(&p->client.conn, &p->loop, &kg_conn_tcp, &test_cbs, &p->client, test_rbuf,
                sizeof(test_rbuf));
   assert_int_equal(kg_conn_connect(&p->client.conn, (const struct sockaddr *)&p->addr,
                                    test_on_connect), 0);
 }
-
-/* Runs the loop until `done` holds (bounded by a few seconds of loop time). */
-#define RUN_UNTIL(p, done)                                             \
-  do {                                                                  \
-    uint64_t t_end_ = uv_now(&(p)->loop) + 5000;                        \
-    while (!(done) && uv_now(&(p)->loop) < t_end_)                      \
-      uv_run(&(p)->loop, UV_RUN_ONCE);                                  \
-    assert_true(done);                                                  \
-  } while (0)
 
 /* test_pair_start, then runs the loop until both ends are connected. */
 static void test_pair_connect(test_pair *p) {

@@ -49,12 +49,18 @@ static void test_cannot_start(void **state) {
   kg_replay_opts_init(&o);
   kg_replay_summary *s = kg_calloc(1, sizeof(*s));
   o.file = "/nonexistent/urls.txt";
-  o.target = "https://127.0.0.1:1";
+  o.target = "ftp://127.0.0.1:1";
   assert_int_equal(kg_replay_run(&o, s), -1);
   assert_true(s->usage);
-  assert_string_equal(s->error,
-                      "--target https://127.0.0.1:1: https is not supported (TLS is not "
-                      "implemented)");
+  assert_string_equal(s->error, "--target: expected http://host:port or https://host:port, "
+                                "got 'ftp://127.0.0.1:1'");
+  kg_replay_summary_free(s);
+
+  /* https is a target like http: the run gets as far as the input. */
+  o.target = "https://127.0.0.1:1";
+  assert_int_equal(kg_replay_run(&o, s), -1);
+  assert_false(s->usage);
+  assert_string_equal(s->error, "/nonexistent/urls.txt: No such file or directory");
   kg_replay_summary_free(s);
 
   o.target = "http://127.0.0.1:1";
