@@ -27,10 +27,11 @@ def store_path(k):
 
 
 def stored_count(path):
-    """Results in the store, read by another process's connection."""
+    """Results counted in the store (every compared request, in the
+    aggregates), read by another process's connection."""
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
     try:
-        return db.execute("SELECT count(*) FROM results").fetchone()[0]
+        return db.execute("SELECT coalesce(sum(compared), 0) FROM agg_requests").fetchone()[0]
     finally:
         db.close()
 
@@ -369,14 +370,15 @@ def test_store_readable_while_running(proxy):
     reader = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
     assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     reader.execute("BEGIN")
-    assert reader.execute("SELECT count(*) FROM results").fetchone()[0] == 5
+    counted = "SELECT sum(compared) FROM agg_requests"
+    assert reader.execute(counted).fetchone()[0] == 5
     for i in range(5):
         assert k.get("/diff?n=%d" % i).status == 200
     wait_stored(db, 10)  # new rows visible to a new reader meanwhile
     # The old snapshot is stable until it ends.
-    assert reader.execute("SELECT count(*) FROM results").fetchone()[0] == 5
+    assert reader.execute(counted).fetchone()[0] == 5
     reader.execute("COMMIT")
-    assert reader.execute("SELECT count(*) FROM results").fetchone()[0] == 10
+    assert reader.execute(counted).fetchone()[0] == 10
     reader.close()
     # kagami report works on the live store too.
     p = report("--db", db, "--format", "json")
@@ -401,7 +403,10 @@ def test_secrets_never_reach_the_file(run):
 def test_retention_by_rows(make_backend, start_kagami):
     production = make_backend("production")
     newdb = make_backend("newdb", variant="newdb")
-    k = start_kagami([production, newdb], options={"store_max_rows": 5})
+    # Every equal result kept one by one, so that the total bound is what
+    # decides (old configs' only retention key, still honoured).
+    k = start_kagami([production, newdb], options={
+        "store_max_rows": 5, "store_keep_equal_per_minute": 100})
     with k.connect() as c:
         for i in range(12):
             assert c.request("GET", "/text/%d" % (i + 1)).status == 200
