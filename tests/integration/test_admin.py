@@ -292,6 +292,26 @@ def send_traffic(k, n_diff=6, n_same=4):
 
 
 # --- /metrics ---------------------------------------------------------------
+def test_failed_shadow_is_not_differing(make_backend, start_kagami):
+    """A refused shadow makes failed comparisons, counted apart from the
+    differing ones in /metrics and in the API (issue 12)."""
+    production = make_backend("production")
+    dead = make_backend("newdb", fault="refuse")
+    port = free_port()
+    k = start_kagami([production, dead], options={"admin": port})
+    for i in range(3):
+        assert k.get("/api/%d" % i).status == 200
+    fams = wait_metrics(port, lambda f: sample(f, "kagami_compared_total") >= 3)
+    assert sample(fams, "kagami_differing_total") == 0
+    assert sample(fams, "kagami_compare_failed_total") == 3
+    wait_stored(port, 3)
+    (e,) = api(port, "/api/endpoints")["endpoints"]
+    assert (e["differing"], e["errors"], e["error_rate"]) == (0, 3, 1.0)
+    series = api(port, "/api/timeseries?bucket=60")["buckets"]
+    assert sum(b["errors"] for b in series) == 3
+    assert sum(b["differing"] for b in series) == 0
+
+
 def test_metrics_format_and_counts(admin):
     k = admin()
     send_traffic(k)
@@ -299,7 +319,7 @@ def test_metrics_format_and_counts(admin):
         f, "kagami_compared_total") >= 10)
     for fam in ("kagami_requests_total", "kagami_shadowed_total",
                 "kagami_compared_total", "kagami_differing_total",
-                "kagami_dropped_total", "kagami_results_dropped_total",
+                "kagami_compare_failed_total", "kagami_dropped_total", "kagami_results_dropped_total",
                 "kagami_backend_requests_total", "kagami_backend_errors_total",
                 "kagami_connections_open", "kagami_backend_latency_seconds",
                 "kagami_results_pending", "kagami_backend_inflight"):
