@@ -660,17 +660,13 @@ static int kg_store_create(kg_store *s, char *err, size_t errlen) {
  * the new one rather than failing every later batch. */
 static void kg_store_sql_hist_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
-  kg_hist *h = kg_malloc(sizeof(*h));
-  kg_hist_init(h);
-  const void *b = sqlite3_value_blob(argv[1]);
-  if (kg_storeagg_hist_merge(h, b ? b : "", (size_t)sqlite3_value_bytes(argv[1])) == 0) {
-    /* leaves h as it was when the old blob is not one */
-    const void *a = sqlite3_value_blob(argv[0]);
-    (void)kg_storeagg_hist_merge(h, a ? a : "", (size_t)sqlite3_value_bytes(argv[0]));
-  }
+  const void *a = sqlite3_value_blob(argv[0]), *b = sqlite3_value_blob(argv[1]);
   kg_buf out = KG_BUF_INIT;
-  kg_storeagg_hist_encode(h, &out);
-  free(h);
+  if (kg_storeagg_blob_merge(a ? a : "", (size_t)sqlite3_value_bytes(argv[0]), b ? b : "",
+                             (size_t)sqlite3_value_bytes(argv[1]), &out) < 0) {
+    sqlite3_result_error(ctx, "kg_hist_merge: not a histogram", -1);
+    return;
+  }
   sqlite3_result_blob64(ctx, out.data, out.len, free);
 }
 
@@ -1193,7 +1189,7 @@ typedef struct kg_store_share {
 } kg_store_share;
 
 /* Writes one row per key of agg (upserts). */
-static int kg_store_write_agg(kg_store *s, const kg_storeagg *agg) {
+static int kg_store_write_agg(kg_store *s, kg_storeagg *agg) {
   int rc = SQLITE_OK;
   for (size_t i = 0; rc == SQLITE_OK && i < agg->nreq; i++) {
     const kg_agg_req *q = &agg->req[i];
@@ -1209,10 +1205,10 @@ static int kg_store_write_agg(kg_store *s, const kg_storeagg *agg) {
   }
   kg_buf blob = KG_BUF_INIT;
   for (size_t i = 0; rc == SQLITE_OK && i < agg->nbe; i++) {
-    const kg_agg_be *b = &agg->be[i];
+    kg_agg_be *b = &agg->be[i];
     sqlite3_stmt *st = s->st[KG_ST_UPS_BACKENDS];
     kg_buf_reset(&blob);
-    kg_storeagg_hist_encode(b->hist, &blob);
+    kg_storeagg_values_encode(b->us, b->nus, &blob);
     kg_bind_str(st, 1, b->endpoint);
     sqlite3_bind_int64(st, 2, b->minute);
     kg_bind_str(st, 3, b->backend);

@@ -57,9 +57,7 @@ static kg_agg_be *kg_storeagg_be(kg_storeagg *a, const char *ep, int64_t minute,
   a->be = kg_storeagg_grow(a->be, &a->capbe, a->nbe, sizeof(*a->be), &a->be_hash);
   a->be_hash[a->nbe] = h;
   kg_agg_be *b = &a->be[a->nbe++];
-  *b = (kg_agg_be){.endpoint = ep, .backend = backend, .minute = minute,
-                   .pos = INT64_MAX, .hist = kg_malloc(sizeof(kg_hist))};
-  kg_hist_init(b->hist);
+  *b = (kg_agg_be){.endpoint = ep, .backend = backend, .minute = minute, .pos = INT64_MAX};
   return b;
 }
 
@@ -103,7 +101,11 @@ void kg_storeagg_add(kg_storeagg *a, const kg_result *r, kg_outcome o,
     } else {
       /* whole microseconds, cut as the stored elapsed_ms is */
       double us = v->elapsed > 0 ? v->elapsed * 1e6 : 0;
-      kg_hist_add(b->hist, us >= (double)KG_HIST_MAX_VALUE ? KG_HIST_MAX_VALUE : (uint64_t)us);
+      if (b->nus == b->capus) {
+        b->capus = b->capus ? b->capus * 2 : 16;
+        b->us = kg_realloc(b->us, b->capus * sizeof(uint64_t));
+      }
+      b->us[b->nus++] = us >= (double)KG_HIST_MAX_VALUE ? KG_HIST_MAX_VALUE : (uint64_t)us;
     }
   }
   if (o != KG_OUTCOME_DIFFERING) return;
@@ -111,7 +113,7 @@ void kg_storeagg_add(kg_storeagg *a, const kg_result *r, kg_outcome o,
 }
 
 void kg_storeagg_free(kg_storeagg *a) {
-  for (size_t i = 0; i < a->nbe; i++) free(a->be[i].hist);
+  for (size_t i = 0; i < a->nbe; i++) free(a->be[i].us);
   for (size_t i = 0; i < a->nloc; i++) free(a->loc[i].loc);
   free(a->req);
   free(a->be);
@@ -154,12 +156,69 @@ static int kg_varint_get(const unsigned char **p, const unsigned char *end, uint
   return -1;
 }
 
-void kg_storeagg_hist_encode(const kg_hist *h, kg_buf *out) {
+/* A blob's bucket list, read one (index, count) at a time. */
+typedef struct kg_blob_it {
+  const unsigned char *p, *end;
+  uint64_t idx;    /* the last bucket read */
+  bool first;      /* none read yet (a gap of 0 is then allowed) */
+} kg_blob_it;
+
+/* Reads a blob's head: 1 for an empty histogram, 0 with min, max and sum
+ * and *it at the first bucket, -1 when it is not a blob. */
+static int kg_blob_open(const void *blob, size_t n, uint64_t hd[3], kg_blob_it *it) {
+  const unsigned char *p = blob, *end = p + n;
+  if (n == 0 || p[0] != KG_HIST_BLOB_FORMAT) return -1;
+  if (++p == end) return 1;
+  for (int i = 0; i < 3; i++)
+    if (kg_varint_get(&p, end, &hd[i]) < 0) return -1;
+  if (hd[0] > hd[1] || hd[1] > KG_HIST_MAX_VALUE || p == end) return -1;
+  *it = (kg_blob_it){.p = p, .end = end, .first = true};
+  return 0;
+}
+
+/* The next bucket: 1 with its index and count, 0 at the end, -1 when the
+ * list is not one (cut, repeated or out-of-range buckets, empty counts). */
+static int kg_blob_next(kg_blob_it *it, uint64_t *idx, uint64_t *count) {
+  if (it->p == it->end) return 0;
+  uint64_t gap;
+  if (kg_varint_get(&it->p, it->end, &gap) < 0 || kg_varint_get(&it->p, it->end, count) < 0)
+    return -1;
+  if ((!it->first && gap == 0) || gap >= KG_HIST_BUCKETS || it->idx + gap >= KG_HIST_BUCKETS ||
+      *count == 0)
+    return -1;
+  it->idx += gap;
+  it->first = false;
+  *idx = it->idx;
+  return 1;
+}
+
+/* Checks a whole blob; its total count in *count. 1 empty, 0 fine, -1 bad. */
+static int kg_blob_check(const void *blob, size_t n, uint64_t hd[3], uint64_t *count) {
+  kg_blob_it it;
+  int r = kg_blob_open(blob, n, hd, &it);
+  *count = 0;
+  if (r != 0) return r;
+  uint64_t idx, c;
+  while ((r = kg_blob_next(&it, &idx, &c)) == 1) {
+    if (*count + c < *count) return -1;
+    *count += c;
+  }
+  return r;
+}
+
+static void kg_blob_head(kg_buf *out, uint64_t min, uint64_t max, uint64_t sum) {
   kg_buf_append(out, "\x01", 1);
-  if (h->count == 0) return;
-  kg_varint_put(out, h->min);
-  kg_varint_put(out, h->max);
-  kg_varint_put(out, h->sum);
+  kg_varint_put(out, min);
+  kg_varint_put(out, max);
+  kg_varint_put(out, sum);
+}
+
+void kg_storeagg_hist_encode(const kg_hist *h, kg_buf *out) {
+  if (h->count == 0) {
+    kg_buf_append(out, "\x01", 1);
+    return;
+  }
+  kg_blob_head(out, h->min, h->max, h->sum);
   unsigned prev = 0;
   for (unsigned i = 0; i < KG_HIST_BUCKETS; i++) {
     if (h->counts[i] == 0) continue;
@@ -169,39 +228,80 @@ void kg_storeagg_hist_encode(const kg_hist *h, kg_buf *out) {
   }
 }
 
+static int kg_storeagg_cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+void kg_storeagg_values_encode(uint64_t *v, size_t n, kg_buf *out) {
+  if (n == 0) {
+    kg_buf_append(out, "\x01", 1);
+    return;
+  }
+  qsort(v, n, sizeof(*v), kg_storeagg_cmp_u64);
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; i++) sum += v[i];
+  kg_blob_head(out, v[0], v[n - 1], sum);
+  unsigned prev = 0;
+  for (size_t i = 0; i < n;) {
+    unsigned b = kg_hist_bucket(v[i]);
+    uint64_t c = 0;
+    while (i < n && kg_hist_bucket(v[i]) == b) i++, c++;
+    kg_varint_put(out, b - prev);
+    kg_varint_put(out, c);
+    prev = b;
+  }
+}
+
 int kg_storeagg_hist_merge(kg_hist *dst, const void *blob, size_t n) {
-  const unsigned char *p = blob, *end = p + n;
-  if (n == 0 || p[0] != KG_HIST_BLOB_FORMAT) return -1;
-  p++;
-  if (p == end) return 0; /* empty */
-  uint64_t min, max, sum, idx = 0, count = 0;
-  if (kg_varint_get(&p, end, &min) < 0 || kg_varint_get(&p, end, &max) < 0 ||
-      kg_varint_get(&p, end, &sum) < 0 || min > max || max > KG_HIST_MAX_VALUE)
-    return -1;
+  uint64_t hd[3], count;
   /* Validate first, so that a bad blob leaves dst as it was. */
-  const unsigned char *start = p;
-  for (bool first = true; p < end; first = false) {
-    uint64_t gap, c;
-    if (kg_varint_get(&p, end, &gap) < 0 || kg_varint_get(&p, end, &c) < 0) return -1;
-    if ((!first && gap == 0) || gap >= KG_HIST_BUCKETS || idx + gap >= KG_HIST_BUCKETS ||
-        c == 0 || count + c < count)
-      return -1;
-    idx += gap;
-    count += c;
-  }
-  if (count == 0 || dst->count + count < dst->count || dst->sum + sum < dst->sum) return -1;
-  p = start;
-  idx = 0;
-  while (p < end) {
-    uint64_t gap, c;
-    kg_varint_get(&p, end, &gap);
-    kg_varint_get(&p, end, &c);
-    idx += gap;
-    dst->counts[idx] += c;
-  }
-  if (dst->count == 0 || min < dst->min) dst->min = min;
-  if (dst->count == 0 || max > dst->max) dst->max = max;
+  int r = kg_blob_check(blob, n, hd, &count);
+  if (r != 0) return r > 0 ? 0 : -1;
+  if (dst->count + count < dst->count || dst->sum + hd[2] < dst->sum) return -1;
+  kg_blob_it it;
+  kg_blob_open(blob, n, hd, &it);
+  uint64_t idx, c;
+  while (kg_blob_next(&it, &idx, &c) == 1) dst->counts[idx] += c;
+  if (dst->count == 0 || hd[0] < dst->min) dst->min = hd[0];
+  if (dst->count == 0 || hd[1] > dst->max) dst->max = hd[1];
   dst->count += count;
-  dst->sum += sum;
+  dst->sum += hd[2];
+  return 0;
+}
+
+int kg_storeagg_blob_merge(const void *a, size_t na, const void *b, size_t nb, kg_buf *out) {
+  uint64_t ha[3], hb[3], ca, cb;
+  int rb = kg_blob_check(b, nb, hb, &cb);
+  if (rb < 0) return -1;
+  int ra = kg_blob_check(a, na, ha, &ca);
+  if (ra < 0 || (ra == 0 && rb == 0 && (ca + cb < ca || ha[2] + hb[2] < ha[2]))) ra = 1;
+  if (ra != 0 || rb != 0) { /* one side empty (or damaged): the other */
+    kg_buf_append(out, ra != 0 ? b : a, ra != 0 ? nb : na);
+    return 0;
+  }
+  kg_blob_head(out, KG_MIN(ha[0], hb[0]), KG_MAX(ha[1], hb[1]), ha[2] + hb[2]);
+  kg_blob_it ia, ib;
+  kg_blob_open(a, na, ha, &ia);
+  kg_blob_open(b, nb, hb, &ib);
+  uint64_t xa = 0, xb = 0, na_c = 0, nb_c = 0, prev = 0;
+  int ga = kg_blob_next(&ia, &xa, &na_c), gb = kg_blob_next(&ib, &xb, &nb_c);
+  while (ga == 1 || gb == 1) {
+    uint64_t idx, c;
+    if (gb != 1 || (ga == 1 && xa < xb)) {
+      idx = xa, c = na_c;
+      ga = kg_blob_next(&ia, &xa, &na_c);
+    } else if (ga != 1 || xb < xa) {
+      idx = xb, c = nb_c;
+      gb = kg_blob_next(&ib, &xb, &nb_c);
+    } else {
+      idx = xa, c = na_c + nb_c; /* cannot wrap: the totals did not */
+      ga = kg_blob_next(&ia, &xa, &na_c);
+      gb = kg_blob_next(&ib, &xb, &nb_c);
+    }
+    kg_varint_put(out, idx - prev);
+    kg_varint_put(out, c);
+    prev = idx;
+  }
   return 0;
 }

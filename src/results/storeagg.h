@@ -50,7 +50,9 @@ typedef struct kg_agg_be {
   int64_t minute;
   int64_t pos;                     /* least position seen */
   uint64_t errors;                 /* failed answers */
-  kg_hist *hist;                   /* owned: answered latencies, us */
+  uint64_t *us;                    /* owned: answered latencies, us (a
+                                      batch holds few: no 26 KiB kg_hist) */
+  size_t nus, capus;
 } kg_agg_be;
 
 /* Per (endpoint, minute, location): differing results at it. */
@@ -91,8 +93,18 @@ void kg_storeagg_free(kg_storeagg *a);
  * previous one and its count. An empty histogram is the byte alone. */
 void kg_storeagg_hist_encode(const kg_hist *h, kg_buf *out);
 
+/* The blob of the histogram of n values v (reordered: sorted), as
+ * kg_storeagg_hist_encode would write it, without a kg_hist. */
+void kg_storeagg_values_encode(uint64_t *v, size_t n, kg_buf *out);
+
 /* Adds the histogram in blob p (n bytes) to dst. Returns 0, or -1 when the
  * blob is not one (a hand-edited or damaged store): dst is then unchanged. */
 int kg_storeagg_hist_merge(kg_hist *dst, const void *p, size_t n);
+
+/* Appends to out the blob of the two blobs' histograms together, bucket
+ * lists merged in one pass. Returns 0; or -1 when b is not a blob (out
+ * untouched); a that is not one counts as empty (a damaged row heals with
+ * the next batch instead of failing every one). */
+int kg_storeagg_blob_merge(const void *a, size_t na, const void *b, size_t nb, kg_buf *out);
 
 #endif

@@ -116,7 +116,7 @@ static void test_batch_sums(void **state) {
   assert_int_equal(a.req[0].compared, 2);
   assert_int_equal(a.req[0].differing, 2);
   assert_int_equal(a.nbe, 4);
-  assert_int_equal(kg_hist_count(a.be[0].hist), 2);
+  assert_int_equal(a.be[0].nus, 2);
   assert_string_equal(a.be[0].role, "master");
   assert_int_equal(a.nloc, 2);
   assert_string_equal(a.loc[0].loc, "$.a");
@@ -125,10 +125,43 @@ static void test_batch_sums(void **state) {
   kg_storeagg_free(&a);
 }
 
+/* Merging blobs gives what merging their histograms gives; a damaged old
+ * blob gives way to the new one, a damaged new one is refused. */
+static void test_blob_merge(void **state) {
+  (void)state;
+  kg_hist *x = hist_new(), *y = hist_new(), *both = hist_new(), *got = hist_new();
+  uint64_t vx[] = {5, 300, 300, 70000, 9}, vy[] = {300, 4, 1u << 20, 70001};
+  for (size_t i = 0; i < 5; i++) kg_hist_add(x, vx[i]), kg_hist_add(both, vx[i]);
+  for (size_t i = 0; i < 4; i++) kg_hist_add(y, vy[i]), kg_hist_add(both, vy[i]);
+  kg_buf bx = KG_BUF_INIT, by = KG_BUF_INIT, bv = KG_BUF_INIT, m = KG_BUF_INIT, e = KG_BUF_INIT;
+  kg_storeagg_hist_encode(x, &bx);
+  kg_storeagg_hist_encode(y, &by);
+  kg_storeagg_values_encode(vy, 4, &bv); /* from values: the same blob */
+  assert_int_equal(bv.len, by.len);
+  assert_memory_equal(bv.data, by.data, by.len);
+  assert_int_equal(kg_storeagg_blob_merge(bx.data, bx.len, by.data, by.len, &m), 0);
+  assert_int_equal(kg_storeagg_hist_merge(got, m.data, m.len), 0);
+  assert_memory_equal(got, both, sizeof(*got));
+  kg_buf_reset(&m);
+  assert_int_equal(kg_storeagg_blob_merge("\x07", 1, by.data, by.len, &m), 0);
+  assert_int_equal(m.len, by.len);
+  assert_int_equal(kg_storeagg_blob_merge(bx.data, bx.len, "\x01\x05", 2, &e), -1);
+  assert_int_equal(e.len, 0);
+  kg_buf_free(&bx);
+  kg_buf_free(&by);
+  kg_buf_free(&bv);
+  kg_buf_free(&m);
+  free(x);
+  free(y);
+  free(both);
+  free(got);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_blob_round_trip),
       cmocka_unit_test(test_blob_malformed),
+      cmocka_unit_test(test_blob_merge),
       cmocka_unit_test(test_outcome),
       cmocka_unit_test(test_batch_sums),
   };
