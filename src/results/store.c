@@ -191,6 +191,23 @@ static const char kg_store_schema_v3[] =
     " loc TEXT NOT NULL,"
     " count INTEGER NOT NULL,"    /* differing results at loc */
     " PRIMARY KEY (endpoint, minute, loc)) WITHOUT ROWID;"
+    /* The same per hour, so that a report over days reads 60 times
+     * fewer rows: whole hours from these, the minutes before the first
+     * whole hour from the tables above. */
+    "CREATE TABLE agg_requests_hour("
+    " endpoint TEXT NOT NULL, hour INTEGER NOT NULL, compared INTEGER NOT NULL,"
+    " differing INTEGER NOT NULL, errors INTEGER NOT NULL, first_ts REAL NOT NULL,"
+    " last_ts REAL NOT NULL, PRIMARY KEY (endpoint, hour)) WITHOUT ROWID;"
+    "CREATE TABLE agg_backends_hour("
+    " endpoint TEXT NOT NULL, hour INTEGER NOT NULL, backend TEXT NOT NULL,"
+    " role TEXT NOT NULL, pos INTEGER NOT NULL, errors INTEGER NOT NULL,"
+    " hist BLOB NOT NULL, PRIMARY KEY (endpoint, hour, backend)) WITHOUT ROWID;"
+    "CREATE TABLE agg_locations_hour("
+    " endpoint TEXT NOT NULL, hour INTEGER NOT NULL, loc TEXT NOT NULL,"
+    " count INTEGER NOT NULL, PRIMARY KEY (endpoint, hour, loc)) WITHOUT ROWID;"
+    "CREATE INDEX agg_requests_hour_hour ON agg_requests_hour(hour);"
+    "CREATE INDEX agg_backends_hour_hour ON agg_backends_hour(hour);"
+    "CREATE INDEX agg_locations_hour_hour ON agg_locations_hour(hour);"
     /* age retention, and the time series over every endpoint */
     "CREATE INDEX agg_requests_minute ON agg_requests(minute);"
     "CREATE INDEX agg_backends_minute ON agg_backends(minute);"
@@ -222,7 +239,12 @@ static const char kg_store_upgrade_v2[] =
     " SELECT l.endpoint, CAST(l.ts / 60 AS INTEGER), l.loc, count(*) FROM locations l"
     " JOIN kg_outcomes k ON k.id = l.result_id"
     " WHERE k.o = 1 AND l.loc NOT LIKE 'error: %' GROUP BY 1, 2, 3;"
-    "DROP TABLE kg_outcomes;";
+    "DROP TABLE kg_outcomes;"
+    "INSERT INTO agg_requests_hour SELECT endpoint, minute / 60, sum(compared),"
+    " sum(differing), sum(errors), min(first_ts), max(last_ts) FROM agg_requests"
+    " GROUP BY 1, 2;"
+    "INSERT INTO agg_locations_hour SELECT endpoint, minute / 60, loc, sum(count)"
+    " FROM agg_locations GROUP BY 1, 2, 3;";
 
 /* What the aggregates replace (see kg_store_schema_v3). */
 static const char kg_store_drop_v2[] =
@@ -243,17 +265,47 @@ enum {
   KG_ST_DEL_RESULTS_UPTO,
   KG_ST_DEL_BACKENDS_BEFORE,
   KG_ST_DEL_RESULTS_BEFORE,
+  /* each aggregate per minute, then per hour (kg_store_write_agg) */
   KG_ST_UPS_REQUESTS,
+  KG_ST_UPS_REQUESTS_HOUR,
   KG_ST_UPS_BACKENDS,
+  KG_ST_UPS_BACKENDS_HOUR,
   KG_ST_UPS_LOCATIONS,
+  KG_ST_UPS_LOCATIONS_HOUR,
   KG_ST_DEL_REQUESTS_BEFORE,
   KG_ST_DEL_AGG_BACKENDS_BEFORE,
   KG_ST_DEL_LOCATIONS_BEFORE,
+  KG_ST_DEL_REQUESTS_HOUR_BEFORE,
+  KG_ST_DEL_AGG_BACKENDS_HOUR_BEFORE,
+  KG_ST_DEL_LOCATIONS_HOUR_BEFORE,
   KG_ST_SHARE_NTH,
   KG_ST_DEL_SHARE_BACKENDS,
   KG_ST_DEL_SHARE_RESULTS,
   KG_ST_N
 };
+
+/* The upserts of one aggregate table T keyed by time column K (minute or
+ * hour): the same sums at either grain. */
+#define KG_UPS_REQUESTS(T, K)                                                  \
+  "INSERT INTO " T "(endpoint, " K ", compared, differing, errors, first_ts,"  \
+  " last_ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"                               \
+  " ON CONFLICT(endpoint, " K ") DO UPDATE SET"                                \
+  " compared = compared + excluded.compared,"                                  \
+  " differing = differing + excluded.differing,"                               \
+  " errors = errors + excluded.errors,"                                        \
+  " first_ts = min(first_ts, excluded.first_ts),"                              \
+  " last_ts = max(last_ts, excluded.last_ts)"
+#define KG_UPS_BACKENDS(T, K)                                                  \
+  "INSERT INTO " T "(endpoint, " K ", backend, role, pos, errors, hist)"       \
+  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"                                        \
+  " ON CONFLICT(endpoint, " K ", backend) DO UPDATE SET"                       \
+  " role = CASE WHEN excluded.role = 'master' THEN 'master' ELSE role END,"    \
+  " pos = min(pos, excluded.pos),"                                             \
+  " errors = errors + excluded.errors,"                                        \
+  " hist = kg_hist_merge(hist, excluded.hist)"
+#define KG_UPS_LOCATIONS(T, K)                                                 \
+  "INSERT INTO " T "(endpoint, " K ", loc, count) VALUES(?1, ?2, ?3, ?4)"      \
+  " ON CONFLICT(endpoint, " K ", loc) DO UPDATE SET count = count + excluded.count"
 
 static const char *const kg_store_sql[KG_ST_N] = {
     [KG_ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -279,29 +331,18 @@ static const char *const kg_store_sql[KG_ST_N] = {
         " (SELECT id FROM results WHERE ts < ?1)",
     [KG_ST_DEL_RESULTS_BEFORE] = "DELETE FROM results WHERE ts < ?1",
     /* one row per key per batch: an equal result costs a sum in memory */
-    [KG_ST_UPS_REQUESTS] =
-        "INSERT INTO agg_requests(endpoint, minute, compared, differing, errors,"
-        " first_ts, last_ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-        " ON CONFLICT(endpoint, minute) DO UPDATE SET"
-        " compared = compared + excluded.compared,"
-        " differing = differing + excluded.differing,"
-        " errors = errors + excluded.errors,"
-        " first_ts = min(first_ts, excluded.first_ts),"
-        " last_ts = max(last_ts, excluded.last_ts)",
-    [KG_ST_UPS_BACKENDS] =
-        "INSERT INTO agg_backends(endpoint, minute, backend, role, pos, errors, hist)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-        " ON CONFLICT(endpoint, minute, backend) DO UPDATE SET"
-        " role = CASE WHEN excluded.role = 'master' THEN 'master' ELSE role END,"
-        " pos = min(pos, excluded.pos),"
-        " errors = errors + excluded.errors,"
-        " hist = kg_hist_merge(hist, excluded.hist)",
-    [KG_ST_UPS_LOCATIONS] =
-        "INSERT INTO agg_locations(endpoint, minute, loc, count) VALUES(?1, ?2, ?3, ?4)"
-        " ON CONFLICT(endpoint, minute, loc) DO UPDATE SET count = count + excluded.count",
+    [KG_ST_UPS_REQUESTS] = KG_UPS_REQUESTS("agg_requests", "minute"),
+    [KG_ST_UPS_REQUESTS_HOUR] = KG_UPS_REQUESTS("agg_requests_hour", "hour"),
+    [KG_ST_UPS_BACKENDS] = KG_UPS_BACKENDS("agg_backends", "minute"),
+    [KG_ST_UPS_BACKENDS_HOUR] = KG_UPS_BACKENDS("agg_backends_hour", "hour"),
+    [KG_ST_UPS_LOCATIONS] = KG_UPS_LOCATIONS("agg_locations", "minute"),
+    [KG_ST_UPS_LOCATIONS_HOUR] = KG_UPS_LOCATIONS("agg_locations_hour", "hour"),
     [KG_ST_DEL_REQUESTS_BEFORE] = "DELETE FROM agg_requests WHERE minute < ?1",
     [KG_ST_DEL_AGG_BACKENDS_BEFORE] = "DELETE FROM agg_backends WHERE minute < ?1",
     [KG_ST_DEL_LOCATIONS_BEFORE] = "DELETE FROM agg_locations WHERE minute < ?1",
+    [KG_ST_DEL_REQUESTS_HOUR_BEFORE] = "DELETE FROM agg_requests_hour WHERE hour < ?1",
+    [KG_ST_DEL_AGG_BACKENDS_HOUR_BEFORE] = "DELETE FROM agg_backends_hour WHERE hour < ?1",
+    [KG_ST_DEL_LOCATIONS_HOUR_BEFORE] = "DELETE FROM agg_locations_hour WHERE hour < ?1",
     /* the newest result of an endpoint's share (differing or equal) past
      * the share's size: it and everything older goes */
     [KG_ST_SHARE_NTH] =
@@ -527,29 +568,41 @@ static int kg_store_count(kg_store *s) {
   return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* Inserts one agg_backends row for key (endpoint, minute, backend). */
-static int kg_store_put_latency(sqlite3_stmt *ins, const char *ep, int64_t minute,
+/* The key of minute m at grain g: the minute (0) or its hour (1). */
+static int64_t kg_store_grain(int64_t m, size_t g) {
+  if (g == 0) return m;
+  return m >= 0 ? m / 60 : -((-m + 59) / 60);
+}
+
+/* Adds one (endpoint, minute, backend)'s latencies to agg_backends and
+ * to its hour's row in agg_backends_hour (ins[0], ins[1]: the writer's
+ * upserts). */
+static int kg_store_put_latency(sqlite3_stmt *const ins[2], const char *ep, int64_t minute,
                                 const char *backend, bool master, int64_t pos,
                                 uint64_t errors, const kg_hist *h) {
   kg_buf blob = KG_BUF_INIT;
   kg_storeagg_hist_encode(h, &blob);
-  sqlite3_bind_text(ins, 1, ep, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(ins, 2, minute);
-  sqlite3_bind_text(ins, 3, backend, -1, SQLITE_STATIC);
-  sqlite3_bind_text(ins, 4, master ? "master" : "shadow", -1, SQLITE_STATIC);
-  sqlite3_bind_int64(ins, 5, pos);
-  sqlite3_bind_int64(ins, 6, (sqlite3_int64)errors);
-  sqlite3_bind_blob64(ins, 7, blob.data ? blob.data : "", blob.len, SQLITE_STATIC);
-  int rc = sqlite3_step(ins);
-  sqlite3_reset(ins);
+  int rc = SQLITE_OK;
+  for (size_t g = 0; g < 2 && rc == SQLITE_OK; g++) {
+    sqlite3_bind_text(ins[g], 1, ep, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins[g], 2, kg_store_grain(minute, g));
+    sqlite3_bind_text(ins[g], 3, backend, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins[g], 4, master ? "master" : "shadow", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins[g], 5, pos);
+    sqlite3_bind_int64(ins[g], 6, (sqlite3_int64)errors);
+    sqlite3_bind_blob64(ins[g], 7, blob.data ? blob.data : "", blob.len, SQLITE_STATIC);
+    rc = sqlite3_step(ins[g]);
+    sqlite3_reset(ins[g]);
+    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
   kg_buf_free(&blob);
-  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+  return rc;
 }
 
 /* Builds version 3's latency histograms from version 2's backend rows: one
  * pass in key order, one histogram at a time. */
 static int kg_store_upgrade_latency(kg_store *s, char *err, size_t errlen) {
-  sqlite3_stmt *st = NULL, *ins = NULL;
+  sqlite3_stmt *st = NULL, *ins[2] = {NULL, NULL};
   kg_hist *h = kg_malloc(sizeof(*h));
   kg_hist_init(h);
   char *ep = NULL, *backend = NULL;
@@ -562,9 +615,9 @@ static int kg_store_upgrade_latency(kg_store *s, char *err, size_t errlen) {
       " elapsed_ms, error IS NOT NULL FROM backends"
       " WHERE role IN ('master', 'shadow') ORDER BY 1, 2, 3", -1, &st, NULL);
   if (rc == SQLITE_OK)
-    rc = sqlite3_prepare_v2(s->db, "INSERT INTO agg_backends(endpoint, minute, backend,"
-                            " role, pos, errors, hist) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                            -1, &ins, NULL);
+    rc = sqlite3_prepare_v2(s->db, kg_store_sql[KG_ST_UPS_BACKENDS], -1, &ins[0], NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(s->db, kg_store_sql[KG_ST_UPS_BACKENDS_HOUR], -1, &ins[1], NULL);
   while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     rc = SQLITE_OK; /* (for the loop's test) */
     const char *e = (const char *)sqlite3_column_text(st, 0);
@@ -601,7 +654,8 @@ static int kg_store_upgrade_latency(kg_store *s, char *err, size_t errlen) {
             : SQLITE_OK;
   if (rc != SQLITE_OK) kg_store_error(s->db, rc, s->path, "upgrading the schema", err, errlen);
   sqlite3_finalize(st);
-  sqlite3_finalize(ins);
+  sqlite3_finalize(ins[0]);
+  sqlite3_finalize(ins[1]);
   free(ep);
   free(backend);
   free(h);
@@ -1188,14 +1242,15 @@ typedef struct kg_store_share {
   bool equal;      /* the equal share, or the differing/failed one */
 } kg_store_share;
 
-/* Writes one row per key of agg (upserts). */
+/* Writes one row per key of agg and grain (upserts). */
 static int kg_store_write_agg(kg_store *s, kg_storeagg *agg) {
   int rc = SQLITE_OK;
-  for (size_t i = 0; rc == SQLITE_OK && i < agg->nreq; i++) {
-    const kg_agg_req *q = &agg->req[i];
-    sqlite3_stmt *st = s->st[KG_ST_UPS_REQUESTS];
+  /* g = 0: per minute, 1: per hour; the next statement is the hour's */
+  for (size_t k = 0; rc == SQLITE_OK && k < 2 * agg->nreq; k++) {
+    const kg_agg_req *q = &agg->req[k / 2];
+    sqlite3_stmt *st = s->st[KG_ST_UPS_REQUESTS + k % 2];
     kg_bind_str(st, 1, q->endpoint);
-    sqlite3_bind_int64(st, 2, q->minute);
+    sqlite3_bind_int64(st, 2, kg_store_grain(q->minute, k % 2));
     sqlite3_bind_int64(st, 3, (sqlite3_int64)q->compared);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)q->differing);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)q->errors);
@@ -1204,13 +1259,15 @@ static int kg_store_write_agg(kg_store *s, kg_storeagg *agg) {
     rc = kg_step_done(st);
   }
   kg_buf blob = KG_BUF_INIT;
-  for (size_t i = 0; rc == SQLITE_OK && i < agg->nbe; i++) {
-    kg_agg_be *b = &agg->be[i];
-    sqlite3_stmt *st = s->st[KG_ST_UPS_BACKENDS];
-    kg_buf_reset(&blob);
-    kg_storeagg_values_encode(b->us, b->nus, &blob);
+  for (size_t k = 0; rc == SQLITE_OK && k < 2 * agg->nbe; k++) {
+    kg_agg_be *b = &agg->be[k / 2];
+    sqlite3_stmt *st = s->st[KG_ST_UPS_BACKENDS + k % 2];
+    if (k % 2 == 0) {
+      kg_buf_reset(&blob);
+      kg_storeagg_values_encode(b->us, b->nus, &blob);
+    }
     kg_bind_str(st, 1, b->endpoint);
-    sqlite3_bind_int64(st, 2, b->minute);
+    sqlite3_bind_int64(st, 2, kg_store_grain(b->minute, k % 2));
     kg_bind_str(st, 3, b->backend);
     kg_bind_str(st, 4, b->role);
     sqlite3_bind_int64(st, 5, b->pos);
@@ -1219,11 +1276,11 @@ static int kg_store_write_agg(kg_store *s, kg_storeagg *agg) {
     rc = kg_step_done(st);
   }
   kg_buf_free(&blob);
-  for (size_t i = 0; rc == SQLITE_OK && i < agg->nloc; i++) {
-    const kg_agg_loc *l = &agg->loc[i];
-    sqlite3_stmt *st = s->st[KG_ST_UPS_LOCATIONS];
+  for (size_t k = 0; rc == SQLITE_OK && k < 2 * agg->nloc; k++) {
+    const kg_agg_loc *l = &agg->loc[k / 2];
+    sqlite3_stmt *st = s->st[KG_ST_UPS_LOCATIONS + k % 2];
     kg_bind_str(st, 1, l->endpoint);
-    sqlite3_bind_int64(st, 2, l->minute);
+    sqlite3_bind_int64(st, 2, kg_store_grain(l->minute, k % 2));
     kg_bind_str(st, 3, l->loc);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)l->count);
     rc = kg_step_done(st);
@@ -1263,10 +1320,11 @@ static int kg_store_trim_age(kg_store *s) {
   double cutoff = (double)now.tv_sec - s->max_days * 86400.0;
   sqlite3_bind_double(s->st[KG_ST_DEL_BACKENDS_BEFORE], 1, cutoff);
   int rc = kg_step_done(s->st[KG_ST_DEL_BACKENDS_BEFORE]);
-  for (int k = KG_ST_DEL_REQUESTS_BEFORE; rc == SQLITE_OK && k <= KG_ST_DEL_LOCATIONS_BEFORE;
+  for (int k = KG_ST_DEL_REQUESTS_BEFORE; rc == SQLITE_OK && k <= KG_ST_DEL_LOCATIONS_HOUR_BEFORE;
        k++) {
-    /* minutes that end at or before the cutoff: minute + 1 <= cutoff / 60 */
-    sqlite3_bind_int64(s->st[k], 1, (sqlite3_int64)floor(cutoff / 60.0));
+    /* minutes (hours) that end at or before the cutoff: m + 1 <= cutoff / 60 */
+    double grain = k >= KG_ST_DEL_REQUESTS_HOUR_BEFORE ? 3600.0 : 60.0;
+    sqlite3_bind_int64(s->st[k], 1, (sqlite3_int64)floor(cutoff / grain));
     rc = kg_step_done(s->st[k]);
   }
   if (rc != SQLITE_OK) return rc;

@@ -45,6 +45,11 @@
  *   agg_locations(endpoint, minute, loc, count (differing results at
  *            loc: their differences' patterns, "header:<name>", "status");
  *            PRIMARY KEY (endpoint, minute, loc))
+ *   agg_requests_hour, agg_backends_hour, agg_locations_hour: the same
+ *            per hour (column hour = Unix seconds / 3600 instead of
+ *            minute), written in the same transactions, so that a report
+ *            over days reads whole hours from them and only the minutes of
+ *            its first hour from the minute tables
  *   meta(key PRIMARY KEY, value)      -- application = kagami,
  *                                        schema_version
  * Versions 1 and 2 kept every result and aggregated them when read;

@@ -227,21 +227,45 @@ static long long kg_q_minute(double since) {
  * latencies and locations then start. */
 static const char kg_q_ep_counts[] =
     "SELECT endpoint, sum(compared), sum(differing), min(first_ts), max(last_ts),"
-    " sum(errors), min(minute) FROM agg_requests"
-    " WHERE minute >= :since AND last_ts >= :since_ts GROUP BY endpoint"
+    " sum(errors), min(m) FROM ("
+    "  SELECT endpoint, minute AS m, compared, differing, errors, first_ts, last_ts"
+    "  FROM agg_requests WHERE minute >= :since AND minute < :split"
+    "  AND last_ts >= :since_ts"
+    "  UNION ALL"
+    "  SELECT endpoint, hour * 60, compared, differing, errors, first_ts, last_ts"
+    "  FROM agg_requests_hour WHERE hour >= :hsplit)"
+    " GROUP BY endpoint"
     " HAVING :glob IS NULL OR (CASE WHEN :pathonly THEN"
     "  substr(endpoint, instr(endpoint, ' ') + 1) ELSE endpoint END) GLOB :glob"
     " ORDER BY 3 DESC, 2 DESC, 1 LIMIT :limit";
 
 static const char kg_q_ep_latency[] =
     "SELECT backend, role = 'master', pos, hist, errors FROM agg_backends"
-    " WHERE endpoint = :ep AND minute >= :since";
+    " WHERE endpoint = :ep AND minute >= :since AND minute < :split"
+    " UNION ALL"
+    " SELECT backend, role = 'master', pos, hist, errors FROM agg_backends_hour"
+    " WHERE endpoint = :ep AND hour >= :hsplit";
 
 /* The top locations, and (last column) how many distinct ones there are. */
 static const char kg_q_ep_locations[] =
-    "SELECT loc, sum(count) AS c, count(*) OVER () FROM agg_locations"
-    " WHERE endpoint = :ep AND minute >= :since"
-    " GROUP BY loc ORDER BY c DESC, loc LIMIT :top";
+    "SELECT loc, sum(c) AS n, count(*) OVER () FROM ("
+    "  SELECT loc, count AS c FROM agg_locations"
+    "  WHERE endpoint = :ep AND minute >= :since AND minute < :split"
+    "  UNION ALL"
+    "  SELECT loc, count FROM agg_locations_hour WHERE endpoint = :ep AND hour >= :hsplit)"
+    " GROUP BY loc ORDER BY n DESC, loc LIMIT :top";
+
+/* Where a range from minute m0 on switches from the minute aggregates to
+ * the hourly ones: the minutes of m0's own hour come from the minute
+ * tables (so that m0's rule above holds), every later hour, whole, from
+ * the hour tables: a week is 168 rows per key, not 10,080. m0 LLONG_MIN
+ * (everything): all hours. */
+static void kg_q_bind_split(sqlite3_stmt *st, long long m0) {
+  long long h1 = m0 == LLONG_MIN ? LLONG_MIN / 60
+                                 : (m0 >= 0 ? m0 / 60 : -((-m0 + 59) / 60)) + 1;
+  kg_q_bind_int(st, ":split", m0 == LLONG_MIN ? LLONG_MIN : h1 * 60);
+  kg_q_bind_int(st, ":hsplit", h1);
+}
 
 /* Backends per endpoint beyond this are not listed (they would be a
  * config with thousands of shadows, or a hand-edited store). */
@@ -272,6 +296,7 @@ typedef struct kg_q_ep {
   json_t *tops;         /* borrowed from obj */
   long long compared, differing, errors;
   long long first_minute;  /* the first minute counted (see kg_q_ep_counts) */
+  long long split_from;    /* the report's first minute (kg_q_bind_split) */
   double attention;
   bool regression;
 } kg_q_ep;
@@ -326,6 +351,7 @@ static int kg_q_ep_backends(kg_storeq *q, kg_q_ep *e, sqlite3_stmt **st) {
   if (rc != SQLITE_OK) return rc;
   kg_q_bind_text(*st, ":ep", e->name);
   kg_q_bind_int(*st, ":since", e->first_minute);
+  kg_q_bind_split(*st, e->split_from);
   kg_q_be be[KG_Q_MAX_BACKENDS];
   size_t nbe = 0;
   /* The hot loop of the report: one row per backend per minute, each a
@@ -380,6 +406,7 @@ static int kg_q_ep_tops(kg_storeq *q, kg_q_ep *e, sqlite3_stmt **st) {
   if (rc != SQLITE_OK) return rc;
   kg_q_bind_text(*st, ":ep", e->name);
   kg_q_bind_int(*st, ":since", e->first_minute);
+  kg_q_bind_split(*st, e->split_from);
   kg_q_bind_int(*st, ":top", KG_STOREQ_TOP_LOCATIONS);
   long long distinct = 0;
   while ((rc = sqlite3_step(*st)) == SQLITE_ROW) {
@@ -410,6 +437,7 @@ static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
   if (rc != SQLITE_OK) goto fail;
   kg_q_bind_int(st, ":since", kg_q_minute(a->since));
   kg_q_bind_double(st, ":since_ts", a->since);
+  kg_q_bind_split(st, kg_q_minute(a->since));
   kg_q_bind_text(st, ":glob", a->glob);
   kg_q_bind_int(st, ":pathonly", a->glob && strchr(a->glob, ' ') == NULL);
   kg_q_bind_int(st, ":limit", KG_STOREQ_MAX_ENDPOINTS);
@@ -423,6 +451,7 @@ static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
     e->differing = sqlite3_column_int64(st, 2);
     e->errors = sqlite3_column_int64(st, 5);
     e->first_minute = sqlite3_column_int64(st, 6);
+    e->split_from = kg_q_minute(a->since);
     double rate = e->compared ? (double)e->differing / (double)e->compared : 0;
     double erate = e->compared ? (double)e->errors / (double)e->compared : 0;
     e->attention = (double)e->differing * rate;
@@ -778,11 +807,18 @@ static json_t *kg_q_timeseries(kg_storeq *q, void *arg) {
   long long per = bm < 1 ? 1 : bm > 1e9 ? 1000000000LL : (long long)bm;
   double bucket = (double)per * 60.0;
   long long lo = 0, since = kg_q_minute(a->since);
+  /* Buckets of whole hours read the hourly aggregates (60 times fewer
+   * rows); since then starts at its hour. */
+  bool hourly = per % 60 == 0;
+  if (hourly && since != LLONG_MIN) since = (since >= 0 ? since / 60 : -((-since + 59) / 60)) * 60;
+  char sql[400];
+  const char *grain = hourly ? "hour * 60" : "minute";
+  const char *sfx = hourly ? "_hour" : "";
+  const char *key = hourly ? "hour >= :since / 60" : "minute >= :since";
   json_t *list = json_array(), *out = NULL;
-  int rc = kg_q_prepare(q, a->endpoint
-                               ? "SELECT max(minute) FROM agg_requests WHERE endpoint = :endpoint"
-                               : "SELECT max(minute) FROM agg_requests",
-                        &st);
+  snprintf(sql, sizeof(sql), "SELECT max(%s) FROM agg_requests%s%s", grain, sfx,
+           a->endpoint ? " WHERE endpoint = :endpoint" : "");
+  int rc = kg_q_prepare(q, sql, &st);
   if (rc != SQLITE_OK) goto fail;
   kg_q_bind_text(st, ":endpoint", a->endpoint);
   rc = sqlite3_step(st);
@@ -801,13 +837,11 @@ static json_t *kg_q_timeseries(kg_storeq *q, void *arg) {
   if (empty) goto done;
   slots = kg_calloc(nslots, sizeof(*slots));
 
-  rc = kg_q_prepare(q, a->endpoint
-                           ? "SELECT minute, sum(compared), sum(differing), sum(errors)"
-                             " FROM agg_requests WHERE minute >= :since"
-                             " AND endpoint = :endpoint GROUP BY minute"
-                           : "SELECT minute, sum(compared), sum(differing), sum(errors)"
-                             " FROM agg_requests WHERE minute >= :since GROUP BY minute",
-                    &st);
+  snprintf(sql, sizeof(sql),
+           "SELECT %s AS m, sum(compared), sum(differing), sum(errors) FROM agg_requests%s"
+           " WHERE %s%s GROUP BY m", grain, sfx, key,
+           a->endpoint ? " AND endpoint = :endpoint" : "");
+  rc = kg_q_prepare(q, sql, &st);
   if (rc != SQLITE_OK) goto fail;
   kg_q_bind_int(st, ":since", since);
   kg_q_bind_text(st, ":endpoint", a->endpoint);
@@ -822,12 +856,10 @@ static json_t *kg_q_timeseries(kg_storeq *q, void *arg) {
   sqlite3_finalize(st);
   st = NULL;
 
-  rc = kg_q_prepare(q, a->endpoint
-                           ? "SELECT minute, role = 'master', hist FROM agg_backends"
-                             " WHERE endpoint = :endpoint AND minute >= :since ORDER BY minute"
-                           : "SELECT minute, role = 'master', hist FROM agg_backends"
-                             " WHERE minute >= :since ORDER BY minute",
-                    &st);
+  snprintf(sql, sizeof(sql),
+           "SELECT %s AS m, role = 'master', hist FROM agg_backends%s WHERE %s%s ORDER BY m",
+           grain, sfx, key, a->endpoint ? " AND endpoint = :endpoint" : "");
+  rc = kg_q_prepare(q, sql, &st);
   if (rc != SQLITE_OK) goto fail;
   kg_q_bind_int(st, ":since", since);
   kg_q_bind_text(st, ":endpoint", a->endpoint);

@@ -1120,6 +1120,8 @@ static void test_upgrade_from_version_1(void **state) {
       sqlite3_exec(db,
                    "DROP TABLE agg_requests; DROP TABLE agg_backends;"
                    " DROP TABLE agg_locations; DROP INDEX results_share;"
+                   " DROP TABLE agg_requests_hour; DROP TABLE agg_backends_hour;"
+                   " DROP TABLE agg_locations_hour;"
                    " ALTER TABLE backends DROP COLUMN endpoint;"
                    " ALTER TABLE backends DROP COLUMN ts; DROP INDEX results_ts;"
                    " DROP INDEX results_endpoint; DROP INDEX results_differing;"
