@@ -1,7 +1,8 @@
 /* store_write: the results store's CPU per compared result, alone.
  *
  * Writes N results of one 1.4 KB page through kg_store_write, in batches
- * of 32 (what the proxy's pipeline gathers under load), with arrival
+ * of 32 (what the proxy's pipeline gathers under load; fewer when it is
+ * not busy: the cost per batch is then shared by fewer), with arrival
  * times advancing at 10,000 results per second, into a new store with
  * the default retention; a given share of them differs. Prints the
  * process CPU time (user + system, every thread: SQLite writes from this
@@ -11,6 +12,7 @@
  *
  *   build/bench/store_write [results (default 300000)] [differing share
  *                            (default 0)] [endpoints (default 10)]
+ *                            [batch size (default 32, at most 256)]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,7 @@
 #include "compare/differences.h"
 #include "results/store.h"
 
-#define BATCH 32
+#define BATCH_MAX 256
 
 static double cpu_seconds(void) {
   struct timespec t;
@@ -35,8 +37,9 @@ int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 300000;
   double share = argc > 2 ? atof(argv[2]) : 0;
   int neps = argc > 3 ? atoi(argv[3]) : 10;
-  if (n <= 0 || share < 0 || share > 1 || neps <= 0) {
-    fprintf(stderr, "usage: store_write [results] [differing share] [endpoints]\n");
+  int batch = argc > 4 ? atoi(argv[4]) : 32;
+  if (n <= 0 || share < 0 || share > 1 || neps <= 0 || batch <= 0 || batch > BATCH_MAX) {
+    fprintf(stderr, "usage: store_write [results] [differing share] [endpoints] [batch]\n");
     return 2;
   }
   char dir[] = "/tmp/kagami-store-write-XXXXXX";
@@ -70,17 +73,17 @@ int main(int argc, char **argv) {
   const char *roles[2] = {"master", "shadow"};
   char eps[64][32];
   for (int i = 0; i < neps && i < 64; i++) snprintf(eps[i], sizeof(eps[i]), "GET /page/%d", i);
-  kg_resp_view views[BATCH][2];
-  kg_pair_result pairs[BATCH][2];
-  kg_result res[BATCH];
-  const kg_result *ptr[BATCH];
-  char ids[BATCH][32];
+  static kg_resp_view views[BATCH_MAX][2];
+  static kg_pair_result pairs[BATCH_MAX][2];
+  static kg_result res[BATCH_MAX];
+  static const kg_result *ptr[BATCH_MAX];
+  static char ids[BATCH_MAX][32];
   time_t t0 = time(NULL) - (time_t)(n / 10000) - 60;
   unsigned seed = 1;
   double c0 = cpu_seconds();
   long ndiff = 0;
   for (long done = 0; done < n;) {
-    int k = (int)KG_MIN((long)BATCH, n - done);
+    int k = (int)KG_MIN((long)batch, n - done);
     for (int j = 0; j < k; j++, done++) {
       seed = seed * 1103515245u + 12345u;
       bool eq = (double)((seed >> 8) % 1000000) / 1e6 >= share;
@@ -107,7 +110,7 @@ int main(int argc, char **argv) {
   double c1 = cpu_seconds();
   kg_store_close(s);
   printf("store_write: %ld results (%ld differing), batches of %d, %d endpoints, schema %d: "
-         "%.2f us CPU per result\n", n, ndiff, BATCH, neps, KG_STORE_SCHEMA_VERSION,
+         "%.2f us CPU per result\n", n, ndiff, batch, neps, KG_STORE_SCHEMA_VERSION,
          (c1 - c0) * 1e6 / (double)n);
   kg_hdrs_free(&req);
   kg_hdrs_free(&hdrs);
