@@ -134,6 +134,8 @@ build/bench/libkagami.a: $(BENCH_LIBOBJS)
 	rm -f $@ && ar rcs $@ $^
 build/bench/bench_diff: bench/bench_diff.c build/bench/libkagami.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< build/bench/libkagami.a $(PKG_LIBS)
+build/bench/store_write: bench/store_write.c build/bench/libkagami.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< build/bench/libkagami.a $(PKG_LIBS)
 bench-diff: deps build/bench/bench_diff
 	@build/bench/bench_diff
 bench: deps-test build/kagami build/bench/bench_diff

@@ -227,8 +227,12 @@
     const rate = ep.difference_rate || 0;
     const bar = h("div", { class: "bar" }, h("span"));
     bar.firstChild.style.width = Math.min(100, rate * 100).toFixed(1) + "%";
-    const tops = (ep.top_differences || []).slice(0, 4).map((t) =>
+    const shown = (ep.top_differences || []).slice(0, 4);
+    const tops = shown.map((t) =>
       h("span", { class: "chip", title: t.location + " (" + t.count + " results)" }, t.location, h("b", { text: t.count })));
+    /* the API counts every distinct location; only the top ones are listed */
+    const more = (ep.locations || 0) - shown.length;
+    if (more > 0) tops.push(h("span", { class: "sub more", title: "see the endpoint's results for every location" }, "+" + fmtInt(more) + " more"));
     let flag;
     const few = shadows.every((b) => (b.samples || 0) < 20) || (master && master.samples < 20);
     if (ep.regression) {
@@ -250,7 +254,10 @@
     h("td", { class: "num" }, fmtInt(ep.compared)),
     h("td", null, h("div", { class: "rate" + (ep.differing ? "" : " zero") }, bar,
       h("span", { class: "pct", text: fmtPct(rate) })),
-    h("div", { class: "sub", text: fmtInt(ep.differing) + " of " + fmtInt(ep.compared) })),
+    h("div", { class: "sub", text: fmtInt(ep.differing) + " of " + fmtInt(ep.compared) }),
+    /* failures apart: a dead shadow is not a difference */
+    ep.errors ? h("div", { class: "sub failed", title: "requests whose master or shadows failed, not counted as differing",
+      text: fmtInt(ep.errors) + " failed (" + fmtPct(ep.error_rate || 0) + ")" }) : null),
     h("td", null, tops.length ? h("div", { class: "chips" }, tops) : h("span", { class: "sub", text: "–" })),
     h("td", { class: "num" }, latencyCell(master, false)),
     h("td", { class: "num" }, shadows.map((b) => h("div", null,

@@ -155,7 +155,10 @@ void kg_admin_metrics(const kg_admin_ctx *ctx, kg_buf *o) {
   kg_prom_value(o, "kagami_compared_total", "counter",
                 "Requests whose shadow responses were compared.", t.compared);
   kg_prom_value(o, "kagami_differing_total", "counter",
-                "Compared requests where some shadow differed.", t.differing);
+                "Compared requests where a shadow that answered differed.", t.differing);
+  kg_prom_value(o, "kagami_compare_failed_total", "counter",
+                "Compared requests with no difference but a failed master or shadow "
+                "(not counted as differing).", t.failed);
   kg_prom_value(o, "kagami_dropped_total", "counter",
                 "Shadow copies not sent because a limit was reached.",
                 t.dropped);

@@ -223,16 +223,21 @@ static int kg_report_text(const kg_report_opts *o, const json_t *r, double since
   const json_t *eps = json_object_get(r, "endpoints");
   long long compared = json_integer_value(json_object_get(r, "compared"));
   long long differing = json_integer_value(json_object_get(r, "differing"));
+  long long errors = json_integer_value(json_object_get(r, "errors"));
   char when[64] = "";
   if (o->since) {
     char t[32];
     kg_fmt_time(since, t, sizeof(t));
     snprintf(when, sizeof(when), " since %s (last %s)", t, o->since);
   }
-  printf("%sstore %s%s: %lld request%s compared, %lld differing (%.1f%%)%s\n",
+  /* Failures apart from differences: a dead shadow is not a behaviour
+   * difference, and must not read as one. */
+  printf("%sstore %s%s: %lld request%s compared, %lld differing (%.1f%%), %lld failed "
+         "(%.1f%%)%s\n",
          kg_sgr(&st, KG_BOLD), o->db, kg_sgr(&st, KG_RESET), compared,
          compared == 1 ? "" : "s", differing,
-         compared ? 100.0 * (double)differing / (double)compared : 0.0, when);
+         compared ? 100.0 * (double)differing / (double)compared : 0.0, errors,
+         compared ? 100.0 * (double)errors / (double)compared : 0.0, when);
   if (o->endpoint) printf("endpoints matching %s\n", o->endpoint);
   /* Column widths from the content (names are ASCII, see endpoint.h). */
   int wep = (int)strlen("ENDPOINT"), wbe = (int)strlen("BACKEND");
@@ -295,6 +300,14 @@ static int kg_report_text(const kg_report_opts *o, const json_t *r, double since
              json_integer_value(json_object_get(t, "count")), loc.data ? loc.data : "");
       kg_buf_free(&loc);
     }
+    long long more = json_integer_value(json_object_get(e, "locations")) -
+                     (long long)json_array_size(json_object_get(e, "top_differences"));
+    if (more > 0) printf("               +%lld more location%s\n", more, more == 1 ? "" : "s");
+    long long failed = json_integer_value(json_object_get(e, "errors"));
+    if (failed > 0)
+      printf("  %sfailed%s       %6lld  requests whose master or shadows failed (%.1f%%), "
+             "not counted as differing\n", kg_sgr(&st, KG_RED), kg_sgr(&st, KG_RESET), failed,
+             100.0 * json_number_value(json_object_get(e, "error_rate")));
     kg_buf_free(&name);
   }
   return KG_EXIT_OK;

@@ -15,6 +15,10 @@ static unsigned kg_hist_bucket_of(uint64_t v) {
   return KG_HIST_LINEAR_MAX + (k - 8u) * KG_HIST_SUB_BUCKETS + sub;
 }
 
+unsigned kg_hist_bucket(uint64_t v) {
+  return kg_hist_bucket_of(v > KG_HIST_MAX_VALUE ? KG_HIST_MAX_VALUE : v);
+}
+
 /* Highest value that lands in bucket i (the inverse of kg_hist_bucket_of). */
 static uint64_t kg_hist_bucket_top(unsigned i) {
   if (i < KG_HIST_LINEAR_MAX) return i;

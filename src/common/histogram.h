@@ -72,6 +72,10 @@ uint64_t kg_hist_percentile(const kg_hist *h, double q);
  * record above v, and never decreases as v grows. */
 uint64_t kg_hist_count_le(const kg_hist *h, uint64_t v);
 
+/* The bucket v (clamped to KG_HIST_MAX_VALUE) is counted in, 0 ..
+ * KG_HIST_BUCKETS - 1: for compact encodings of a histogram's buckets. */
+unsigned kg_hist_bucket(uint64_t v);
+
 /* Adds everything recorded in src to dst (src unchanged; may not alias). */
 void kg_hist_merge(kg_hist *dst, const kg_hist *src);
 

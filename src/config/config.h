@@ -110,8 +110,15 @@ typedef struct kg_config {
   /* results store, admin listener, recording (config_output.c) */
   char *store_path;           /* owned; NULL when store = false;
                                  default "kagami.db" */
-  uint64_t store_max_rows;    /* results kept; default 100000 */
-  double store_max_days;      /* results kept; default 7 */
+  uint64_t store_keep_differing; /* differing results kept per endpoint;
+                                    default 1000 */
+  uint64_t store_keep_equal;  /* sampled equal results kept per endpoint;
+                                 default 100 */
+  uint64_t store_keep_equal_per_minute; /* equal results sampled per
+                                 endpoint per minute; default 2 */
+  uint64_t store_max_rows;    /* individual results kept in all (every
+                                 endpoint together); default 100000 */
+  double store_max_days;      /* aggregates and results kept; default 7 */
   size_t store_max_body_bytes; /* per stored body, before compression;
                                   default 256 KiB */
   char **redact_headers;      /* owned: values never stored or recorded

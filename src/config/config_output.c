@@ -134,6 +134,16 @@ static const kg_cfg_key kg_cfg_record_keys[] = {
 const kg_cfg_key kg_cfg_output_keys[] = {
     {"store", KG_CFG_CUSTOM, .def_str = "kagami.db", .flags = KG_CFG_ALWAYS,
      .read = kg_cfg_store},
+    /* Individual results kept; every result is counted in the aggregates
+     * for store_max_days regardless. Per endpoint, so that one noisy
+     * endpoint cannot evict the others' examples. */
+    {"store_keep_differing", KG_CFG_COUNT, KG_AT(store_keep_differing), .def = 1000},
+    {"store_keep_equal", KG_CFG_COUNT, KG_AT(store_keep_equal), .def = 100},
+    {"store_keep_equal_per_minute", KG_CFG_COUNT, KG_AT(store_keep_equal_per_minute),
+     .def = 2},
+    /* Before the aggregates this was the only bound (results of every
+     * kind, oldest first); it stays as the bound on all individual
+     * results together, so old configs keep working. */
     {"store_max_rows", KG_CFG_COUNT, KG_AT(store_max_rows), .def = 100000},
     {"store_max_days", KG_CFG_POSITIVE, KG_AT(store_max_days), .def = 7,
      .what = "days"},

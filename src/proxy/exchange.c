@@ -15,6 +15,7 @@
 #include "common/common.h"
 #include "compare/endpoint.h"
 #include "results/epstats.h"
+#include "results/storeagg.h"
 #include "proxy/hooks.h"
 #include "common/log.h"
 #include "compare/noise.h"
@@ -391,6 +392,7 @@ static void kg_exchange_pipeline_compare(kg_pipeline_item *it, kg_result *out) {
   kg_exchange *ex = KG_CONTAINER_OF(it, kg_exchange, link);
   kg_exchange_compare(ex);
   kg_exchange_result(ex, out);
+  ex->failed = kg_storeagg_outcome(out) == KG_OUTCOME_ERROR;
 }
 
 static void kg_exchange_run_hook(kg_exchange *ex) {
@@ -446,7 +448,9 @@ static void kg_exchange_pipeline_done(kg_pipeline_item *it, bool compared) {
   kg_worker *w = ex->w;
   if (compared) {
     w->stats.compared++;
-    if (!ex->equal) w->stats.differing++;
+    /* a dead shadow is not a behaviour difference (the store's rule) */
+    if (ex->failed) w->stats.failed++;
+    else if (!ex->equal) w->stats.differing++;
     for (size_t i = 0; i < ex->nlegs; i++)
       if ((ex->newly_flagged >> ex->legs[i].pool->index) & 1 &&
           ex->legs[i].role == KG_ROLE_SHADOW)

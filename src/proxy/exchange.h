@@ -78,6 +78,8 @@ struct kg_exchange {
   kg_pair_result *pairs;   /* owned, one per leg (used for shadows) */
   const char **roles;      /* owned, one per leg: the result's roles */
   bool equal;              /* every shadow matched */
+  bool failed;             /* not equal only because the master or a shadow
+                              failed: an error, not a difference */
   bool truncated;          /* some body was cut at the capture limit */
   kg_kind kind;            /* of the master's body */
   char **suppressed;       /* owned: noise hidden, all shadows */

@@ -48,7 +48,9 @@ typedef struct kg_stats {
   uint64_t bad_requests;    /* rejected with 4xx/5xx before dispatch */
   uint64_t shadowed;        /* requests sent to at least one shadow */
   uint64_t compared;        /* results written */
-  uint64_t differing;       /* results that were not equal */
+  uint64_t differing;       /* results where an answering shadow differed */
+  uint64_t failed;          /* results not equal only because the master or
+                               a shadow failed (not in differing) */
   uint64_t dropped;         /* shadow copies not sent (over a limit) */
   uint64_t aborted;         /* exchanges dropped because the client left */
   uint64_t results_dropped; /* compared results dropped: pool too slow */

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 #include "common/common.h"
 #include "common/log.h"
 #include "results/sink.h"
+#include "results/storeagg.h"
 
 /* Busy timeouts: at start a lock held by someone else must fail fast and
  * clearly; later, a write waits a little for a reader's checkpoint or an
@@ -157,6 +159,100 @@ static const char kg_store_upgrade_v1_locations[] =
     " WHERE loc IS NOT NULL;"
     "UPDATE meta SET value = '2' WHERE key = 'schema_version';";
 
+/* Version 3: every compared request is counted in per-minute aggregates
+ * (storeagg.h), which is what the readers read; results are kept one by
+ * one only when they differ or fail, plus a sample of the equal ones, each
+ * endpoint within its own share. Version 2's per-result locations and
+ * latency indexes are then what the aggregates replace: a new store
+ * creates version 2's layout and drops them here too, so that both paths
+ * end in the same schema. */
+static const char kg_store_schema_v3[] =
+    "CREATE TABLE agg_requests("
+    " endpoint TEXT NOT NULL,"
+    " minute INTEGER NOT NULL,"  /* Unix seconds / 60 */
+    " compared INTEGER NOT NULL,"
+    " differing INTEGER NOT NULL,"
+    " errors INTEGER NOT NULL,"
+    " first_ts REAL NOT NULL,"
+    " last_ts REAL NOT NULL,"
+    " PRIMARY KEY (endpoint, minute)) WITHOUT ROWID;"
+    "CREATE TABLE agg_backends("
+    " endpoint TEXT NOT NULL,"
+    " minute INTEGER NOT NULL,"
+    " backend TEXT NOT NULL,"
+    " role TEXT NOT NULL,"        /* master or shadow */
+    " pos INTEGER NOT NULL,"
+    " errors INTEGER NOT NULL,"   /* failed answers */
+    " hist BLOB NOT NULL,"        /* answered latencies, us (storeagg.h) */
+    " PRIMARY KEY (endpoint, minute, backend)) WITHOUT ROWID;"
+    "CREATE TABLE agg_locations("
+    " endpoint TEXT NOT NULL,"
+    " minute INTEGER NOT NULL,"
+    " loc TEXT NOT NULL,"
+    " count INTEGER NOT NULL,"    /* differing results at loc */
+    " PRIMARY KEY (endpoint, minute, loc)) WITHOUT ROWID;"
+    /* The same per hour, so that a report over days reads 60 times
+     * fewer rows: whole hours from these, the minutes before the first
+     * whole hour from the tables above. */
+    "CREATE TABLE agg_requests_hour("
+    " endpoint TEXT NOT NULL, hour INTEGER NOT NULL, compared INTEGER NOT NULL,"
+    " differing INTEGER NOT NULL, errors INTEGER NOT NULL, first_ts REAL NOT NULL,"
+    " last_ts REAL NOT NULL, PRIMARY KEY (endpoint, hour)) WITHOUT ROWID;"
+    "CREATE TABLE agg_backends_hour("
+    " endpoint TEXT NOT NULL, hour INTEGER NOT NULL, backend TEXT NOT NULL,"
+    " role TEXT NOT NULL, pos INTEGER NOT NULL, errors INTEGER NOT NULL,"
+    " hist BLOB NOT NULL, PRIMARY KEY (endpoint, hour, backend)) WITHOUT ROWID;"
+    "CREATE TABLE agg_locations_hour("
+    " endpoint TEXT NOT NULL, hour INTEGER NOT NULL, loc TEXT NOT NULL,"
+    " count INTEGER NOT NULL, PRIMARY KEY (endpoint, hour, loc)) WITHOUT ROWID;"
+    "CREATE INDEX agg_requests_hour_hour ON agg_requests_hour(hour);"
+    "CREATE INDEX agg_backends_hour_hour ON agg_backends_hour(hour);"
+    "CREATE INDEX agg_locations_hour_hour ON agg_locations_hour(hour);"
+    /* age retention, and the time series over every endpoint */
+    "CREATE INDEX agg_requests_minute ON agg_requests(minute);"
+    "CREATE INDEX agg_backends_minute ON agg_backends(minute);"
+    "CREATE INDEX agg_locations_minute ON agg_locations(minute);"
+    /* each endpoint's share of kept results, oldest first */
+    "CREATE INDEX results_share ON results(endpoint, equal, id);";
+
+/* Upgrading version 2 (after kg_store_schema_v3 made the tables): the
+ * request counts and locations from what version 2 kept; the latency
+ * histograms are built in C (kg_store_upgrade_latency). A request counts
+ * as differing when a shadow answered and differed and the master did not
+ * fail, as an error when it is not equal otherwise (storeagg.h). */
+#define KG_STORE_OUTCOME_SQL                                           \
+  "CASE WHEN r.equal THEN 0"                                           \
+  " WHEN EXISTS (SELECT 1 FROM backends b WHERE b.result_id = r.id"    \
+  "   AND b.role = 'shadow' AND b.error IS NULL AND b.equal = 0)"      \
+  "  AND NOT EXISTS (SELECT 1 FROM backends b WHERE b.result_id = r.id" \
+  "   AND b.role = 'master' AND b.error IS NOT NULL) THEN 1"           \
+  " ELSE 2 END"
+static const char kg_store_upgrade_v2[] =
+    "CREATE TEMP TABLE kg_outcomes AS SELECT r.id AS id, r.endpoint AS endpoint,"
+    " r.ts AS ts, " KG_STORE_OUTCOME_SQL " AS o FROM results r;"
+    "INSERT INTO agg_requests(endpoint, minute, compared, differing, errors,"
+    " first_ts, last_ts)"
+    " SELECT endpoint, CAST(ts / 60 AS INTEGER), count(*), sum(o = 1), sum(o = 2),"
+    " min(ts), max(ts) FROM kg_outcomes GROUP BY 1, 2;"
+    /* locations of the differing results only, as the writer counts them */
+    "INSERT INTO agg_locations(endpoint, minute, loc, count)"
+    " SELECT l.endpoint, CAST(l.ts / 60 AS INTEGER), l.loc, count(*) FROM locations l"
+    " JOIN kg_outcomes k ON k.id = l.result_id"
+    " WHERE k.o = 1 AND l.loc NOT LIKE 'error: %' GROUP BY 1, 2, 3;"
+    "DROP TABLE kg_outcomes;"
+    "INSERT INTO agg_requests_hour SELECT endpoint, minute / 60, sum(compared),"
+    " sum(differing), sum(errors), min(first_ts), max(last_ts) FROM agg_requests"
+    " GROUP BY 1, 2;"
+    "INSERT INTO agg_locations_hour SELECT endpoint, minute / 60, loc, sum(count)"
+    " FROM agg_locations GROUP BY 1, 2, 3;";
+
+/* What the aggregates replace (see kg_store_schema_v3). */
+static const char kg_store_drop_v2[] =
+    "DROP TABLE IF EXISTS locations;"
+    "DROP INDEX IF EXISTS backends_latency;"
+    "DROP INDEX IF EXISTS backends_ts;"
+    "UPDATE meta SET value = '3' WHERE key = 'schema_version';";
+
 enum {
   KG_ST_BEGIN,
   KG_ST_COMMIT,
@@ -169,12 +265,47 @@ enum {
   KG_ST_DEL_RESULTS_UPTO,
   KG_ST_DEL_BACKENDS_BEFORE,
   KG_ST_DEL_RESULTS_BEFORE,
-  KG_ST_INS_LOCATION,
-  KG_ST_DEL_LOCATIONS_ID,
-  KG_ST_DEL_LOCATIONS_UPTO,
+  /* each aggregate per minute, then per hour (kg_store_write_agg) */
+  KG_ST_UPS_REQUESTS,
+  KG_ST_UPS_REQUESTS_HOUR,
+  KG_ST_UPS_BACKENDS,
+  KG_ST_UPS_BACKENDS_HOUR,
+  KG_ST_UPS_LOCATIONS,
+  KG_ST_UPS_LOCATIONS_HOUR,
+  KG_ST_DEL_REQUESTS_BEFORE,
+  KG_ST_DEL_AGG_BACKENDS_BEFORE,
   KG_ST_DEL_LOCATIONS_BEFORE,
+  KG_ST_DEL_REQUESTS_HOUR_BEFORE,
+  KG_ST_DEL_AGG_BACKENDS_HOUR_BEFORE,
+  KG_ST_DEL_LOCATIONS_HOUR_BEFORE,
+  KG_ST_SHARE_NTH,
+  KG_ST_DEL_SHARE_BACKENDS,
+  KG_ST_DEL_SHARE_RESULTS,
   KG_ST_N
 };
+
+/* The upserts of one aggregate table T keyed by time column K (minute or
+ * hour): the same sums at either grain. */
+#define KG_UPS_REQUESTS(T, K)                                                  \
+  "INSERT INTO " T "(endpoint, " K ", compared, differing, errors, first_ts,"  \
+  " last_ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"                               \
+  " ON CONFLICT(endpoint, " K ") DO UPDATE SET"                                \
+  " compared = compared + excluded.compared,"                                  \
+  " differing = differing + excluded.differing,"                               \
+  " errors = errors + excluded.errors,"                                        \
+  " first_ts = min(first_ts, excluded.first_ts),"                              \
+  " last_ts = max(last_ts, excluded.last_ts)"
+#define KG_UPS_BACKENDS(T, K)                                                  \
+  "INSERT INTO " T "(endpoint, " K ", backend, role, pos, errors, hist)"       \
+  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"                                        \
+  " ON CONFLICT(endpoint, " K ", backend) DO UPDATE SET"                       \
+  " role = CASE WHEN excluded.role = 'master' THEN 'master' ELSE role END,"    \
+  " pos = min(pos, excluded.pos),"                                             \
+  " errors = errors + excluded.errors,"                                        \
+  " hist = kg_hist_merge(hist, excluded.hist)"
+#define KG_UPS_LOCATIONS(T, K)                                                 \
+  "INSERT INTO " T "(endpoint, " K ", loc, count) VALUES(?1, ?2, ?3, ?4)"      \
+  " ON CONFLICT(endpoint, " K ", loc) DO UPDATE SET count = count + excluded.count"
 
 static const char *const kg_store_sql[KG_ST_N] = {
     [KG_ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -199,16 +330,41 @@ static const char *const kg_store_sql[KG_ST_N] = {
         "DELETE FROM backends WHERE result_id IN"
         " (SELECT id FROM results WHERE ts < ?1)",
     [KG_ST_DEL_RESULTS_BEFORE] = "DELETE FROM results WHERE ts < ?1",
-    [KG_ST_INS_LOCATION] =
-        "INSERT OR IGNORE INTO locations(result_id, loc, endpoint, ts)"
-        " VALUES(?1, ?2, ?3, ?4)",
-    /* a result written again (same id) must not keep its old locations */
-    [KG_ST_DEL_LOCATIONS_ID] = "DELETE FROM locations WHERE result_id = ?1",
-    [KG_ST_DEL_LOCATIONS_UPTO] = "DELETE FROM locations WHERE result_id <= ?1",
-    [KG_ST_DEL_LOCATIONS_BEFORE] =
-        "DELETE FROM locations WHERE result_id IN"
-        " (SELECT id FROM results WHERE ts < ?1)",
+    /* one row per key per batch: an equal result costs a sum in memory */
+    [KG_ST_UPS_REQUESTS] = KG_UPS_REQUESTS("agg_requests", "minute"),
+    [KG_ST_UPS_REQUESTS_HOUR] = KG_UPS_REQUESTS("agg_requests_hour", "hour"),
+    [KG_ST_UPS_BACKENDS] = KG_UPS_BACKENDS("agg_backends", "minute"),
+    [KG_ST_UPS_BACKENDS_HOUR] = KG_UPS_BACKENDS("agg_backends_hour", "hour"),
+    [KG_ST_UPS_LOCATIONS] = KG_UPS_LOCATIONS("agg_locations", "minute"),
+    [KG_ST_UPS_LOCATIONS_HOUR] = KG_UPS_LOCATIONS("agg_locations_hour", "hour"),
+    [KG_ST_DEL_REQUESTS_BEFORE] = "DELETE FROM agg_requests WHERE minute < ?1",
+    [KG_ST_DEL_AGG_BACKENDS_BEFORE] = "DELETE FROM agg_backends WHERE minute < ?1",
+    [KG_ST_DEL_LOCATIONS_BEFORE] = "DELETE FROM agg_locations WHERE minute < ?1",
+    [KG_ST_DEL_REQUESTS_HOUR_BEFORE] = "DELETE FROM agg_requests_hour WHERE hour < ?1",
+    [KG_ST_DEL_AGG_BACKENDS_HOUR_BEFORE] = "DELETE FROM agg_backends_hour WHERE hour < ?1",
+    [KG_ST_DEL_LOCATIONS_HOUR_BEFORE] = "DELETE FROM agg_locations_hour WHERE hour < ?1",
+    /* the newest result of an endpoint's share (differing or equal) past
+     * the share's size: it and everything older goes */
+    [KG_ST_SHARE_NTH] =
+        "SELECT id FROM results WHERE endpoint = ?1 AND equal = ?2"
+        " ORDER BY id DESC LIMIT 1 OFFSET ?3",
+    [KG_ST_DEL_SHARE_BACKENDS] =
+        "DELETE FROM backends WHERE result_id IN (SELECT id FROM results"
+        " WHERE endpoint = ?1 AND equal = ?2 AND id <= ?3)",
+    [KG_ST_DEL_SHARE_RESULTS] =
+        "DELETE FROM results WHERE endpoint = ?1 AND equal = ?2 AND id <= ?3",
 };
+
+/* Equal results sampled per endpoint in the current minute: an open
+ * addressing table, cleared when it fills (endpoints are templated, so
+ * few; a flood of distinct ones only resets the counts early). */
+#define KG_STORE_SAMPLER_SLOTS 4096u
+typedef struct kg_sampler_slot {
+  char *endpoint;   /* owned; NULL: free */
+  uint64_t hash;
+  int64_t minute;   /* the minute counted */
+  uint64_t n;       /* equal results kept in it */
+} kg_sampler_slot;
 
 struct kg_store {
   sqlite3 *db;                /* owned; used only under lock */
@@ -219,6 +375,11 @@ struct kg_store {
   char **redact;              /* owned copies of cfg->redact_headers */
   size_t nredact;
   uint64_t max_rows;          /* cfg->store_max_rows */
+  uint64_t keep_differing;    /* cfg->store_keep_differing, per endpoint */
+  uint64_t keep_equal;        /* cfg->store_keep_equal, per endpoint */
+  uint64_t keep_equal_minute; /* cfg->store_keep_equal_per_minute */
+  kg_sampler_slot *sampler;   /* owned, KG_STORE_SAMPLER_SLOTS */
+  size_t nsampled;            /* used slots */
   double max_days;            /* cfg->store_max_days */
   size_t max_body;            /* cfg->store_max_body_bytes */
   uint64_t rows;              /* rows in results as far as we know; re-counted
@@ -407,6 +568,110 @@ static int kg_store_count(kg_store *s) {
   return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* The key of minute m at grain g: the minute (0) or its hour (1). */
+static int64_t kg_store_grain(int64_t m, size_t g) {
+  if (g == 0) return m;
+  return m >= 0 ? m / 60 : -((-m + 59) / 60);
+}
+
+/* Adds one (endpoint, minute, backend)'s latencies to agg_backends and
+ * to its hour's row in agg_backends_hour (ins[0], ins[1]: the writer's
+ * upserts). */
+static int kg_store_put_latency(sqlite3_stmt *const ins[2], const char *ep, int64_t minute,
+                                const char *backend, bool master, int64_t pos,
+                                uint64_t errors, const kg_hist *h) {
+  kg_buf blob = KG_BUF_INIT;
+  kg_storeagg_hist_encode(h, &blob);
+  int rc = SQLITE_OK;
+  for (size_t g = 0; g < 2 && rc == SQLITE_OK; g++) {
+    sqlite3_bind_text(ins[g], 1, ep, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins[g], 2, kg_store_grain(minute, g));
+    sqlite3_bind_text(ins[g], 3, backend, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins[g], 4, master ? "master" : "shadow", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins[g], 5, pos);
+    sqlite3_bind_int64(ins[g], 6, (sqlite3_int64)errors);
+    sqlite3_bind_blob64(ins[g], 7, blob.data ? blob.data : "", blob.len, SQLITE_STATIC);
+    rc = sqlite3_step(ins[g]);
+    sqlite3_reset(ins[g]);
+    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
+  kg_buf_free(&blob);
+  return rc;
+}
+
+/* Builds version 3's latency histograms from version 2's backend rows: one
+ * pass in key order, one histogram at a time. */
+static int kg_store_upgrade_latency(kg_store *s, char *err, size_t errlen) {
+  sqlite3_stmt *st = NULL, *ins[2] = {NULL, NULL};
+  kg_hist *h = kg_malloc(sizeof(*h));
+  kg_hist_init(h);
+  char *ep = NULL, *backend = NULL;
+  int64_t minute = 0, pos = 0;
+  uint64_t errors = 0;
+  bool master = false;
+  int rc = sqlite3_prepare_v2(
+      s->db,
+      "SELECT endpoint, CAST(ts / 60 AS INTEGER), name, role = 'master', pos,"
+      " elapsed_ms, error IS NOT NULL FROM backends"
+      " WHERE role IN ('master', 'shadow') ORDER BY 1, 2, 3", -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(s->db, kg_store_sql[KG_ST_UPS_BACKENDS], -1, &ins[0], NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(s->db, kg_store_sql[KG_ST_UPS_BACKENDS_HOUR], -1, &ins[1], NULL);
+  while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    rc = SQLITE_OK; /* (for the loop's test) */
+    const char *e = (const char *)sqlite3_column_text(st, 0);
+    const char *b = (const char *)sqlite3_column_text(st, 2);
+    int64_t m = sqlite3_column_int64(st, 1);
+    e = e ? e : "";
+    b = b ? b : "";
+    if (ep == NULL || m != minute || strcmp(e, ep) != 0 || strcmp(b, backend) != 0) {
+      if (ep && (rc = kg_store_put_latency(ins, ep, minute, backend, master, pos, errors,
+                                           h)) != SQLITE_OK)
+        break;
+      free(ep);
+      free(backend);
+      ep = kg_strdup(e);
+      backend = kg_strdup(b);
+      minute = m;
+      pos = sqlite3_column_int64(st, 4);
+      errors = 0;
+      master = false;
+      kg_hist_init(h);
+    }
+    master = master || sqlite3_column_int(st, 3);
+    pos = KG_MIN(pos, (int64_t)sqlite3_column_int64(st, 4));
+    if (sqlite3_column_int(st, 6)) {
+      errors++;
+    } else {
+      double us = sqlite3_column_double(st, 5) * 1e3 + 0.5;
+      kg_hist_add(h, us <= 0 ? 0 : us >= (double)KG_HIST_MAX_VALUE ? KG_HIST_MAX_VALUE
+                                                                   : (uint64_t)us);
+    }
+  }
+  if (rc == SQLITE_DONE || rc == SQLITE_OK)
+    rc = ep ? kg_store_put_latency(ins, ep, minute, backend, master, pos, errors, h)
+            : SQLITE_OK;
+  if (rc != SQLITE_OK) kg_store_error(s->db, rc, s->path, "upgrading the schema", err, errlen);
+  sqlite3_finalize(st);
+  sqlite3_finalize(ins[0]);
+  sqlite3_finalize(ins[1]);
+  free(ep);
+  free(backend);
+  free(h);
+  return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Version 2 to 3, inside the caller's transaction (see kg_store_schema_v3). */
+static int kg_store_upgrade_to_v3(kg_store *s, char *err, size_t errlen) {
+  if (kg_store_exec(s, kg_store_schema_v3, "upgrading the schema", err, errlen) < 0 ||
+      kg_store_exec(s, kg_store_upgrade_v2, "upgrading the schema", err, errlen) < 0 ||
+      kg_store_upgrade_latency(s, err, errlen) < 0 ||
+      kg_store_exec(s, kg_store_drop_v2, "upgrading the schema", err, errlen) < 0)
+    return -1;
+  return 0;
+}
+
 /* Creates the schema in an empty database, or upgrades an older one,
  * inside the caller's write transaction, after checking again under the
  * write lock (two starts may race). */
@@ -415,28 +680,48 @@ static int kg_store_create(kg_store *s, char *err, size_t errlen) {
   int r = kg_store_read_version(s->db, s->path, &v, err, errlen);
   if (r < 0) return r;
   if (r == 0 && v == KG_STORE_SCHEMA_VERSION) return 0;
-  if (r == 0) { /* version 1: the only older one */
+  if (r == 0) { /* versions 1 and 2, one step at a time */
     kg_log_info("store %s: upgrading the schema from version %ld to %d (once)",
                 s->path, v, KG_STORE_SCHEMA_VERSION);
-    if (kg_store_exec(s, kg_store_upgrade_v1, "upgrading the schema", err, errlen) < 0 ||
-        kg_store_exec(s, kg_store_schema_v2, "upgrading the schema", err, errlen) < 0 ||
-        kg_store_exec(s, kg_store_upgrade_v1_locations, "upgrading the schema", err,
-                      errlen) < 0)
+    if (v == 1 &&
+        (kg_store_exec(s, kg_store_upgrade_v1, "upgrading the schema", err, errlen) < 0 ||
+         kg_store_exec(s, kg_store_schema_v2, "upgrading the schema", err, errlen) < 0 ||
+         kg_store_exec(s, kg_store_upgrade_v1_locations, "upgrading the schema", err,
+                       errlen) < 0))
       return -1;
-    return 0;
+    return kg_store_upgrade_to_v3(s, err, errlen);
   }
   char meta[256];
   snprintf(meta, sizeof(meta),
            "INSERT INTO meta VALUES('application', 'kagami'),"
-           " ('schema_version', '%d'), ('created_by', 'kagami %s');"
+           " ('schema_version', '2'), ('created_by', 'kagami %s');"
            /* 'kagm': lets file(1) and others tell what this is */
            "PRAGMA application_id = 1801545581;",
-           KG_STORE_SCHEMA_VERSION, KG_VERSION);
+           KG_VERSION);
+  /* Version 2's layout, then the same step an upgrade takes (cheap on an
+   * empty database), so that new and upgraded stores cannot drift apart. */
   if (kg_store_exec(s, kg_store_schema, "creating the schema", err, errlen) < 0 ||
       kg_store_exec(s, kg_store_schema_v2, "creating the schema", err, errlen) < 0 ||
-      kg_store_exec(s, meta, "creating the schema", err, errlen) < 0)
+      kg_store_exec(s, meta, "creating the schema", err, errlen) < 0 ||
+      kg_store_exec(s, kg_store_schema_v3, "creating the schema", err, errlen) < 0 ||
+      kg_store_exec(s, kg_store_drop_v2, "creating the schema", err, errlen) < 0)
     return -1;
   return 0;
+}
+
+/* SQL kg_hist_merge(old, new): the two histogram blobs as one, for the
+ * batch upserts. A damaged old blob (a hand-edited store) is replaced by
+ * the new one rather than failing every later batch. */
+static void kg_store_sql_hist_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const void *a = sqlite3_value_blob(argv[0]), *b = sqlite3_value_blob(argv[1]);
+  kg_buf out = KG_BUF_INIT;
+  if (kg_storeagg_blob_merge(a ? a : "", (size_t)sqlite3_value_bytes(argv[0]), b ? b : "",
+                             (size_t)sqlite3_value_bytes(argv[1]), &out) < 0) {
+    sqlite3_result_error(ctx, "kg_hist_merge: not a histogram", -1);
+    return;
+  }
+  sqlite3_result_blob64(ctx, out.data, out.len, free);
 }
 
 static int kg_store_setup(kg_store *s, char *err, size_t errlen) {
@@ -450,6 +735,13 @@ static int kg_store_setup(kg_store *s, char *err, size_t errlen) {
   }
   sqlite3_extended_result_codes(s->db, 1);
   sqlite3_busy_timeout(s->db, KG_STORE_OPEN_BUSY_MS);
+  rc = sqlite3_create_function_v2(s->db, "kg_hist_merge", 2,
+                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                  kg_store_sql_hist_merge, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    kg_store_error(s->db, rc, s->path, "registering functions", err, errlen);
+    return -1;
+  }
   /* Read before anything is written: another application's database must
    * be refused untouched (not even switched to WAL). */
   long version = 0;
@@ -510,6 +802,9 @@ static void kg_store_free(kg_store *s) {
   if (s->lock_fd >= 0) close(s->lock_fd); /* after SQLite's: see the top */
   if (s->z_ready) deflateEnd(&s->z);
   kg_buf_free(&s->zout);
+  for (size_t i = 0; s->sampler && i < KG_STORE_SAMPLER_SLOTS; i++)
+    free(s->sampler[i].endpoint);
+  free(s->sampler);
   for (size_t i = 0; i < s->nredact; i++) free(s->redact[i]);
   free(s->redact);
   free(s->path);
@@ -531,6 +826,10 @@ int kg_store_open(const kg_config *cfg, kg_store **out, char *err,
   pthread_mutex_init(&s->lock, NULL);
   s->path = kg_strdup(path);
   s->max_rows = cfg->store_max_rows;
+  s->keep_differing = cfg->store_keep_differing;
+  s->keep_equal = cfg->store_keep_equal;
+  s->keep_equal_minute = cfg->store_keep_equal_per_minute;
+  s->sampler = kg_calloc(KG_STORE_SAMPLER_SLOTS, sizeof(*s->sampler));
   s->max_days = cfg->store_max_days;
   s->max_body = cfg->store_max_body_bytes;
   s->nredact = cfg->nredact_headers;
@@ -649,9 +948,11 @@ static char *kg_store_headers(const kg_store *s, const kg_hdrs *h) {
 typedef struct kg_encoded {
   char *req_headers, *differences, *header_differences, *suppressed, *slower;
   kg_buf url, diff;
-  char **locs;     /* owned: the result's locations, for the locations table
-                      (repeats allowed: the insert ignores them) */
+  char **locs;     /* owned: the result's locations, for the aggregates
+                      (repeats allowed: they count once) */
   size_t nlocs;
+  size_t ndifflocs; /* the first ndifflocs are differences' locations; the
+                       rest "error: <why>", which count as errors, apart */
 } kg_encoded;
 
 /* Adds prefix + s, as valid UTF-8 like the JSON columns hold it, to e's
@@ -711,6 +1012,7 @@ static void kg_encode(const kg_store *s, const kg_result *r, kg_encoded *e) {
   }
   for (size_t i = 0; i < r->nsuppressed; i++)
     json_array_append_new(sup, kg_json_opt(r->suppressed[i]));
+  e->ndifflocs = e->nlocs;
   /* A failed master or shadow is a location too ("error: timeout"). */
   for (size_t i = 0; i < r->n; i++)
     if (r->resps[i].error && (strcmp(r->roles[i], "master") == 0 ||
@@ -844,7 +1146,8 @@ static int kg_store_backend(kg_store *s, const kg_result *r, size_t i) {
   return rc;
 }
 
-static int kg_store_result(kg_store *s, const kg_result *r) {
+/* Stores r and counts it in agg with outcome o. */
+static int kg_store_result(kg_store *s, const kg_result *r, kg_outcome o, kg_storeagg *agg) {
   kg_encoded e = {.url = KG_BUF_INIT, .diff = KG_BUF_INIT};
   kg_encode(s, r, &e);
   sqlite3_stmt *st = s->st[KG_ST_INS_RESULT];
@@ -864,20 +1167,124 @@ static int kg_store_result(kg_store *s, const kg_result *r) {
   kg_bind_str(st, 14, e.slower);
   int rc = kg_step_done(st);
   for (size_t i = 0; rc == SQLITE_OK && i < r->n; i++) rc = kg_store_backend(s, r, i);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(s->st[KG_ST_DEL_LOCATIONS_ID], 1, r->id, -1, SQLITE_STATIC);
-    rc = kg_step_done(s->st[KG_ST_DEL_LOCATIONS_ID]);
-  }
-  /* Locations are counted for differing results only. */
-  for (size_t i = 0; rc == SQLITE_OK && !r->equal && i < e.nlocs; i++) {
-    sqlite3_stmt *lst = s->st[KG_ST_INS_LOCATION];
-    sqlite3_bind_text(lst, 1, r->id, -1, SQLITE_STATIC);
-    kg_bind_str(lst, 2, e.locs[i]);
-    kg_bind_str(lst, 3, r->endpoint ? r->endpoint : "");
-    sqlite3_bind_double(lst, 4, kg_result_ts(r));
-    rc = kg_step_done(lst);
-  }
+  kg_storeagg_add(agg, r, o, (const char *const *)e.locs, e.ndifflocs);
   kg_encoded_free(&e);
+  return rc;
+}
+
+/* Whether to keep equal result r one by one: the first keep_equal_minute
+ * of its endpoint in each minute, enough to browse examples; the rest are
+ * only counted. Under the lock. */
+static bool kg_store_sample_equal(kg_store *s, const kg_result *r) {
+  const char *ep = r->endpoint ? r->endpoint : "";
+  int64_t minute = kg_storeagg_minute(r);
+  uint64_t h = 1469598103934665603ULL;
+  for (const char *p = ep; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  size_t i = (size_t)(h % KG_STORE_SAMPLER_SLOTS);
+  while (s->sampler[i].endpoint &&
+         (s->sampler[i].hash != h || strcmp(s->sampler[i].endpoint, ep) != 0))
+    i = (i + 1) % KG_STORE_SAMPLER_SLOTS;
+  kg_sampler_slot *slot = &s->sampler[i];
+  if (slot->endpoint == NULL) {
+    if (s->nsampled >= KG_STORE_SAMPLER_SLOTS * 3 / 4) {
+      /* full: start again (counts restart, so a few more samples) */
+      for (size_t k = 0; k < KG_STORE_SAMPLER_SLOTS; k++) {
+        free(s->sampler[k].endpoint);
+        s->sampler[k] = (kg_sampler_slot){0};
+      }
+      s->nsampled = 0;
+      return kg_store_sample_equal(s, r);
+    }
+    *slot = (kg_sampler_slot){.endpoint = kg_strdup(ep), .hash = h, .minute = minute};
+    s->nsampled++;
+  }
+  if (slot->minute != minute) {
+    slot->minute = minute;
+    slot->n = 0;
+  }
+  if (slot->n >= s->keep_equal_minute) return false;
+  slot->n++;
+  return true;
+}
+
+/* Keeps endpoint ep's newest `keep` results of one kind (equal or not),
+ * deleting the older ones: each endpoint has its own share, so a noisy
+ * one cannot evict the others'. One index seek when nothing goes. */
+static int kg_store_trim_share(kg_store *s, const char *ep, bool equal, uint64_t keep) {
+  sqlite3_stmt *st = s->st[KG_ST_SHARE_NTH];
+  sqlite3_bind_text(st, 1, ep, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, equal);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)KG_MIN(keep, (uint64_t)INT64_MAX));
+  int rc = sqlite3_step(st);
+  char *cut = rc == SQLITE_ROW ? kg_strdup((const char *)sqlite3_column_text(st, 0)) : NULL;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (rc == SQLITE_DONE) return SQLITE_OK;
+  if (rc != SQLITE_ROW) return rc;
+  rc = SQLITE_OK;
+  /* backends first: they are found through their results */
+  const int del[2] = {KG_ST_DEL_SHARE_BACKENDS, KG_ST_DEL_SHARE_RESULTS};
+  for (size_t k = 0; k < 2 && rc == SQLITE_OK; k++) {
+    sqlite3_stmt *d = s->st[del[k]];
+    sqlite3_bind_text(d, 1, ep, -1, SQLITE_STATIC);
+    sqlite3_bind_int(d, 2, equal);
+    sqlite3_bind_text(d, 3, cut, -1, SQLITE_STATIC);
+    rc = kg_step_done(d);
+  }
+  if (rc == SQLITE_OK) s->rows -= KG_MIN(s->rows, (uint64_t)sqlite3_changes64(s->db));
+  free(cut);
+  return rc;
+}
+
+/* An endpoint's share of kept results that a batch added to. */
+typedef struct kg_store_share {
+  const char *ep;  /* borrowed from the batch */
+  bool equal;      /* the equal share, or the differing/failed one */
+} kg_store_share;
+
+/* Writes one row per key of agg and grain (upserts). */
+static int kg_store_write_agg(kg_store *s, kg_storeagg *agg) {
+  int rc = SQLITE_OK;
+  /* g = 0: per minute, 1: per hour; the next statement is the hour's */
+  for (size_t k = 0; rc == SQLITE_OK && k < 2 * agg->nreq; k++) {
+    const kg_agg_req *q = &agg->req[k / 2];
+    sqlite3_stmt *st = s->st[KG_ST_UPS_REQUESTS + k % 2];
+    kg_bind_str(st, 1, q->endpoint);
+    sqlite3_bind_int64(st, 2, kg_store_grain(q->minute, k % 2));
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)q->compared);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)q->differing);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)q->errors);
+    sqlite3_bind_double(st, 6, q->first_ts);
+    sqlite3_bind_double(st, 7, q->last_ts);
+    rc = kg_step_done(st);
+  }
+  kg_buf blob = KG_BUF_INIT;
+  for (size_t k = 0; rc == SQLITE_OK && k < 2 * agg->nbe; k++) {
+    kg_agg_be *b = &agg->be[k / 2];
+    sqlite3_stmt *st = s->st[KG_ST_UPS_BACKENDS + k % 2];
+    if (k % 2 == 0) {
+      kg_buf_reset(&blob);
+      kg_storeagg_values_encode(b->us, b->nus, &blob);
+    }
+    kg_bind_str(st, 1, b->endpoint);
+    sqlite3_bind_int64(st, 2, kg_store_grain(b->minute, k % 2));
+    kg_bind_str(st, 3, b->backend);
+    kg_bind_str(st, 4, b->role);
+    sqlite3_bind_int64(st, 5, b->pos);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)b->errors);
+    sqlite3_bind_blob64(st, 7, blob.data, blob.len, SQLITE_STATIC);
+    rc = kg_step_done(st);
+  }
+  kg_buf_free(&blob);
+  for (size_t k = 0; rc == SQLITE_OK && k < 2 * agg->nloc; k++) {
+    const kg_agg_loc *l = &agg->loc[k / 2];
+    sqlite3_stmt *st = s->st[KG_ST_UPS_LOCATIONS + k % 2];
+    kg_bind_str(st, 1, l->endpoint);
+    sqlite3_bind_int64(st, 2, kg_store_grain(l->minute, k % 2));
+    kg_bind_str(st, 3, l->loc);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)l->count);
+    rc = kg_step_done(st);
+  }
   return rc;
 }
 
@@ -896,10 +1303,6 @@ static int kg_store_trim_rows(kg_store *s) {
   sqlite3_bind_text(s->st[KG_ST_DEL_BACKENDS_UPTO], 1, cut, -1, SQLITE_STATIC);
   rc = kg_step_done(s->st[KG_ST_DEL_BACKENDS_UPTO]);
   if (rc == SQLITE_OK) {
-    sqlite3_bind_text(s->st[KG_ST_DEL_LOCATIONS_UPTO], 1, cut, -1, SQLITE_STATIC);
-    rc = kg_step_done(s->st[KG_ST_DEL_LOCATIONS_UPTO]);
-  }
-  if (rc == SQLITE_OK) {
     sqlite3_bind_text(s->st[KG_ST_DEL_RESULTS_UPTO], 1, cut, -1, SQLITE_STATIC);
     rc = kg_step_done(s->st[KG_ST_DEL_RESULTS_UPTO]);
     if (rc == SQLITE_OK) s->rows -= KG_MIN(s->rows, (uint64_t)sqlite3_changes64(s->db));
@@ -908,16 +1311,22 @@ static int kg_store_trim_rows(kg_store *s) {
   return rc;
 }
 
-/* Deletes results older than max_days (by the ts index) and re-counts. */
+/* Deletes results and aggregates older than max_days (by their time
+ * indexes) and re-counts. An aggregate minute goes once all of it is past
+ * the cutoff. */
 static int kg_store_trim_age(kg_store *s) {
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   double cutoff = (double)now.tv_sec - s->max_days * 86400.0;
   sqlite3_bind_double(s->st[KG_ST_DEL_BACKENDS_BEFORE], 1, cutoff);
   int rc = kg_step_done(s->st[KG_ST_DEL_BACKENDS_BEFORE]);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_bind_double(s->st[KG_ST_DEL_LOCATIONS_BEFORE], 1, cutoff);
-  rc = kg_step_done(s->st[KG_ST_DEL_LOCATIONS_BEFORE]);
+  for (int k = KG_ST_DEL_REQUESTS_BEFORE; rc == SQLITE_OK && k <= KG_ST_DEL_LOCATIONS_HOUR_BEFORE;
+       k++) {
+    /* minutes (hours) that end at or before the cutoff: m + 1 <= cutoff / 60 */
+    double grain = k >= KG_ST_DEL_REQUESTS_HOUR_BEFORE ? 3600.0 : 60.0;
+    sqlite3_bind_int64(s->st[k], 1, (sqlite3_int64)floor(cutoff / grain));
+    rc = kg_step_done(s->st[k]);
+  }
   if (rc != SQLITE_OK) return rc;
   sqlite3_bind_double(s->st[KG_ST_DEL_RESULTS_BEFORE], 1, cutoff);
   rc = kg_step_done(s->st[KG_ST_DEL_RESULTS_BEFORE]);
@@ -957,18 +1366,39 @@ static int kg_store_txn(kg_store *s, const kg_result *const *records, size_t n,
   pthread_mutex_lock(&s->lock);
   uint64_t rows = s->rows;
   const char *what = "starting a write";
+  kg_storeagg agg = KG_STOREAGG_INIT;
+  size_t nshares = 0;
+  kg_store_share *shares = kg_calloc(n ? n : 1, sizeof(*shares));
   int rc = kg_step_done(s->st[KG_ST_BEGIN]);
   if (rc == SQLITE_OK) {
     what = "writing results";
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
-      rc = kg_store_result(s, records[i]);
-      if (rc == SQLITE_OK) s->rows++;
+      const kg_result *r = records[i];
+      kg_outcome o = kg_storeagg_outcome(r);
+      if (o == KG_OUTCOME_EQUAL && !kg_store_sample_equal(s, r)) {
+        kg_storeagg_add(&agg, r, o, NULL, 0); /* the common case: a sum */
+        continue;
+      }
+      rc = kg_store_result(s, r, o, &agg);
+      if (rc != SQLITE_OK) break;
+      s->rows++;
+      const char *ep = r->endpoint ? r->endpoint : "";
+      size_t k = 0;
+      while (k < nshares && (shares[k].equal != r->equal || strcmp(shares[k].ep, ep) != 0)) k++;
+      if (k == nshares) shares[nshares++] = (kg_store_share){ep, r->equal};
     }
   }
   if (rc == SQLITE_OK) {
-    what = "applying retention";
-    rc = kg_store_retain(s, force_retention);
+    what = "writing aggregates";
+    rc = kg_store_write_agg(s, &agg);
   }
+  if (rc == SQLITE_OK) what = "applying retention";
+  for (size_t k = 0; k < nshares && rc == SQLITE_OK; k++)
+    rc = kg_store_trim_share(s, shares[k].ep, shares[k].equal,
+                             shares[k].equal ? s->keep_equal : s->keep_differing);
+  if (rc == SQLITE_OK) rc = kg_store_retain(s, force_retention);
+  kg_storeagg_free(&agg);
+  free(shares);
   if (rc == SQLITE_OK) {
     what = "committing";
     rc = kg_step_done(s->st[KG_ST_COMMIT]);

@@ -1,41 +1,61 @@
 /* store.h: the results store, an SQLite database.
  *
- * Every compared request is written here as well as to the diff log, for
- * `kagami report`, `kagami show` and the admin API and dashboard. Writes
- * come from the thread pool in batches (one transaction per batch); the
- * database is in WAL mode so that readers (sqlite3, the report command,
- * the admin API) are never blocked by, nor block, the writer. Retention
- * (store_max_rows, store_max_days) is applied as rows are written, so the
- * file cannot grow without bound; captured bodies are kept, compressed and
- * capped at store_max_body_bytes, only for results that differ. Header
- * values named in redact_headers never reach the file.
+ * Every compared request is counted here, for `kagami report`, `kagami
+ * show` and the admin API and dashboard, for as long as store_max_days:
+ * per endpoint, backend and minute, the counts (compared, differing,
+ * errors), the latency histograms and the differing locations. Results
+ * are kept one by one where a person looks: every differing or failed
+ * one (bodies compressed, capped at store_max_body_bytes), and a sample
+ * of the equal ones (the first store_keep_equal_per_minute per endpoint
+ * per minute). Each endpoint keeps its own share (store_keep_differing,
+ * store_keep_equal; the oldest of that endpoint go first), so one noisy
+ * endpoint cannot push the others' examples out; store_max_rows bounds
+ * them all together. An equal result that is not sampled costs a sum in
+ * memory: each batch writes one row per aggregate key, not one per
+ * result.
  *
- * Schema (version 2):
+ * Writes come from the thread pool in batches (one transaction per
+ * batch); the database is in WAL mode so that readers (sqlite3, the
+ * report command, the admin API) are never blocked by, nor block, the
+ * writer. Header values named in redact_headers never reach the file.
+ *
+ * Schema (version 3):
  *   results(id TEXT PRIMARY KEY, ts REAL, method, url, endpoint, kind,
  *           equal INTEGER, truncated INTEGER, request_headers TEXT (JSON
  *           [[name, value], ...], redacted), differences TEXT (JSON, as in
- *           the diff log, each object also with "pattern": the location
- *           generalised, e.g. "$.items[*].price"), header_differences TEXT,
- *           suppressed TEXT, diff TEXT, latency_regression TEXT (JSON
- *           array or NULL))
+ *           the diff log, each object also with "pattern": its concrete
+ *           location), header_differences TEXT, suppressed TEXT, diff
+ *           TEXT, latency_regression TEXT (JSON array or NULL))
  *   backends(result_id, pos (0 = master, then the result's order), name,
  *            role, status, error, elapsed_ms, bytes, equal, truncated
  *            (capture cut at max_capture_bytes), compare_error, headers
  *            TEXT (JSON, redacted), body BLOB (zlib), body_size (bytes
  *            before compression), body_truncated INTEGER, endpoint and ts
- *            (copies of the result's, for the latency index); headers and
- *            body only for results that differ;
- *            PRIMARY KEY (result_id, name))
- *   locations(result_id, loc, endpoint, ts; PRIMARY KEY (result_id, loc))
- *            -- the distinct locations of each differing result: its
- *               differences' patterns (or where, without one) and
- *               "error: <why>" per failed master or shadow; what the
- *               readers count as top differences
+ *            (copies of the result's); headers and body only for results
+ *            that differ; PRIMARY KEY (result_id, name))
+ *   agg_requests(endpoint, minute (Unix seconds / 60), compared,
+ *            differing, errors, first_ts, last_ts;
+ *            PRIMARY KEY (endpoint, minute))
+ *            -- differing: a shadow answered and differs (the master
+ *               answered); errors: not equal otherwise, i.e. the master
+ *               or a shadow failed (storeagg.h)
+ *   agg_backends(endpoint, minute, backend, role (master | shadow), pos,
+ *            errors, hist BLOB (answered latencies in us, storeagg.h);
+ *            PRIMARY KEY (endpoint, minute, backend))
+ *   agg_locations(endpoint, minute, loc, count (differing results at
+ *            loc: their differences' patterns, "header:<name>", "status");
+ *            PRIMARY KEY (endpoint, minute, loc))
+ *   agg_requests_hour, agg_backends_hour, agg_locations_hour: the same
+ *            per hour (column hour = Unix seconds / 3600 instead of
+ *            minute), written in the same transactions, so that a report
+ *            over days reads whole hours from them and only the minutes of
+ *            its first hour from the minute tables
  *   meta(key PRIMARY KEY, value)      -- application = kagami,
  *                                        schema_version
- * Version 1 lacked backends.endpoint/ts and locations; kg_store_open
- * upgrades such a store in place (once, in one transaction), readers
- * refuse it until then.
+ * Versions 1 and 2 kept every result and aggregated them when read;
+ * kg_store_open upgrades such a store in place (once, in one
+ * transaction), building the aggregates from the results it holds;
+ * readers refuse it until then.
  * Text columns are valid UTF-8 (invalid bytes become U+FFFD), ts is Unix
  * seconds. Ids sort by arrival time, which is what "oldest" means.
  */
@@ -63,13 +83,13 @@ int kg_store_write(kg_store *s, const kg_result *const *results, size_t n);
 /* Closes the database (checkpointing the WAL). NULL is fine. */
 void kg_store_close(kg_store *s);
 
-/* Applies retention now (row cap and age), outside the write cadence.
+/* Applies retention now (total row cap and age), outside the write cadence.
  * Returns 0 or a negative code after logging. For tests and tools. */
 int kg_store_maintain(kg_store *s);
 
 /* --- shared with the readers (storeq.c) ------------------------------------ */
 
-#define KG_STORE_SCHEMA_VERSION 2
+#define KG_STORE_SCHEMA_VERSION 3
 
 struct sqlite3;
 /* Fails (-1, message naming path) unless path is missing, empty, or starts

@@ -1,14 +1,14 @@
 /* storeq.c: read-only queries on the results store (see storeq.h).
  *
- * The aggregates read covering index ranges the writer keeps for them
- * (store.c): counts per endpoint from results_endpoint, latencies from
- * backends_latency / backends_ts, top locations from locations_endpoint.
- * No JSON is parsed and no result is joined to its backends per row, and
- * percentiles are picked here by selection rather than by sorting in SQL
- * (window functions over every sample were most of the cost). Each query
+ * The report and the time series read the writer's per-minute aggregates
+ * (store.c, storeagg.h): counts from agg_requests, latency histograms from
+ * agg_backends, merged here, and top locations from agg_locations. Their
+ * cost grows with endpoints x minutes, never with traffic. The result
+ * list and single results read the results kept one by one. Each query
  * function runs in one read transaction, so its parts agree. */
 #include "results/storeq.h"
 
+#include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -21,6 +21,7 @@
 
 #include "common/common.h"
 #include "results/store.h"
+#include "results/storeagg.h"
 
 /* A stored body larger than this is not decompressed (only a hand-edited
  * database could claim one: the writer caps bodies at store_max_body_bytes). */
@@ -108,14 +109,14 @@ static void kg_q_bind_text(sqlite3_stmt *st, const char *name, const char *v) {
   else sqlite3_bind_null(st, i);
 }
 
-static void kg_q_bind_double(sqlite3_stmt *st, const char *name, double v) {
-  int i = sqlite3_bind_parameter_index(st, name);
-  if (i) sqlite3_bind_double(st, i, v);
-}
-
 static void kg_q_bind_int(sqlite3_stmt *st, const char *name, long long v) {
   int i = sqlite3_bind_parameter_index(st, name);
   if (i) sqlite3_bind_int64(st, i, v);
+}
+
+static void kg_q_bind_double(sqlite3_stmt *st, const char *name, double v) {
+  int i = sqlite3_bind_parameter_index(st, name);
+  if (i) sqlite3_bind_double(st, i, v);
 }
 
 /* A text column as a JSON string (null for NULL). Invalid UTF-8, which only
@@ -198,69 +199,18 @@ static json_t *kg_q_in_txn(kg_storeq *q, json_t *(*fn)(kg_storeq *, void *), voi
   return out;
 }
 
-/* --- samples and percentiles ------------------------------------------------- */
+/* --- percentiles ---------------------------------------------------------------- */
 
-/* A growing list of latencies (ms). */
-typedef struct kg_q_vec {
-  double *v;       /* owned */
-  size_t n, cap;
-} kg_q_vec;
-
-static void kg_q_vec_push(kg_q_vec *x, double ms) {
-  if (x->n == x->cap) {
-    x->cap = x->cap ? x->cap * 2 : 64;
-    x->v = kg_realloc(x->v, x->cap * sizeof(double));
-  }
-  x->v[x->n++] = ms;
+/* A latency percentile of h in ms, or null when it holds nothing. */
+static json_t *kg_q_pct(const kg_hist *h, double p) {
+  if (kg_hist_count(h) == 0) return json_null();
+  return json_real((double)kg_hist_percentile(h, p) / 1000.0);
 }
 
-/* The 1-based nearest rank of percentile p among n values: ceil(p * n /
- * 100), computed as (p * n + 99) / 100 in integers, as the store's readers
- * always have. */
-static size_t kg_q_rank(long long p, size_t n) {
-  return (size_t)((p * (long long)n + 99) / 100);
-}
-
-/* Moves the k-th smallest of v[lo..hi] (0-based k) to v[k], the smaller
- * ones before it and the larger after (Hoare's selection): linear time on
- * average, where sorting every sample would cost n log n. */
-static void kg_q_select(double *v, size_t lo, size_t hi, size_t k) {
-  while (lo < hi) {
-    double pivot = v[lo + (hi - lo) / 2];
-    size_t i = lo, j = hi;
-    while (i <= j) {
-      while (v[i] < pivot) i++;
-      while (v[j] > pivot) j--;
-      if (i <= j) {
-        double t = v[i];
-        v[i] = v[j];
-        v[j] = t;
-        i++;
-        if (j == 0) break;
-        j--;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return; /* between j and i: equal to the pivot, in place */
-  }
-}
-
-/* Nearest-rank percentiles of x, ps ascending, into out (null when x is
- * empty). Each selection leaves the values below its rank before it, so
- * the next, smaller rank only searches that part. x is reordered. */
-static void kg_q_pcts(kg_q_vec *x, const long long *ps, size_t nps, json_t **out) {
-  size_t hi = x->n;
-  for (size_t i = nps; i-- > 0;) {
-    if (x->n == 0) {
-      out[i] = json_null();
-      continue;
-    }
-    size_t k = kg_q_rank(ps[i], x->n) - 1;
-    kg_q_select(x->v, 0, hi - 1, k);
-    out[i] = json_real(x->v[k]);
-    hi = k + 1;
-  }
+/* The first minute a `since` (Unix seconds) covers: the minute it falls
+ * in, so that a report since now - 1h holds the whole last hour. */
+static long long kg_q_minute(double since) {
+  return since > 0 ? (long long)floor(since / 60.0) : LLONG_MIN;
 }
 
 /* --- endpoints ------------------------------------------------------------------ */
@@ -270,21 +220,52 @@ static void kg_q_pcts(kg_q_vec *x, const long long *ps, size_t nps, json_t **out
  * then each listed endpoint's latencies and locations are ranges of
  * backends_latency and locations_endpoint from `since` on. The glob is
  * tested once per endpoint (HAVING), not once per result. */
+/* The aggregates are per minute: the minute `since` falls in counts,
+ * whole, when a request of it came at or after since (its last_ts), so
+ * that "--since 1h" holds the whole last hour and "--since 1s" nothing
+ * when the last second was quiet. min(minute) is where each endpoint's
+ * latencies and locations then start. */
 static const char kg_q_ep_counts[] =
-    "SELECT endpoint, count(*), sum(equal = 0), min(ts), max(ts)"
-    " FROM results WHERE ts >= :since GROUP BY endpoint"
+    "SELECT endpoint, sum(compared), sum(differing), min(first_ts), max(last_ts),"
+    " sum(errors), min(m) FROM ("
+    "  SELECT endpoint, minute AS m, compared, differing, errors, first_ts, last_ts"
+    "  FROM agg_requests WHERE minute >= :since AND minute < :split"
+    "  AND last_ts >= :since_ts"
+    "  UNION ALL"
+    "  SELECT endpoint, hour * 60, compared, differing, errors, first_ts, last_ts"
+    "  FROM agg_requests_hour WHERE hour >= :hsplit)"
+    " GROUP BY endpoint"
     " HAVING :glob IS NULL OR (CASE WHEN :pathonly THEN"
     "  substr(endpoint, instr(endpoint, ' ') + 1) ELSE endpoint END) GLOB :glob"
     " ORDER BY 3 DESC, 2 DESC, 1 LIMIT :limit";
 
 static const char kg_q_ep_latency[] =
-    "SELECT name, role = 'master', pos, elapsed_ms, error IS NOT NULL FROM backends"
-    " WHERE endpoint = :ep AND ts >= :since AND role IN ('master', 'shadow')";
+    "SELECT backend, role = 'master', pos, hist, errors FROM agg_backends"
+    " WHERE endpoint = :ep AND minute >= :since AND minute < :split"
+    " UNION ALL"
+    " SELECT backend, role = 'master', pos, hist, errors FROM agg_backends_hour"
+    " WHERE endpoint = :ep AND hour >= :hsplit";
 
+/* The top locations, and (last column) how many distinct ones there are. */
 static const char kg_q_ep_locations[] =
-    "SELECT loc, count(*) AS c FROM locations"
-    " WHERE endpoint = :ep AND ts >= :since"
-    " GROUP BY loc ORDER BY c DESC, loc LIMIT :top";
+    "SELECT loc, sum(c) AS n, count(*) OVER () FROM ("
+    "  SELECT loc, count AS c FROM agg_locations"
+    "  WHERE endpoint = :ep AND minute >= :since AND minute < :split"
+    "  UNION ALL"
+    "  SELECT loc, count FROM agg_locations_hour WHERE endpoint = :ep AND hour >= :hsplit)"
+    " GROUP BY loc ORDER BY n DESC, loc LIMIT :top";
+
+/* Where a range from minute m0 on switches from the minute aggregates to
+ * the hourly ones: the minutes of m0's own hour come from the minute
+ * tables (so that m0's rule above holds), every later hour, whole, from
+ * the hour tables: a week is 168 rows per key, not 10,080. m0 LLONG_MIN
+ * (everything): all hours. */
+static void kg_q_bind_split(sqlite3_stmt *st, long long m0) {
+  long long h1 = m0 == LLONG_MIN ? LLONG_MIN / 60
+                                 : (m0 >= 0 ? m0 / 60 : -((-m0 + 59) / 60)) + 1;
+  kg_q_bind_int(st, ":split", m0 == LLONG_MIN ? LLONG_MIN : h1 * 60);
+  kg_q_bind_int(st, ":hsplit", h1);
+}
 
 /* Backends per endpoint beyond this are not listed (they would be a
  * config with thousands of shadows, or a hand-edited store). */
@@ -297,7 +278,7 @@ typedef struct kg_q_be {
                           least seen, "master", else "shadow" */
   long long pos;       /* the least seen */
   long long errors;
-  kg_q_vec ms;         /* successful samples */
+  kg_hist *ms;         /* owned: answered latencies, us */
 } kg_q_be;
 
 static int kg_q_be_order(const void *a, const void *b) {
@@ -313,7 +294,9 @@ typedef struct kg_q_ep {
   json_t *obj;          /* owned until added to the output */
   json_t *backends;     /* borrowed from obj */
   json_t *tops;         /* borrowed from obj */
-  long long compared, differing;
+  long long compared, differing, errors;
+  long long first_minute;  /* the first minute counted (see kg_q_ep_counts) */
+  long long split_from;    /* the report's first minute (kg_q_bind_split) */
   double attention;
   bool regression;
 } kg_q_ep;
@@ -360,18 +343,20 @@ static int kg_q_reuse(kg_storeq *q, const char *sql, sqlite3_stmt **st) {
 }
 
 /* Fills e->backends: per backend, samples, errors and nearest-rank
- * percentiles of the successful samples since `since`, master first, then
+ * percentiles of the successful samples from e->first_minute on (read
+ * back from the merged histograms), master first, then
  * by position and name. */
-static int kg_q_ep_backends(kg_storeq *q, kg_q_ep *e, double since,
-                            sqlite3_stmt **st) {
+static int kg_q_ep_backends(kg_storeq *q, kg_q_ep *e, sqlite3_stmt **st) {
   int rc = kg_q_reuse(q, kg_q_ep_latency, st);
   if (rc != SQLITE_OK) return rc;
   kg_q_bind_text(*st, ":ep", e->name);
-  kg_q_bind_double(*st, ":since", since);
+  kg_q_bind_int(*st, ":since", e->first_minute);
+  kg_q_bind_split(*st, e->split_from);
   kg_q_be be[KG_Q_MAX_BACKENDS];
   size_t nbe = 0;
-  /* The hot loop of the report: one pass over the endpoint's index range,
-   * little work per row. */
+  /* The hot loop of the report: one row per backend per minute, each a
+   * histogram blob merged into the backend's. A blob that does not decode
+   * (only a damaged store has one) leaves that minute's latencies out. */
   while ((rc = sqlite3_step(*st)) == SQLITE_ROW) {
     const char *name = kg_col_str(*st, 0);
     kg_q_be *b = NULL;
@@ -380,51 +365,58 @@ static int kg_q_ep_backends(kg_storeq *q, kg_q_ep *e, double since,
     if (b == NULL) {
       if (nbe == KG_Q_MAX_BACKENDS) continue;
       b = &be[nbe++];
-      *b = (kg_q_be){.name = kg_strdup(name), .pos = sqlite3_column_int64(*st, 2)};
+      *b = (kg_q_be){.name = kg_strdup(name), .pos = sqlite3_column_int64(*st, 2),
+                     .ms = kg_malloc(sizeof(kg_hist))};
+      kg_hist_init(b->ms);
     }
     if (sqlite3_column_int(*st, 1)) b->master = true;
     b->pos = KG_MIN(b->pos, (long long)sqlite3_column_int64(*st, 2));
-    if (sqlite3_column_int(*st, 4)) b->errors++;
-    else kg_q_vec_push(&b->ms, sqlite3_column_double(*st, 3));
+    b->errors += sqlite3_column_int64(*st, 4);
+    const void *blob = sqlite3_column_blob(*st, 3);
+    (void)kg_storeagg_hist_merge(b->ms, blob ? blob : "", (size_t)sqlite3_column_bytes(*st, 3));
   }
   qsort(be, nbe, sizeof(*be), kg_q_be_order);
   for (size_t i = 0; i < nbe; i++) {
     kg_q_be *b = &be[i];
     if (rc == SQLITE_DONE) {
-      static const long long ps[3] = {50, 90, 99};
-      json_t *pv[3];
-      size_t samples = b->ms.n;
-      kg_q_pcts(&b->ms, ps, 3, pv);
       json_t *o = json_object();
       json_object_set_new(o, "name", kg_q_str(b->name));
       json_object_set_new(o, "role", json_string(b->master ? "master" : "shadow"));
-      json_object_set_new(o, "samples", json_integer((json_int_t)samples));
+      json_object_set_new(o, "samples", json_integer((json_int_t)kg_hist_count(b->ms)));
       json_object_set_new(o, "errors", json_integer(b->errors));
-      json_object_set_new(o, "p50_ms", pv[0]);
-      json_object_set_new(o, "p90_ms", pv[1]);
-      json_object_set_new(o, "p99_ms", pv[2]);
+      long long all = (long long)kg_hist_count(b->ms) + b->errors;
+      json_object_set_new(o, "error_rate",
+                          json_real(all ? round((double)b->errors / (double)all * 1e6) / 1e6 : 0));
+      json_object_set_new(o, "p50_ms", kg_q_pct(b->ms, 50));
+      json_object_set_new(o, "p90_ms", kg_q_pct(b->ms, 90));
+      json_object_set_new(o, "p99_ms", kg_q_pct(b->ms, 99));
       json_array_append_new(e->backends, o);
     }
     free(b->name);
-    free(b->ms.v);
+    free(b->ms);
   }
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* Fills e->tops: the locations most results of the endpoint differed at
- * since `since`, most first. */
-static int kg_q_ep_tops(kg_storeq *q, kg_q_ep *e, double since, sqlite3_stmt **st) {
+ * from e->first_minute on, most first; and e's "locations", how many
+ * distinct ones there are. */
+static int kg_q_ep_tops(kg_storeq *q, kg_q_ep *e, sqlite3_stmt **st) {
   int rc = kg_q_reuse(q, kg_q_ep_locations, st);
   if (rc != SQLITE_OK) return rc;
   kg_q_bind_text(*st, ":ep", e->name);
-  kg_q_bind_double(*st, ":since", since);
+  kg_q_bind_int(*st, ":since", e->first_minute);
+  kg_q_bind_split(*st, e->split_from);
   kg_q_bind_int(*st, ":top", KG_STOREQ_TOP_LOCATIONS);
+  long long distinct = 0;
   while ((rc = sqlite3_step(*st)) == SQLITE_ROW) {
+    distinct = sqlite3_column_int64(*st, 2);
     json_t *t = json_object();
     json_object_set_new(t, "location", kg_col_text(*st, 0));
     json_object_set_new(t, "count", kg_col_int(*st, 1));
     json_array_append_new(e->tops, t);
   }
+  json_object_set_new(e->obj, "locations", json_integer(distinct));
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -439,11 +431,13 @@ static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
   sqlite3_stmt *st = NULL, *lat = NULL, *loc = NULL;
   kg_q_ep *eps = NULL;
   size_t n = 0;
-  long long total = 0, differing = 0;
+  long long total = 0, differing = 0, errors = 0;
   json_t *out = NULL;
   int rc = kg_q_prepare(q, kg_q_ep_counts, &st);
   if (rc != SQLITE_OK) goto fail;
-  kg_q_bind_double(st, ":since", a->since);
+  kg_q_bind_int(st, ":since", kg_q_minute(a->since));
+  kg_q_bind_double(st, ":since_ts", a->since);
+  kg_q_bind_split(st, kg_q_minute(a->since));
   kg_q_bind_text(st, ":glob", a->glob);
   kg_q_bind_int(st, ":pathonly", a->glob && strchr(a->glob, ' ') == NULL);
   kg_q_bind_int(st, ":limit", KG_STOREQ_MAX_ENDPOINTS);
@@ -455,13 +449,20 @@ static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
     e->name = json_string_value(json_object_get(e->obj, "endpoint"));
     e->compared = sqlite3_column_int64(st, 1);
     e->differing = sqlite3_column_int64(st, 2);
+    e->errors = sqlite3_column_int64(st, 5);
+    e->first_minute = sqlite3_column_int64(st, 6);
+    e->split_from = kg_q_minute(a->since);
     double rate = e->compared ? (double)e->differing / (double)e->compared : 0;
+    double erate = e->compared ? (double)e->errors / (double)e->compared : 0;
     e->attention = (double)e->differing * rate;
     total += e->compared;
     differing += e->differing;
+    errors += e->errors;
     json_object_set_new(e->obj, "compared", json_integer(e->compared));
     json_object_set_new(e->obj, "differing", json_integer(e->differing));
     json_object_set_new(e->obj, "difference_rate", json_real(round(rate * 1e6) / 1e6));
+    json_object_set_new(e->obj, "errors", json_integer(e->errors));
+    json_object_set_new(e->obj, "error_rate", json_real(round(erate * 1e6) / 1e6));
     json_object_set_new(e->obj, "first_ts", kg_col_real(st, 3));
     json_object_set_new(e->obj, "last_ts", kg_col_real(st, 4));
     e->tops = json_array();
@@ -474,8 +475,8 @@ static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
   st = NULL;
 
   for (size_t i = 0; i < n; i++) {
-    rc = kg_q_ep_backends(q, &eps[i], a->since, &lat);
-    if (rc == SQLITE_OK) rc = kg_q_ep_tops(q, &eps[i], a->since, &loc);
+    rc = kg_q_ep_backends(q, &eps[i], &lat);
+    if (rc == SQLITE_OK) rc = kg_q_ep_tops(q, &eps[i], &loc);
     if (rc != SQLITE_OK) goto fail;
   }
   sqlite3_finalize(lat);
@@ -493,6 +494,7 @@ static json_t *kg_q_endpoints(kg_storeq *q, void *arg) {
   json_object_set_new(out, "since", json_real(a->since));
   json_object_set_new(out, "compared", json_integer(total));
   json_object_set_new(out, "differing", json_integer(differing));
+  json_object_set_new(out, "errors", json_integer(errors));
   json_object_set_new(out, "regression_factor", json_real(a->factor));
   json_t *list = json_array();
   for (size_t i = 0; i < n; i++) json_array_append_new(list, eps[i].obj);
@@ -772,106 +774,133 @@ typedef struct kg_q_ts_args {
 
 /* One time bucket while rows are read. */
 typedef struct kg_q_slot {
-  long long compared, differing;
-  kg_q_vec master, shadow;   /* successful samples; shadows pooled */
+  long long compared, differing, errors;
+  json_t *pct[4];   /* owned until output: master p50, p90, shadow p50, p90 */
 } kg_q_slot;
 
-/* Buckets are made here rather than by GROUP BY: the rows come from
- * covering indexes in no useful order, and a bucket's slot is its offset
- * from the newest bucket, of which there are at most
- * KG_STOREQ_MAX_BUCKETS, so counting is one pass and only the latencies
- * need sorting. */
+/* Puts the percentiles of the histograms m and sh into slot (when it has
+ * none yet) and empties them. */
+static void kg_q_slot_close(kg_q_slot *slot, kg_hist *m, kg_hist *sh) {
+  if (slot && slot->pct[0] == NULL) {
+    slot->pct[0] = kg_q_pct(m, 50);
+    slot->pct[1] = kg_q_pct(m, 90);
+    slot->pct[2] = kg_q_pct(sh, 50);
+    slot->pct[3] = kg_q_pct(sh, 90);
+  }
+  kg_hist_init(m);
+  kg_hist_init(sh);
+}
+
+/* Buckets are whole minutes, the aggregates' grain, and at most the
+ * newest KG_STOREQ_MAX_BUCKETS of them. The counts are a GROUP BY; the
+ * latency rows come in minute order, so only the current bucket's two
+ * histograms (master, every shadow pooled) are ever in memory. */
 static json_t *kg_q_timeseries(kg_storeq *q, void *arg) {
   const kg_q_ts_args *a = arg;
   sqlite3_stmt *st = NULL;
   kg_q_slot *slots = NULL;
-  const size_t nslots = KG_STOREQ_MAX_BUCKETS + 1; /* + 1: rounding slack */
-  long long lo = 0;
-  double since = a->since;
+  kg_hist *m = kg_malloc(sizeof(kg_hist)), *sh = kg_malloc(sizeof(kg_hist));
+  kg_hist_init(m);
+  kg_hist_init(sh);
+  const size_t nslots = KG_STOREQ_MAX_BUCKETS;
+  double bm = ceil(a->bucket / 60.0); /* minutes per bucket */
+  long long per = bm < 1 ? 1 : bm > 1e9 ? 1000000000LL : (long long)bm;
+  double bucket = (double)per * 60.0;
+  long long lo = 0, since = kg_q_minute(a->since);
+  /* Buckets of whole hours read the hourly aggregates (60 times fewer
+   * rows); since then starts at its hour. */
+  bool hourly = per % 60 == 0;
+  if (hourly && since != LLONG_MIN) since = (since >= 0 ? since / 60 : -((-since + 59) / 60)) * 60;
+  char sql[400];
+  const char *grain = hourly ? "hour * 60" : "minute";
+  const char *sfx = hourly ? "_hour" : "";
+  const char *key = hourly ? "hour >= :since / 60" : "minute >= :since";
   json_t *list = json_array(), *out = NULL;
-  /* Only the newest KG_STOREQ_MAX_BUCKETS buckets: start no earlier than
-   * that many buckets before the newest result. */
-  int rc = kg_q_prepare(q, a->endpoint
-                               ? "SELECT max(ts) FROM results WHERE endpoint = :endpoint"
-                               : "SELECT max(ts) FROM results",
-                        &st);
+  snprintf(sql, sizeof(sql), "SELECT max(%s) FROM agg_requests%s%s", grain, sfx,
+           a->endpoint ? " WHERE endpoint = :endpoint" : "");
+  int rc = kg_q_prepare(q, sql, &st);
   if (rc != SQLITE_OK) goto fail;
   kg_q_bind_text(st, ":endpoint", a->endpoint);
   rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) goto fail;
   bool empty = sqlite3_column_type(st, 0) == SQLITE_NULL;
   if (!empty) {
-    double newest = floor(sqlite3_column_double(st, 0) / a->bucket);
-    since = KG_MAX(since, (newest - KG_STOREQ_MAX_BUCKETS + 1) * a->bucket);
-    lo = (long long)newest - KG_STOREQ_MAX_BUCKETS;
+    long long newest = sqlite3_column_int64(st, 0);
+    /* floor division: minutes are never negative in practice, but a
+     * hand-edited store may say anything */
+    long long nb = newest >= 0 ? newest / per : -((-newest + per - 1) / per);
+    lo = nb - (long long)nslots + 1;
+    if (since == LLONG_MIN || since < lo * per) since = lo * per;
   }
   sqlite3_finalize(st);
   st = NULL;
   if (empty) goto done;
   slots = kg_calloc(nslots, sizeof(*slots));
 
-  rc = kg_q_prepare(q, a->endpoint
-                           ? "SELECT ts, equal FROM results"
-                             " WHERE ts >= :since AND endpoint = :endpoint"
-                           : "SELECT ts, equal FROM results WHERE ts >= :since",
-                    &st);
+  snprintf(sql, sizeof(sql),
+           "SELECT %s AS m, sum(compared), sum(differing), sum(errors) FROM agg_requests%s"
+           " WHERE %s%s GROUP BY m", grain, sfx, key,
+           a->endpoint ? " AND endpoint = :endpoint" : "");
+  rc = kg_q_prepare(q, sql, &st);
   if (rc != SQLITE_OK) goto fail;
-  kg_q_bind_double(st, ":since", since);
+  kg_q_bind_int(st, ":since", since);
   kg_q_bind_text(st, ":endpoint", a->endpoint);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    /* CAST(ts / bucket AS INTEGER): truncation, as C's cast */
-    long long k = (long long)(sqlite3_column_double(st, 0) / a->bucket) - lo;
-    if (k < 0 || (size_t)k >= nslots) continue; /* newer than max(ts): never */
-    slots[k].compared++;
-    if (sqlite3_column_int(st, 1) == 0) slots[k].differing++;
+    long long k = sqlite3_column_int64(st, 0) / per - lo;
+    if (k < 0 || (size_t)k >= nslots) continue; /* newer than max: never */
+    slots[k].compared += sqlite3_column_int64(st, 1);
+    slots[k].differing += sqlite3_column_int64(st, 2);
+    slots[k].errors += sqlite3_column_int64(st, 3);
   }
   if (rc != SQLITE_DONE) goto fail;
   sqlite3_finalize(st);
   st = NULL;
 
-  rc = kg_q_prepare(q, a->endpoint
-                           ? "SELECT ts, role = 'master', elapsed_ms FROM backends"
-                             " WHERE endpoint = :endpoint AND ts >= :since"
-                             " AND role IN ('master', 'shadow') AND error IS NULL"
-                           : "SELECT ts, role = 'master', elapsed_ms FROM backends"
-                             " WHERE ts >= :since AND role IN ('master', 'shadow')"
-                             " AND error IS NULL",
-                    &st);
+  snprintf(sql, sizeof(sql),
+           "SELECT %s AS m, role = 'master', hist FROM agg_backends%s WHERE %s%s ORDER BY m",
+           grain, sfx, key, a->endpoint ? " AND endpoint = :endpoint" : "");
+  rc = kg_q_prepare(q, sql, &st);
   if (rc != SQLITE_OK) goto fail;
-  kg_q_bind_double(st, ":since", since);
+  kg_q_bind_int(st, ":since", since);
   kg_q_bind_text(st, ":endpoint", a->endpoint);
+  long long cur = -1;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    long long k = (long long)(sqlite3_column_double(st, 0) / a->bucket) - lo;
+    long long k = sqlite3_column_int64(st, 0) / per - lo;
     if (k < 0 || (size_t)k >= nslots) continue;
-    kg_q_vec_push(sqlite3_column_int(st, 1) ? &slots[k].master : &slots[k].shadow,
-                  sqlite3_column_double(st, 2));
+    if (k != cur) {
+      kg_q_slot_close(cur >= 0 ? &slots[cur] : NULL, m, sh);
+      cur = k;
+    }
+    const void *blob = sqlite3_column_blob(st, 2);
+    (void)kg_storeagg_hist_merge(sqlite3_column_int(st, 1) ? m : sh, blob ? blob : "",
+                                 (size_t)sqlite3_column_bytes(st, 2));
   }
   if (rc != SQLITE_DONE) goto fail;
+  kg_q_slot_close(cur >= 0 ? &slots[cur] : NULL, m, sh);
   sqlite3_finalize(st);
   st = NULL;
 
   for (size_t k = 0; k < nslots; k++) {
     kg_q_slot *sl = &slots[k];
     if (sl->compared == 0) continue; /* only buckets with results */
-    static const long long ps[2] = {50, 90};
-    json_t *mp[2], *sp[2];
-    kg_q_pcts(&sl->master, ps, 2, mp);
-    kg_q_pcts(&sl->shadow, ps, 2, sp);
+    static const char *const names[4] = {"master_p50_ms", "master_p90_ms",
+                                         "shadow_p50_ms", "shadow_p90_ms"};
     json_t *b = json_object();
-    json_object_set_new(b, "t", json_real((double)(lo + (long long)k) * a->bucket));
+    json_object_set_new(b, "t", json_real((double)(lo + (long long)k) * bucket));
     json_object_set_new(b, "compared", json_integer(sl->compared));
     json_object_set_new(b, "differing", json_integer(sl->differing));
-    json_object_set_new(b, "master_p50_ms", mp[0]);
-    json_object_set_new(b, "master_p90_ms", mp[1]);
-    json_object_set_new(b, "shadow_p50_ms", sp[0]);
-    json_object_set_new(b, "shadow_p90_ms", sp[1]);
+    json_object_set_new(b, "errors", json_integer(sl->errors));
+    for (size_t i = 0; i < 4; i++) {
+      json_object_set_new(b, names[i], sl->pct[i] ? sl->pct[i] : json_null());
+      sl->pct[i] = NULL;
+    }
     json_array_append_new(list, b);
   }
 done:
   out = json_object();
-  json_object_set_new(out, "bucket_seconds", json_real(a->bucket));
+  json_object_set_new(out, "bucket_seconds", json_real(bucket));
   json_object_set_new(out, "endpoint", a->endpoint ? json_string(a->endpoint) : json_null());
-  json_object_set_new(out, "since", json_real(since));
+  json_object_set_new(out, "since", json_real(since == LLONG_MIN ? 0 : (double)since * 60.0));
   json_object_set_new(out, "buckets", list);
   list = NULL;
   rc = SQLITE_OK;
@@ -881,11 +910,11 @@ fail:
     out = NULL;
   }
   sqlite3_finalize(st);
-  for (size_t k = 0; slots && k < nslots; k++) {
-    free(slots[k].master.v);
-    free(slots[k].shadow.v);
-  }
+  for (size_t k = 0; slots && k < nslots; k++)
+    for (size_t i = 0; i < 4; i++) json_decref(slots[k].pct[i]);
   free(slots);
+  free(m);
+  free(sh);
   json_decref(list);
   return out;
 }

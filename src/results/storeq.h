@@ -9,15 +9,20 @@
  *
  * Every query is bounded (the KG_STOREQ_MAX_* limits below) and every
  * value from outside (endpoint names, globs, ids) is a bound parameter.
- * The aggregates read index ranges only (store.c's indexes), no JSON and
- * no join per result: on a full store (100,000 results) a report over
- * everything costs about a tenth of a second.
+ * The report and the time series read the per-minute aggregates (store.h),
+ * so their cost grows with endpoints x backends x minutes, never with
+ * traffic: 7 days of 50 endpoints x 2 backends take well under a second
+ * (bench/store_report.py). Aggregates are per minute: `since` takes in the
+ * whole minute it falls in when a request of that minute came at or after
+ * it.
  *
  * Each query returns a new json_t (the caller json_decref()s it) or NULL
  * on failure, with kg_storeq_errcode/kg_storeq_errmsg saying why. Times
  * are Unix seconds (numbers) plus ISO-8601 UTC text where a person reads
  * them; latencies are milliseconds. Percentiles are by nearest rank over
- * the backends that answered (failures are counted apart, as errors). */
+ * the backends that answered (failures are counted apart, as errors),
+ * read from log-linear histograms: never below the exact value, above it
+ * by at most 1/128 (histogram.h). */
 #ifndef KG_STOREQ_H
 #define KG_STOREQ_H
 
@@ -59,24 +64,31 @@ const char *kg_storeq_errmsg(const kg_storeq *q);
  * the path alone when it holds no space ("/api/" then '*' matches every
  * method; written apart here only because C comments cannot hold them).
  *
- *   {"since": 0, "compared": N, "differing": N, "regression_factor": 1.5,
+ *   {"since": 0, "compared": N, "differing": N, "errors": N,
+ *    "regression_factor": 1.5,
  *    "endpoints": [
  *     {"endpoint": "GET /users/:id", "compared": 120, "differing": 30,
- *      "difference_rate": 0.25, "first_ts": 1.7e9, "last_ts": 1.7e9,
- *      "top_differences": [{"location": "$.items[*].price", "count": 28},
+ *      "difference_rate": 0.25, "errors": 2, "error_rate": 0.016667,
+ *      "first_ts": 1.7e9, "last_ts": 1.7e9,
+ *      "top_differences": [{"location": "$.items[3].price", "count": 28},
  *                          {"location": "header:etag", "count": 3}, ...],
+ *      "locations": 7,   (distinct locations, of which the top 5 are listed)
  *      "backends": [
  *        {"name": "production", "role": "master", "samples": 120,
- *         "errors": 0, "p50_ms": 1.9, "p90_ms": 3.1, "p99_ms": 8.2},
+ *         "errors": 0, "error_rate": 0, "p50_ms": 1.9, "p90_ms": 3.1,
+ *         "p99_ms": 8.2},
  *        {"name": "newdb", "role": "shadow", "samples": 118, "errors": 2,
- *         "p50_ms": 2.3, "p90_ms": 5.9, "p99_ms": 11.0,
- *         "p90_ratio": 1.9, "regression": true}],
+ *         "error_rate": 0.016667, "p50_ms": 2.3, "p90_ms": 5.9,
+ *         "p99_ms": 11.0, "p90_ratio": 1.9, "regression": true}],
  *      "regression": true, "attention": 7.5}, ...]}
  *
- * Locations are the differences' patterns: JSON paths and XPaths with
- * indices generalised ([*]), "text:<first changed line, digits as #>" for
- * text, "header:<name>", "status", and "error: <why>" for failed
- * backends; counts are of results. The percentiles are null when a
+ * A request is differing when a shadow answered and differs from the
+ * master's answer; it is an error, not a difference, when the master or
+ * its shadows failed (a dead shadow says nothing about the new version).
+ * Locations are the differing results' differences' patterns, concrete
+ * (JSON paths and XPaths with their indices: p[1] and p[2] are two),
+ * "text:<line and shapes>" for text, "header:<name>", "status"; counts
+ * are of results. The percentiles are null when a
  * backend has no successful sample. A shadow is flagged ("regression")
  * when its p90 is over regression_factor times the master's, with at
  * least KG_STOREQ_MIN_SAMPLES samples each (the proxy's own rule).
@@ -135,11 +147,13 @@ json_t *kg_storeq_result(kg_storeq *q, const char *id);
  *
  *   {"bucket_seconds": 60, "endpoint": null, "since": ...,
  *    "buckets": [{"t": <bucket start>, "compared": 10, "differing": 2,
- *                 "master_p50_ms", "master_p90_ms",
+ *                 "errors": 0, "master_p50_ms", "master_p90_ms",
  *                 "shadow_p50_ms", "shadow_p90_ms"}, ...]}
  *
  * in time order; only buckets with results appear; at most the newest
- * KG_STOREQ_MAX_BUCKETS. Shadow percentiles pool every shadow. */
+ * KG_STOREQ_MAX_BUCKETS. Buckets are whole minutes (bucket_seconds is
+ * rounded up to one, and says what was used); since starts at its
+ * minute. Shadow percentiles pool every shadow. */
 json_t *kg_storeq_timeseries(kg_storeq *q, const char *endpoint,
                              double bucket_seconds, double since_ts);
 

@@ -178,11 +178,42 @@ return {
       assert.match(api.text, /100%/, "every /api/products response differs: " + api.text);
       assert.ok(rows.some((r) => r.endpoint === "GET /about" && /\b0%/.test(r.text)),
         "GET /about never differs");
+
       await page.waitForSelector("#cards .card");
       await page.waitForFunction(() => document.querySelector("#status").classList.contains("live"));
       await page.waitForSelector("#results tbody tr");
       await sleep(300); // let the chart settle before the picture
       await page.screenshot({ path: path.join(SHOTS, "dashboard-overview.png"), fullPage: true });
+    });
+
+    await t.test("locations beyond the listed four are counted, failures apart", async () => {
+      // The shop has few locations per endpoint and no failing shadow, so
+      // the API's answer is edited on its way to the page: as a store with
+      // many locations and failed requests would answer.
+      const edit = async (route) => {
+        const r = await route.fetch();
+        const j = await r.json();
+        const ep = j.endpoints.find((e) => e.endpoint === "GET /api/products");
+        ep.locations = ep.top_differences.length + 7;
+        ep.errors = 3;
+        ep.error_rate = 3 / ep.compared;
+        await route.fulfill({ response: r, json: j });
+      };
+      await page.route(/\/api\/endpoints/, edit);
+      // the page's next refresh (a reload would abort its requests)
+      await page.waitForFunction(() => /\+\d+ more/.test(document.querySelector(
+        '#endpoints tbody tr[data-endpoint="GET /api/products"]')?.innerText || ""));
+      const text = await page.textContent('#endpoints tbody tr[data-endpoint="GET /api/products"]');
+      const listed = await page.$$eval('#endpoints tbody tr[data-endpoint="GET /api/products"] .chip',
+        (els) => els.length);
+      assert.ok(listed <= 4, "chips: " + listed);
+      const shown = JSON.parse((await fetchText(admin + "/api/endpoints", AUTH)).text).endpoints
+        .find((e) => e.endpoint === "GET /api/products").top_differences.length;
+      assert.match(text, new RegExp("\\+" + (shown + 7 - Math.min(4, shown)) + " more"), text);
+      assert.match(text, /3 failed/, text);
+      const about = await page.textContent('#endpoints tbody tr[data-endpoint="GET /about"]');
+      assert.doesNotMatch(about, /more|failed/, about);
+      await page.unroute(/\/api\/endpoints/, edit);
     });
 
     await t.test("a JSON result opens side by side with its paths highlighted", async () => {

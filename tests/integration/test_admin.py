@@ -292,6 +292,26 @@ def send_traffic(k, n_diff=6, n_same=4):
 
 
 # --- /metrics ---------------------------------------------------------------
+def test_failed_shadow_is_not_differing(make_backend, start_kagami):
+    """A refused shadow makes failed comparisons, counted apart from the
+    differing ones in /metrics and in the API (issue 12)."""
+    production = make_backend("production")
+    dead = make_backend("newdb", fault="refuse")
+    port = free_port()
+    k = start_kagami([production, dead], options={"admin": port})
+    for i in range(3):
+        assert k.get("/api/%d" % i).status == 200
+    fams = wait_metrics(port, lambda f: sample(f, "kagami_compared_total") >= 3)
+    assert sample(fams, "kagami_differing_total") == 0
+    assert sample(fams, "kagami_compare_failed_total") == 3
+    wait_stored(port, 3)
+    (e,) = api(port, "/api/endpoints")["endpoints"]
+    assert (e["differing"], e["errors"], e["error_rate"]) == (0, 3, 1.0)
+    series = api(port, "/api/timeseries?bucket=60")["buckets"]
+    assert sum(b["errors"] for b in series) == 3
+    assert sum(b["differing"] for b in series) == 0
+
+
 def test_metrics_format_and_counts(admin):
     k = admin()
     send_traffic(k)
@@ -299,7 +319,7 @@ def test_metrics_format_and_counts(admin):
         f, "kagami_compared_total") >= 10)
     for fam in ("kagami_requests_total", "kagami_shadowed_total",
                 "kagami_compared_total", "kagami_differing_total",
-                "kagami_dropped_total", "kagami_results_dropped_total",
+                "kagami_compare_failed_total", "kagami_dropped_total", "kagami_results_dropped_total",
                 "kagami_backend_requests_total", "kagami_backend_errors_total",
                 "kagami_connections_open", "kagami_backend_latency_seconds",
                 "kagami_results_pending", "kagami_backend_inflight"):
@@ -563,13 +583,13 @@ def api(port, target, token=None, status=200):
 
 
 def wait_stored(port, count, token=None, timeout=10.0):
-    """Polls until the store holds `count` results (writes are batched)."""
+    """Polls until the store has counted `count` results (writes are
+    batched; every result is counted, only some are kept one by one)."""
     deadline = time.monotonic() + timeout
     while True:
-        got = api(port, "/api/results?limit=1000", token)["results"]
-        if len(got) >= count or time.monotonic() > deadline:
-            assert len(got) >= count, "%d results stored, wanted %d" % (
-                len(got), count)
+        got = api(port, "/api/endpoints", token)["compared"]
+        if got >= count or time.monotonic() > deadline:
+            assert got >= count, "%d results stored, wanted %d" % (got, count)
             return got
         time.sleep(0.1)
 
@@ -608,8 +628,11 @@ def test_api_after_traffic(admin):
     ids = [r["id"] for r in page["results"] + rest["results"]]
     assert len(ids) == 6 == len(set(ids))
     assert ids == sorted(ids, reverse=True)  # newest first
-    equal = api(port, "/api/results?" + q(differing=0), TOKEN)["results"]
-    assert len(equal) == 10
+    # Every differing result is kept, and a sample of the equal ones: the
+    # first two per endpoint per minute (store_keep_equal_per_minute).
+    every = api(port, "/api/results?" + q(differing=0), TOKEN)["results"]
+    assert 8 <= len(every) <= 10
+    assert sum(not r["equal"] for r in every) == 6
 
     one = api(port, "/api/results/" + ids[0], TOKEN)
     assert one["id"] == ids[0] and one["url"].startswith("/diff")

@@ -27,10 +27,11 @@ def store_path(k):
 
 
 def stored_count(path):
-    """Results in the store, read by another process's connection."""
+    """Results counted in the store (every compared request, in the
+    aggregates), read by another process's connection."""
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
     try:
-        return db.execute("SELECT count(*) FROM results").fetchone()[0]
+        return db.execute("SELECT coalesce(sum(compared), 0) FROM agg_requests").fetchone()[0]
     finally:
         db.close()
 
@@ -110,7 +111,7 @@ def only_id(db, url):
 
 # --- report -----------------------------------------------------------------
 REPORT_TEXT = """\
-store STORE: 10 requests compared, 5 differing (50.0%)
+store STORE: 10 requests compared, 5 differing (50.0%), 0 failed (0.0%)
 
 ENDPOINT       COMPARED  DIFFERING    RATE  BACKEND     ROLE      P50 MS    P99 MS  ERRORS  FLAG
 GET /diff             3          3  100.0%  production  master      #.##      #.##       0
@@ -162,6 +163,55 @@ def test_report_json(run):
             assert b["samples"] == e["compared"] and b["errors"] == 0
             assert 0 <= b["p50_ms"] <= b["p90_ms"] <= b["p99_ms"] < 5000
         assert e["backends"][1]["regression"] is False  # under 20 samples
+
+
+def test_report_keeps_locations_apart(make_backend, start_kagami):
+    """Two sibling elements that differ are two rows, each counted: one
+    may be noise and the other a real change, and merging them into
+    /html/body/p/text() would hide which is which (issue 12)."""
+    production = make_backend("production")
+    newdb = make_backend("newdb", variant="newdb")
+    k = start_kagami([production, newdb])
+    with k.connect() as c:
+        for _ in range(3):
+            assert c.request("GET", "/precise/html?real=1").status == 200
+    wait_stored(store_path(k), 3)
+    assert k.stop() == 0
+    p = report("--db", store_path(k), "--format", "json")
+    assert p.returncode == 0, p.stderr
+    (e,) = json.loads(p.stdout)["endpoints"]
+    tops = {t["location"]: t["count"] for t in e["top_differences"]}
+    assert tops == {"/html/body/p[1]/text()": 3, "/html/body/p[2]/text()": 3}
+    assert e["locations"] == 2
+    p = report("--db", store_path(k))
+    assert "/html/body/p[1]/text()" in p.stdout
+    assert "/html/body/p[2]/text()" in p.stdout
+    assert "/html/body/p/text()" not in p.stdout
+
+
+def test_report_failed_shadow_is_not_a_difference(make_backend, start_kagami):
+    """A refused shadow makes errors, reported apart: a JSON endpoint whose
+    shadow is down is 0% differing and 100% failed, not 100% differing."""
+    production = make_backend("production")
+    dead = make_backend("newdb", fault="refuse")
+    k = start_kagami([production, dead])
+    with k.connect() as c:
+        for i in range(4):
+            assert c.request("GET", "/api/%d" % i).status == 200
+    wait_stored(store_path(k), 4)
+    assert k.stop() == 0
+    p = report("--db", store_path(k), "--format", "json")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    (e,) = r["endpoints"]
+    assert (e["compared"], e["differing"], e["errors"]) == (4, 0, 4)
+    assert e["difference_rate"] == 0 and e["error_rate"] == 1.0
+    assert e["top_differences"] == []
+    shadow = e["backends"][1]
+    assert shadow["name"] == "newdb" and shadow["errors"] == 4
+    assert shadow["error_rate"] == 1.0
+    p = report("--db", store_path(k))
+    assert "4 requests compared, 0 differing (0.0%), 4 failed (100.0%)" in p.stdout
 
 
 def test_report_filters_and_exit_codes(run, tmp_path):
@@ -369,14 +419,15 @@ def test_store_readable_while_running(proxy):
     reader = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
     assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     reader.execute("BEGIN")
-    assert reader.execute("SELECT count(*) FROM results").fetchone()[0] == 5
+    counted = "SELECT sum(compared) FROM agg_requests"
+    assert reader.execute(counted).fetchone()[0] == 5
     for i in range(5):
         assert k.get("/diff?n=%d" % i).status == 200
     wait_stored(db, 10)  # new rows visible to a new reader meanwhile
     # The old snapshot is stable until it ends.
-    assert reader.execute("SELECT count(*) FROM results").fetchone()[0] == 5
+    assert reader.execute(counted).fetchone()[0] == 5
     reader.execute("COMMIT")
-    assert reader.execute("SELECT count(*) FROM results").fetchone()[0] == 10
+    assert reader.execute(counted).fetchone()[0] == 10
     reader.close()
     # kagami report works on the live store too.
     p = report("--db", db, "--format", "json")
@@ -401,7 +452,10 @@ def test_secrets_never_reach_the_file(run):
 def test_retention_by_rows(make_backend, start_kagami):
     production = make_backend("production")
     newdb = make_backend("newdb", variant="newdb")
-    k = start_kagami([production, newdb], options={"store_max_rows": 5})
+    # Every equal result kept one by one, so that the total bound is what
+    # decides (old configs' only retention key, still honoured).
+    k = start_kagami([production, newdb], options={
+        "store_max_rows": 5, "store_keep_equal_per_minute": 100})
     with k.connect() as c:
         for i in range(12):
             assert c.request("GET", "/text/%d" % (i + 1)).status == 200

@@ -41,6 +41,11 @@ static int setup(void **state) {
   snprintf(f->path, sizeof(f->path), "%s/kagami.db", f->dir);
   f->cfg.store_path = f->path;
   f->cfg.store_max_rows = 100000;
+  /* Keep every result one by one, as the tests of what a result holds
+   * need; the tests of the shares and the sample lower these. */
+  f->cfg.store_keep_differing = 100000;
+  f->cfg.store_keep_equal = 100000;
+  f->cfg.store_keep_equal_per_minute = 100000;
   f->cfg.store_max_days = 7;
   f->cfg.store_max_body_bytes = 256 * 1024;
   const char *names[] = {"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
@@ -203,7 +208,7 @@ static void test_creates_schema_in_wal_mode(void **state) {
   assert_string_equal(mode, "wal");
   free(mode);
   char *v = db_text(db, "SELECT value FROM meta WHERE key = 'schema_version'");
-  assert_string_equal(v, "2");
+  assert_string_equal(v, "3");
   free(v);
   assert_int_equal(db_int(db, "SELECT count(*) FROM results"), 3);
   assert_int_equal(db_int(db, "SELECT count(*) FROM backends"), 6);
@@ -541,6 +546,11 @@ static kg_storeq *q_open(fixture *f) {
   return q;
 }
 
+/* got is want read back from a histogram: never below, at most 1/128 above. */
+static bool near(double got, double want) {
+  return got >= want - 1e-9 && got <= want * (1 + 1.0 / 128) + 1e-9;
+}
+
 static json_t *find_endpoint(json_t *r, const char *name) {
   size_t i;
   json_t *e;
@@ -583,7 +593,10 @@ static void test_query_endpoints(void **state) {
                       "GET /busy");
   json_t *busy = find_endpoint(r, "GET /busy");
   assert_int_equal(json_integer_value(json_object_get(busy, "compared")), 101);
-  assert_int_equal(json_integer_value(json_object_get(busy, "differing")), 11);
+  /* The request whose only shadow timed out is an error, not a difference. */
+  assert_int_equal(json_integer_value(json_object_get(busy, "differing")), 10);
+  assert_int_equal(json_integer_value(json_object_get(busy, "errors")), 1);
+  assert_true(json_real_value(json_object_get(busy, "error_rate")) == 0.009901);
   json_t *bes = json_object_get(busy, "backends");
   assert_int_equal(json_array_size(bes), 2);
   json_t *m = json_array_get(bes, 0), *sh = json_array_get(bes, 1);
@@ -591,20 +604,20 @@ static void test_query_endpoints(void **state) {
   assert_int_equal(json_integer_value(json_object_get(m, "samples")), 101);
   assert_int_equal(json_integer_value(json_object_get(sh, "samples")), 100);
   assert_int_equal(json_integer_value(json_object_get(sh, "errors")), 1);
-  /* master: 1..10 ms ten times each (+1 ms): p50 = 5, p90 = 9, p99 = 10. */
-  assert_true(json_real_value(json_object_get(m, "p50_ms")) == 5.0);
-  assert_true(json_real_value(json_object_get(m, "p90_ms")) == 9.0);
-  assert_true(json_real_value(json_object_get(m, "p99_ms")) == 10.0);
+  /* master: 1..10 ms ten times each (+1 ms): p50 = 5, p90 = 9, p99 = 10,
+   * each read back from the histogram within 1/128 above. */
+  assert_true(near(json_real_value(json_object_get(m, "p50_ms")), 5.0));
+  assert_true(near(json_real_value(json_object_get(m, "p90_ms")), 9.0));
+  assert_true(near(json_real_value(json_object_get(m, "p99_ms")), 10.0));
   assert_true(json_is_false(json_object_get(sh, "regression")));
-  /* Top locations: the text pattern in 11 results, the error in 1. */
+  /* Top locations: the text pattern in the 10 differing results; the
+   * failed shadow is an error, counted apart, not a location. */
   json_t *tops = json_object_get(busy, "top_differences");
-  assert_int_equal(json_array_size(tops), 2);
+  assert_int_equal(json_array_size(tops), 1);
+  assert_int_equal(json_integer_value(json_object_get(busy, "locations")), 1);
   assert_string_equal(json_string_value(json_object_get(json_array_get(tops, 0), "location")),
                       "text:price: #.#");
-  assert_int_equal(json_integer_value(json_object_get(json_array_get(tops, 0), "count")), 11);
-  assert_int_equal(json_integer_value(json_object_get(json_array_get(tops, 1), "count")), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(tops, 1), "location")),
-                      "error: timeout");
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(tops, 0), "count")), 10);
   json_decref(r);
 
   /* A lower factor flags /busy's shadow, which then comes first. */
@@ -711,9 +724,9 @@ static void test_query_timeseries(void **state) {
   assert_int_equal(json_integer_value(json_object_get(b1, "compared")), 25);
   assert_int_equal(json_integer_value(json_object_get(b1, "differing")), 25);
   /* master 1..10 ms once each in the first bucket: p50 5, p90 9. */
-  assert_true(json_real_value(json_object_get(b0, "master_p50_ms")) == 5.0);
-  assert_true(json_real_value(json_object_get(b0, "master_p90_ms")) == 9.0);
-  assert_true(json_real_value(json_object_get(b0, "shadow_p90_ms")) == 10.0);
+  assert_true(near(json_real_value(json_object_get(b0, "master_p50_ms")), 5.0));
+  assert_true(near(json_real_value(json_object_get(b0, "master_p90_ms")), 9.0));
+  assert_true(near(json_real_value(json_object_get(b0, "shadow_p90_ms")), 10.0));
   json_decref(r);
   r = kg_storeq_timeseries(q, "GET /b", 60, 0);
   assert_int_equal(json_array_size(json_object_get(r, "buckets")), 1);
@@ -826,15 +839,28 @@ static void write_mixed(kg_store *s, int n, double t0) {
 
 /* The queries kagami's readers ran before the store kept aggregates
  * (schema version 1): straightforward SQL over the results' and backends'
- * columns, JSON parsed per row. The oracle for the fast paths. */
+ * columns, JSON parsed per row, with every result kept (the fixture's
+ * shares are unbounded). The oracle for the aggregates. Since the
+ * aggregates are per minute, `since` takes in the whole minute it falls
+ * in when a request of that minute came at or after it; a request differs when an answering shadow differs and the master
+ * answered, and is an error when it is not equal otherwise. */
 #define ORACLE_FILTER                                                      \
-  " r.ts >= ?1 AND (?2 IS NULL OR (CASE WHEN ?3 THEN"                      \
+  " CAST(r.ts / 60 AS INTEGER) >= (SELECT min(CAST(x.ts / 60 AS INTEGER))"  \
+  " FROM results x WHERE x.endpoint = r.endpoint AND x.ts >= ?1)"          \
+  " AND (?2 IS NULL OR (CASE WHEN ?3 THEN"                                 \
   " substr(r.endpoint, instr(r.endpoint, ' ') + 1) ELSE r.endpoint END)"   \
   " GLOB ?2) "
 #define ORACLE_RANK(p) "((" #p " * n + 99) / 100)"
+#define ORACLE_OUTCOME(r)                                                   \
+  "(CASE WHEN " r ".equal THEN 0 WHEN EXISTS (SELECT 1 FROM backends o"     \
+  " WHERE o.result_id = " r ".id AND o.role = 'shadow' AND o.error IS NULL" \
+  " AND o.equal = 0) AND NOT EXISTS (SELECT 1 FROM backends o WHERE"        \
+  " o.result_id = " r ".id AND o.role = 'master' AND o.error IS NOT NULL)"  \
+  " THEN 1 ELSE 2 END)"
 
 static const char oracle_counts[] =
-    "SELECT r.endpoint, count(*), sum(r.equal = 0), min(r.ts), max(r.ts)"
+    "SELECT r.endpoint, count(*), sum(" ORACLE_OUTCOME("r") " = 1), min(r.ts), max(r.ts),"
+    " sum(" ORACLE_OUTCOME("r") " = 2)"
     " FROM results r WHERE" ORACLE_FILTER
     "GROUP BY r.endpoint ORDER BY 1";
 
@@ -863,17 +889,12 @@ static const char oracle_locations[] =
     "  SELECT r.endpoint AS ep, r.id AS id, coalesce(json_extract(j.value,"
     "    '$.pattern'), json_extract(j.value, '$.where')) AS loc"
     "  FROM results r, json_each(r.differences) j"
-    "  WHERE r.equal = 0 AND" ORACLE_FILTER
+    "  WHERE " ORACLE_OUTCOME("r") " = 1 AND" ORACLE_FILTER
     "  UNION ALL"
     "  SELECT r.endpoint, r.id, coalesce(json_extract(j.value, '$.pattern'),"
     "    'header:' || lower(json_extract(j.value, '$.name')))"
     "  FROM results r, json_each(r.header_differences) j"
-    "  WHERE r.equal = 0 AND" ORACLE_FILTER
-    "  UNION ALL"
-    "  SELECT r.endpoint, r.id, 'error: ' || k.error"
-    "  FROM results r JOIN backends k ON k.result_id = r.id"
-    "  WHERE r.equal = 0 AND k.error IS NOT NULL AND"
-    "    k.role IN ('master', 'shadow') AND" ORACLE_FILTER "),"
+    "  WHERE " ORACLE_OUTCOME("r") " = 1 AND" ORACLE_FILTER "),"
     " counted AS (SELECT ep, loc, count(DISTINCT id) AS c FROM locs"
     "   WHERE loc IS NOT NULL GROUP BY ep, loc),"
     " ranked AS (SELECT ep, loc, c, row_number() OVER"
@@ -881,10 +902,11 @@ static const char oracle_locations[] =
     " SELECT ep, loc, c FROM ranked WHERE rk <= 5 ORDER BY ep, rk";
 
 static const char oracle_timeseries[] =
-    "WITH r AS (SELECT id, CAST(ts / ?1 AS INTEGER) AS b, equal"
+    "WITH r AS (SELECT id, CAST(ts / ?1 AS INTEGER) AS b,"
+    "   " ORACLE_OUTCOME("results") " AS o"
     "   FROM results WHERE ts >= ?2 AND (?3 IS NULL OR endpoint = ?3)),"
-    " counts AS (SELECT b, count(*) AS compared, sum(equal = 0) AS differing"
-    "   FROM r GROUP BY b),"
+    " counts AS (SELECT b, count(*) AS compared, sum(o = 1) AS differing,"
+    "   sum(o = 2) AS errors FROM r GROUP BY b),"
     " lat AS (SELECT r.b AS b, k.role = 'master' AS m, k.elapsed_ms AS ms,"
     "   row_number() OVER (PARTITION BY r.b, k.role = 'master' ORDER BY k.elapsed_ms) AS rn,"
     "   count(*) OVER (PARTITION BY r.b, k.role = 'master') AS n"
@@ -894,7 +916,7 @@ static const char oracle_timeseries[] =
     "   max(CASE WHEN rn = " ORACLE_RANK(50) " THEN ms END) AS p50,"
     "   max(CASE WHEN rn = " ORACLE_RANK(90) " THEN ms END) AS p90"
     "   FROM lat GROUP BY b, m)"
-    " SELECT c.b, c.compared, c.differing, pm.p50, pm.p90, ps.p50, ps.p90"
+    " SELECT c.b, c.compared, c.differing, pm.p50, pm.p90, ps.p50, ps.p90, c.errors"
     " FROM counts c LEFT JOIN pct pm ON pm.b = c.b AND pm.m = 1"
     " LEFT JOIN pct ps ON ps.b = c.b AND ps.m = 0 ORDER BY c.b";
 
@@ -906,6 +928,19 @@ static sqlite3_stmt *oracle(sqlite3 *db, const char *sql, double since, const ch
   if (glob) sqlite3_bind_text(st, 2, glob, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 3, glob && strchr(glob, ' ') == NULL);
   return st;
+}
+
+/* A latency percentile from the histograms and the exact one (a REAL
+ * column, ms) must agree as histogram.h promises: never below, above by
+ * at most 1/128. */
+static void near_pct(sqlite3_stmt *st, int col, json_t *j, const char *what) {
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+    if (!json_is_null(j)) fail_msg("%s: want null", what);
+    return;
+  }
+  double want = sqlite3_column_double(st, col), got = json_number_value(j);
+  if (!json_is_number(j) || got < want - 1e-9 || got > want * (1 + 1.0 / 128) + 1e-9)
+    fail_msg("%s: want %.17g, got %.17g", what, want, got);
 }
 
 /* A REAL column and a JSON number or null must agree exactly. */
@@ -935,6 +970,8 @@ static size_t check_endpoints(sqlite3 *db, kg_storeq *q, double since, const cha
                      sqlite3_column_int64(st, 1));
     assert_int_equal(json_integer_value(json_object_get(e, "differing")),
                      sqlite3_column_int64(st, 2));
+    assert_int_equal(json_integer_value(json_object_get(e, "errors")),
+                     sqlite3_column_int64(st, 5));
     same_real(st, 3, json_object_get(e, "first_ts"), "first_ts");
     same_real(st, 4, json_object_get(e, "last_ts"), "last_ts");
     total += sqlite3_column_int64(st, 1);
@@ -962,9 +999,9 @@ static size_t check_endpoints(sqlite3 *db, kg_storeq *q, double since, const cha
                      sqlite3_column_int64(st, 3));
     assert_int_equal(json_integer_value(json_object_get(b, "errors")),
                      sqlite3_column_int64(st, 4));
-    same_real(st, 5, json_object_get(b, "p50_ms"), "p50");
-    same_real(st, 6, json_object_get(b, "p90_ms"), "p90");
-    same_real(st, 7, json_object_get(b, "p99_ms"), "p99");
+    near_pct(st, 5, json_object_get(b, "p50_ms"), "p50");
+    near_pct(st, 6, json_object_get(b, "p90_ms"), "p90");
+    near_pct(st, 7, json_object_get(b, "p99_ms"), "p99");
     if (k == json_array_size(json_object_get(e, "backends"))) cur = NULL;
   }
   sqlite3_finalize(st);
@@ -994,6 +1031,9 @@ static void check_timeseries(sqlite3 *db, kg_storeq *q, double bucket, double si
   assert_non_null(r);
   sqlite3_stmt *st = NULL;
   assert_int_equal(sqlite3_prepare_v2(db, oracle_timeseries, -1, &st, NULL), SQLITE_OK);
+  /* whole minutes: the aggregates' grain */
+  assert_true(json_real_value(json_object_get(r, "bucket_seconds")) == ceil(bucket / 60) * 60);
+  bucket = json_real_value(json_object_get(r, "bucket_seconds"));
   sqlite3_bind_double(st, 1, bucket);
   sqlite3_bind_double(st, 2, json_real_value(json_object_get(r, "since")));
   if (endpoint) sqlite3_bind_text(st, 3, endpoint, -1, SQLITE_STATIC);
@@ -1008,10 +1048,12 @@ static void check_timeseries(sqlite3 *db, kg_storeq *q, double bucket, double si
                      sqlite3_column_int64(st, 1));
     assert_int_equal(json_integer_value(json_object_get(b, "differing")),
                      sqlite3_column_int64(st, 2));
-    same_real(st, 3, json_object_get(b, "master_p50_ms"), "master p50");
-    same_real(st, 4, json_object_get(b, "master_p90_ms"), "master p90");
-    same_real(st, 5, json_object_get(b, "shadow_p50_ms"), "shadow p50");
-    same_real(st, 6, json_object_get(b, "shadow_p90_ms"), "shadow p90");
+    assert_int_equal(json_integer_value(json_object_get(b, "errors")),
+                     sqlite3_column_int64(st, 7));
+    near_pct(st, 3, json_object_get(b, "master_p50_ms"), "master p50");
+    near_pct(st, 4, json_object_get(b, "master_p90_ms"), "master p90");
+    near_pct(st, 5, json_object_get(b, "shadow_p50_ms"), "shadow p50");
+    near_pct(st, 6, json_object_get(b, "shadow_p90_ms"), "shadow p90");
   }
   sqlite3_finalize(st);
   assert_int_equal(json_array_size(list), i);
@@ -1051,16 +1093,17 @@ static void test_fast_queries_match_plain_sql(void **state) {
   check_timeseries(db, q, 60, 0, NULL);
   check_timeseries(db, q, 7, t0 + 7000, NULL);
   check_timeseries(db, q, 900, 0, "GET /a/:id");
-  check_timeseries(db, q, 1, t0 + 3 * 3600 - 200, "GET /a"); /* capped buckets */
+  check_timeseries(db, q, 1, t0 + 3 * 3600 - 200, "GET /a"); /* a minute at least */
   /* The secondary's rows are stored, never aggregated. */
   assert_true(db_int(db, "SELECT count(*) FROM backends WHERE role = 'secondary'") > 0);
   kg_storeq_close(q);
   sqlite3_close(db);
 }
 
-/* A version 1 store (what kagami wrote before the aggregates) is upgraded
- * in place by the writer, to the same answers; readers refuse it with a
- * message that says how to upgrade. */
+/* A version 1 store (what kagami wrote before any aggregates) is upgraded
+ * in place by the writer, through version 2 to 3, to the same answers as
+ * a store written by this version (the aggregates rebuilt from the kept
+ * results); readers refuse it with a message that says how to upgrade. */
 static void test_upgrade_from_version_1(void **state) {
   fixture *f = *state;
   kg_store *s = open_ok(f);
@@ -1075,8 +1118,11 @@ static void test_upgrade_from_version_1(void **state) {
   sqlite3 *db = db_open(f->path);
   assert_int_equal(
       sqlite3_exec(db,
-                   "DROP TABLE locations; DROP INDEX backends_latency;"
-                   " DROP INDEX backends_ts; ALTER TABLE backends DROP COLUMN endpoint;"
+                   "DROP TABLE agg_requests; DROP TABLE agg_backends;"
+                   " DROP TABLE agg_locations; DROP INDEX results_share;"
+                   " DROP TABLE agg_requests_hour; DROP TABLE agg_backends_hour;"
+                   " DROP TABLE agg_locations_hour;"
+                   " ALTER TABLE backends DROP COLUMN endpoint;"
                    " ALTER TABLE backends DROP COLUMN ts; DROP INDEX results_ts;"
                    " DROP INDEX results_endpoint; DROP INDEX results_differing;"
                    " CREATE INDEX results_ts ON results(ts);"
@@ -1095,8 +1141,11 @@ static void test_upgrade_from_version_1(void **state) {
   kg_store_close(s);
   db = db_open(f->path);
   char *v = db_text(db, "SELECT value FROM meta WHERE key = 'schema_version'");
-  assert_string_equal(v, "2");
+  assert_string_equal(v, "3");
   free(v);
+  /* what version 2 added and version 3 replaced is gone */
+  assert_int_equal(db_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                              " ('locations', 'backends_latency', 'backends_ts')"), 0);
   sqlite3_close(db);
   q = q_open(f);
   char *got = all_answers(q, t0);
@@ -1117,23 +1166,78 @@ static void test_upgrade_from_version_1(void **state) {
   kg_storeq_close(q);
 }
 
-/* Retention removes a result's locations and copied columns with it. */
-static void test_retention_keeps_aggregates_in_step(void **state) {
+/* Retention of results one by one never takes anything from the
+ * aggregates: every result stays counted, with its latency and locations. */
+static void test_retention_keeps_aggregates_whole(void **state) {
   fixture *f = *state;
   f->cfg.store_max_rows = 10;
   kg_store *s = open_ok(f);
   write_simple(s, 0, 8, now_s(), "GET /a", false);
   write_simple(s, 8, 8, now_s(), "GET /a", false);
+  write_simple(s, 16, 30, now_s(), "GET /a", true);
   kg_store_close(s);
   sqlite3 *db = db_open(f->path);
   assert_int_equal(db_int(db, "SELECT count(*) FROM results"), 10);
-  assert_int_equal(db_int(db, "SELECT count(*) FROM locations"), 10);
-  assert_int_equal(db_int(db, "SELECT count(*) FROM locations WHERE result_id NOT IN"
+  assert_int_equal(db_int(db, "SELECT count(*) FROM backends WHERE result_id NOT IN"
                               " (SELECT id FROM results)"), 0);
-  assert_int_equal(db_int(db, "SELECT count(*) FROM backends b JOIN results r"
-                              " ON r.id = b.result_id WHERE b.endpoint <> r.endpoint"
-                              " OR b.ts <> r.ts"), 0);
   sqlite3_close(db);
+  kg_storeq *q = q_open(f);
+  json_t *r = kg_storeq_endpoints(q, 0, NULL, 1.5);
+  json_t *e = find_endpoint(r, "GET /a");
+  assert_int_equal(json_integer_value(json_object_get(e, "compared")), 46);
+  assert_int_equal(json_integer_value(json_object_get(e, "differing")), 16);
+  json_t *m = json_array_get(json_object_get(e, "backends"), 0);
+  assert_int_equal(json_integer_value(json_object_get(m, "samples")), 46);
+  json_t *top = json_array_get(json_object_get(e, "top_differences"), 0);
+  assert_int_equal(json_integer_value(json_object_get(top, "count")), 16);
+  json_decref(r);
+  kg_storeq_close(q);
+}
+
+/* Results are kept one by one when they differ or fail, and for a
+ * sample of the equal ones (the first store_keep_equal_per_minute per
+ * endpoint per minute), each endpoint within its own share: a noisy
+ * endpoint cannot evict a quiet one's results, and every result is
+ * counted in the aggregates all the same. */
+static void test_sample_and_shares(void **state) {
+  fixture *f = *state;
+  f->cfg.store_keep_differing = 5;
+  f->cfg.store_keep_equal = 3;
+  f->cfg.store_keep_equal_per_minute = 2;
+  kg_store *s = open_ok(f);
+  double t = floor(now_s() / 60) * 60 - 600;
+  write_simple(s, 0, 3, t, "GET /quiet", false);
+  write_simple(s, 10, 100, t, "GET /noisy", true);
+  write_simple(s, 200, 50, t + 1, "GET /noisy", false);
+  write_simple(s, 300, 40, t + 60, "GET /noisy", true);
+  write_simple(s, 400, 40, t + 120, "GET /noisy", true);
+  kg_store_close(s);
+  sqlite3 *db = db_open(f->path);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM results WHERE endpoint = 'GET /quiet'"), 3);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM results WHERE endpoint = 'GET /noisy'"
+                              " AND equal = 0"), 5);
+  /* two a minute, three minutes, a share of three: the newest three */
+  assert_int_equal(db_int(db, "SELECT count(*) FROM results WHERE endpoint = 'GET /noisy'"
+                              " AND equal = 1"), 3);
+  assert_int_equal(db_int(db, "SELECT min(ts) FROM results WHERE endpoint = 'GET /noisy'"
+                              " AND equal = 1") >= (long long)t + 60, 1);
+  /* the kept differing ones are the newest (seq 245..249), with their bodies */
+  assert_int_equal(db_int(db, "SELECT min(substr(id, 14)) = '00000f5' FROM results"
+                              " WHERE endpoint = 'GET /noisy' AND equal = 0"), 1);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM backends WHERE body IS NOT NULL"), 16);
+  assert_int_equal(db_int(db, "SELECT count(*) FROM backends WHERE result_id NOT IN"
+                              " (SELECT id FROM results)"), 0);
+  sqlite3_close(db);
+  kg_storeq *q = q_open(f);
+  json_t *r = kg_storeq_endpoints(q, 0, NULL, 1.5);
+  json_t *e = find_endpoint(r, "GET /noisy");
+  assert_int_equal(json_integer_value(json_object_get(e, "compared")), 230);
+  assert_int_equal(json_integer_value(json_object_get(e, "differing")), 50);
+  json_decref(r);
+  r = kg_storeq_timeseries(q, "GET /noisy", 60, 0);
+  assert_int_equal(json_array_size(json_object_get(r, "buckets")), 3);
+  json_decref(r);
+  kg_storeq_close(q);
 }
 
 int main(void) {
@@ -1158,7 +1262,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_storeq_open_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_fast_queries_match_plain_sql, setup, teardown),
       cmocka_unit_test_setup_teardown(test_upgrade_from_version_1, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_retention_keeps_aggregates_in_step, setup,
+      cmocka_unit_test_setup_teardown(test_sample_and_shares, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_retention_keeps_aggregates_whole, setup,
                                       teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
