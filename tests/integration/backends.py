@@ -81,11 +81,21 @@ DEFAULT_VARIANTS = (None, "", "default", "production")
 MAX_HEAD = 1 << 20
 
 
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (bound to 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now (bound to 0, then released),
+    and never one this process handed out before: the kernel may give a
+    released port to the next bind(0), and two servers a test meant to be
+    apart would then share it (or the second would fail to bind)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def text_body(n):
