@@ -256,12 +256,13 @@ static void kg_log_stop(const kg_main *m) {
                    i == 0 ? " (master)" : "");
   kg_log_info(
       "stopped listening on %s (backends %s): %llu connections, %llu requests, %llu bad, "
-      "%llu shadowed, %llu compared, %llu differing, %llu dropped, "
+      "%llu shadowed, %llu compared, %llu differing, %llu failed, %llu dropped, "
       "%llu aborted, %llu results dropped, %llu master errors, %llu shadow errors",
       m->cfg->listen[0].text, be.data, (unsigned long long)t.connections,
       (unsigned long long)t.requests, (unsigned long long)t.bad_requests,
       (unsigned long long)t.shadowed, (unsigned long long)t.compared,
-      (unsigned long long)t.differing, (unsigned long long)t.dropped,
+      (unsigned long long)t.differing, (unsigned long long)t.failed,
+      (unsigned long long)t.dropped,
       (unsigned long long)t.aborted, (unsigned long long)t.results_dropped,
       (unsigned long long)t.master_errors,
       (unsigned long long)t.shadow_errors);

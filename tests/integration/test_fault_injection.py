@@ -299,6 +299,9 @@ def test_thousands_of_requests_with_a_faulty_shadow(make_backend, faulty,
             wrong.append((e["url"], fault_for(seed, e["url"]), shadow))
     assert not wrong, wrong[:5]
     assert counters["shadow errors"] == errors, counters
+    # One shadow: a request is failed exactly when its shadow failed, and
+    # such a request is not counted as differing.
+    assert counters["failed"] == errors, counters
     if counters["dropped"] == 0:
         assert errors == expected_errors
 
