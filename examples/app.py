@@ -7,6 +7,8 @@ Two variants stand for the same application on two database clusters:
                  - product 4 costs 12.49 instead of 12.50 (a rounding change)
                  - /api/products misses product 5 (a changed collation/filter)
                  - /search is slower (the optimizer picks a worse plan)
+                 - /api/names lists the same rows in another order (a
+                   query without ORDER BY, planned differently)
 
 Run one by hand:
 
@@ -92,6 +94,12 @@ class Shop:
         if path == "/api/products":
             return 200, "application/json", json.dumps(
                 {"products": self.products(api=True)}, indent=1) + "\n"
+        if path == "/api/names":
+            names = [p["name"] for p in PRODUCTS]
+            if self.variant == "newdb":
+                names.reverse()
+            return 200, "application/json", json.dumps(
+                {"names": names}, indent=1) + "\n"
         if path.startswith("/api/products/"):
             p = self.product(int_or_none(path.rsplit("/", 1)[1]))
             if p is None:

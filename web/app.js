@@ -700,6 +700,37 @@
     return null;
   }
 
+  /* A JSON path pattern (the config's syntax: $, .key, ["key"], [N], [*],
+   * .*, and .. before a segment) as a RegExp matching the paths jsonLines
+   * gives, at the node or under it; null when it cannot be read. Used for
+   * "unordered PATTERN" in a result's suppressed list: the arrays whose
+   * elements that rule let come in another order. */
+  function jsonPatternRegExp(p) {
+    const esc = (x) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const anyKey = '(?:\\.[A-Za-z_][A-Za-z0-9_]*|\\["(?:[^"\\\\]|\\\\.)*"\\])';
+    const anySeg = '(?:\\.[A-Za-z_][A-Za-z0-9_]*|\\[(?:\\d+|"(?:[^"\\\\]|\\\\.)*")\\])';
+    const tok = /(\.\.?)(\*|[^.[]+)|(\.\.)?\[(\*|\d+|"(?:[^"\\]|\\.)*")\]/y;
+    if (p[0] !== "$") return null;
+    let re = "^\\$";
+    for (let i = 1; i < p.length;) {
+      tok.lastIndex = i;
+      const m = tok.exec(p);
+      if (!m) return null;
+      i = tok.lastIndex;
+      if (m[1] === ".." || m[3]) re += anySeg + "*";
+      const seg = m[2] != null ? m[2] : m[4];
+      if (m[2] === "*") re += anyKey;
+      else if (m[4] === "*") re += "\\[\\d+\\]";
+      else if (m[4] != null && /^\d+$/.test(seg)) re += "\\[" + seg + "\\]";
+      else {
+        let k;
+        try { k = m[4] != null ? JSON.parse(seg) : seg; } catch (e) { return null; }
+        re += esc(keySegment(k));
+      }
+    }
+    return new RegExp(re + "(?=$|[.[])");
+  }
+
   /* --- side-by-side rendering ------------------------------------------------ */
 
   function sbsTable(leftName, rightName) {
@@ -743,7 +774,7 @@
     }
   }
 
-  function jsonSideBySide(masterText, shadowText, diffs, names) {
+  function jsonSideBySide(masterText, shadowText, diffs, names, moved) {
     let a, b;
     try { a = JSON.parse(masterText); b = JSON.parse(shadowText); } catch (e) { return null; }
     const L = jsonLines(a), R = jsonLines(b);
@@ -757,6 +788,7 @@
       const d = coveringDiff(diffs, ln.path);
       let cls = "";
       if (d) cls = isMaster ? (d.shadow == null ? "del" : "chg") : (d.master == null ? "add" : "chg");
+      else if (moved.some((re) => re.test(ln.path))) cls = "mv";
       else if (other < 0) cls = isMaster ? "del" : "add";
       const tds = cell(idx, ln.text, cls);
       if (d && ln.path === d.where && !ln.close) tds[1].dataset.path = ln.path;
@@ -767,7 +799,8 @@
       if (!row.same && (row.l < 0 || row.r < 0 || L[row.l].text !== R[row.r].text)) tr.dataset.changed = "1";
       return tr;
     });
-    return { node: t, note: ops ? "JSON, pretty-printed; differing paths highlighted" : "JSON (too different to align line by line)" };
+    const note = ops ? "JSON, pretty-printed; differing paths highlighted" : "JSON (too different to align line by line)";
+    return { node: t, note: moved.length ? note + "; elements in another order, declared equal by an unordered rule, marked as moved" : note };
   }
 
   /* Parses a unified diff into sections {from, to, hunks}. A hunk is
@@ -922,7 +955,9 @@
       h("td", null, h("span", { class: b.error ? "st err" : "st", text: statusText(b) })),
       h("td", { class: "num", text: fmtMs(b.elapsed_ms) }),
       h("td", { class: "num", text: fmtBytes(b.bytes) }),
-      h("td", null, b.role === "master" ? "" : b.equal ? h("span", { class: "flag ok", text: "equal" })
+      /* equal is null for the master and for noise-learning partners
+       * (secondary, repeat): they are compared for learning only. */
+      h("td", null, b.equal == null ? "" : b.equal ? h("span", { class: "flag ok", text: "equal" })
         : h("span", { class: "flag bad", text: "differs" }),
       b.compare_error ? h("span", { class: "sub", text: " " + b.compare_error }) : null))));
 
@@ -941,15 +976,22 @@
         valueCell(d.master, "m"), valueCell(d.shadow, "s"))));
     if (!rows.length) rows.push(h("tr", null, h("td", { colspan: 3, class: "sub", text: r.equal ? "No differences." : "No itemised differences for this shadow." })));
     $("result-diffs").tBodies[0].replaceChildren(...rows);
+    /* "unordered PATTERN": a reordering that rule declared equal. */
     const sup = r.suppressed || [];
+    const reordered = sup.filter((x) => x.startsWith("unordered ")).map((x) => x.slice(10));
+    const ignored = sup.filter((x) => !x.startsWith("unordered "));
     $("result-suppressed").hidden = !sup.length;
-    $("result-suppressed").textContent = "Ignored as noise: " + sup.join(", ");
+    $("result-suppressed").textContent = [
+      ignored.length ? "Ignored as noise: " + ignored.join(", ") : "",
+      reordered.length ? "In another order, declared equal by an unordered rule: " + reordered.join(", ") : "",
+    ].filter(Boolean).join(". ");
 
     /* side by side */
     const names = [master.name, shadow ? shadow.name : "shadow"];
     const mText = bodyText(master), sText = bodyText(shadow);
     let view = null;
-    if (r.kind === "json" && mText != null && sText != null) view = jsonSideBySide(mText, sText, diffs, names);
+    if (r.kind === "json" && mText != null && sText != null) view = jsonSideBySide(mText, sText, diffs, names,
+      reordered.map(jsonPatternRegExp).filter(Boolean));
     if (!view && r.diff) {
       const secs = parseUnified(r.diff);
       const sec = secs.find((s) => s.to === names[1]) || (secs.length === 1 ? secs[0] : null);

@@ -44,6 +44,7 @@ typedef struct level {
                        pattern matched, or NONE */
   size_t ign_pat;   /* index of that pattern */
   bool unordered;   /* this exact path matches an unordered pattern */
+  size_t uno_pat;   /* the first such pattern (when unordered) */
 } level;
 
 typedef struct walker {
@@ -86,7 +87,10 @@ static void kg_jsondiff_push(walker *w, kg_jsonpath_seg s) {
   for (size_t k = 0; k < w->nuno; k++) {
     size_t x = w->nign + k;
     ns[x] = kg_jsonpath_step(&w->uno[k], ps[x], &s, false);
-    if (ns[x] & kg_jsonpath_accept(&w->uno[k])) lv->unordered = true;
+    if (!lv->unordered && (ns[x] & kg_jsonpath_accept(&w->uno[k]))) {
+      lv->unordered = true;
+      lv->uno_pat = k;
+    }
   }
   w->depth = d;
 }
@@ -523,6 +527,34 @@ static void kg_jsondiff_diff_ordered(walker *w, const json_t *a, const json_t *b
   }
 }
 
+/* True when the paired elements are not in the same relative order on
+ * both sides (pa as kg_jsondiff_pair_elements fills it). Unpaired elements
+ * do not count: an insertion or a removal shifts indexes but moves nothing. */
+static bool kg_jsondiff_moved(const size_t *pa, size_t n) {
+  size_t last = 0;
+  bool seen = false;
+  for (size_t i = 0; i < n; i++) {
+    if (pa[i] == NONE) continue;
+    if (seen && pa[i] < last) return true;
+    last = pa[i];
+    seen = true;
+  }
+  return false;
+}
+
+/* An unordered rule declared a reordered array equal: that is a hidden
+ * difference like an ignored value, so it is listed in suppressed as
+ * "unordered PATTERN" (the rule's text), which the dashboard marks in the
+ * side-by-side view instead of showing moved lines as changes. */
+static void kg_jsondiff_suppress_reorder(walker *w) {
+  const char *pat = w->uno[w->lv[w->depth].uno_pat].text;
+  size_t len = strlen(pat) + sizeof("unordered ");
+  char *s = kg_malloc(len);
+  snprintf(s, len, "unordered %s", pat);
+  kg_diffs_suppress(w->out, s);
+  free(s);
+}
+
 static void kg_jsondiff_diff_unordered(walker *w, const json_t *a, const json_t *b) {
   size_t n = json_array_size(a), m = json_array_size(b);
   size_t *pa = kg_malloc(n * sizeof(*pa)), *pb = kg_malloc(m * sizeof(*pb));
@@ -534,9 +566,11 @@ static void kg_jsondiff_diff_unordered(walker *w, const json_t *a, const json_t 
     kg_jsondiff_diff_ordered(w, a, b);
     return;
   }
+  if (kg_jsondiff_moved(pa, n)) kg_jsondiff_suppress_reorder(w);
   /* Paired elements are equal up to noise; walking them again (at the
-   * master's index) only records which ignore patterns hid something. */
-  for (size_t i = 0; w->nign && i < n && !kg_jsondiff_cut_here(w); i++) {
+   * master's index) only records what was hidden inside them: ignored
+   * values and reorderings of nested unordered arrays. */
+  for (size_t i = 0; i < n && !kg_jsondiff_cut_here(w); i++) {
     if (pa[i] == NONE) continue;
     kg_jsondiff_push_index(w, i);
     kg_jsondiff_diff_node(w, json_array_get(a, i), json_array_get(b, pa[i]));
@@ -651,7 +685,10 @@ int kg_jsondiff_tree(const char *a, size_t alen, const char *b, size_t blen,
   }
   for (size_t k = 0; k < w.nuno; k++) {
     w.st[w.nign + k] = 1;
-    if (w.uno[k].n == 0) root->unordered = true;
+    if (w.uno[k].n == 0 && !root->unordered) {
+      root->unordered = true;
+      root->uno_pat = k;
+    }
   }
 
   kg_jsondiff_diff_node(&w, ja, jb);

@@ -1095,19 +1095,21 @@ static double kg_result_ts(const kg_result *r) {
 }
 
 /* One backend row. The body and the response headers are stored only for
- * results that differ: that is what a person opens, and keeping them for
+ * results a person opens: those that differ, and equal ones where a rule or
+ * learned noise hid something (to check what it hid). Keeping them for
  * every equal result would multiply the file and the cost of a write for
- * nothing (status, size and latency are kept for all). */
+ * nothing (status, size and latency are kept for all); equal results are
+ * kept only a few per endpoint and minute, so this stays bounded. */
 static int kg_store_backend(kg_store *s, const kg_result *r, size_t i) {
   const kg_resp_view *v = &r->resps[i];
   bool shadow = strcmp(r->roles[i], "shadow") == 0;
+  bool look = !r->equal || r->nsuppressed > 0;
   sqlite3_stmt *st = s->st[KG_ST_INS_BACKEND];
-  /* Response headers, like bodies, only where a person will look. */
-  char *hdrs = r->equal ? NULL : kg_store_headers(s, v->error ? NULL : v->hdrs);
+  char *hdrs = look ? kg_store_headers(s, v->error ? NULL : v->hdrs) : NULL;
   const Bytef *z = NULL;
   size_t zlen = 0, raw = 0;
   bool cut = false;
-  if (!r->equal && !v->error) {
+  if (look && !v->error) {
     raw = KG_MIN(v->body_len, s->max_body);
     cut = raw < v->body_len || v->truncated;
     if (kg_store_deflate(s, v->body ? v->body : "", raw) == 0) {

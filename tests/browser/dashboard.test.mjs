@@ -102,6 +102,7 @@ return {
   admin = ${adminPort},
   admin_token = "${TOKEN}",
   noise = { learn = true, shadow_twice = 1.0, min_pairs = 3 },
+  rules = { { endpoint = "GET /api/names", unordered = { "$.names" } } },
 }
 `);
   const env = {
@@ -126,6 +127,8 @@ return {
       const r = await fetch(proxy + paths[i % paths.length]);
       await r.arrayBuffer();
     }
+    // The new database lists the same names in another order.
+    for (let i = 0; i < 2; i++) await (await fetch(proxy + "/api/names")).arrayBuffer();
     // /ads shows a random offer: noise, learned from the shadow asked twice.
     for (let i = 0; i < 5; i++) await (await fetch(proxy + "/ads")).arrayBuffer();
     await waitFor("noise learned for GET /ads", async () => {
@@ -237,6 +240,27 @@ return {
       await page.waitForSelector("#sbs tr.focus");
       await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: path.join(SHOTS, "dashboard-result.png"), fullPage: true });
+    });
+
+    await t.test("a reordering an unordered rule declared equal is marked, not hidden", async () => {
+      const list = JSON.parse((await fetchText(admin + "/api/results?endpoint=" +
+        encodeURIComponent("GET /api/names"), AUTH)).text);
+      const r = list.results[0];
+      assert.ok(r && r.equal, "an equal result: " + JSON.stringify(list));
+      await page.goto(admin + "/#/result/" + encodeURIComponent(r.id));
+      await page.waitForSelector("#view-result:not([hidden]) #sbs table");
+      const note = await page.textContent("#result-suppressed");
+      assert.match(note, /another order, declared equal by an unordered rule: \$\.names/, note);
+      const moved = await page.$$eval("#sbs td.mv", (els) => els.map((e) => e.textContent));
+      assert.ok(moved.some((l) => l.includes("Tea tin")), "moved lines: " + moved);
+      const changed = await page.$$eval("#sbs td.chg, #sbs td.del, #sbs td.add", (els) => els.length);
+      assert.equal(changed, 0, "a declared-equal reordering is not shown as a change");
+      assert.match(await page.textContent("#sbs-note"), /marked as moved/);
+      // The shadow asked twice for noise learning is not a compared backend.
+      const flags = await page.$$eval("#result-backends tbody tr", (trs) =>
+        trs.map((tr) => [tr.cells[0].textContent, tr.cells[tr.cells.length - 1].textContent]));
+      assert.deepEqual(flags.find((f) => f[0] === "(repeat)"), ["(repeat)", ""], JSON.stringify(flags));
+      await page.screenshot({ path: path.join(SHOTS, "dashboard-result-reordered.png"), fullPage: true });
     });
 
     await t.test("an HTML result shows a side-by-side line diff", async () => {

@@ -76,6 +76,8 @@ def test_json_noise_rules_hide_noise_and_keep_the_real_change(make_backend,
     assert e["equal"] is True
     assert e["backends"]["newdb"]["equal"] is True
     assert set(API_NOISE) <= set(e["suppressed"]), e["suppressed"]
+    # The reordering the unordered rule declared equal is named too.
+    assert "unordered $.tags" in e["suppressed"], e["suppressed"]
     assert e["diff"] == ""
 
     # The same noise plus one real change: only the change is reported,
