@@ -544,33 +544,34 @@ static void kg_exchange_leg_body(kg_leg *leg, const char *p, size_t n) {
     ex->client_ops->body(ex->client, p, n);
 }
 
-/* One line per failed master request, except for TLS failures: a bad
- * certificate fails every request the same way, so each reason is logged
- * when it first appears and then at most every KG_MASTER_TLS_LOG_MS, with
- * the count of requests it failed meanwhile. */
-#define KG_MASTER_TLS_LOG_MS 10000
+/* A master that is down fails every request the same way, so a burst of
+ * traffic would write thousands of identical lines: each cause (refused,
+ * timeout, a TLS reason, ...) is logged when it first appears and then at
+ * most every KG_MASTER_LOG_MS, with the count of requests it failed
+ * meanwhile; a new cause shows at once. Per worker (its loop thread only). */
+#define KG_MASTER_LOG_MS 10000
 static void kg_exchange_log_master(kg_exchange *ex, kg_leg *leg) {
   kg_worker *w = ex->w;
-  if (strncmp(leg->error, "tls: ", 5) != 0) {
-    kg_log_warn("master %s failed for %s %s: %s", leg->pool->be.name, ex->method,
-                ex->req.url.data, leg->error);
-    return;
-  }
   uint64_t now = uv_now(&w->loop);
-  if (w->master_tls_error == leg->error && now < w->master_tls_logged + KG_MASTER_TLS_LOG_MS) {
-    w->master_tls_suppressed++;
+  bool same = w->master_error && strcmp(w->master_error, leg->error) == 0;
+  if (same && now < w->master_logged + KG_MASTER_LOG_MS) {
+    w->master_suppressed++;
     return;
   }
-  char more[64] = "";
-  if (w->master_tls_suppressed)
+  char more[96] = "";
+  if (w->master_suppressed && same)
     snprintf(more, sizeof(more), "; %llu more like it since the last such line",
-             (unsigned long long)w->master_tls_suppressed);
-  kg_log_warn("master %s failed for %s %s: %s (logged at most every %d s%s)",
+             (unsigned long long)w->master_suppressed);
+  else if (w->master_suppressed)
+    kg_log_warn("master %s: %llu more requests failed with \"%s\" before this",
+                leg->pool->be.name, (unsigned long long)w->master_suppressed,
+                w->master_error);
+  kg_log_warn("master %s failed for %s %s: %s (logged at most every %d s per cause%s)",
               leg->pool->be.name, ex->method, ex->req.url.data, leg->error,
-              KG_MASTER_TLS_LOG_MS / 1000, more);
-  w->master_tls_error = leg->error;
-  w->master_tls_logged = now;
-  w->master_tls_suppressed = 0;
+              KG_MASTER_LOG_MS / 1000, more);
+  w->master_error = leg->error;
+  w->master_logged = now;
+  w->master_suppressed = 0;
 }
 
 static void kg_exchange_leg_done(kg_leg *leg) {

@@ -110,10 +110,10 @@ typedef struct kg_worker {
   kg_pipeline results;        /* finished exchanges to compare, in
                                  batches, to shared->sinks (exchange.c) */
   kg_stats stats;             /* loop thread only */
-  const char *master_tls_error; /* the master's TLS failure last logged
-                                   (a static string), for rate limiting */
-  uint64_t master_tls_logged;   /* loop time (ms) it was logged */
-  uint64_t master_tls_suppressed; /* failures not logged since */
+  const char *master_error;    /* the master's failure cause last logged
+                                 (a static string), for rate limiting */
+  uint64_t master_logged;     /* loop time (ms) it was logged */
+  uint64_t master_suppressed; /* failures of that cause not logged since */
   kg_stats published;         /* a copy of stats for other threads, under
                                  published_lock, refreshed every second */
   pthread_mutex_t published_lock;

@@ -306,6 +306,26 @@ def test_thousands_of_requests_with_a_faulty_shadow(make_backend, faulty,
         assert errors == expected_errors
 
 
+def test_dead_master_is_logged_once_per_cause(make_backend, faulty,
+                                              start_kagami):
+    """A master nobody listens for fails every request the same way: each
+    client gets 502, and the log says so once (then at most every 10 s with
+    a count), not once per request."""
+    production = faulty("production", fault="refuse")
+    newdb = make_backend("newdb", variant="newdb")
+    k = start_kagami([production, newdb])
+    for i in range(50):
+        with k.connect() as c:
+            resp = c.request("GET", "/text/3?i=%d" % i)
+            assert resp.status == 502, (i, resp.status)
+    counters = stop_counters(k)
+    assert counters["master errors"] == 50, counters
+    lines = [l for l in k.stderr().splitlines()
+             if re.search(r"master production\b.*failed", l)]
+    assert len(lines) == 1, lines
+    assert "logged at most every 10 s per cause" in lines[0], lines
+
+
 @pytest.mark.parametrize("fault", ["stall", "refuse"])
 def test_connection_level_shadow_faults(make_backend, faulty, start_kagami,
                                         fault):
