@@ -70,30 +70,26 @@ static int kg_cfg_add_listen(kg_cfg_ctx *c, const char *text) {
 
 static const char *const kg_cfg_listen_keys[] = {"address", "tls"};
 
-/* One listen entry at idx: "host:port", or { address = "host:port",
- * tls = { cert = FILE, key = FILE } } for a TLS listener. */
-static int kg_cfg_listen_entry(kg_cfg_ctx *c, int idx, lua_Integer i) {
+/* One listen entry at idx: "host:port", a bare port (loopback, as for
+ * admin), or { address = either, tls = { cert = FILE, key = FILE } } for a
+ * TLS listener. */
+static int kg_cfg_listen_entry(kg_cfg_ctx *c, int idx) {
   lua_State *L = c->L;
   kg_config *cfg = c->cfg;
-  char d[128];
+  char text[300];
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) == LUA_TSTRING) return kg_cfg_add_listen(c, lua_tostring(L, idx));
   if (lua_type(L, idx) != LUA_TTABLE) {
-    kg_cfg_describe(L, idx, d, sizeof(d));
-    return kg_cfg_fail(c, "listen", "entry %lld: expected \"host:port\", got %s",
-                       (long long)i, d);
+    if (kg_cfg_address(c, idx, "listen", text, sizeof(text)) != 0) return -1;
+    return kg_cfg_add_listen(c, text);
   }
   if (kg_cfg_check_keys(c, idx, "listen", kg_cfg_listen_keys,
                         KG_ARRAY_SIZE(kg_cfg_listen_keys)) != 0)
     return -1;
   int top = lua_gettop(L);
   int rc;
-  if (kg_cfg_rawfield(L, idx, "address") != LUA_TSTRING) {
-    kg_cfg_describe(L, -1, d, sizeof(d));
-    rc = kg_cfg_fail(c, "listen.address", "expected \"host:port\", got %s", d);
-  } else {
-    rc = kg_cfg_add_listen(c, lua_tostring(L, -1));
-  }
+  kg_cfg_rawfield(L, idx, "address");
+  rc = kg_cfg_address(c, -1, "listen.address", text, sizeof(text));
+  if (rc == 0) rc = kg_cfg_add_listen(c, text);
   if (rc == 0) {
     size_t n = cfg->nlisten - 1;
     kg_cfg_rawfield(L, idx, "tls");
@@ -112,7 +108,7 @@ static void kg_cfg_listen_alloc(kg_config *cfg, size_t n) {
   cfg->listen_tls_cfg = kg_calloc(n, sizeof(kg_tls_cfg));
 }
 
-/* listen: absent -> the default; "host:port"; one { address = ..., tls =
+/* listen: absent -> the default; "host:port" or a port; one { address = ..., tls =
  * ... } table; or a non-empty list of these. */
 static int kg_cfg_listen(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
                          const char *kp, void *base) {
@@ -123,11 +119,10 @@ static int kg_cfg_listen(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
     kg_cfg_listen_alloc(cfg, 1);
     return kg_cfg_add_listen(c, k->def_str);
   }
-  if (lua_type(L, idx) == LUA_TSTRING ||
-      (lua_type(L, idx) == LUA_TTABLE && kg_cfg_rawfield(L, idx, "address") != LUA_TNIL)) {
+  if (lua_type(L, idx) != LUA_TTABLE || kg_cfg_rawfield(L, idx, "address") != LUA_TNIL) {
     lua_settop(L, idx);
     kg_cfg_listen_alloc(cfg, 1);
-    return kg_cfg_listen_entry(c, idx, 1);
+    return kg_cfg_listen_entry(c, idx);
   }
   lua_settop(L, idx);
   lua_Integer n = kg_cfg_read_list(c, idx, kp, "\"host:port\" or a list of them");
@@ -136,7 +131,7 @@ static int kg_cfg_listen(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   kg_cfg_listen_alloc(cfg, (size_t)n);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
-    int rc = kg_cfg_listen_entry(c, -1, i);
+    int rc = kg_cfg_listen_entry(c, -1);
     lua_pop(L, 1);
     if (rc != 0) return rc;
   }

@@ -74,6 +74,12 @@ char *kg_cfg_read_file(const char *path, int *err_no);
 
 /* ---- read.c: one declarative table per config section ------------------ */
 
+/* An address as written at idx: "host:port", or a bare port number, which
+ * means 127.0.0.1:PORT (loopback: a port alone never opens kagami to the
+ * network). Writes the "host:port" text to out; returns 0, or -1 after
+ * kg_cfg_fail naming kp. The text is parsed by the caller. */
+int kg_cfg_address(kg_cfg_ctx *c, int idx, const char *kp, char *out, size_t outlen);
+
 /* What a key holds and how its value is checked. Each type has one message
  * for a bad value ("expected ..., got ..."), the same in every section. */
 typedef enum kg_cfg_type {

@@ -67,7 +67,7 @@ static int kg_cfg_admin(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
                         const char *kp, void *base) {
   lua_State *L = c->L;
   kg_config *cfg = base;
-  char d[128], text[300], why[256];
+  char text[300], why[256];
   int tls_idx = 0;
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TTABLE) {
@@ -79,14 +79,7 @@ static int kg_cfg_admin(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
     kg_cfg_rawfield(L, idx, "address");
     idx = lua_gettop(L);
   }
-  if (lua_type(L, idx) == LUA_TNUMBER && lua_isinteger(L, idx)) {
-    snprintf(text, sizeof(text), "127.0.0.1:%lld", (long long)lua_tointeger(L, idx));
-  } else if (lua_type(L, idx) == LUA_TSTRING) {
-    snprintf(text, sizeof(text), "%s", lua_tostring(L, idx));
-  } else {
-    return kg_cfg_fail(c, kp, "expected \"host:port\" or a port number, got %s",
-                       kg_cfg_describe(L, idx, d, sizeof(d)));
-  }
+  if (kg_cfg_address(c, idx, kp, text, sizeof(text)) != 0) return -1;
   cfg->admin = kg_calloc(1, sizeof(kg_addr));
   if (kg_addr_parse(text, cfg->admin, why, sizeof(why)) != 0)
     return kg_cfg_fail(c, kp, "%s", why);

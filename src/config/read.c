@@ -137,6 +137,20 @@ int kg_cfg_strlist(kg_cfg_ctx *c, int idx, const char *kp, char ***out,
   return 0;
 }
 
+int kg_cfg_address(kg_cfg_ctx *c, int idx, const char *kp, char *out, size_t outlen) {
+  char d[128];
+  if (lua_type(c->L, idx) == LUA_TNUMBER && lua_isinteger(c->L, idx)) {
+    snprintf(out, outlen, "127.0.0.1:%lld", (long long)lua_tointeger(c->L, idx));
+    return 0;
+  }
+  if (lua_type(c->L, idx) == LUA_TSTRING) {
+    snprintf(out, outlen, "%s", lua_tostring(c->L, idx));
+    return 0;
+  }
+  return kg_cfg_fail(c, kp, "expected \"host:port\" or a port number, got %s",
+                     kg_cfg_describe(c->L, idx, d, sizeof(d)));
+}
+
 void kg_cfg_free_strs(char **v, size_t n) {
   for (size_t i = 0; i < n; i++) free(v[i]);
   free(v);

@@ -396,13 +396,34 @@ static void test_duplicate_listen(void **state) {
                "127.0.0.1:8090)");
   expect_error("return {\n  listen = {},\n" MASTER_ONLY "}\n",
                ":2: listen: expected at least one address");
-  expect_error("return {\n  listen = 8090,\n" MASTER_ONLY "}\n",
-               ":2: listen: expected \"host:port\" or a list of them, got 8090");
-  expect_error("return {\n  listen = { '127.0.0.1:1', 2 },\n" MASTER_ONLY "}\n",
-               ":2: listen: entry 2: expected \"host:port\", got 2");
+  expect_error("return {\n  listen = { '127.0.0.1:1', true },\n" MASTER_ONLY "}\n",
+               ":2: listen: expected \"host:port\" or a port number, got true");
+  expect_error("return {\n  listen = 1.5,\n" MASTER_ONLY "}\n",
+               ":2: listen: expected \"host:port\" or a port number, got 1.5");
+  expect_error("return {\n  listen = { 8090, '127.0.0.1:8090' },\n" MASTER_ONLY "}\n",
+               ":2: listen: duplicate listen address 127.0.0.1:8090");
+  expect_error("return {\n  listen = 70000,\n" MASTER_ONLY "}\n",
+               ":2: listen: invalid port in \"127.0.0.1:70000\" (expected 1-65535)");
   expect_error("return {\n  listen = '::1:80',\n" MASTER_ONLY "}\n",
                ":2: listen: IPv6 addresses go in brackets, e.g. "
                "\"[::1]:8080\", got \"::1:80\"");
+}
+
+/* A bare port means loopback, as for admin: alone, in a list, or as a
+ * TLS entry's address. */
+static void test_listen_bare_port(void **state) {
+  kg_config *cfg = load_ok("return {\n  listen = 8290,\n" MASTER_ONLY "}\n");
+  assert_int_equal(cfg->nlisten, 1);
+  assert_string_equal(cfg->listen[0].text, "127.0.0.1:8290");
+  assert_int_equal(cfg->listen[0].port, 8290);
+  kg_config_free(cfg);
+  cfg = load_ok("return {\n  listen = { 8290, '[::1]:8291', { address = 8292 } },\n"
+                MASTER_ONLY "}\n");
+  assert_int_equal(cfg->nlisten, 3);
+  assert_string_equal(cfg->listen[0].text, "127.0.0.1:8290");
+  assert_string_equal(cfg->listen[1].host, "::1");
+  assert_string_equal(cfg->listen[2].text, "127.0.0.1:8292");
+  kg_config_free(cfg);
 }
 
 static void test_unknown_key(void **state) {
@@ -649,6 +670,7 @@ int main(void) {
       cmocka_unit_test(test_tls_config),
       cmocka_unit_test(test_backend_shapes),
       cmocka_unit_test(test_duplicate_listen),
+      cmocka_unit_test(test_listen_bare_port),
       cmocka_unit_test(test_unknown_key),
       cmocka_unit_test(test_hook_not_function),
       cmocka_unit_test(test_bad_numbers),
