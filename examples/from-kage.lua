@@ -35,10 +35,13 @@ return {
   end,
 
   -- on_munge_headers do |backend, headers|: kagami passes the request too.
-  -- Kage's self.session_id (one per client connection) has no direct
-  -- equivalent: kagami's unit is the request, whose id is in the diff log.
+  -- Kage's self.session_id (one per client connection) is
+  -- req.connection.id; req.connection.requests numbers the requests on it.
   munge_headers = function(backend, req, headers)
-    if backend == "sandbox" then headers["X-Kage-Sandbox"] = "1" end
+    if backend == "sandbox" then
+      headers["X-Kage-Sandbox"] = "1"
+      headers["X-Kage-Session"] = tostring(req.connection.id)
+    end
   end,
 
   -- on_backends_finished do |backends, requests, responses|: Kage handed

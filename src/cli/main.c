@@ -76,6 +76,7 @@ static const char kg_usage_check[] =
 typedef struct kg_main {
   kg_config *cfg;
   kg_shared shared;        /* sinks, noise model, endpoint stats */
+  atomic_uint_fast64_t conn_ids; /* shared.conn_ids points here */
   kg_worker *workers;
   int nworkers;
   uv_loop_t loop;          /* main thread: signals only */
@@ -320,6 +321,8 @@ static int kg_main_run(const char *path) {
     goto out;
   }
   kg_htmldiff_global_init();
+  atomic_init(&m.conn_ids, 0);
+  m.shared.conn_ids = &m.conn_ids;
   m.shared.epstats = kg_epstats_new(m.cfg->nbackends, m.cfg->latency_regression);
   if (m.cfg->noise_learn)
     m.shared.noise = kg_noise_new(m.cfg->noise_threshold, m.cfg->noise_min_pairs);

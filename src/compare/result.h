@@ -32,6 +32,9 @@ typedef struct kg_req_view {
   const kg_hdrs *hdrs;  /* request header fields as received */
   const char *body;     /* request body (de-chunked), may be NULL */
   size_t body_len;
+  uint64_t conn_id;     /* the client connection, unique in the process
+                           (1, 2, ...); 0 when there is none (replay) */
+  uint64_t conn_seq;    /* this request's number on it, from 1 */
 } kg_req_view;
 
 /* One backend's outcome: what is compared, logged, stored and shown to

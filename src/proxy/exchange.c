@@ -43,7 +43,9 @@ static kg_req_view kg_exchange_view(const kg_exchange *ex) {
                        .path = ex->path.data ? ex->path.data : "/",
                        .hdrs = &ex->req.hdrs,
                        .body = ex->body.data,
-                       .body_len = ex->body.len};
+                       .body_len = ex->body.len,
+                       .conn_id = ex->conn_id,
+                       .conn_seq = ex->conn_seq};
 }
 
 static const char *kg_exchange_endpoint(kg_exchange *ex) {
@@ -172,13 +174,16 @@ static kg_leg *kg_exchange_add_leg(kg_exchange *ex, size_t backend,
 }
 
 kg_exchange *kg_exchange_new(kg_worker *w, const kg_exchange_client_ops *client_ops,
-                             void *client, kg_http_msg *req, kg_buf *body) {
+                             void *client, uint64_t conn_id, uint64_t conn_seq,
+                             kg_http_msg *req, kg_buf *body) {
   const kg_config *cfg = w->cfg;
   kg_exchange *ex = kg_calloc(1, sizeof(*ex));
   ex->w = w;
   ex->cfg = cfg;
   ex->client = client;
   ex->client_ops = client_ops;
+  ex->conn_id = conn_id;
+  ex->conn_seq = conn_seq;
   kg_http_msg_init(&ex->req);
   kg_http_msg_move(&ex->req, req);
   ex->body = *body;

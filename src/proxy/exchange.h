@@ -66,6 +66,8 @@ struct kg_exchange {
   kg_buf body;             /* request body, de-chunked (owned) */
   kg_buf path;             /* request path without the query (owned) */
   const char *method;      /* static name of req.method */
+  uint64_t conn_id, conn_seq; /* the client connection and the request's
+                                 number on it (hooks' req.connection) */
   kg_buf endpoint;         /* "GET /users/:id" (owned); set when compared */
   kg_leg *legs;            /* owned array; legs[0] is the master */
   size_t nlegs;
@@ -89,9 +91,12 @@ struct kg_exchange {
 };
 
 /* Creates the exchange for a complete request, taking the contents of
- * *req and *body (both are left empty). Backends are selected here. */
+ * *req and *body (both are left empty). conn_id and conn_seq say which
+ * client connection it came on and its number there (for hooks). Backends
+ * are selected here. */
 kg_exchange *kg_exchange_new(kg_worker *w, const kg_exchange_client_ops *client_ops,
-                             void *client, kg_http_msg *req, kg_buf *body);
+                             void *client, uint64_t conn_id, uint64_t conn_seq,
+                             kg_http_msg *req, kg_buf *body);
 /* Sends the request to every selected backend. */
 void kg_exchange_start(kg_exchange *ex);
 /* The client left while owed the response: abandon everything. */

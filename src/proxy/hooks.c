@@ -117,13 +117,16 @@ static void push_headers(kg_hooks *h, lua_State *L, const kg_hdrs *hd,
   lua_call(L, 2, 1);
 }
 
-/* req = { method, url, path, query, headers, body }. The request's own
- * headers are read-only everywhere: only munge_headers' third argument
- * changes what is sent. */
+/* req = { method, url, path, query, headers, body, connection = { id,
+ * requests } }. The request's own headers are read-only everywhere: only
+ * munge_headers' third argument changes what is sent. connection is what
+ * Kage called the session: the client connection's number in this process
+ * and this request's number on it (absent for requests with no client
+ * connection). */
 static void push_req(kg_hooks *h, lua_State *L, const kg_req_view *r) {
   const char *url = r->url != NULL ? r->url : "";
   const char *q = strchr(url, '?');
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
   lua_pushstring(L, r->method != NULL ? r->method : "");
   lua_setfield(L, -2, "method");
   lua_pushstring(L, url);
@@ -144,6 +147,14 @@ static void push_req(kg_hooks *h, lua_State *L, const kg_req_view *r) {
   else
     lua_pushliteral(L, "");
   lua_setfield(L, -2, "body");
+  if (r->conn_id != 0) {
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, (lua_Integer)r->conn_id);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, (lua_Integer)r->conn_seq);
+    lua_setfield(L, -2, "requests");
+    lua_setfield(L, -2, "connection");
+  }
 }
 
 /* responses = { [name] = { status, headers, body, elapsed, error } }. */

@@ -68,6 +68,8 @@ struct kg_client {
   bool master_paused;        /* we paused the master (slow reader) */
   bool head_started;         /* the current response's head is out */
   bool broken;               /* a write failed: output is dropped */
+  uint64_t id;               /* unique in the process, from 1 */
+  uint64_t requests;         /* dispatched on this connection so far */
 };
 
 static void kg_client_on_read(kg_conn *conn, ssize_t nread, const uv_buf_t *buf);
@@ -364,7 +366,7 @@ static void kg_client_dispatch(kg_client *c) {
   c->mode = KG_OUT_NONE;
   c->head_started = false;
   kg_conn_set_deadline(&c->conn, KG_CONN_NO_DEADLINE);
-  c->ex = kg_exchange_new(c->w, &kg_client_master_ops, c, m, &c->body);
+  c->ex = kg_exchange_new(c->w, &kg_client_master_ops, c, c->id, ++c->requests, m, &c->body);
   kg_exchange_start(c->ex);
 }
 
@@ -603,6 +605,7 @@ void kg_proxy_on_connection(uv_stream_t *server, int status) {
   }
   kg_client *c = kg_calloc(1, sizeof(*c));
   c->w = w;
+  c->id = atomic_fetch_add_explicit(w->shared->conn_ids, 1, memory_order_relaxed) + 1;
   /* A TLS listener's context comes from the current config, so a reload
    * (SIGHUP) with a new certificate applies to the next connection. */
   size_t li = (size_t)((uv_tcp_t *)server - w->listeners);

@@ -35,6 +35,9 @@ typedef struct kg_shared {
   kg_recorder *recorder; /* NULL unless record.file is set */
   kg_noise *noise;       /* learned noise; NULL unless noise.learn */
   kg_epstats *epstats;   /* per-endpoint counts and latencies */
+  atomic_uint_fast64_t *conn_ids; /* client connections numbered so far by
+                                     all workers (hooks' req.connection.id);
+                                     the counter is main's */
 } kg_shared;
 
 /* Results wait for the thread pool in batches; past these bounds they are

@@ -76,6 +76,41 @@ def test_munge_headers_runs_per_request_on_a_kept_alive_connection(
         "newdb GET /text/1", "newdb GET /text/2", "newdb GET /text/3"]
 
 
+SESSION = """
+  munge_headers = function(backend, req, headers)
+    if backend ~= "production" then
+      headers["X-Kage-Session"] = req.connection.id .. "-" .. req.connection.requests
+    end
+  end,
+"""
+
+
+def test_req_connection_identifies_the_client_connection(make_backend,
+                                                         start_kagami):
+    """Kage's session id: req.connection.id is the same for every request
+    of one client connection and differs between connections;
+    req.connection.requests numbers the requests on it from 1."""
+    production, newdb, k = start(make_backend, start_kagami, SESSION)
+    with k.connect() as c:
+        assert c.request("GET", "/text/1?a").status == 200
+        newdb.wait_for_requests(1)
+        assert c.request("GET", "/text/1?b").status == 200
+        newdb.wait_for_requests(2)
+    with k.connect() as c:
+        assert c.request("GET", "/text/1?c").status == 200
+    reqs = newdb.wait_for_requests(3)
+    seen = {r.target.split("?")[1]: r.header("X-Kage-Session") for r in reqs}
+    a_id, a_n = seen["a"].split("-")
+    b_id, b_n = seen["b"].split("-")
+    c_id, c_n = seen["c"].split("-")
+    assert (a_n, b_n, c_n) == ("1", "2", "1"), seen
+    assert a_id == b_id != c_id, seen
+    assert int(a_id) >= 1 and int(c_id) >= 1
+    # The master gets what the client sent, nothing added.
+    assert all(r.header("X-Kage-Session") is None
+               for r in production.wait_for_requests(3))
+
+
 # --- on_backends_finished ---------------------------------------------------
 def finished_hook(out):
     return """
