@@ -240,7 +240,10 @@ static void kg_upconn_on_connect(kg_conn *conn, int status) {
   if (status < 0) {
     const char *why = kg_conn_strerror(status); /* a TLS reason, precisely */
     if (why == NULL)
-      why = status == UV_ECONNREFUSED ? "connection refused" : "connect failed";
+      why = status == UV_ECONNREFUSED ? "connection refused"
+            : status == UV_ENOENT    ? "no such socket" /* unix: nothing at the path */
+            : status == UV_EACCES    ? "permission denied"
+                                     : "connect failed";
     kg_pool_connect_failed(p, why);
     kg_leg_fail(c->leg, why, false);
     return;

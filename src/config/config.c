@@ -138,16 +138,24 @@ static int kg_cfg_listen(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   return 0;
 }
 
-/* url = "SCHEME://host:port" with an optional "/" and nothing else; the
- * scheme names the transport (net/conn.h: "http" is TCP). */
+/* url = "SCHEME://host:port" with an optional "/" and nothing else, or
+ * "unix:/path/to/app.sock"; the scheme names the transport (net/conn.h:
+ * "http" is TCP, "https" TLS, "unix" a Unix domain socket). */
 static int kg_cfg_parse_url(kg_cfg_ctx *c, const char *kp, const char *url,
                             kg_addr *addr, const kg_conn_ops **transport) {
   char q[128], why[256];
   kg_cfg_quote(q, sizeof(q), url, strlen(url));
+  if (strncasecmp(url, "unix:", 5) == 0) {
+    *transport = kg_conn_transport(url, 4);
+    if (kg_addr_parse_unix(url + 5, addr, why, sizeof(why)) != 0)
+      return kg_cfg_fail(c, kp, "%s", why);
+    return 0;
+  }
   const char *sep = strstr(url, "://");
   *transport = sep ? kg_conn_transport(url, (size_t)(sep - url)) : NULL;
   if (*transport == NULL)
-    return kg_cfg_fail(c, kp, "expected http://host:port, got %s", q);
+    return kg_cfg_fail(c, kp, "expected http://host:port, https://host:port or "
+                       "unix:/path, got %s", q);
   const char *auth = sep + 3;
   size_t alen = strcspn(auth, "/?#");
   const char *rest = auth + alen;
@@ -248,8 +256,8 @@ static int kg_cfg_check_secondary(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
   return 0;
 }
 
-/* url = "http://host:port" or "https://host:port": required; resolved
- * into the backend's addr. */
+/* url = "http://host:port", "https://host:port" or "unix:/path":
+ * required; resolved into the backend's addr. */
 static int kg_cfg_backend_url(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
                               const char *kp, void *base) {
   lua_State *L = c->L;

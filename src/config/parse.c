@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/common.h"
@@ -60,6 +62,40 @@ void kg_addr_free(kg_addr *a) {
  * both IPv4 and IPv6 addresses the IPv4 one is taken: "localhost" often
  * resolves to ::1 first while test and dev servers usually bind 127.0.0.1
  * only, and we keep a single address per backend. */
+int kg_addr_parse_unix(const char *path, kg_addr *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof(*out));
+  if (path[0] == '\0') {
+    snprintf(err, errlen, "expected unix:/path/to/socket, got an empty path");
+    return -1;
+  }
+  kg_buf abs = KG_BUF_INIT;
+  if (path[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+      snprintf(err, errlen, "unix socket %s: the working directory is unknown (%s): "
+               "give an absolute path", path, strerror(errno));
+      return -1;
+    }
+    kg_buf_appendf(&abs, "%s/", strcmp(cwd, "/") == 0 ? "" : cwd);
+  }
+  kg_buf_appends(&abs, path);
+  struct sockaddr_un *un = (struct sockaddr_un *)&out->sa;
+  if (abs.len >= sizeof(un->sun_path)) {
+    snprintf(err, errlen, "unix socket path %s is %zu bytes, longer than a socket "
+             "address holds (%zu)", abs.data, abs.len, sizeof(un->sun_path) - 1);
+    kg_buf_free(&abs);
+    return -1;
+  }
+  un->sun_family = AF_UNIX;
+  memcpy(un->sun_path, abs.data, abs.len + 1);
+  out->salen = (socklen_t)sizeof(*un);
+  out->text = kg_malloc(abs.len + 6);
+  snprintf(out->text, abs.len + 6, "unix:%s", abs.data);
+  out->host = kg_strdup("localhost");
+  kg_buf_free(&abs);
+  return 0;
+}
+
 int kg_addr_parse(const char *text, kg_addr *out, char *err, size_t errlen) {
   char q[128];
   memset(out, 0, sizeof(*out));

@@ -24,6 +24,14 @@ typedef struct kg_addr {
  * caller frees *out's strings with kg_addr_free; on failure nothing is
  * held. */
 int kg_addr_parse(const char *text, kg_addr *out, char *err, size_t errlen);
+/* Parses the path of a Unix domain socket ("/run/app.sock"; a relative
+ * path is taken from the working directory, made absolute here so that
+ * logs say which file). text becomes "unix:/abs/path", host "localhost"
+ * (there is no host: requests carry the client's Host), port 0, sa a
+ * struct sockaddr_un. The socket need not exist yet. Returns 0, or -1 with
+ * a message in err (empty, too long for a socket address, NUL-free by
+ * construction); the caller frees with kg_addr_free. */
+int kg_addr_parse_unix(const char *path, kg_addr *out, char *err, size_t errlen);
 void kg_addr_free(kg_addr *a);
 
 /* Parses "512", "64KiB", "8 MiB", "2GiB" (binary units only) into bytes:

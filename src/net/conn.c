@@ -1,9 +1,15 @@
-/* conn.c: the connection object and the plain TCP transport (see conn.h).
+/* conn.c: the connection object and the plain stream transports, TCP and
+ * Unix domain sockets (see conn.h).
  *
  * The kg_conn_* functions keep what every transport shares (the deadline,
  * close-once, the bookkeeping of callbacks); the kg_conn_tcp_* table does
- * the I/O. The TLS transport (tls.c) keeps its session in c->transport. */
+ * the I/O on c->stream, which the Unix table reuses for everything but
+ * making the handle and connecting. The TLS transport (tls.c) keeps its
+ * session in c->transport. */
 #include "net/conn.h"
+
+#include <string.h>
+#include <sys/un.h>
 
 #include "common/common.h"
 
@@ -23,8 +29,28 @@ static int kg_conn_tcp_connect(kg_conn *c, const struct sockaddr *addr) {
   return uv_tcp_connect(&c->connect_req, &c->tcp, addr, kg_conn_tcp_on_connect);
 }
 
+static void kg_conn_unix_init(kg_conn *c, uv_loop_t *loop) {
+  uv_pipe_init(loop, &c->pipe, 0); /* only checks its arguments */
+}
+
+static void kg_conn_unix_on_connect(uv_connect_t *req, int status) {
+  kg_conn *c = req->data;
+  if (c->closing) return;
+  c->connect_cb(c, status);
+}
+
+/* libuv connects a pipe by path and reports every failure (no such file,
+ * refused, a path too long) through the callback, never here. */
+static int kg_conn_unix_connect(kg_conn *c, const struct sockaddr *addr) {
+  const struct sockaddr_un *un = (const struct sockaddr_un *)addr;
+  if (addr->sa_family != AF_UNIX) return UV_EINVAL;
+  c->connect_req.data = c;
+  uv_pipe_connect(&c->connect_req, &c->pipe, un->sun_path, kg_conn_unix_on_connect);
+  return 0;
+}
+
 static int kg_conn_tcp_accept(kg_conn *c, uv_stream_t *server) {
-  int r = uv_accept(server, (uv_stream_t *)&c->tcp);
+  int r = uv_accept(server, &c->stream);
   if (r == 0) uv_tcp_nodelay(&c->tcp, 1);
   return r;
 }
@@ -43,15 +69,15 @@ static void kg_conn_tcp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b
 }
 
 static int kg_conn_tcp_read_start(kg_conn *c) {
-  return uv_read_start((uv_stream_t *)&c->tcp, kg_conn_tcp_alloc, kg_conn_tcp_on_read);
+  return uv_read_start(&c->stream, kg_conn_tcp_alloc, kg_conn_tcp_on_read);
 }
 
 static int kg_conn_tcp_read_stop(kg_conn *c) {
-  return uv_read_stop((uv_stream_t *)&c->tcp);
+  return uv_read_stop(&c->stream);
 }
 
 static int kg_conn_tcp_try_write(kg_conn *c, const uv_buf_t *bufs, unsigned n) {
-  int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+  int r = uv_try_write(&c->stream, bufs, n);
   return r == UV_EAGAIN ? 0 : r;
 }
 
@@ -62,11 +88,11 @@ static void kg_conn_tcp_on_write(uv_write_t *req, int status) {
 
 static int kg_conn_tcp_write(kg_conn *c, kg_conn_write_req *wr, const uv_buf_t *bufs,
                              unsigned n) {
-  return uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, kg_conn_tcp_on_write);
+  return uv_write(&wr->req, &c->stream, bufs, n, kg_conn_tcp_on_write);
 }
 
 static size_t kg_conn_tcp_write_queue_size(const kg_conn *c) {
-  return c->tcp.write_queue_size;
+  return c->stream.write_queue_size;
 }
 
 static void kg_conn_tcp_on_shutdown(uv_shutdown_t *req, int status) {
@@ -77,7 +103,7 @@ static void kg_conn_tcp_on_shutdown(uv_shutdown_t *req, int status) {
 
 static int kg_conn_tcp_shutdown(kg_conn *c) {
   c->shutdown_req.data = c;
-  return uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, kg_conn_tcp_on_shutdown);
+  return uv_shutdown(&c->shutdown_req, &c->stream, kg_conn_tcp_on_shutdown);
 }
 
 void kg_conn_handle_closed(uv_handle_t *h) {
@@ -88,7 +114,7 @@ void kg_conn_handle_closed(uv_handle_t *h) {
 }
 
 static void kg_conn_tcp_close(kg_conn *c) {
-  uv_close((uv_handle_t *)&c->tcp, kg_conn_handle_closed);
+  uv_close((uv_handle_t *)&c->stream, kg_conn_handle_closed);
 }
 
 /* URL schemes and the transports that carry them. */
@@ -98,6 +124,7 @@ static const struct {
 } kg_conn_transports[] = {
     {"http", &kg_conn_tcp},
     {"https", &kg_conn_tls},
+    {"unix", &kg_conn_unix},
 };
 
 /* The fixed texts of the transports' own codes (conn.h), in code order. */
@@ -121,17 +148,26 @@ const kg_conn_ops *kg_conn_transport(const char *scheme, size_t len) {
   return NULL;
 }
 
+/* What TCP and Unix sockets do alike: everything on c->stream. */
+#define KG_CONN_STREAM_OPS                                             \
+  .read_start = kg_conn_tcp_read_start, .read_stop = kg_conn_tcp_read_stop, \
+  .try_write = kg_conn_tcp_try_write, .write = kg_conn_tcp_write,          \
+  .write_queue_size = kg_conn_tcp_write_queue_size,                        \
+  .shutdown = kg_conn_tcp_shutdown, .close = kg_conn_tcp_close
+
 const kg_conn_ops kg_conn_tcp = {
     .name = "tcp",
     .connect = kg_conn_tcp_connect,
     .accept = kg_conn_tcp_accept,
-    .read_start = kg_conn_tcp_read_start,
-    .read_stop = kg_conn_tcp_read_stop,
-    .try_write = kg_conn_tcp_try_write,
-    .write = kg_conn_tcp_write,
-    .write_queue_size = kg_conn_tcp_write_queue_size,
-    .shutdown = kg_conn_tcp_shutdown,
-    .close = kg_conn_tcp_close,
+    KG_CONN_STREAM_OPS,
+};
+
+const kg_conn_ops kg_conn_unix = {
+    .name = "unix",
+    .init = kg_conn_unix_init,
+    .connect = kg_conn_unix_connect,
+    .accept = kg_conn_tcp_accept, /* unused: no Unix listener */
+    KG_CONN_STREAM_OPS,
 };
 
 /* --- what every transport shares -------------------------------------------- */
@@ -141,9 +177,12 @@ void kg_conn_init(kg_conn *c, uv_loop_t *loop, const kg_conn_ops *ops,
   *c = (kg_conn){.ops = ops, .cbs = cbs, .data = data, .rbuf = rbuf,
                  .rbuf_len = rbuf_len, .deadline = KG_CONN_NO_DEADLINE};
   /* Neither fails: uv_tcp_init only checks flags, and we pass none. */
-  uv_tcp_init(loop, &c->tcp);
+  if (ops->init)
+    ops->init(c, loop);
+  else
+    uv_tcp_init(loop, &c->tcp);
   uv_timer_init(loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
+  c->stream.data = c->timer.data = c;
   c->open_handles = 2;
 }
 

@@ -2,8 +2,8 @@
  *
  * A kg_conn owns its socket handle and a timer, and is the only place that
  * knows how bytes move: every operation goes through a transport's ops
- * table (kg_conn_ops). TCP is kg_conn_tcp; TLS (OpenSSL over memory BIOs,
- * tls.c) is one more table, with no change to the users (the proxy's
+ * table (kg_conn_ops). TCP is kg_conn_tcp, Unix domain sockets kg_conn_unix;
+ * TLS (OpenSSL over memory BIOs, tls.c) is one more table, with no change to the users (the proxy's
  * client side, the HTTP client, the admin listener) beyond choosing it.
  *
  * Ownership: the owner embeds the kg_conn in its own struct (as libuv
@@ -61,6 +61,8 @@ struct kg_conn_write_req {
  * of the same name below, which is the only caller. */
 typedef struct kg_conn_ops {
   const char *name;
+  /* Optional: initialises the stream handle (default: c->tcp). */
+  void (*init)(kg_conn *c, uv_loop_t *loop);
   int (*connect)(kg_conn *c, const struct sockaddr *addr);
   int (*accept)(kg_conn *c, uv_stream_t *server);
   int (*read_start)(kg_conn *c);
@@ -77,6 +79,9 @@ typedef struct kg_conn_ops {
 
 /* Plain TCP. */
 extern const kg_conn_ops kg_conn_tcp;
+/* Unix domain stream sockets: connect's addr is a struct sockaddr_un
+ * (backends written "unix:/path/to/app.sock"). Client side only. */
+extern const kg_conn_ops kg_conn_unix;
 /* TLS over TCP (OpenSSL through memory BIOs, net/tls.h). The owner sets
  * c->transport_ctx to a kg_tls_ctx before connect or accept: a client
  * ctx for connect (connect's callback runs once the handshake is done),
@@ -108,7 +113,11 @@ const char *kg_conn_strerror(int code);
 const kg_conn_ops *kg_conn_transport(const char *scheme, size_t len);
 
 struct kg_conn {
-  uv_tcp_t tcp;               /* the socket (a TLS transport runs over it) */
+  union {                     /* the socket: which one is the transport's */
+    uv_tcp_t tcp;             /* TCP (a TLS transport runs over it) */
+    uv_pipe_t pipe;           /* a Unix domain socket */
+    uv_stream_t stream;       /* either, for what every stream does */
+  };
   uv_timer_t timer;           /* fires at timer_due, then checks deadline */
   uv_connect_t connect_req;
   uv_shutdown_t shutdown_req;

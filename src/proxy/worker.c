@@ -74,8 +74,9 @@ static kg_pool *kg_worker_pools_new(kg_worker *w, const kg_config *cfg) {
   kg_pool *pools = kg_calloc(cfg->nbackends, sizeof(kg_pool));
   for (size_t i = 0; i < cfg->nbackends; i++) {
     const kg_backend_cfg *b = &cfg->backends[i];
+    /* Host, when the client sent none: a Unix socket has no host:port. */
     kg_upstream be = {.name = b->name,
-                      .host = b->addr.text,
+                      .host = b->transport == &kg_conn_unix ? b->addr.host : b->addr.text,
                       .addr = b->addr.sa,
                       .transport = b->transport,
                       .transport_ctx = b->tls,

@@ -436,7 +436,8 @@ class Backend:
     """One test backend: a listening socket and a thread per connection."""
 
     def __init__(self, name="production", variant=None, fault=None,
-                 host="127.0.0.1", port=0, delay=0.0, verbose=False):
+                 host="127.0.0.1", port=0, delay=0.0, verbose=False,
+                 unix_path=None):
         if fault is not None and fault not in FAULTS:
             raise ValueError("unknown fault %r" % fault)
         self.name = name
@@ -445,6 +446,7 @@ class Backend:
         self.delay = delay            # extra seconds before every answer
         self.host = host
         self.port = port
+        self.unix_path = unix_path    # listen on this Unix socket instead
         self.verbose = verbose
         self.requests = []            # [Received], in arrival order
         self.protocol_errors = []     # malformed input the proxy sent us
@@ -459,18 +461,25 @@ class Backend:
     # --- lifecycle -------------------------------------------------------
     @property
     def url(self):
+        if self.unix_path:
+            return "unix:%s" % self.unix_path
         return "http://%s:%d" % (self.host, self.port)
 
     def start(self):
-        if self.fault == "refuse":
-            if not self.port:
+        if self.fault == "refuse":  # unix: nothing at the path
+            if not self.port and not self.unix_path:
                 self.port = free_port(self.host)
             return self
-        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind((self.host, self.port))
+        if self.unix_path:
+            ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            ls.bind(self.unix_path)
+        else:
+            ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind((self.host, self.port))
         ls.listen(128)
-        self.port = ls.getsockname()[1]
+        if not self.unix_path:
+            self.port = ls.getsockname()[1]
         self._listener = ls
         t = threading.Thread(target=self._accept_loop, daemon=True,
                              name="backend-%s-accept" % self.name)
@@ -536,7 +545,10 @@ class Backend:
                 sock, addr = self._listener.accept()
             except OSError:
                 return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not self.unix_path:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            else:
+                addr = ("unix", 0)  # no peer port: conn_id tells connections
             with self.lock:
                 self.connections += 1
                 conn_id = self.connections

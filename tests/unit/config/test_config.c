@@ -280,7 +280,8 @@ static void test_bad_url(void **state) {
                "    },\n"
                "  },\n"
                "}\n",
-               ":6: backends.newdb.url: expected http://host:port, got "
+               ":6: backends.newdb.url: expected http://host:port, https://host:port or "
+               "unix:/path, got "
                "\"localhost\"");
   /* https is a transport now (test_tls_config); tls settings on a plain
    * url would silently mean nothing. */

@@ -8,10 +8,47 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "config/parse.h"
 
 /* ---- kg_addr_parse ---------------------------------------------------- */
+
+static void test_addr_parse_unix(void **state) {
+  kg_addr a;
+  char err[512];
+  assert_int_equal(kg_addr_parse_unix("/run/app.sock", &a, err, sizeof(err)), 0);
+  assert_string_equal(a.text, "unix:/run/app.sock");
+  assert_string_equal(a.host, "localhost");
+  assert_int_equal(a.port, 0);
+  assert_int_equal(a.sa.ss_family, AF_UNIX);
+  assert_string_equal(((struct sockaddr_un *)&a.sa)->sun_path, "/run/app.sock");
+  kg_addr_free(&a);
+
+  /* Relative: from the working directory, made absolute. */
+  char cwd[4096], want[4200];
+  assert_non_null(getcwd(cwd, sizeof(cwd)));
+  snprintf(want, sizeof(want), "%s/tmp/app.sock", cwd);
+  assert_int_equal(kg_addr_parse_unix("tmp/app.sock", &a, err, sizeof(err)), 0);
+  assert_string_equal(((struct sockaddr_un *)&a.sa)->sun_path, want);
+  assert_string_equal(a.text + 5, want);
+  kg_addr_free(&a);
+
+  assert_int_equal(kg_addr_parse_unix("", &a, err, sizeof(err)), -1);
+  assert_string_equal(err, "expected unix:/path/to/socket, got an empty path");
+  assert_null(a.text);
+  char longpath[200];
+  memset(longpath, 'x', sizeof(longpath) - 1);
+  longpath[0] = '/';
+  longpath[sizeof(longpath) - 1] = '\0';
+  assert_int_equal(kg_addr_parse_unix(longpath, &a, err, sizeof(err)), -1);
+  assert_non_null(strstr(err, "is 199 bytes, longer than a socket address holds (107)"));
+  assert_null(a.text);
+}
 
 static void test_addr_parse(void **state) {
   kg_addr a;
@@ -99,6 +136,7 @@ static void test_seconds_to_ms(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_addr_parse),
+      cmocka_unit_test(test_addr_parse_unix),
       cmocka_unit_test(test_parse_duration),
       cmocka_unit_test(test_parse_size),
       cmocka_unit_test(test_seconds_to_ms),
