@@ -142,6 +142,8 @@ bench: deps-test build/kagami build/bench/bench_diff
 	@/usr/bin/python3 bench/run.py
 	@# Replay pacing (issue 7): reported, not a gate; a miss shows in its output.
 	-@/usr/bin/python3 bench/replay_rate.py --binary build/kagami
+	@# Memory per tracked endpoint (issue 16): reported, not a gate.
+	-@/usr/bin/python3 bench/endpoint_memory.py --binary build/kagami
 
 # --- fuzzing (clang + libFuzzer) -----------------------------------------
 # The library sources are built once with coverage instrumentation into an

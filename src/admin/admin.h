@@ -4,7 +4,7 @@
  * It lives on the main thread's loop, never on a worker's, so nothing it
  * does (rendering metrics, reading the results store) can delay a client
  * of the proxy. It reads the workers only through their thread-safe
- * views (kg_worker_stats, kg_epstats_snapshot) and the store through a
+ * views (kg_worker_stats, kg_epstats_totals) and the store through a
  * read-only SQLite connection of its own.
  *
  * Routes (GET and HEAD only):

@@ -75,16 +75,7 @@ static void kg_prom_latency(kg_buf *o, const kg_admin_ctx *ctx) {
   kg_hist *merged = kg_malloc(nb * sizeof(kg_hist));
   uint64_t flagged[KG_MAX_BACKENDS] = {0};
   for (size_t i = 0; i < nb; i++) kg_hist_init(&merged[i]);
-  kg_epstat_copy *eps = NULL;
-  size_t neps = ctx->epstats ? kg_epstats_snapshot(ctx->epstats, &eps) : 0;
-  for (size_t e = 0; e < neps; e++) {
-    size_t n = KG_MIN(nb, eps[e].nbackends);
-    for (size_t i = 0; i < n; i++) {
-      kg_hist_merge(&merged[i], &eps[e].lat[i]);
-      if (eps[e].regression[i]) flagged[i]++;
-    }
-  }
-  kg_epstats_snapshot_free(eps, neps);
+  size_t neps = ctx->epstats ? kg_epstats_totals(ctx->epstats, merged, nb, flagged) : 0;
 
   const char *name = "kagami_backend_latency_seconds";
   kg_prom_family(o, name, "histogram",

@@ -141,6 +141,7 @@ static const char *kg_reload_blocker(const kg_config *a, const kg_config *b) {
       a->noise_min_pairs != b->noise_min_pairs)
     return "noise";
   if (a->latency_regression != b->latency_regression) return "latency_regression";
+  if (a->max_endpoints != b->max_endpoints) return "max_endpoints";
   return NULL;
 }
 
@@ -323,7 +324,8 @@ static int kg_main_run(const char *path) {
   kg_htmldiff_global_init();
   atomic_init(&m.conn_ids, 0);
   m.shared.conn_ids = &m.conn_ids;
-  m.shared.epstats = kg_epstats_new(m.cfg->nbackends, m.cfg->latency_regression);
+  m.shared.epstats = kg_epstats_new(m.cfg->nbackends, m.cfg->latency_regression,
+                                    (size_t)m.cfg->max_endpoints);
   if (m.cfg->noise_learn)
     m.shared.noise = kg_noise_new(m.cfg->noise_threshold, m.cfg->noise_min_pairs);
   if (m.cfg->record_file &&

@@ -100,6 +100,8 @@ typedef struct kg_config {
   struct kg_endpoint_rules *endpoints; /* owned templating overrides or NULL */
   double max_per_endpoint_per_s; /* 0: no cap */
   double latency_regression;  /* shadow p90 / master p90 flag; 1.5 */
+  int max_endpoints;          /* endpoints with statistics of their own;
+                                 later ones count under "(other)"; 1000 */
   bool noise_learn;           /* learn noise from noise pairs */
   double noise_threshold;     /* share of pairs; 0.2 */
   uint64_t noise_min_pairs;   /* pairs before anything counts as noisy; 10 */

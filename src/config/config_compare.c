@@ -196,6 +196,8 @@ const kg_cfg_key kg_cfg_compare_keys[] = {
      .bound = 0},
     {"latency_regression", KG_CFG_NUMBER, KG_AT(latency_regression), .def = 1.5,
      .bound = 1},
+    {"max_endpoints", KG_CFG_INT, KG_AT(max_endpoints), .def = 1000, /* KG_EPSTATS_MAX */
+     .bound = 1000000},
     {"noise", KG_CFG_TABLE, .what = "a table such as { learn = true }",
      .sub = kg_cfg_noise_keys, .nsub = KG_ARRAY_SIZE(kg_cfg_noise_keys),
      .check = kg_cfg_check_noise},

@@ -18,7 +18,8 @@ typedef struct kg_epstat {
   uint64_t compared, differing;
   uint64_t errors[64];
   uint64_t flagged;      /* shadows whose regression flag is up */
-  kg_hist *lat;          /* owned, one per backend */
+  kg_hist **lat;         /* owned, one per backend: each NULL until that
+                            backend's first answer (26 KiB apiece) */
   UT_hash_handle hh;
 } kg_epstat;
 
@@ -28,10 +29,13 @@ struct kg_epstats {
   double factor;
   kg_epstat *table;      /* uthash */
   size_t n;
+  size_t max;            /* endpoints tracked apart; then "(other)" */
 };
 
-kg_epstats *kg_epstats_new(size_t nbackends, double regression_factor) {
+kg_epstats *kg_epstats_new(size_t nbackends, double regression_factor,
+                           size_t max_endpoints) {
   kg_epstats *s = kg_calloc(1, sizeof(*s));
+  s->max = max_endpoints ? max_endpoints : KG_EPSTATS_MAX;
   pthread_mutex_init(&s->lock, NULL);
   s->nbackends = KG_MIN(nbackends, (size_t)64);
   s->factor = regression_factor;
@@ -44,6 +48,7 @@ void kg_epstats_free(kg_epstats *s) {
   HASH_ITER(hh, s->table, e, tmp) {
     HASH_DEL(s->table, e);
     free(e->endpoint);
+    for (size_t i = 0; i < s->nbackends; i++) free(e->lat[i]);
     free(e->lat);
     free(e);
   }
@@ -55,15 +60,14 @@ static kg_epstat *kg_epstats_get(kg_epstats *s, const char *endpoint) {
   kg_epstat *e = NULL;
   HASH_FIND_STR(s->table, endpoint, e);
   if (e) return e;
-  if (s->n >= KG_EPSTATS_MAX) {
+  if (s->n >= s->max) {
     endpoint = "(other)";
     HASH_FIND_STR(s->table, endpoint, e);
     if (e) return e;
   }
   e = kg_calloc(1, sizeof(*e));
   e->endpoint = kg_strdup(endpoint);
-  e->lat = kg_malloc(s->nbackends * sizeof(kg_hist));
-  for (size_t i = 0; i < s->nbackends; i++) kg_hist_init(&e->lat[i]);
+  e->lat = kg_calloc(s->nbackends ? s->nbackends : 1, sizeof(kg_hist *));
   HASH_ADD_KEYPTR(hh, s->table, e->endpoint, strlen(e->endpoint), e);
   s->n++;
   return e;
@@ -78,19 +82,26 @@ uint64_t kg_epstats_record(kg_epstats *s, const char *endpoint, bool equal,
   if (!equal) e->differing++;
   for (size_t i = 0; i < s->nbackends; i++) {
     if (!present[i]) continue;
-    if (failed[i]) e->errors[i]++;
-    else kg_hist_add(&e->lat[i], elapsed_us[i]);
+    if (failed[i]) {
+      e->errors[i]++;
+      continue;
+    }
+    if (e->lat[i] == NULL) {
+      e->lat[i] = kg_malloc(sizeof(kg_hist));
+      kg_hist_init(e->lat[i]);
+    }
+    kg_hist_add(e->lat[i], elapsed_us[i]);
   }
   /* p90 of each shadow against the master's, once both have enough
    * samples to mean something. */
   uint64_t before = e->flagged;
-  const kg_hist *m = &e->lat[0];
+  const kg_hist *m = e->lat[0];
   /* Percentiles walk the histogram: re-judged every 16th result (and the
    * first time there are enough samples), which is plenty for a flag. */
   bool judge = e->compared % 16 == 0 || e->compared == KG_EPSTATS_MIN_SAMPLES;
   for (size_t i = 1; judge && i < s->nbackends; i++) {
-    const kg_hist *h = &e->lat[i];
-    if (kg_hist_count(m) < KG_EPSTATS_MIN_SAMPLES ||
+    const kg_hist *h = e->lat[i];
+    if (m == NULL || h == NULL || kg_hist_count(m) < KG_EPSTATS_MIN_SAMPLES ||
         kg_hist_count(h) < KG_EPSTATS_MIN_SAMPLES)
       continue;
     double mp = (double)kg_hist_percentile(m, 90), sp = (double)kg_hist_percentile(h, 90);
@@ -103,32 +114,17 @@ uint64_t kg_epstats_record(kg_epstats *s, const char *endpoint, bool equal,
   return raised;
 }
 
-size_t kg_epstats_snapshot(kg_epstats *s, kg_epstat_copy **out) {
+size_t kg_epstats_totals(kg_epstats *s, kg_hist *merged, size_t nb, uint64_t *flagged) {
   pthread_mutex_lock(&s->lock);
-  kg_epstat_copy *v = kg_calloc(s->n + 1, sizeof(*v));
-  size_t k = 0;
+  nb = KG_MIN(nb, s->nbackends);
   kg_epstat *e, *tmp;
   HASH_ITER(hh, s->table, e, tmp) {
-    kg_epstat_copy *c = &v[k++];
-    c->endpoint = kg_strdup(e->endpoint);
-    c->compared = e->compared;
-    c->differing = e->differing;
-    memcpy(c->errors, e->errors, sizeof(c->errors));
-    c->nbackends = s->nbackends;
-    c->lat = kg_malloc(s->nbackends * sizeof(kg_hist));
-    memcpy(c->lat, e->lat, s->nbackends * sizeof(kg_hist));
-    for (size_t i = 0; i < s->nbackends; i++)
-      c->regression[i] = (e->flagged >> i) & 1;
+    for (size_t i = 0; i < nb; i++) {
+      if (e->lat[i]) kg_hist_merge(&merged[i], e->lat[i]);
+      if ((e->flagged >> i) & 1) flagged[i]++;
+    }
   }
+  size_t n = s->n;
   pthread_mutex_unlock(&s->lock);
-  *out = v;
-  return k;
-}
-
-void kg_epstats_snapshot_free(kg_epstat_copy *v, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    free(v[i].endpoint);
-    free(v[i].lat);
-  }
-  free(v);
+  return n;
 }

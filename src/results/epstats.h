@@ -3,8 +3,14 @@
  * it get slower on the new database" has an answer per page.
  *
  * Shared by every worker and updated from the thread pool after each
- * comparison: one lock inside. Bounded: past KG_EPSTATS_MAX endpoints,
- * new ones are counted under the endpoint "(other)". */
+ * comparison: one lock inside. Bounded: past max_endpoints (the config's
+ * `max_endpoints`, default KG_EPSTATS_MAX), new endpoints are counted
+ * under the endpoint "(other)".
+ *
+ * Memory: an endpoint costs about 0.7 KiB plus one latency histogram (a
+ * kg_hist, about 26 KiB) per backend that has answered it: histograms
+ * are made at a backend's first answer, so a shadow that never gets an
+ * endpoint's requests costs nothing there. */
 #ifndef KG_EPSTATS_H
 #define KG_EPSTATS_H
 
@@ -19,17 +25,8 @@
 
 typedef struct kg_epstats kg_epstats;
 
-/* A copy of one endpoint's numbers (see kg_epstats_snapshot). */
-typedef struct kg_epstat_copy {
-  char *endpoint;            /* owned */
-  uint64_t compared, differing;
-  uint64_t errors[64];       /* per backend index: failed requests */
-  kg_hist *lat;              /* owned array, one per backend (microseconds) */
-  size_t nbackends;
-  bool regression[64];       /* per shadow: p90 over the configured factor */
-} kg_epstat_copy;
-
-kg_epstats *kg_epstats_new(size_t nbackends, double regression_factor);
+kg_epstats *kg_epstats_new(size_t nbackends, double regression_factor,
+                           size_t max_endpoints);
 void kg_epstats_free(kg_epstats *s);
 
 /* Records one compared request: elapsed_us[i] for backend i, or a failure
@@ -40,9 +37,11 @@ uint64_t kg_epstats_record(kg_epstats *s, const char *endpoint, bool equal,
                            const bool *present, const bool *failed,
                            const uint64_t *elapsed_us, uint64_t *flagged);
 
-/* Copies every endpoint's numbers (caller frees with
- * kg_epstats_snapshot_free). */
-size_t kg_epstats_snapshot(kg_epstats *s, kg_epstat_copy **out);
-void kg_epstats_snapshot_free(kg_epstat_copy *v, size_t n);
+/* Adds every endpoint's latency histograms of backends 0..nb-1 into
+ * merged[0..nb) (the caller's, initialised), and counts in flagged[i] the
+ * endpoints on which shadow i is flagged slower. Returns the number of
+ * endpoints tracked. Merges under the lock instead of copying: a copy of
+ * 1,000 endpoints' histograms would be ~50 MiB per /metrics scrape. */
+size_t kg_epstats_totals(kg_epstats *s, kg_hist *merged, size_t nb, uint64_t *flagged);
 
 #endif

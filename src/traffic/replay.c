@@ -901,7 +901,8 @@ int kg_replay_run(const kg_replay_opts *opts, kg_replay_summary *sum) {
     goto out;
   }
   if (o.compare) kg_htmldiff_global_init();
-  rp->epstats = kg_epstats_new(2, rp->cfg->latency_regression);
+  rp->epstats = kg_epstats_new(2, rp->cfg->latency_regression,
+                                 (size_t)rp->cfg->max_endpoints);
   rp->filter.endpoint = (char *)o.filter;
   /* Result ids carry a sequence; starting it at a random point keeps two
    * replays in the same millisecond apart. */

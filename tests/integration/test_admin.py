@@ -374,6 +374,28 @@ def test_metrics_connections_open_and_backend_errors(make_backend,
             c.close()
 
 
+def test_max_endpoints_caps_the_tracked_endpoints(make_backend, start_kagami):
+    """Past max_endpoints, new endpoints share one entry, "(other)": the
+    statistics' memory stays bounded whatever paths clients send."""
+    production = make_backend("production")
+    newdb = make_backend("newdb")
+    port = free_port()
+    k = start_kagami([production, newdb],
+                     options={"admin": port, "max_endpoints": 3})
+    paths = ["/text/%d" % n for n in (2, 3)] + ["/echo", "/status/201",
+                                                  "/json/1", "/html/1"]
+    for p in paths:
+        k.get(p)
+    k.wait_log(len(paths))
+    fams = wait_metrics(port, lambda f: sample(f, "kagami_endpoints") >= 4)
+    # three endpoints of their own, and "(other)" for the rest
+    assert sample(fams, "kagami_endpoints") == 4
+    # every request still counts in the latency totals
+    assert sample(fams, "kagami_backend_latency_seconds",
+                  "kagami_backend_latency_seconds_count",
+                  backend="production") == len(paths)
+
+
 def test_metrics_inflight_gauges(make_backend, start_kagami):
     """Requests waiting on a slow shadow show in its in-flight gauge (what
     shadow_max_inflight is checked against) and leave it when answered."""
