@@ -47,6 +47,8 @@ Environment:
   BENCH_BUDGET=S        stop starting new rounds after S seconds (default 420)
   BENCH_IDLE_CONNS=N    idle connections (default 10000)
   BENCH_IDLE_PAGE=64KB  page each idle connection fetches once (default 1.4KB)
+  BENCH_ROWS=P,P        only the main table's rows of these pages (names as
+                        printed: "1.4KB", "64KB", "3KB JSON noisy", ...)
   BENCH_STORE=1         also run (ds): kagami mirror+diff with a results
                         store (a temp file, default retention), interleaved
                         with (d), which has store = false; each row then
@@ -133,6 +135,9 @@ if FULL:
 else:
     ROWS = [("1.4KB", 32), ("1.4KB", 256), ("64KB", 32),
             ("3KB JSON noisy", 32), ("20KB HTML noisy", 32)]
+if os.environ.get("BENCH_ROWS"):  # e.g. BENCH_ROWS="20KB HTML noisy,1.4KB"
+    _want = [x.strip() for x in os.environ["BENCH_ROWS"].split(",")]
+    ROWS = [r for r in ROWS if r[0] in _want]
 FAULT_CONNS = 256
 FAULT_WORKERS = WORKER_COUNTS if FULL else WORKER_COUNTS[:1]
 

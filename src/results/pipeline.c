@@ -19,6 +19,7 @@ void kg_pipeline_init(kg_pipeline *p, uv_loop_t *loop, const kg_pipeline_ops *op
                       const kg_pipeline_limits *lim, const kg_sinks *sinks, void *data) {
   *p = (kg_pipeline){.ops = ops, .lim = *lim, .sinks = sinks, .data = data, .loop = loop};
   if (p->lim.gather == 0) p->lim.gather = 1;
+  if (p->lim.max_running == 0) p->lim.max_running = 1;
   uv_timer_init(loop, &p->timer);
   p->timer.data = p;
 }
@@ -51,22 +52,34 @@ static void kg_pipeline_after(uv_work_t *req, int status) {
     p->ops->done(it, status == 0);
   }
   free(b);
-  p->running = false;
+  p->running--;
   if (p->head) kg_pipeline_start(p);
+  /* still a backlog: run beside it as submit would */
+  if (p->lim.max_batch && p->n >= p->lim.max_batch && p->running < p->lim.max_running)
+    kg_pipeline_start(p);
   if (p->ops->drained) p->ops->drained(p);
 }
 
-/* Takes the whole queue to the thread pool as one batch. */
+/* Takes the head of the queue (max_batch items at most) to the thread
+ * pool as one batch. */
 static void kg_pipeline_start(kg_pipeline *p) {
   kg_pipeline_batch *b = kg_calloc(1, sizeof(*b));
   b->p = p;
   b->head = p->head;
-  b->n = p->n;
-  p->head = p->tail = NULL;
-  p->n = 0;
-  p->bytes = 0;
-  p->running = true;
-  uv_timer_stop(&p->timer);
+  size_t take = p->lim.max_batch ? KG_MIN(p->n, p->lim.max_batch) : p->n;
+  kg_pipeline_item *last = p->head;
+  p->bytes -= last->bytes;
+  for (size_t i = 1; i < take; i++) {
+    last = last->next;
+    p->bytes -= last->bytes;
+  }
+  p->head = last->next;
+  if (p->head == NULL) p->tail = NULL;
+  last->next = NULL;
+  b->n = take;
+  p->n -= take;
+  p->running++;
+  if (p->head == NULL) uv_timer_stop(&p->timer);
   uv_queue_work(p->loop, &b->work, kg_pipeline_work, kg_pipeline_after);
 }
 
@@ -82,7 +95,11 @@ int kg_pipeline_submit(kg_pipeline *p, kg_pipeline_item *it) {
   p->tail = it;
   p->n++;
   p->bytes += it->bytes;
-  if (p->running) return 0; /* the running batch's end starts the next */
+  /* A batch's end starts the next. Another batch runs beside one only for
+   * a backlog (a full batch waiting): under ordinary load results gather
+   * while one batch runs, and fewer, bigger batches cost the sinks less. */
+  if (p->running >= p->lim.max_running) return 0;
+  if (p->running > 0 && (p->lim.max_batch == 0 || p->n < p->lim.max_batch)) return 0;
   /* Waking a pool thread costs about as much as comparing two small equal
    * responses: under load, gather results for a moment first. */
   if (p->n >= p->lim.gather) kg_pipeline_start(p);
@@ -92,7 +109,7 @@ int kg_pipeline_submit(kg_pipeline *p, kg_pipeline_item *it) {
 }
 
 void kg_pipeline_flush(kg_pipeline *p) {
-  if (!p->running && p->head) kg_pipeline_start(p);
+  while (p->running < p->lim.max_running && p->head) kg_pipeline_start(p);
 }
 
 size_t kg_pipeline_pending(const kg_pipeline *p, size_t *bytes) {
@@ -100,6 +117,6 @@ size_t kg_pipeline_pending(const kg_pipeline *p, size_t *bytes) {
   return p->n;
 }
 
-bool kg_pipeline_busy(const kg_pipeline *p) { return p->running || p->head != NULL; }
+bool kg_pipeline_busy(const kg_pipeline *p) { return p->running > 0 || p->head != NULL; }
 
 void kg_pipeline_close(kg_pipeline *p) { uv_close((uv_handle_t *)&p->timer, NULL); }

@@ -11,13 +11,19 @@
  * Batching keeps the loop's cost per request to a list append and
  * amortises the thread hand-off: a batch starts when `gather` items wait,
  * when the first has waited `wait_ms`, at kg_pipeline_flush, or at once
- * after the previous batch when items are left. The queue can be bounded
+ * after a previous batch when items are left. A batch takes at most
+ * `max_batch` items, and while a full batch waits (a backlog) up to
+ * `max_running` batches run at once: a slow differ (HTML) then uses more
+ * than one core, and what a running batch holds stays small (items in the
+ * thread pool are outside the queue's bounds). The queue can be bounded
  * in count and bytes: past the bound, submit refuses and the owner drops
  * and counts (live), or the owner stops producing while
  * kg_pipeline_pending says the queue is long (replay).
  *
  * Threads: every call below is made on the loop thread; compare runs in
- * the thread pool, never for two batches of one pipeline at once. */
+ * the thread pool, for up to max_running batches of one pipeline at once
+ * (so with max_running > 1 it must be safe to call concurrently), and the
+ * sinks get batches in the order they finish. */
 #ifndef KG_PIPELINE_H
 #define KG_PIPELINE_H
 
@@ -53,6 +59,8 @@ typedef struct kg_pipeline_limits {
   size_t max_bytes;   /* ... or when the item would pass this; 0: none */
   size_t gather;      /* items that start a batch at once (at least 1) */
   uint64_t wait_ms;   /* or the longest the first item waits */
+  size_t max_batch;   /* items in one batch at most; 0: the whole queue */
+  size_t max_running; /* batches in the thread pool at once (0 means 1) */
 } kg_pipeline_limits;
 
 struct kg_pipeline {
@@ -65,7 +73,7 @@ struct kg_pipeline {
   kg_pipeline_item *tail;
   size_t n;                /* items waiting */
   size_t bytes;            /* their bytes */
-  bool running;            /* a batch is in the thread pool */
+  size_t running;          /* batches in the thread pool */
   uv_timer_t timer;        /* wait_ms for the first waiting item */
 };
 

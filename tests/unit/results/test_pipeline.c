@@ -183,6 +183,44 @@ static void test_bounds_refuse(void **state) {
   assert_int_equal(f.done, 3);
 }
 
+/* Batches of at most max_batch items, and at most max_running of them in
+ * the thread pool at once: what the sink sees at the same time is counted. */
+static int concurrent, most_concurrent;
+static pthread_mutex_t concurrent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void slow_compare(kg_pipeline_item *it, kg_result *out) {
+  pthread_mutex_lock(&concurrent_lock);
+  if (++concurrent > most_concurrent) most_concurrent = concurrent;
+  pthread_mutex_unlock(&concurrent_lock);
+  usleep(20 * 1000); /* long enough for a second batch to overlap */
+  test_compare(it, out);
+  pthread_mutex_lock(&concurrent_lock);
+  concurrent--;
+  pthread_mutex_unlock(&concurrent_lock);
+}
+
+static void test_batch_size_and_running_batches(void **state) {
+  (void)state;
+  static const kg_pipeline_ops ops = {.compare = slow_compare, .done = test_done};
+  fixture f;
+  const kg_pipeline_limits lim = {.gather = 1, .wait_ms = 60000, .max_batch = 3,
+                                  .max_running = 2};
+  setup(&f, &lim);
+  f.p.ops = &ops;
+  concurrent = most_concurrent = 0;
+  for (int i = 0; i < 10; i++) assert_int_equal(kg_pipeline_submit(&f.p, &item(i, 1, &f.done)->link), 0);
+  /* The first submit started a batch (of one); the fourth, with a full
+   * batch waiting, a second beside it; the rest wait. */
+  assert_int_equal(kg_pipeline_pending(&f.p, NULL), 6);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(f.done, 10);
+  assert_int_equal(f.sink.nids, 10);
+  for (size_t b = 0; b < f.sink.batches; b++) assert_in_range(f.sink.sizes[b], 1, 3);
+  assert_in_range(f.sink.batches, 4, 10);
+  assert_in_range(most_concurrent, 1, 2);
+  teardown(&f);
+}
+
 static void test_flush_with_nothing_waiting(void **state) {
   (void)state;
   fixture f;
@@ -271,6 +309,7 @@ int main(void) {
       cmocka_unit_test(test_gathers_until_the_timer),
       cmocka_unit_test(test_gather_starts_a_batch_and_the_rest_follows),
       cmocka_unit_test(test_bounds_refuse),
+      cmocka_unit_test(test_batch_size_and_running_batches),
       cmocka_unit_test(test_flush_with_nothing_waiting),
       cmocka_unit_test(test_every_sink_gets_every_batch),
       cmocka_unit_test(test_sinks_open_from_config),
