@@ -9,7 +9,7 @@
 #   make deb        a Debian package in build/ (`make deb-test` installs it)
 
 CC      ?= cc
-PKGS    := libuv lua5.4 jansson zlib sqlite3 libpcre2-8 libxml-2.0 openssl
+PKGS    := libuv lua5.4 jansson zlib sqlite3 libpcre2-8 libxml-2.0 openssl libpq
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CSTD    := -std=c11 -D_GNU_SOURCE
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -144,6 +144,8 @@ bench: deps-test build/kagami build/bench/bench_diff
 	-@/usr/bin/python3 bench/replay_rate.py --binary build/kagami
 	@# Memory per tracked endpoint (issue 16): reported, not a gate.
 	-@/usr/bin/python3 bench/endpoint_memory.py --binary build/kagami
+	@# The PostgreSQL store (issue 15): reported, not a gate.
+	-@/usr/bin/python3 bench/pg_write.py --binary build/kagami
 
 # --- fuzzing (clang + libFuzzer) -----------------------------------------
 # The library sources are built once with coverage instrumentation into an

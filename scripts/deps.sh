@@ -5,9 +5,10 @@
 set -euo pipefail
 
 build_pkgs="build-essential pkg-config libuv1-dev libhttp-parser-dev liblua5.4-dev
-  libsqlite3-dev libjansson-dev zlib1g-dev libpcre2-dev libxml2-dev uthash-dev libssl-dev"
+  libsqlite3-dev libjansson-dev zlib1g-dev libpcre2-dev libxml2-dev uthash-dev libssl-dev
+  libpq-dev"
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest curl nginx wrk openssl
-  groff-base systemd"
+  groff-base systemd postgresql-15"
 # Building and checking the Debian package (make deb, make deb-test).
 deb_pkgs="debhelper dpkg-dev fakeroot lintian groff-base python3 systemd"
 

@@ -42,6 +42,7 @@ typedef struct kg_admin_ctx {
   kg_epstats *epstats;    /* per-endpoint latency histograms */
   kg_admin *admin;        /* set by kg_admin_start, cleared by kg_admin_stop */
   kg_noise *noise;        /* learned noise, or NULL when not learning */
+  const struct kg_sinks *sinks; /* their own /metrics (PostgreSQL store), or NULL */
 } kg_admin_ctx;
 
 /* Binds and listens on ctx->cfg->admin with handles on `loop` (the main

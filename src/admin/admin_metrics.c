@@ -12,6 +12,7 @@
 #include "admin/admin_int.h"
 #include "common/common.h"
 #include "results/epstats.h"
+#include "results/sink.h"
 #include "common/histogram.h"
 #include "proxy/worker.h"
 
@@ -178,4 +179,5 @@ void kg_admin_metrics(const kg_admin_ctx *ctx, kg_buf *o) {
                       "(checked against shadow_max_inflight_bytes).",
                       t.backend_inflight_bytes);
   kg_prom_latency(o, ctx);
+  if (ctx->sinks) kg_sinks_metrics(ctx->sinks, o);
 }

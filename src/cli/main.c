@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "compare/htmldiff.h"
 #include "results/epstats.h"
+#include "results/pgstore.h"
 #include "results/sink.h"
 #include "compare/noise.h"
 #include "traffic/record.h"
@@ -133,6 +134,8 @@ static const char *kg_reload_blocker(const kg_config *a, const kg_config *b) {
       return "backends (names)";
   if (!kg_str_same(a->diff_log, b->diff_log)) return "diff_log";
   if (!kg_str_same(a->store_path, b->store_path)) return "store";
+  if (!kg_str_same(a->store_url, b->store_url)) return "store";
+  if (!kg_str_same(a->instance, b->instance)) return "instance";
   if (!kg_str_same(a->record_file, b->record_file)) return "record";
   if ((a->admin == NULL) != (b->admin == NULL) ||
       (a->admin && strcmp(a->admin->text, b->admin->text) != 0))
@@ -230,6 +233,11 @@ static void kg_log_start(const kg_config *cfg) {
                    cfg->backends[i].name, cfg->backends[i].url);
   if (cfg->diff_log) kg_buf_appendf(&b, "; diff log %s", cfg->diff_log);
   if (cfg->store_path) kg_buf_appendf(&b, "; store %s", cfg->store_path);
+  if (cfg->store_url) { /* the password never reaches a log */
+    kg_buf_appends(&b, "; store ");
+    kg_pgstore_mask(cfg->store_url, &b);
+    kg_buf_appendf(&b, " as instance %s", cfg->instance);
+  }
   if (cfg->admin)
     kg_buf_appendf(&b, "; admin %s://%s/", cfg->admin_tls ? "https" : "http",
                    cfg->admin->text);
@@ -360,7 +368,8 @@ static int kg_main_run(const char *path) {
   /* Bound before any worker thread starts, so that a taken admin port
    * stops us before a single client is served. */
   m.admin = (kg_admin_ctx){.cfg = m.cfg, .workers = m.workers, .nworkers = m.nworkers,
-                           .epstats = m.shared.epstats, .noise = m.shared.noise};
+                           .epstats = m.shared.epstats, .noise = m.shared.noise,
+                           .sinks = &m.shared.sinks};
   if (m.cfg->admin && kg_admin_start(&m.loop, &m.admin, err, sizeof(err)) < 0) {
     kg_log_error("%s", err);
     uv_run(&m.loop, UV_RUN_DEFAULT); /* the listener's close callback */

@@ -110,8 +110,13 @@ typedef struct kg_config {
                                  second time; 0 */
   int secondary;              /* index of the secondary backend, or -1 */
   /* results store, admin listener, recording (config_output.c) */
-  char *store_path;           /* owned; NULL when store = false;
-                                 default "kagami.db" */
+  char *store_path;           /* owned; NULL when store = false or a
+                                 PostgreSQL url; default "kagami.db" */
+  char *store_url;            /* owned: "postgresql://..." (a fleet's
+                                 shared store), or NULL; may hold a
+                                 password: never log it unmasked */
+  char *instance;             /* owned: this kagami's name in a shared
+                                 store; default the host name */
   uint64_t store_keep_differing; /* differing results kept per endpoint;
                                     default 1000 */
   uint64_t store_keep_equal;  /* sampled equal results kept per endpoint;

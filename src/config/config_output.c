@@ -1,8 +1,10 @@
 /* config_output.c: where results and traffic go: the SQLite store, the
  * admin listener, and the traffic recording. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -29,21 +31,95 @@ static char *kg_cfg_default_store(const char *def) {
   return path;
 }
 
-/* store: a path (absent: kg_cfg_default_store), or false to keep results
- * only in the diff log. */
+static bool kg_cfg_is_pg_url(const char *s) {
+  return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
+}
+
+/* The url of store = { url_env = NAME } or { url_file = PATH }: forms that
+ * keep a password out of the config (and so out of `kagami check` output
+ * and version control). Returns an owned string, or NULL after
+ * kg_cfg_fail. */
+static char *kg_cfg_store_url(kg_cfg_ctx *c, int idx, const char *kp) {
+  static const char *const keys[] = {"url_env", "url_file"};
+  lua_State *L = c->L;
+  char d[128];
+  if (kg_cfg_check_keys(c, idx, kp, keys, KG_ARRAY_SIZE(keys)) != 0) return NULL;
+  int top = lua_gettop(L);
+  char *url = NULL;
+  if (kg_cfg_rawfield(L, idx, "url_env") == LUA_TSTRING) {
+    const char *name = lua_tostring(L, -1), *v = getenv(name);
+    if (v == NULL || *v == '\0')
+      kg_cfg_fail(c, kp, "url_env: environment variable %s is not set", name);
+    else
+      url = kg_strdup(v);
+  } else if (kg_cfg_rawfield(L, idx, "url_file") == LUA_TSTRING) {
+    const char *path = lua_tostring(L, -1);
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    if (f == NULL) {
+      kg_cfg_fail(c, kp, "url_file: %s: %s", path, strerror(errno));
+    } else {
+      if (fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
+      fclose(f);
+      line[strcspn(line, "\r\n")] = '\0';
+      if (line[0] == '\0') kg_cfg_fail(c, kp, "url_file: %s is empty", path);
+      else url = kg_strdup(line);
+    }
+  } else {
+    kg_cfg_fail(c, kp, "expected { url_env = \"NAME\" } or { url_file = \"PATH\" }, got %s",
+                kg_cfg_describe(L, idx, d, sizeof(d)));
+  }
+  lua_settop(L, top);
+  if (url != NULL && !kg_cfg_is_pg_url(url)) {
+    kg_cfg_fail(c, kp, "expected a postgresql:// url in %s",
+                lua_type(L, idx) == LUA_TTABLE ? "url_env / url_file" : "it");
+    free(url);
+    url = NULL;
+  }
+  return url;
+}
+
+/* store: a path (absent: kg_cfg_default_store), false to keep results
+ * only in the diff log, or a PostgreSQL url (written directly, or read
+ * from an environment variable or a file) for a fleet's shared store. */
 static int kg_cfg_store(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
                         const char *kp, void *base) {
   lua_State *L = c->L;
   kg_config *cfg = base;
   char d[128];
   int ty = lua_type(L, idx);
-  if (ty == LUA_TNIL)
+  if (ty == LUA_TNIL) {
     cfg->store_path = kg_cfg_default_store(k->def_str);
-  else if (ty == LUA_TSTRING && lua_rawlen(L, idx) > 0)
-    cfg->store_path = kg_strdup(lua_tostring(L, idx));
-  else if (!(ty == LUA_TBOOLEAN && !lua_toboolean(L, idx)))
-    return kg_cfg_fail(c, kp, "expected a file path or false, got %s",
+  } else if (ty == LUA_TSTRING && lua_rawlen(L, idx) > 0) {
+    const char *s = lua_tostring(L, idx);
+    if (kg_cfg_is_pg_url(s)) cfg->store_url = kg_strdup(s);
+    else cfg->store_path = kg_strdup(s);
+  } else if (ty == LUA_TTABLE) {
+    cfg->store_url = kg_cfg_store_url(c, idx, kp);
+    if (cfg->store_url == NULL) return -1;
+  } else if (!(ty == LUA_TBOOLEAN && !lua_toboolean(L, idx))) {
+    return kg_cfg_fail(c, kp, "expected a file path, a postgresql:// url or false, got %s",
                        kg_cfg_describe(L, idx, d, sizeof(d)));
+  }
+  return 0;
+}
+
+/* instance: this kagami's name in a shared store; default the host name. */
+static int kg_cfg_instance(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
+                           const char *kp, void *base) {
+  kg_config *cfg = base;
+  char d[128], host[256];
+  if (lua_isnil(c->L, idx)) {
+    if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0') strcpy(host, "kagami");
+    host[sizeof(host) - 1] = '\0';
+    cfg->instance = kg_strdup(host);
+    return 0;
+  }
+  if (lua_type(c->L, idx) != LUA_TSTRING || lua_rawlen(c->L, idx) == 0 ||
+      lua_rawlen(c->L, idx) > 200)
+    return kg_cfg_fail(c, kp, "expected a name (1 to 200 bytes), got %s",
+                       kg_cfg_describe(c->L, idx, d, sizeof(d)));
+  cfg->instance = kg_strdup(lua_tostring(c->L, idx));
   return 0;
 }
 
@@ -127,6 +203,7 @@ static const kg_cfg_key kg_cfg_record_keys[] = {
 const kg_cfg_key kg_cfg_output_keys[] = {
     {"store", KG_CFG_CUSTOM, .def_str = "kagami.db", .flags = KG_CFG_ALWAYS,
      .read = kg_cfg_store},
+    {"instance", KG_CFG_CUSTOM, .flags = KG_CFG_ALWAYS, .read = kg_cfg_instance},
     /* Individual results kept; every result is counted in the aggregates
      * for store_max_days regardless. Per endpoint, so that one noisy
      * endpoint cannot evict the others' examples. */
@@ -154,6 +231,8 @@ const size_t kg_cfg_noutput_keys = KG_ARRAY_SIZE(kg_cfg_output_keys);
 
 void kg_cfg_free_output(kg_config *cfg) {
   free(cfg->store_path);
+  free(cfg->store_url);
+  free(cfg->instance);
   kg_cfg_free_strs(cfg->redact_headers, cfg->nredact_headers);
   if (cfg->admin) kg_addr_free(cfg->admin);
   free(cfg->admin);

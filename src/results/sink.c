@@ -7,6 +7,7 @@
 static const kg_sink_ops *const kg_sink_kinds[] = {
     &kg_difflog_sink,
     &kg_store_sink,
+    &kg_pgstore_sink,
 };
 
 _Static_assert(KG_ARRAY_SIZE(kg_sink_kinds) <= KG_SINKS_MAX, "raise KG_SINKS_MAX");
@@ -28,6 +29,11 @@ int kg_sinks_open(const kg_config *cfg, kg_sinks *out, char *err, size_t errlen)
 
 void kg_sinks_write(const kg_sinks *s, const kg_result *const *results, size_t n) {
   for (size_t i = 0; i < s->n; i++) s->ops[i]->write(s->state[i], results, n);
+}
+
+void kg_sinks_metrics(const kg_sinks *s, kg_buf *out) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->ops[i]->metrics) s->ops[i]->metrics(s->state[i], out);
 }
 
 void kg_sinks_reopen(const kg_sinks *s) {

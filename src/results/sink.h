@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "compare/result.h"
 #include "config/config.h"
 
@@ -34,11 +35,15 @@ typedef struct kg_sink_ops {
   void (*reopen)(void *state);
   /* Flushes and frees the state; no write runs any more. */
   void (*close)(void *state);
+  /* Optional: appends the sink's own /metrics families (Prometheus text).
+   * Any thread; reads counters only. */
+  void (*metrics)(void *state, kg_buf *out);
 } kg_sink_ops;
 
 /* The sinks kagami has, in the order they are opened and written. */
 extern const kg_sink_ops kg_difflog_sink; /* diff_log = "FILE" (difflog.c) */
 extern const kg_sink_ops kg_store_sink;   /* store = ... (store.c) */
+extern const kg_sink_ops kg_pgstore_sink; /* store = "postgresql://..." (pgstore.c) */
 
 #define KG_SINKS_MAX 8
 
@@ -57,6 +62,8 @@ int kg_sinks_open(const kg_config *cfg, kg_sinks *out, char *err, size_t errlen)
 /* Hands n results (borrowed for the call) to every sink. A sink's failure
  * is logged by the sink and does not keep the others from writing. */
 void kg_sinks_write(const kg_sinks *s, const kg_result *const *results, size_t n);
+/* Appends every open sink's /metrics families to out. */
+void kg_sinks_metrics(const kg_sinks *s, kg_buf *out);
 /* SIGHUP: every sink reopens what it must. */
 void kg_sinks_reopen(const kg_sinks *s);
 /* Closes every sink and empties s. Call once nothing writes any more. */

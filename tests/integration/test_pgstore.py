@@ -1,0 +1,179 @@
+"""A fleet's shared store (issue 15): kagami instances writing into one real
+PostgreSQL 15 (tests/integration/pgserver.py), concurrently, through an
+outage, starting at once on an empty database, and with the database away
+from the start."""
+
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import pgserver
+from backends import free_port
+from harness import kagami_bin, sanitizer_env
+
+pytestmark = pytest.mark.skipif(not pgserver.available(),
+                                reason="postgresql-15 is not installed")
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with pgserver.PgServer() as server:
+        yield server
+
+
+_dbs = iter(range(1, 1000))
+
+
+def new_db(pg):
+    name = "t%d" % next(_dbs)
+    return name, pg.create_database(name)
+
+
+def start(make_backend, start_kagami, url, instance, admin=None):
+    production = make_backend("production")
+    newdb = make_backend("newdb", variant="newdb")
+    opts = {"store": url, "instance": instance, "ignore_headers": ["X-Backend"]}
+    if admin:
+        opts["admin"] = admin
+    return start_kagami([production, newdb], options=opts)
+
+
+def traffic(k, n, tag):
+    """n requests, every third one differing (/diff differs on newdb)."""
+    for i in range(n):
+        path = "/diff?%s=%d" % (tag, i) if i % 3 == 0 else "/text/3?%s=%d" % (tag, i)
+        assert k.get(path).status == 200
+
+
+def counted(pg, db, instance):
+    row = pg.psql(db, "SELECT coalesce(sum(compared), 0), coalesce(sum(differing), 0) "
+                      "FROM agg_requests WHERE instance = '%s'" % instance)[0]
+    return int(row[0]), int(row[1])
+
+
+def wait_counted(pg, db, instance, want, timeout=15):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = counted(pg, db, instance)
+        except RuntimeError:  # the schema is not there yet
+            if time.monotonic() > deadline:
+                raise
+            got = (0, 0)
+        if got[0] >= want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def test_three_instances_write_concurrently(pg, make_backend, start_kagami):
+    db, url = new_db(pg)
+    ks = [start(make_backend, start_kagami, url, name) for name in ("a", "b", "c")]
+    threads = [threading.Thread(target=traffic, args=(k, 30 + 10 * i, "i%d" % i))
+               for i, k in enumerate(ks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (k, name) in enumerate(zip(ks, ("a", "b", "c"))):
+        entries = k.wait_log(30 + 10 * i)
+        assert k.stop() == 0
+        differing = sum(1 for e in entries if not e["equal"])
+        # every compared request counted, per instance, exactly
+        assert counted(pg, db, name) == (len(entries), differing)
+        # the differing ones are kept one by one, as their diff log record
+        kept = int(pg.scalar(db, "SELECT count(*) FROM results WHERE instance = '%s' "
+                                 "AND outcome <> 0" % name))
+        assert kept == differing
+        assert "connected, writing as instance %s" % name in k.stderr()
+    assert pg.psql(db, "SELECT DISTINCT instance FROM agg_backends ORDER BY 1") == \
+        [["a"], ["b"], ["c"]]
+    # latency per backend, as the SQLite store's histogram blob
+    assert int(pg.scalar(db, "SELECT count(*) FROM agg_backends WHERE "
+                             "length(latency) > 1")) >= 6
+    assert int(pg.scalar(db, "SELECT count(*) FROM kagami_meta")) == 1
+
+
+def test_an_outage_loses_no_request_and_no_count(pg, make_backend, start_kagami):
+    """PostgreSQL stopped mid-run and started again: clients all get the
+    master's answers, the per-minute counts of the gap are kept in memory
+    and written when it is back, one log line each way."""
+    db, url = new_db(pg)
+    k = start(make_backend, start_kagami, url, "solo")
+    traffic(k, 12, "before")
+    wait_counted(pg, db, "solo", 12)
+    pg.stop("fast")
+    try:
+        traffic(k, 12, "during")
+        time.sleep(2.5)  # a flush attempt meets the closed connection
+    finally:
+        pg.start()
+    traffic(k, 12, "after")
+    got = wait_counted(pg, db, "solo", 36)
+    assert k.stop() == 0
+    err = k.stderr()
+    assert got[0] == 36, (got, err[-2000:])
+    assert len(re.findall(r"connection lost", err)) == 1, err[-3000:]
+    assert len(re.findall(r"back after \d+ s", err)) == 1, err[-3000:]
+    # the results kept one by one during the gap are the only loss, counted
+    m = re.search(r"(\d+) results counted in the database, (\d+) dropped, "
+                  r"(\d+) kept results not written", err)
+    assert m and int(m.group(1)) == 36 and int(m.group(2)) == 0, err[-2000:]
+    kept = int(pg.scalar(db, "SELECT count(*) FROM results WHERE outcome <> 0"))
+    assert kept + int(m.group(3)) == 12  # 4 differing per 12 requests
+
+
+def test_instances_starting_at_once_create_the_schema_once(pg, make_backend,
+                                                           start_kagami):
+    db, url = new_db(pg)
+    ks = [start(make_backend, start_kagami, url, name) for name in ("x", "y")]
+    for k in ks:
+        traffic(k, 3, "s")
+    for name in ("x", "y"):
+        assert wait_counted(pg, db, name, 3)[0] == 3
+    for k in ks:
+        assert k.stop() == 0
+        assert "cannot connect" not in k.stderr()
+    assert pg.psql(db, "SELECT key, value FROM kagami_meta") == [["schema_version", "1"]]
+
+
+def test_database_away_at_start(make_backend, start_kagami):
+    """Unreachable at start: kagami proxies anyway, says so once, retries;
+    the password is in no log line."""
+    port = free_port()  # nothing listens there
+    admin = free_port()
+    url = "postgresql://kagami:hunter2@127.0.0.1:%d/fleet" % port
+    k = start(make_backend, start_kagami, url, "lonely", admin=admin)
+    traffic(k, 6, "x")
+    deadline = time.monotonic() + 10
+    while "cannot connect" not in k.stderr() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin).read().decode()
+    assert "kagami_store_connected 0" in metrics
+    assert k.stop() == 0
+    err = k.stderr()
+    assert len(re.findall(r"cannot connect", err)) == 1, err[-2000:]
+    assert "hunter2" not in err
+    assert "postgresql://kagami:***@127.0.0.1:%d/fleet" % port in err
+
+
+def test_check_reads_the_url_from_the_environment(tmp_path):
+    cfg = tmp_path / "k.lua"
+    cfg.write_text('return {\n  backends = { p = { url = "http://127.0.0.1:1", master = true } },\n'
+                   '  store = { url_env = "KAGAMI_TEST_STORE_URL" },\n'
+                   '  instance = "web-1",\n}\n')
+    env = sanitizer_env()
+    env.pop("KAGAMI_TEST_STORE_URL", None)
+    r = subprocess.run([str(kagami_bin()), "check", str(cfg)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 1
+    assert "k.lua:3: store: url_env: environment variable KAGAMI_TEST_STORE_URL " \
+           "is not set" in r.stderr, r.stderr
+    env["KAGAMI_TEST_STORE_URL"] = "postgresql://kagami:s3cret@db.internal/fleet"
+    r = subprocess.run([str(kagami_bin()), "check", str(cfg)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "s3cret" not in r.stdout + r.stderr
