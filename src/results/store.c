@@ -44,6 +44,11 @@
 #define KG_STORE_WRITE_BUSY_MS 2000
 /* Age retention and the re-count of rows run at most this often. */
 #define KG_STORE_MAINTAIN_NS (10ULL * 1000000000ULL)
+/* Sums of results kept only as counts are written at most this long after
+ * the first of them (by the next batch that writes anyway, or the
+ * flusher thread when traffic stops): a transaction of upserts per batch
+ * cost more than the rest of the store. */
+#define KG_STORE_AGG_NS (1000ULL * 1000000ULL)
 /* Write errors are logged at most this often (a full disk fails every
  * batch). */
 #define KG_STORE_ERROR_LOG_NS (10ULL * 1000000000ULL)
@@ -394,6 +399,12 @@ struct kg_store {
                                  and page faults, more than compressing */
   bool z_ready;               /* z was initialised */
   kg_buf zout;                /* compressed body, reused under lock */
+  kg_storeagg pending;        /* sums not yet written (own: names copied),
+                                 under lock */
+  uint64_t pending_ns;        /* monotonic time of its first sum; 0: none */
+  pthread_t flusher;          /* writes `pending` when traffic stops */
+  pthread_cond_t flush_cond;  /* wakes it to stop (with lock) */
+  bool flusher_started, closing;
 };
 
 /* --- shared with readers ---------------------------------------------------- */
@@ -796,12 +807,16 @@ static int kg_store_setup(kg_store *s, char *err, size_t errlen) {
   return 0;
 }
 
+static void *kg_store_flusher(void *arg);
+
 static void kg_store_free(kg_store *s) {
   for (int i = 0; i < KG_ST_N; i++) sqlite3_finalize(s->st[i]);
   if (s->db) sqlite3_close(s->db);
   if (s->lock_fd >= 0) close(s->lock_fd); /* after SQLite's: see the top */
   if (s->z_ready) deflateEnd(&s->z);
   kg_buf_free(&s->zout);
+  kg_storeagg_free(&s->pending);
+  pthread_cond_destroy(&s->flush_cond);
   for (size_t i = 0; s->sampler && i < KG_STORE_SAMPLER_SLOTS; i++)
     free(s->sampler[i].endpoint);
   free(s->sampler);
@@ -824,6 +839,8 @@ int kg_store_open(const kg_config *cfg, kg_store **out, char *err,
   if (kg_store_sniff(path, err, errlen) < 0) return -1;
   kg_store *s = kg_calloc(1, sizeof(*s));
   pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->flush_cond, NULL);
+  s->pending.own = true;
   s->path = kg_strdup(path);
   s->max_rows = cfg->store_max_rows;
   s->keep_differing = cfg->store_keep_differing;
@@ -854,12 +871,27 @@ int kg_store_open(const kg_config *cfg, kg_store **out, char *err,
     kg_store_free(s);
     return -1;
   }
+  int r = pthread_create(&s->flusher, NULL, kg_store_flusher, s);
+  if (r != 0) {
+    snprintf(err, errlen, "store %s: cannot start a thread: %s", path, strerror(r));
+    kg_store_free(s);
+    return -1;
+  }
+  s->flusher_started = true;
   *out = s;
   return 0;
 }
 
 void kg_store_close(kg_store *s) {
   if (s == NULL) return;
+  if (s->flusher_started) {
+    pthread_mutex_lock(&s->lock);
+    s->closing = true;
+    pthread_cond_signal(&s->flush_cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->flusher, NULL);
+  }
+  kg_store_maintain(s); /* the last sums */
   pthread_mutex_lock(&s->lock);
   /* Keeps the query planner's statistics fresh for the readers; cheap. */
   sqlite3_exec(s->db, "PRAGMA optimize", NULL, NULL, NULL);
@@ -1362,26 +1394,46 @@ static void kg_store_log_failure(kg_store *s, int rc, const char *what) {
   s->last_error_log_ns = now;
 }
 
-/* Runs body (inserts and/or retention) in one transaction under the lock. */
+/* Runs body (inserts and/or retention) in one transaction under the lock.
+ * A batch with nothing to keep one by one only adds to the pending sums,
+ * unless they are due (KG_STORE_AGG_NS) or force says so. */
 static int kg_store_txn(kg_store *s, const kg_result *const *records, size_t n,
                         bool force_retention) {
   pthread_mutex_lock(&s->lock);
-  uint64_t rows = s->rows;
+  uint64_t rows = s->rows, now = kg_now_ns();
   const char *what = "starting a write";
-  kg_storeagg agg = KG_STOREAGG_INIT;
+  kg_storeagg *agg = &s->pending;
   size_t nshares = 0;
   kg_store_share *shares = kg_calloc(n ? n : 1, sizeof(*shares));
+  kg_outcome *oc = kg_calloc(n ? n : 1, sizeof(*oc));
+  bool *keep = kg_calloc(n ? n : 1, sizeof(*keep)), any = false;
+  for (size_t i = 0; i < n; i++) {
+    oc[i] = kg_storeagg_outcome(records[i]);
+    keep[i] = oc[i] != KG_OUTCOME_EQUAL || kg_store_sample_equal(s, records[i]);
+    any |= keep[i];
+  }
+  bool due = force_retention ||
+             (s->pending_ns && now - s->pending_ns >= KG_STORE_AGG_NS);
+  if (!any && !due) { /* the common case: sums in memory */
+    for (size_t i = 0; i < n; i++) kg_storeagg_add(agg, records[i], oc[i], NULL, 0);
+    if (n && !s->pending_ns) s->pending_ns = now;
+    pthread_mutex_unlock(&s->lock);
+    free(shares);
+    free(oc);
+    free(keep);
+    return 0;
+  }
   int rc = kg_step_done(s->st[KG_ST_BEGIN]);
   if (rc == SQLITE_OK) {
     what = "writing results";
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
       const kg_result *r = records[i];
-      kg_outcome o = kg_storeagg_outcome(r);
-      if (o == KG_OUTCOME_EQUAL && !kg_store_sample_equal(s, r)) {
-        kg_storeagg_add(&agg, r, o, NULL, 0); /* the common case: a sum */
+      kg_outcome o = oc[i];
+      if (!keep[i]) {
+        kg_storeagg_add(agg, r, o, NULL, 0);
         continue;
       }
-      rc = kg_store_result(s, r, o, &agg);
+      rc = kg_store_result(s, r, o, agg);
       if (rc != SQLITE_OK) break;
       s->rows++;
       const char *ep = r->endpoint ? r->endpoint : "";
@@ -1392,15 +1444,19 @@ static int kg_store_txn(kg_store *s, const kg_result *const *records, size_t n,
   }
   if (rc == SQLITE_OK) {
     what = "writing aggregates";
-    rc = kg_store_write_agg(s, &agg);
+    rc = kg_store_write_agg(s, agg);
   }
   if (rc == SQLITE_OK) what = "applying retention";
   for (size_t k = 0; k < nshares && rc == SQLITE_OK; k++)
     rc = kg_store_trim_share(s, shares[k].ep, shares[k].equal,
                              shares[k].equal ? s->keep_equal : s->keep_differing);
   if (rc == SQLITE_OK) rc = kg_store_retain(s, force_retention);
-  kg_storeagg_free(&agg);
+  /* written, or lost with the batch (the failure is logged and counted) */
+  kg_storeagg_free(agg);
+  s->pending_ns = 0;
   free(shares);
+  free(oc);
+  free(keep);
   if (rc == SQLITE_OK) {
     what = "committing";
     rc = kg_step_done(s->st[KG_ST_COMMIT]);
@@ -1422,6 +1478,26 @@ int kg_store_write(kg_store *s, const kg_result *const *results, size_t n) {
 }
 
 int kg_store_maintain(kg_store *s) { return kg_store_txn(s, NULL, 0, true); }
+
+/* Writes the pending sums once they are due, when no batch comes to do it
+ * (traffic stopped): readers see every request within about a second. */
+static void *kg_store_flusher(void *arg) {
+  kg_store *s = arg;
+  pthread_mutex_lock(&s->lock);
+  while (!s->closing) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    pthread_cond_timedwait(&s->flush_cond, &s->lock, &until);
+    if (s->closing) break;
+    bool due = s->pending_ns && kg_now_ns() - s->pending_ns >= KG_STORE_AGG_NS;
+    pthread_mutex_unlock(&s->lock);
+    if (due) kg_store_txn(s, NULL, 0, false);
+    pthread_mutex_lock(&s->lock);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return NULL;
+}
 
 /* --- the store as a sink (sink.h) ----------------------------------------------- */
 

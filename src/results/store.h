@@ -11,8 +11,9 @@
  * store_keep_equal; the oldest of that endpoint go first), so one noisy
  * endpoint cannot push the others' examples out; store_max_rows bounds
  * them all together. An equal result that is not sampled costs a sum in
- * memory: each batch writes one row per aggregate key, not one per
- * result.
+ * memory: sums are written (one row per aggregate key, not one per
+ * result) with the next batch that keeps results anyway, or by a flusher
+ * thread at most about a second after the first of them, and at close.
  *
  * Writes come from the thread pool in batches (one transaction per
  * batch); the database is in WAL mode so that readers (sqlite3, the

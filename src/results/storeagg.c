@@ -43,7 +43,7 @@ static kg_agg_req *kg_storeagg_req(kg_storeagg *a, const char *ep, int64_t minut
       return &a->req[i];
   a->req = kg_storeagg_grow(a->req, &a->capreq, a->nreq, sizeof(*a->req), &a->req_hash);
   a->req_hash[a->nreq] = h;
-  a->req[a->nreq] = (kg_agg_req){.endpoint = ep, .minute = minute};
+  a->req[a->nreq] = (kg_agg_req){.endpoint = a->own ? kg_strdup(ep) : ep, .minute = minute};
   return &a->req[a->nreq++];
 }
 
@@ -57,7 +57,9 @@ static kg_agg_be *kg_storeagg_be(kg_storeagg *a, const char *ep, int64_t minute,
   a->be = kg_storeagg_grow(a->be, &a->capbe, a->nbe, sizeof(*a->be), &a->be_hash);
   a->be_hash[a->nbe] = h;
   kg_agg_be *b = &a->be[a->nbe++];
-  *b = (kg_agg_be){.endpoint = ep, .backend = backend, .minute = minute, .pos = INT64_MAX};
+  *b = (kg_agg_be){.endpoint = a->own ? kg_strdup(ep) : ep,
+                   .backend = a->own ? kg_strdup(backend) : backend, .minute = minute,
+                   .pos = INT64_MAX};
   return b;
 }
 
@@ -72,7 +74,8 @@ static void kg_storeagg_loc(kg_storeagg *a, const char *ep, int64_t minute, cons
     }
   a->loc = kg_storeagg_grow(a->loc, &a->caploc, a->nloc, sizeof(*a->loc), &a->loc_hash);
   a->loc_hash[a->nloc] = h;
-  a->loc[a->nloc++] = (kg_agg_loc){.endpoint = ep, .loc = kg_strdup(loc), .minute = minute,
+  a->loc[a->nloc++] = (kg_agg_loc){.endpoint = a->own ? kg_strdup(ep) : ep,
+                                   .loc = kg_strdup(loc), .minute = minute,
                                    .count = 1, .seq = a->seq};
 }
 
@@ -113,8 +116,19 @@ void kg_storeagg_add(kg_storeagg *a, const kg_result *r, kg_outcome o,
 }
 
 void kg_storeagg_free(kg_storeagg *a) {
-  for (size_t i = 0; i < a->nbe; i++) free(a->be[i].us);
-  for (size_t i = 0; i < a->nloc; i++) free(a->loc[i].loc);
+  bool own = a->own;
+  for (size_t i = 0; own && i < a->nreq; i++) free((char *)a->req[i].endpoint);
+  for (size_t i = 0; i < a->nbe; i++) {
+    free(a->be[i].us);
+    if (own) {
+      free((char *)a->be[i].endpoint);
+      free((char *)a->be[i].backend);
+    }
+  }
+  for (size_t i = 0; i < a->nloc; i++) {
+    free(a->loc[i].loc);
+    if (own) free((char *)a->loc[i].endpoint);
+  }
   free(a->req);
   free(a->be);
   free(a->loc);
@@ -122,6 +136,7 @@ void kg_storeagg_free(kg_storeagg *a) {
   free(a->be_hash);
   free(a->loc_hash);
   *a = (kg_storeagg)KG_STOREAGG_INIT;
+  a->own = own;
 }
 
 /* --- the histogram blob ----------------------------------------------------------- */

@@ -76,12 +76,15 @@ typedef struct kg_storeagg {
   size_t nloc, caploc;
   uint64_t *req_hash, *be_hash, *loc_hash; /* parallel to the arrays */
   uint64_t seq;          /* results added */
+  bool own;              /* set before the first add: endpoint and backend
+                            names are copied (the sums may outlive the
+                            batch's results), and freed with the sums */
 } kg_storeagg;
 
 #define KG_STOREAGG_INIT {0}
 
 /* Counts r (borrowed until kg_storeagg_free: its endpoint and backend
- * names are kept by pointer) with its outcome o; locs (nlocs, copied) are
+ * names are kept by pointer, unless a->own) with its outcome o; locs (nlocs, copied) are
  * the locations of a differing result (repeats count once), none
  * otherwise. */
 void kg_storeagg_add(kg_storeagg *a, const kg_result *r, kg_outcome o,
