@@ -177,3 +177,60 @@ def test_check_reads_the_url_from_the_environment(tmp_path):
                        text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert "s3cret" not in r.stdout + r.stderr
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def metric(admin, name):
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin).read().decode()
+    m = re.search(r"^%s (\d+)" % name, text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def test_a_slow_database_fills_the_queue_and_drops(pg, make_backend, start_kagami):
+    """A transaction holding a lock on the aggregates blocks the writer:
+    its queue fills, batches are dropped and counted, memory stays
+    bounded, clients are unaffected; when the lock goes, writing resumes
+    and every compared request is either counted or counted as dropped."""
+    db, url = new_db(pg)
+    admin = free_port()
+    k = start(make_backend, start_kagami, url, "slowdb", admin=admin)
+    traffic(k, 10, "warm")
+    wait_counted(pg, db, "slowdb", 10)
+    holder = subprocess.Popen(
+        ["psql", "-X", "-q", pg.url(db), "-c",
+         "BEGIN; LOCK TABLE agg_requests IN ACCESS EXCLUSIVE MODE; "
+         "SELECT pg_sleep(14); COMMIT;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2.5)  # the writer's next flush now waits on the lock
+        r = subprocess.run(["wrk", "-t1", "-c16", "-d7s",
+                            "http://127.0.0.1:%d/text/3" % k.port],
+                           capture_output=True, text=True, timeout=60)
+        assert "Non-2xx" not in r.stdout and "Socket errors" not in r.stdout, r.stdout
+        dropped = metric(admin, "kagami_store_dropped_total")
+        queue = metric(admin, "kagami_store_queue")
+        assert dropped > 0, r.stdout
+        assert queue <= 20000
+        assert rss_kib(k.proc.pid) < 600 * 1024  # ASan build: bounded, not tiny
+    finally:
+        holder.wait(60)
+    stats_deadline = time.monotonic() + 20
+    while time.monotonic() < stats_deadline and metric(admin, "kagami_store_queue") > 0:
+        time.sleep(0.2)
+    assert k.stop() == 0
+    err = k.stderr()
+    m = re.search(r"(\d+) compared", err)
+    compared = int(m.group(1))
+    got = counted(pg, db, "slowdb")[0]
+    m = re.search(r"(\d+) results counted in the database, (\d+) dropped", err)
+    assert m, err[-2000:]
+    assert got == int(m.group(1))
+    assert got + int(m.group(2)) == compared, (got, m.group(2), compared)
+    assert "connection lost" not in err  # slow is not lost
