@@ -146,6 +146,13 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
       return -1;
     }
     o->factor = o->cfg->latency_regression;
+    if (o->db == NULL && o->cfg->store_url != NULL) {
+      /* honest about what is not there yet, and how to look meanwhile */
+      fprintf(stderr, "kagami %s: %s writes to a PostgreSQL store, which kagami %s does "
+              "not read yet; query its tables with psql (README: Running a fleet), "
+              "or give --db FILE for a SQLite store\n", cmd, o->config, cmd);
+      return -1;
+    }
     if (o->db == NULL && o->cfg->store_path == NULL) {
       fprintf(stderr, "kagami %s: %s has the store turned off (store = false); "
               "give --db FILE\n", cmd, o->config);
@@ -154,6 +161,11 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
     if (o->db == NULL) o->db = o->cfg->store_path;
   }
   if (o->db == NULL) o->db = "kagami.db";
+  if (strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0) {
+    fprintf(stderr, "kagami %s: --db: PostgreSQL stores are not read by kagami %s yet; "
+            "query their tables with psql (README: Running a fleet)\n", cmd, cmd);
+    return -1;
+  }
   return 0;
 }
 

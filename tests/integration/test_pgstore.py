@@ -234,3 +234,13 @@ def test_a_slow_database_fills_the_queue_and_drops(pg, make_backend, start_kagam
     assert got == int(m.group(1))
     assert got + int(m.group(2)) == compared, (got, m.group(2), compared)
     assert "connection lost" not in err  # slow is not lost
+
+
+def test_report_says_it_does_not_read_postgresql_yet(tmp_path):
+    """Not there yet, and said so: no stack of SQLite errors about a url."""
+    r = subprocess.run([str(kagami_bin()), "report", "--db",
+                        "postgresql://kagami:pw@127.0.0.1:1/fleet"],
+                       capture_output=True, text=True, env=sanitizer_env())
+    assert r.returncode == 1
+    assert "PostgreSQL stores are not read by kagami report yet" in r.stderr, r.stderr
+    assert "pw@" not in r.stderr
