@@ -110,14 +110,6 @@ typedef struct kg_pg_agg {
   UT_hash_handle hh;
 } kg_pg_agg;
 
-/* Equal results kept per endpoint and minute (the first ones). */
-typedef struct kg_pg_sample {
-  char *endpoint;        /* owned key */
-  int64_t minute;
-  uint64_t n;
-  UT_hash_handle hh;
-} kg_pg_sample;
-
 typedef struct kg_pgstore {
   char *url, *masked, *instance;
   char part[48];
@@ -130,8 +122,7 @@ typedef struct kg_pgstore {
   size_t queued;         /* results in the queue */
   size_t queued_bytes;   /* their kept records */
   bool stopping;
-  kg_pg_sample *sampler; /* under lock */
-  size_t nsampled;
+  kg_storeagg_sampler sampler; /* equal results kept, under lock */
   atomic_uint_fast64_t written;      /* results counted into the database */
   atomic_uint_fast64_t dropped;      /* results lost from the counts */
   atomic_uint_fast64_t rows_dropped; /* kept results not written */
@@ -181,38 +172,6 @@ void kg_pgstore_mask(const char *url, kg_buf *out) {
 }
 
 /* --- the sink's write: sum the batch, queue it (thread pool) ----------------- */
-
-/* Whether to keep equal result r one by one: the first keep_equal_minute
- * of its endpoint in each minute. Under s->lock. */
-static bool kg_pgstore_sample(kg_pgstore *s, const kg_result *r) {
-  const char *ep = r->endpoint ? r->endpoint : "";
-  int64_t minute = kg_storeagg_minute(r);
-  kg_pg_sample *e = NULL;
-  HASH_FIND_STR(s->sampler, ep, e);
-  if (e == NULL) {
-    if (s->nsampled >= 4096) { /* bounded: start again */
-      kg_pg_sample *x, *tmp;
-      HASH_ITER(hh, s->sampler, x, tmp) {
-        HASH_DEL(s->sampler, x);
-        free(x->endpoint);
-        free(x);
-      }
-      s->nsampled = 0;
-    }
-    e = kg_calloc(1, sizeof(*e));
-    e->endpoint = kg_strdup(ep);
-    e->minute = minute;
-    HASH_ADD_KEYPTR(hh, s->sampler, e->endpoint, strlen(e->endpoint), e);
-    s->nsampled++;
-  }
-  if (e->minute != minute) {
-    e->minute = minute;
-    e->n = 0;
-  }
-  if (e->n >= s->keep_equal_minute) return false;
-  e->n++;
-  return true;
-}
 
 /* The locations result r differed at, as the SQLite store counts them
  * (the pattern of a difference, or where it is). Owned array of borrowed
@@ -316,7 +275,7 @@ static int kg_pgstore_write(void *state, const kg_result *const *results, size_t
     bool keep = o != KG_OUTCOME_EQUAL;
     if (!keep) {
       pthread_mutex_lock(&s->lock);
-      keep = kg_pgstore_sample(s, r);
+      keep = kg_storeagg_sample(&s->sampler, r, s->keep_equal_minute);
       pthread_mutex_unlock(&s->lock);
     }
     if (!keep) continue;
@@ -713,12 +672,7 @@ static void kg_pgstore_close(void *state) {
     kg_pgstore_batch_free(b);
     b = next;
   }
-  kg_pg_sample *e, *tmp;
-  HASH_ITER(hh, s->sampler, e, tmp) {
-    HASH_DEL(s->sampler, e);
-    free(e->endpoint);
-    free(e);
-  }
+  kg_storeagg_sampler_free(&s->sampler);
   kg_log_info("store %s: %llu results counted in the database, %llu dropped, %llu kept "
               "results not written", s->masked, (unsigned long long)s->written,
               (unsigned long long)s->dropped, (unsigned long long)s->rows_dropped);

@@ -363,14 +363,6 @@ static const char *const kg_store_sql[KG_ST_N] = {
 /* Equal results sampled per endpoint in the current minute: an open
  * addressing table, cleared when it fills (endpoints are templated, so
  * few; a flood of distinct ones only resets the counts early). */
-#define KG_STORE_SAMPLER_SLOTS 4096u
-typedef struct kg_sampler_slot {
-  char *endpoint;   /* owned; NULL: free */
-  uint64_t hash;
-  int64_t minute;   /* the minute counted */
-  uint64_t n;       /* equal results kept in it */
-} kg_sampler_slot;
-
 struct kg_store {
   sqlite3 *db;                /* owned; used only under lock */
   char *path;                 /* owned copy of cfg->store_path */
@@ -383,8 +375,7 @@ struct kg_store {
   uint64_t keep_differing;    /* cfg->store_keep_differing, per endpoint */
   uint64_t keep_equal;        /* cfg->store_keep_equal, per endpoint */
   uint64_t keep_equal_minute; /* cfg->store_keep_equal_per_minute */
-  kg_sampler_slot *sampler;   /* owned, KG_STORE_SAMPLER_SLOTS */
-  size_t nsampled;            /* used slots */
+  kg_storeagg_sampler sampler; /* equal results kept, under lock */
   double max_days;            /* cfg->store_max_days */
   size_t max_body;            /* cfg->store_max_body_bytes */
   uint64_t rows;              /* rows in results as far as we know; re-counted
@@ -817,9 +808,7 @@ static void kg_store_free(kg_store *s) {
   kg_buf_free(&s->zout);
   kg_storeagg_free(&s->pending);
   pthread_cond_destroy(&s->flush_cond);
-  for (size_t i = 0; s->sampler && i < KG_STORE_SAMPLER_SLOTS; i++)
-    free(s->sampler[i].endpoint);
-  free(s->sampler);
+  kg_storeagg_sampler_free(&s->sampler);
   for (size_t i = 0; i < s->nredact; i++) free(s->redact[i]);
   free(s->redact);
   free(s->path);
@@ -846,7 +835,6 @@ int kg_store_open(const kg_config *cfg, kg_store **out, char *err,
   s->keep_differing = cfg->store_keep_differing;
   s->keep_equal = cfg->store_keep_equal;
   s->keep_equal_minute = cfg->store_keep_equal_per_minute;
-  s->sampler = kg_calloc(KG_STORE_SAMPLER_SLOTS, sizeof(*s->sampler));
   s->max_days = cfg->store_max_days;
   s->max_body = cfg->store_max_body_bytes;
   s->nredact = cfg->nredact_headers;
@@ -1206,39 +1194,8 @@ static int kg_store_result(kg_store *s, const kg_result *r, kg_outcome o, kg_sto
   return rc;
 }
 
-/* Whether to keep equal result r one by one: the first keep_equal_minute
- * of its endpoint in each minute, enough to browse examples; the rest are
- * only counted. Under the lock. */
 static bool kg_store_sample_equal(kg_store *s, const kg_result *r) {
-  const char *ep = r->endpoint ? r->endpoint : "";
-  int64_t minute = kg_storeagg_minute(r);
-  uint64_t h = 1469598103934665603ULL;
-  for (const char *p = ep; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-  size_t i = (size_t)(h % KG_STORE_SAMPLER_SLOTS);
-  while (s->sampler[i].endpoint &&
-         (s->sampler[i].hash != h || strcmp(s->sampler[i].endpoint, ep) != 0))
-    i = (i + 1) % KG_STORE_SAMPLER_SLOTS;
-  kg_sampler_slot *slot = &s->sampler[i];
-  if (slot->endpoint == NULL) {
-    if (s->nsampled >= KG_STORE_SAMPLER_SLOTS * 3 / 4) {
-      /* full: start again (counts restart, so a few more samples) */
-      for (size_t k = 0; k < KG_STORE_SAMPLER_SLOTS; k++) {
-        free(s->sampler[k].endpoint);
-        s->sampler[k] = (kg_sampler_slot){0};
-      }
-      s->nsampled = 0;
-      return kg_store_sample_equal(s, r);
-    }
-    *slot = (kg_sampler_slot){.endpoint = kg_strdup(ep), .hash = h, .minute = minute};
-    s->nsampled++;
-  }
-  if (slot->minute != minute) {
-    slot->minute = minute;
-    slot->n = 0;
-  }
-  if (slot->n >= s->keep_equal_minute) return false;
-  slot->n++;
-  return true;
+  return kg_storeagg_sample(&s->sampler, r, s->keep_equal_minute);
 }
 
 /* Keeps endpoint ep's newest `keep` results of one kind (equal or not),

@@ -139,6 +139,42 @@ void kg_storeagg_free(kg_storeagg *a) {
   a->own = own;
 }
 
+/* --- the equal-result sampler ------------------------------------------------------ */
+
+bool kg_storeagg_sample(kg_storeagg_sampler *s, const kg_result *r, uint64_t keep) {
+  if (s->slots == NULL) s->slots = kg_calloc(KG_STOREAGG_SAMPLER_SLOTS, sizeof(*s->slots));
+  const char *ep = r->endpoint ? r->endpoint : "";
+  int64_t minute = kg_storeagg_minute(r);
+  uint64_t h = kg_storeagg_hash(ep, 0);
+  size_t i = (size_t)(h % KG_STOREAGG_SAMPLER_SLOTS);
+  while (s->slots[i].endpoint &&
+         (s->slots[i].hash != h || strcmp(s->slots[i].endpoint, ep) != 0))
+    i = (i + 1) % KG_STOREAGG_SAMPLER_SLOTS;
+  kg_storeagg_slot *slot = &s->slots[i];
+  if (slot->endpoint == NULL) {
+    if (s->used >= KG_STOREAGG_SAMPLER_SLOTS * 3 / 4) {
+      /* full: start again (counts restart, so a few more samples) */
+      kg_storeagg_sampler_free(s);
+      return kg_storeagg_sample(s, r, keep);
+    }
+    *slot = (kg_storeagg_slot){.endpoint = kg_strdup(ep), .hash = h, .minute = minute};
+    s->used++;
+  }
+  if (slot->minute != minute) {
+    slot->minute = minute;
+    slot->n = 0;
+  }
+  if (slot->n >= keep) return false;
+  slot->n++;
+  return true;
+}
+
+void kg_storeagg_sampler_free(kg_storeagg_sampler *s) {
+  for (size_t i = 0; s->slots && i < KG_STOREAGG_SAMPLER_SLOTS; i++) free(s->slots[i].endpoint);
+  free(s->slots);
+  *s = (kg_storeagg_sampler){0};
+}
+
 /* --- the histogram blob ----------------------------------------------------------- */
 
 #define KG_HIST_BLOB_FORMAT 1

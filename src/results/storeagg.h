@@ -91,6 +91,26 @@ void kg_storeagg_add(kg_storeagg *a, const kg_result *r, kg_outcome o,
                      const char *const *locs, size_t nlocs);
 void kg_storeagg_free(kg_storeagg *a);
 
+/* Which equal results a store keeps one by one: the first `keep` of each
+ * endpoint in each minute, enough to browse examples; the rest are only
+ * counted. Bounded: an open-addressed table of KG_STOREAGG_SAMPLER_SLOTS
+ * endpoints, emptied (counts start again: a few more samples) when 3/4
+ * full. Not locked: the caller's lock. */
+#define KG_STOREAGG_SAMPLER_SLOTS 4096u
+typedef struct kg_storeagg_slot {
+  char *endpoint;   /* owned; NULL: free */
+  uint64_t hash;
+  int64_t minute;   /* the minute counted */
+  uint64_t n;       /* equal results kept in it */
+} kg_storeagg_slot;
+typedef struct kg_storeagg_sampler {
+  kg_storeagg_slot *slots; /* owned, KG_STOREAGG_SAMPLER_SLOTS; NULL until used */
+  size_t used;
+} kg_storeagg_sampler;
+/* Whether to keep equal result r one by one. */
+bool kg_storeagg_sample(kg_storeagg_sampler *s, const kg_result *r, uint64_t keep);
+void kg_storeagg_sampler_free(kg_storeagg_sampler *s);
+
 /* Appends h to out as a blob: byte 1 (the format), then varints min, max,
  * sum, then for each non-empty bucket the gap in bucket index since the
  * previous one and its count. An empty histogram is the byte alone. */
