@@ -244,3 +244,38 @@ def test_report_says_it_does_not_read_postgresql_yet(tmp_path):
     assert r.returncode == 1
     assert "PostgreSQL stores are not read by kagami report yet" in r.stderr, r.stderr
     assert "pw@" not in r.stderr
+
+
+@pytest.mark.parametrize("store, line, message", [
+    ('{ url_file = "%(dir)s/absent.url" }', 3, "url_file: %(dir)s/absent.url: No such file"),
+    ('{ url_file = "%(dir)s/empty.url" }', 3, "url_file: %(dir)s/empty.url is empty"),
+    ('{ url_file = "%(dir)s/mysql.url" }', 3, "expected a postgresql:// url"),
+    ('{ url_env = "KAGAMI_TEST_STORE_URL", extra = 1 }', 3, "extra"),
+    ('{ }', 3, 'expected { url_env = "NAME" } or { url_file = "PATH" }'),
+])
+def test_store_url_forms_refused_with_their_line(tmp_path, store, line, message):
+    (tmp_path / "empty.url").write_text("\n")
+    (tmp_path / "mysql.url").write_text("mysql://root@db/x\n")
+    cfg = tmp_path / "k.lua"
+    cfg.write_text('return {\n  backends = { p = { url = "http://127.0.0.1:1", master = true } },\n'
+                   '  store = %s,\n}\n' % (store % {"dir": tmp_path}))
+    r = subprocess.run([str(kagami_bin()), "check", str(cfg)], capture_output=True,
+                       text=True, env=sanitizer_env())
+    assert r.returncode == 1, r.stdout
+    assert "k.lua:%d: store" % line in r.stderr, r.stderr
+    assert message % {"dir": tmp_path} in r.stderr, r.stderr
+
+
+def test_url_file_and_instance(tmp_path):
+    (tmp_path / "store.url").write_text("postgresql://kagami:pw@db.internal/fleet\n")
+    cfg = tmp_path / "k.lua"
+    for instance, ok in (('"web-1"', True), ('""', False), ("42", False)):
+        cfg.write_text('return {\n  backends = { p = { url = "http://127.0.0.1:1", master = true } },\n'
+                       '  store = { url_file = "%s/store.url" },\n  instance = %s,\n}\n'
+                       % (tmp_path, instance))
+        r = subprocess.run([str(kagami_bin()), "check", str(cfg)], capture_output=True,
+                           text=True, env=sanitizer_env())
+        assert (r.returncode == 0) == ok, r.stderr
+        assert "pw@" not in r.stdout + r.stderr
+        if not ok:
+            assert "k.lua:4: instance: expected a name" in r.stderr, r.stderr
