@@ -157,7 +157,7 @@ static size_t gen_noisy_json(kg_buf *out, bool variant) {
 
 /* A page where only noise differs: a "generated at" timestamp and a CSRF
  * token in a hidden form field, ignored by the case's ignore_xpath. */
-static void gen_noisy_html(kg_buf *out, bool variant) {
+static void gen_noisy_html(kg_buf *out, bool variant, size_t target) {
   rng_state = 0x9E3779B97F4A7C15ULL;
   kg_buf_appendf(out,
                  "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -166,7 +166,7 @@ static void gen_noisy_html(kg_buf *out, bool variant) {
                  "<form method=\"post\" action=\"/cart\"><input type=\"hidden\" name=\"csrf\" "
                  "value=\"%s\"></form>\n<table id=\"products\">\n",
                  variant ? 42 : 17, variant ? "c2hhZG93LXRva2Vu" : "bWFzdGVyLXRva2Vu");
-  for (unsigned i = 0; out->len < TARGET_BYTES - 200; i++) {
+  for (unsigned i = 0; out->len < target - 200; i++) {
     uint32_t r = rng();
     unsigned price = 100 + (r >> 12) % 9000, stock = (r >> 4) % 500;
     kg_buf_appendf(out,
@@ -207,6 +207,7 @@ static kg_buf json_a = KG_BUF_INIT, json_b = KG_BUF_INIT;
 static kg_buf gz = KG_BUF_INIT;
 static kg_buf noisy_json_a = KG_BUF_INIT, noisy_json_b = KG_BUF_INIT;
 static kg_buf noisy_html_a = KG_BUF_INIT, noisy_html_b = KG_BUF_INIT;
+static kg_buf small_html_a = KG_BUF_INIT, small_html_b = KG_BUF_INIT; /* ~20 KB */
 static kg_noise_view noisy_json_learned; /* every differing location */
 static const char *const noisy_json_ignore[] = {"$.records[*].request_id", "$..ts",
                                                 "$.request_id"};
@@ -298,18 +299,22 @@ static void learn_noisy_json(size_t records) {
 }
 static size_t case_json_noise_tree(void) { return noisy_json_case(kg_jsondiff_tree); }
 
-static size_t case_html_noise(void) {
+static size_t html_noise_case(const kg_buf *a, const kg_buf *b) {
   kg_diffs d;
   memset(&d, 0, sizeof(d));
   kg_buf uni = KG_BUF_INIT;
   kg_htmldiff_opts o = {.ignore = noisy_html_ignore, .nignore = 2, .a_label = "master",
                         .b_label = "shadow", .max_output = DIFF_CAP};
-  int rc = kg_htmldiff(noisy_html_a.data, noisy_html_a.len, noisy_html_b.data,
-                       noisy_html_b.len, &o, &d, &uni);
+  int rc = kg_htmldiff(a->data, a->len, b->data, b->len, &o, &d, &uni);
   size_t n = rc == 0 ? d.total * 1000 + d.nsuppressed : (size_t)-1;
   kg_diffs_free(&d);
   kg_buf_free(&uni);
   return n;
+}
+static size_t case_html_noise(void) { return html_noise_case(&noisy_html_a, &noisy_html_b); }
+/* The page size of bench/run.py's noisy HTML row: what one request costs. */
+static size_t case_html_noise_small(void) {
+  return html_noise_case(&small_html_a, &small_html_b);
 }
 
 static size_t case_gunzip(void) {
@@ -373,8 +378,10 @@ int main(int argc, char **argv) {
   gzip_buf(&html_a, &gz);
   learn_noisy_json(gen_noisy_json(&noisy_json_a, false));
   gen_noisy_json(&noisy_json_b, true);
-  gen_noisy_html(&noisy_html_a, false);
-  gen_noisy_html(&noisy_html_b, true);
+  gen_noisy_html(&noisy_html_a, false, TARGET_BYTES);
+  gen_noisy_html(&noisy_html_b, true, TARGET_BYTES);
+  gen_noisy_html(&small_html_a, false, 20 * 1024);
+  gen_noisy_html(&small_html_b, true, 20 * 1024);
   size_t html_lines = 0;
   for (size_t i = 0; i < html_a.len; i++) html_lines += html_a.data[i] == '\n';
 
@@ -394,6 +401,8 @@ int main(int argc, char **argv) {
        &noisy_json_a, 0, 0, 0, 0, 0},
       {"hn", "kg_htmldiff, HTML page, only ignored noise differs", case_html_noise,
        &noisy_html_a, 0, 0, 0, 0, 0},
+      {"hs", "kg_htmldiff, same kind of page, 20 KB", case_html_noise_small,
+       &small_html_a, 0, 0, 0, 0, 0},
   };
   size_t ncases = sizeof(cases) / sizeof(cases[0]);
   for (size_t i = 0; i < ncases; i++) {
@@ -429,7 +438,7 @@ int main(int argc, char **argv) {
     }
     printf("  (result: changed lines for line, differences for html/json/jnl, decoded "
            "bytes for gzip;\n   1000 x differences + suppressed patterns for the noise "
-           "cases jnf, jnt, hn)\n");
+           "cases jnf, jnt, hn, hs)\n");
   }
   kg_buf_free(&html_a);
   kg_buf_free(&html_b);
