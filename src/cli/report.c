@@ -15,6 +15,8 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "config/config.h"
+#include "results/pgread.h"
+#include "results/pgstore.h"
 #include "results/storeq.h"
 
 #define KG_EXIT_OK 0
@@ -27,8 +29,9 @@
 #define KG_REPORT_MAX_LOC 100   /* a location printed at most this long */
 
 static const char kg_report_usage[] =
-    "usage: kagami report [--db FILE | --config FILE] [--since DURATION]\n"
-    "                     [--endpoint PATTERN] [--format text|json]\n"
+    "usage: kagami report [--db FILE|URL | --config FILE] [--since DURATION]\n"
+    "                     [--endpoint PATTERN] [--instance NAME]\n"
+    "                     [--format text|json]\n"
     "\n"
     "Per endpoint: requests compared, how many differed, where they differed\n"
     "most, and master vs shadow latency (p50/p99) with the regression flag\n"
@@ -37,10 +40,14 @@ static const char kg_report_usage[] =
     "regressions first, then by differing x difference rate. FLAG shows each\n"
     "shadow's p90 as a multiple of the master's, and SLOWER when flagged.\n"
     "\n"
-    "  --db FILE          the results store (default kagami.db)\n"
-    "  --config FILE      take the store path and latency_regression from a\n"
+    "  --db FILE|URL      the results store (default kagami.db), or a fleet's\n"
+    "                     PostgreSQL store (postgresql://user@host/db; the\n"
+    "                     password from PGPASSWORD or ~/.pgpass)\n"
+    "  --config FILE      take the store and latency_regression from a\n"
     "                     kagami config (a relative store path is taken from\n"
     "                     the current directory, as `kagami run` would)\n"
+    "  --instance NAME    PostgreSQL store: only what that kagami wrote\n"
+    "                     (default: the whole fleet)\n"
     "  --since DURATION   only results of the last 30s, 15m, 2h, 7d, 1w...\n"
     "  --endpoint PATTERN only endpoints matching a glob (* ? [...]): on the\n"
     "                     whole name (\"GET /api/*\") or, without a space, on\n"
@@ -66,6 +73,8 @@ typedef struct kg_report_opts {
   const char *config;    /* --config */
   const char *since;     /* --since as given */
   const char *endpoint;  /* --endpoint */
+  const char *instance;  /* --instance (PostgreSQL stores) */
+  bool pg;               /* db is a PostgreSQL url */
   bool json;             /* --format json */
   const char *id;        /* show: the positional ID */
   double factor;         /* latency_regression */
@@ -105,7 +114,8 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
         (r = kg_opt(argc, argv, &i, "--config", &o->config)) ||
         (r = kg_opt(argc, argv, &i, "--format", &format)) ||
         (!show && (r = kg_opt(argc, argv, &i, "--since", &o->since))) ||
-        (!show && (r = kg_opt(argc, argv, &i, "--endpoint", &o->endpoint)))) {
+        (!show && (r = kg_opt(argc, argv, &i, "--endpoint", &o->endpoint))) ||
+        (!show && (r = kg_opt(argc, argv, &i, "--instance", &o->instance)))) {
       if (r < 0) {
         fprintf(stderr, "kagami %s: %s needs a value\n%s", cmd, a, usage);
         return -1;
@@ -146,13 +156,7 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
       return -1;
     }
     o->factor = o->cfg->latency_regression;
-    if (o->db == NULL && o->cfg->store_url != NULL) {
-      /* honest about what is not there yet, and how to look meanwhile */
-      fprintf(stderr, "kagami %s: %s writes to a PostgreSQL store, which kagami %s does "
-              "not read yet; query its tables with psql (README: Running a fleet), "
-              "or give --db FILE for a SQLite store\n", cmd, o->config, cmd);
-      return -1;
-    }
+    if (o->db == NULL && o->cfg->store_url != NULL) o->db = o->cfg->store_url;
     if (o->db == NULL && o->cfg->store_path == NULL) {
       fprintf(stderr, "kagami %s: %s has the store turned off (store = false); "
               "give --db FILE\n", cmd, o->config);
@@ -161,9 +165,16 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
     if (o->db == NULL) o->db = o->cfg->store_path;
   }
   if (o->db == NULL) o->db = "kagami.db";
-  if (strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0) {
-    fprintf(stderr, "kagami %s: --db: PostgreSQL stores are not read by kagami %s yet; "
-            "query their tables with psql (README: Running a fleet)\n", cmd, cmd);
+  o->pg = strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0;
+  if (o->pg && show) {
+    /* honest about what is not there yet, and how to look meanwhile */
+    fprintf(stderr, "kagami show: a PostgreSQL store's results are read with psql for now: "
+            "SELECT record FROM results WHERE id = '%s' (README: Running a fleet)\n", o->id);
+    return -1;
+  }
+  if (o->instance && !o->pg) {
+    fprintf(stderr, "kagami %s: --instance: only a PostgreSQL store holds several "
+            "instances\n", cmd);
     return -1;
   }
   return 0;
@@ -251,6 +262,7 @@ static int kg_report_text(const kg_report_opts *o, const json_t *r, double since
          compared ? 100.0 * (double)differing / (double)compared : 0.0, errors,
          compared ? 100.0 * (double)errors / (double)compared : 0.0, when);
   if (o->endpoint) printf("endpoints matching %s\n", o->endpoint);
+  if (o->instance) printf("instance %s only\n", o->instance);
   /* Column widths from the content (names are ASCII, see endpoint.h). */
   int wep = (int)strlen("ENDPOINT"), wbe = (int)strlen("BACKEND");
   size_t i, k;
@@ -343,15 +355,24 @@ int kg_report_main(int argc, char **argv) {
   char err[1024];
   kg_storeq *q = NULL;
   int rc = KG_EXIT_ERROR;
-  if (kg_storeq_open(o.db, &q, err, sizeof(err)) < 0) {
+  int opened = o.pg ? kg_pgread_open(o.db, o.instance, since, &q, err, sizeof(err))
+                    : kg_storeq_open(o.db, &q, err, sizeof(err));
+  if (opened < 0) {
     fprintf(stderr, "kagami report: %s\n", err);
     goto out;
   }
+  /* a url may hold a password: print it masked */
+  kg_buf label = KG_BUF_INIT;
+  if (o.pg) kg_pgstore_mask(o.db, &label);
+  else kg_buf_appends(&label, o.db);
+  o.db = label.data;
   json_t *rep = kg_storeq_endpoints(q, since, o.endpoint, o.factor);
   if (rep == NULL) {
     fprintf(stderr, "kagami report: %s\n", kg_storeq_errmsg(q));
+    kg_buf_free(&label);
     goto out;
   }
+  if (o.instance) json_object_set_new(rep, "instance", json_string(o.instance));
   bool empty = json_array_size(json_object_get(rep, "endpoints")) == 0;
   if (o.json) {
     json_object_set_new(rep, "store", json_string(o.db));
@@ -359,14 +380,16 @@ int kg_report_main(int argc, char **argv) {
     fputc('\n', stdout);
     rc = empty ? KG_EXIT_EMPTY : KG_EXIT_OK;
   } else if (empty) {
-    printf("store %s: no compared requests%s%s%s\n", o.db,
+    printf("store %s: no compared requests%s%s%s%s%s\n", o.db,
            o.since ? " in the last " : "", o.since ? o.since : "",
-           o.endpoint ? " for endpoints matching the pattern" : "");
+           o.endpoint ? " for endpoints matching the pattern" : "",
+           o.instance ? " from instance " : "", o.instance ? o.instance : "");
     rc = KG_EXIT_EMPTY;
   } else {
     rc = kg_report_text(&o, rep, since);
   }
   json_decref(rep);
+  kg_buf_free(&label);
 out:
   kg_storeq_close(q);
   kg_config_free(o.cfg);

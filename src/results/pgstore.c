@@ -24,7 +24,7 @@
 #define uthash_malloc(sz) kg_malloc(sz)
 #define uthash_free(ptr, sz) free(ptr)
 
-#define KG_PG_SCHEMA_VERSION 1
+#define KG_PG_SCHEMA_VERSION KG_PGSTORE_SCHEMA_VERSION
 #define KG_PG_QUEUE_MAX 20000     /* results summed and waiting for the writer */
 #define KG_PG_QUEUE_BYTES ((size_t)64 << 20) /* ... and the records they keep */
 #define KG_PG_FLUSH_MS 2000       /* aggregates written this often */

@@ -30,6 +30,10 @@
 #include "common/buf.h"
 #include "results/sink.h"
 
+/* The schema this build writes (table kagami_meta, key schema_version);
+ * readers (pgread.h) refuse any other. */
+#define KG_PGSTORE_SCHEMA_VERSION 1
+
 /* Appends url to out with any password replaced by "***" (in the
  * user:password@ part and in a password= parameter). */
 void kg_pgstore_mask(const char *url, kg_buf *out);

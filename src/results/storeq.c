@@ -68,6 +68,13 @@ int kg_storeq_open(const char *path, kg_storeq **out, char *err,
   return 0;
 }
 
+kg_storeq *kg_storeq_adopt(sqlite3 *db, const char *label) {
+  kg_storeq *q = kg_calloc(1, sizeof(*q));
+  q->db = db;
+  q->path = kg_strdup(label);
+  return q;
+}
+
 void kg_storeq_close(kg_storeq *q) {
   if (q == NULL) return;
   sqlite3_close(q->db);

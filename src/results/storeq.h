@@ -55,6 +55,14 @@ enum {
 int kg_storeq_open(const char *path, kg_storeq **out, char *err,
                    size_t errlen);
 void kg_storeq_close(kg_storeq *q);  /* NULL is fine */
+
+/* Wraps an open SQLite connection that holds the aggregate tables of
+ * store.c (a copy made elsewhere: pgread.h builds one in memory from a
+ * fleet's PostgreSQL store), so that the queries below read it. Takes
+ * ownership of db; label names the store in messages. Only
+ * kg_storeq_endpoints and kg_storeq_timeseries may be asked of it. */
+struct sqlite3;
+kg_storeq *kg_storeq_adopt(struct sqlite3 *db, const char *label);
 int kg_storeq_errcode(const kg_storeq *q);
 const char *kg_storeq_errmsg(const kg_storeq *q);
 

@@ -3,6 +3,7 @@ PostgreSQL 15 (tests/integration/pgserver.py), concurrently, through an
 outage, starting at once on an empty database, and with the database away
 from the start."""
 
+import json
 import re
 import subprocess
 import threading
@@ -246,14 +247,72 @@ def test_a_slow_database_fills_the_queue_and_drops(pg, make_backend, start_kagam
     assert "connection lost" not in err  # slow is not lost
 
 
-def test_report_says_it_does_not_read_postgresql_yet(tmp_path):
-    """Not there yet, and said so: no stack of SQLite errors about a url."""
-    r = subprocess.run([str(kagami_bin()), "report", "--db",
-                        "postgresql://kagami:pw@127.0.0.1:1/fleet"],
-                       capture_output=True, text=True, env=sanitizer_env())
+def report(*args):
+    r = subprocess.run([str(kagami_bin()), "report"] + list(args), capture_output=True,
+                       text=True, env=sanitizer_env(), timeout=60)
+    return r
+
+
+def test_one_report_for_the_fleet(pg, make_backend, start_kagami):
+    """kagami report --db URL: the whole fleet's counts, latencies and
+    locations, or one instance's with --instance, read from PostgreSQL."""
+    db, url = new_db(pg)
+    ks = [start(make_backend, start_kagami, url, name) for name in ("east", "west")]
+    for i, k in enumerate(ks):
+        traffic(k, 12 + 6 * i, "r%d" % i)
+    for i, k in enumerate(ks):
+        k.wait_log(12 + 6 * i)
+        assert k.stop() == 0
+    want = {n: counted(pg, db, n) for n in ("east", "west")}
+    assert want == {"east": (12, 4), "west": (18, 6)}
+
+    r = report("--db", url, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert (rep["compared"], rep["differing"]) == (30, 10)
+    eps = {e["endpoint"]: e for e in rep["endpoints"]}
+    diff_ep = next(e for name, e in eps.items() if "/diff" in name)
+    assert (diff_ep["compared"], diff_ep["differing"]) == (10, 10)
+    assert diff_ep["top_differences"], diff_ep  # locations came across
+    master = next(b for b in diff_ep["backends"] if b["role"] == "master")
+    assert master["name"] == "production" and master["samples"] == 10
+    assert master["p50_ms"] is not None  # histograms of both instances merged
+
+    r = report("--db", url, "--instance", "west", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    west = json.loads(r.stdout)
+    assert (west["compared"], west["differing"], west["instance"]) == (18, 6, "west")
+
+    r = report("--db", url, "--instance", "nowhere")
+    assert r.returncode == 2 and "from instance nowhere" in r.stdout, r.stdout
+
+    # a person's table, the url's password masked
+    pwurl = url.replace("://%s@" % pgserver.USER, "://%s:hunter2@" % pgserver.USER)
+    r = report("--db", pwurl, "--since", "1h")
+    assert r.returncode == 0, r.stderr
+    assert "30 requests compared, 10 differing" in r.stdout, r.stdout
+    assert "hunter2" not in r.stdout and ":***@" in r.stdout
+
+
+def test_report_on_a_database_without_a_store(pg, tmp_path):
+    db, url = new_db(pg)
+    r = report("--db", url)
     assert r.returncode == 1
-    assert "PostgreSQL stores are not read by kagami report yet" in r.stderr, r.stderr
+    assert "not a kagami store (no kagami_meta table" in r.stderr, r.stderr
+    pg.psql(db, "CREATE TABLE kagami_meta (key text PRIMARY KEY, value text NOT NULL);"
+                "INSERT INTO kagami_meta VALUES ('schema_version', '99')")
+    r = report("--db", url)
+    assert r.returncode == 1 and "schema version 99; this kagami reads version 1" in r.stderr
+    r = report("--db", "postgresql://kagami:pw@127.0.0.1:%d/fleet" % free_port())
+    assert r.returncode == 1 and "cannot connect" in r.stderr, r.stderr
     assert "pw@" not in r.stderr
+    # show reads SQLite stores only, and says how to look meanwhile
+    r = subprocess.run([str(kagami_bin()), "show", "abc", "--db", url], capture_output=True,
+                       text=True, env=sanitizer_env())
+    assert r.returncode == 1 and "SELECT record FROM results WHERE id = 'abc'" in r.stderr
+    # --instance means nothing for a SQLite store
+    r = report("--db", str(tmp_path / "k.db"), "--instance", "x")
+    assert r.returncode == 1 and "only a PostgreSQL store holds several" in r.stderr
 
 
 @pytest.mark.parametrize("store, line, message", [
