@@ -388,6 +388,10 @@ static void kg_admin_api_noise_ep(const kg_noise_ep_info *e, kg_buf *o) {
   kg_buf_appends(o, "{\"endpoint\":");
   kg_jsonw_cstr(o, e->endpoint);
   kg_admin_api_noise_seen(o, e->pairs, e->first_seen, e->last_seen);
+  if (e->fleet_pairs) { /* a fleet's store shares the evidence: the others' part */
+    kg_buf_appends(o, ",\"fleet_pairs\":");
+    kg_jsonw_u64(o, e->fleet_pairs);
+  }
   kg_buf_appends(o, ",\"suppressed\":");
   kg_jsonw_u64(o, e->nnoisy);
   kg_buf_appends(o, ",\"locations\":[");
@@ -397,6 +401,10 @@ static void kg_admin_api_noise_ep(const kg_noise_ep_info *e, kg_buf *o) {
     kg_jsonw_cstr(o, l->location);
     kg_buf_appends(o, ",\"differed\":");
     kg_jsonw_u64(o, l->differed);
+    if (e->fleet_pairs) {
+      kg_buf_appends(o, ",\"fleet_differed\":");
+      kg_jsonw_u64(o, l->fleet_differed);
+    }
     kg_admin_api_noise_seen(o, e->pairs, l->first_seen, l->last_seen);
     kg_buf_appends(o, l->noisy ? ",\"suppressed\":true}" : ",\"suppressed\":false}");
   }

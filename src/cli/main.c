@@ -366,6 +366,7 @@ static int kg_main_run(const char *path) {
     kg_log_error("%s", err);
     goto out;
   }
+  kg_sinks_share_noise(&m.shared.sinks, m.shared.noise);
   m.workers = kg_calloc((size_t)m.cfg->workers, sizeof(kg_worker));
   for (; m.nworkers < m.cfg->workers; m.nworkers++) {
     if (kg_worker_init(&m.workers[m.nworkers], m.nworkers, m.cfg, &m.shared,

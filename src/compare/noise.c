@@ -23,6 +23,8 @@ typedef struct kg_noise_pattern {
   double first_seen;   /* wall clock of the first and latest of those */
   double last_seen;
   bool logged;         /* its learning was logged */
+  uint64_t fleet_differed;            /* the other instances' (kg_noise_set_fleet) */
+  double fleet_first, fleet_last;
   UT_hash_handle hh;
 } kg_noise_pattern;
 
@@ -33,6 +35,8 @@ typedef struct kg_noise_endpoint {
   double last_seen;
   kg_noise_pattern *patterns;   /* uthash table */
   size_t npatterns;
+  uint64_t fleet_pairs;         /* the other instances' pairs */
+  double fleet_first, fleet_last;
   UT_hash_handle hh;
 } kg_noise_endpoint;
 
@@ -44,6 +48,7 @@ struct kg_noise {
   size_t nendpoints;
   size_t npatterns;             /* over every endpoint */
   bool full;                    /* a cap stopped something being learned */
+  uint64_t seq;                 /* local pairs observed: a publisher's clock */
 };
 
 kg_noise *kg_noise_new(double threshold, uint64_t min_pairs) {
@@ -89,11 +94,19 @@ static kg_noise_endpoint *kg_noise_endpoint_get(kg_noise *n, const char *ep,
   return e;
 }
 
+/* Pairs and differed counts are this instance's plus, in a fleet, the
+ * other instances' (kg_noise_set_fleet): one rule for both, so merged
+ * evidence hides exactly what as many local pairs would. */
+static uint64_t kg_noise_pairs(const kg_noise_endpoint *e) { return e->pairs + e->fleet_pairs; }
+static uint64_t kg_noise_differed(const kg_noise_pattern *p) {
+  return p->differed + p->fleet_differed;
+}
+
 /* Under the lock: whether p is noisy for e now. */
 static bool kg_noise_is_noisy(const kg_noise *n, const kg_noise_endpoint *e,
                               const kg_noise_pattern *p) {
-  return e->pairs >= n->min_pairs &&
-         (double)p->differed >= n->threshold * (double)e->pairs;
+  return kg_noise_pairs(e) >= n->min_pairs &&
+         (double)kg_noise_differed(p) >= n->threshold * (double)kg_noise_pairs(e);
 }
 
 /* Under the lock: adds p to the log line of what e learned just now, once
@@ -123,6 +136,7 @@ void kg_noise_observe(kg_noise *n, const char *endpoint,
   pthread_mutex_lock(&n->lock);
   kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, true);
   if (e) {
+    n->seq++;
     if (e->pairs++ == 0) e->first_seen = now;
     e->last_seen = now;
     for (size_t i = 0; i < count; i++) {
@@ -150,7 +164,7 @@ void kg_noise_observe(kg_noise *n, const char *endpoint,
       kg_noise_note_learned(n, e, p, &learned, &nlearned);
     }
     /* The pair that reaches min_pairs can make patterns seen earlier noisy. */
-    if (e->pairs == n->min_pairs) {
+    if (kg_noise_pairs(e) == n->min_pairs) {
       kg_noise_pattern *p, *tmp;
       HASH_ITER(hh, e->patterns, p, tmp) kg_noise_note_learned(n, e, p, &learned, &nlearned);
     }
@@ -173,7 +187,7 @@ void kg_noise_view_get(kg_noise *n, const char *endpoint, kg_noise_view *out) {
   size_t cap = 0;
   pthread_mutex_lock(&n->lock);
   kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, false);
-  if (e && e->pairs >= n->min_pairs) {
+  if (e && kg_noise_pairs(e) >= n->min_pairs) {
     kg_noise_pattern *p, *tmp;
     HASH_ITER(hh, e->patterns, p, tmp) {
       if (!kg_noise_is_noisy(n, e, p)) continue;
@@ -206,10 +220,10 @@ void kg_noise_stats(kg_noise *n, const char *endpoint, const char *pattern,
   pthread_mutex_lock(&n->lock);
   kg_noise_endpoint *e = kg_noise_endpoint_get(n, endpoint, false);
   if (e) {
-    *pairs = e->pairs;
+    *pairs = kg_noise_pairs(e);
     kg_noise_pattern *p = NULL;
     HASH_FIND_STR(e->patterns, pattern, p);
-    if (p) *differed = p->differed;
+    if (p) *differed = kg_noise_differed(p);
   }
   pthread_mutex_unlock(&n->lock);
 }
@@ -224,17 +238,27 @@ static int kg_noise_cmp_loc(const void *a, const void *b) {
                 ((const kg_noise_loc_info *)b)->location);
 }
 
+/* The earlier of two first-seen times and the later of two last-seen
+ * ones, where 0 means never. */
+static double kg_noise_first(double a, double b) { return a == 0 ? b : b == 0 ? a : KG_MIN(a, b); }
+static double kg_noise_last(double a, double b) { return KG_MAX(a, b); }
+
 /* Under the lock: copies e into out. */
 static void kg_noise_copy_ep(const kg_noise *n, const kg_noise_endpoint *e,
                              kg_noise_ep_info *out) {
-  *out = (kg_noise_ep_info){.endpoint = kg_strdup(e->endpoint), .pairs = e->pairs,
-                            .first_seen = e->first_seen, .last_seen = e->last_seen};
+  *out = (kg_noise_ep_info){.endpoint = kg_strdup(e->endpoint), .pairs = kg_noise_pairs(e),
+                            .fleet_pairs = e->fleet_pairs,
+                            .first_seen = kg_noise_first(e->first_seen, e->fleet_first),
+                            .last_seen = kg_noise_last(e->last_seen, e->fleet_last)};
   out->locs = kg_calloc(e->npatterns ? e->npatterns : 1, sizeof(*out->locs));
   const kg_noise_pattern *p, *tmp;
   HASH_ITER(hh, e->patterns, p, tmp) {
     kg_noise_loc_info *l = &out->locs[out->nlocs++];
-    *l = (kg_noise_loc_info){.location = kg_strdup(p->pattern), .differed = p->differed,
-                             .first_seen = p->first_seen, .last_seen = p->last_seen,
+    *l = (kg_noise_loc_info){.location = kg_strdup(p->pattern),
+                             .differed = kg_noise_differed(p),
+                             .fleet_differed = p->fleet_differed,
+                             .first_seen = kg_noise_first(p->first_seen, p->fleet_first),
+                             .last_seen = kg_noise_last(p->last_seen, p->fleet_last),
                              .noisy = kg_noise_is_noisy(n, e, p)};
     out->nnoisy += l->noisy;
   }
@@ -269,4 +293,120 @@ void kg_noise_snapshot_free(kg_noise_snapshot *s) {
   }
   free(s->eps);
   memset(s, 0, sizeof(*s));
+}
+
+/* --- a fleet's evidence -------------------------------------------------------------- */
+
+static void kg_noise_rows_push(kg_noise_row **rows, size_t *n, size_t *cap, kg_noise_row r) {
+  if (*n == *cap) {
+    *cap = *cap ? 2 * *cap : 64;
+    *rows = kg_realloc(*rows, *cap * sizeof(**rows));
+  }
+  (*rows)[(*n)++] = r;
+}
+
+uint64_t kg_noise_local_rows(kg_noise *n, kg_noise_row **rows, size_t *nrows) {
+  *rows = NULL;
+  *nrows = 0;
+  size_t cap = 0;
+  pthread_mutex_lock(&n->lock);
+  uint64_t seq = n->seq;
+  kg_noise_endpoint *e, *etmp;
+  HASH_ITER(hh, n->endpoints, e, etmp) {
+    if (e->pairs == 0) continue; /* only the fleet's: not ours to publish */
+    kg_noise_rows_push(rows, nrows, &cap,
+                       (kg_noise_row){.endpoint = kg_strdup(e->endpoint), .count = e->pairs,
+                                      .first_seen = e->first_seen, .last_seen = e->last_seen});
+    kg_noise_pattern *p, *ptmp;
+    HASH_ITER(hh, e->patterns, p, ptmp) {
+      if (p->differed == 0) continue;
+      kg_noise_rows_push(rows, nrows, &cap,
+                         (kg_noise_row){.endpoint = kg_strdup(e->endpoint),
+                                        .location = kg_strdup(p->pattern),
+                                        .count = p->differed, .first_seen = p->first_seen,
+                                        .last_seen = p->last_seen});
+    }
+  }
+  pthread_mutex_unlock(&n->lock);
+  return seq;
+}
+
+uint64_t kg_noise_seq(kg_noise *n) {
+  pthread_mutex_lock(&n->lock);
+  uint64_t seq = n->seq;
+  pthread_mutex_unlock(&n->lock);
+  return seq;
+}
+
+void kg_noise_rows_free(kg_noise_row *rows, size_t nrows) {
+  for (size_t i = 0; i < nrows; i++) {
+    free(rows[i].endpoint);
+    free(rows[i].location);
+  }
+  free(rows);
+}
+
+void kg_noise_set_fleet(kg_noise *n, const kg_noise_row *rows, size_t nrows) {
+  kg_buf lines = KG_BUF_INIT; /* one log line per endpoint that learned */
+  pthread_mutex_lock(&n->lock);
+  kg_noise_endpoint *e, *etmp;
+  HASH_ITER(hh, n->endpoints, e, etmp) {
+    e->fleet_pairs = 0;
+    e->fleet_first = e->fleet_last = 0;
+    kg_noise_pattern *p, *ptmp;
+    HASH_ITER(hh, e->patterns, p, ptmp) {
+      p->fleet_differed = 0;
+      p->fleet_first = p->fleet_last = 0;
+    }
+  }
+  for (size_t i = 0; i < nrows; i++) {
+    const kg_noise_row *r = &rows[i];
+    if (r->endpoint == NULL || r->count == 0) continue;
+    e = kg_noise_endpoint_get(n, r->endpoint, true);
+    if (e == NULL) continue;
+    if (r->location == NULL) {
+      e->fleet_pairs = r->count;
+      e->fleet_first = r->first_seen;
+      e->fleet_last = r->last_seen;
+      continue;
+    }
+    kg_noise_pattern *p = NULL;
+    HASH_FIND_STR(e->patterns, r->location, p);
+    if (p == NULL) {
+      if (e->npatterns >= KG_NOISE_MAX_PATTERNS || n->npatterns >= KG_NOISE_MAX_TOTAL_PATTERNS) {
+        n->full = true;
+        continue;
+      }
+      p = kg_calloc(1, sizeof(*p));
+      p->pattern = kg_strdup(r->location);
+      HASH_ADD_KEYPTR(hh, e->patterns, p->pattern, strlen(p->pattern), p);
+      e->npatterns++;
+      n->npatterns++;
+    }
+    p->fleet_differed = r->count;
+    p->fleet_first = r->first_seen;
+    p->fleet_last = r->last_seen;
+  }
+  /* what the fleet's evidence makes noisy here is logged once, as local
+   * learning is */
+  HASH_ITER(hh, n->endpoints, e, etmp) {
+    kg_buf learned = KG_BUF_INIT;
+    size_t nlearned = 0;
+    kg_noise_pattern *p, *ptmp;
+    HASH_ITER(hh, e->patterns, p, ptmp) kg_noise_note_learned(n, e, p, &learned, &nlearned);
+    if (nlearned)
+      kg_buf_appendf(&lines, "%snoise learned for %s from the fleet's %llu pairs: %s%s",
+                     lines.len ? "\n" : "", e->endpoint,
+                     (unsigned long long)kg_noise_pairs(e), learned.data,
+                     nlearned > 5 ? " (and more)" : "");
+    kg_buf_free(&learned);
+  }
+  pthread_mutex_unlock(&n->lock);
+  /* logged outside the lock, a line each */
+  for (char *line = lines.data, *end; line && *line; line = end ? end + 1 : NULL) {
+    end = strchr(line, '\n');
+    if (end) *end = '\0';
+    kg_log_info("%s", line);
+  }
+  kg_buf_free(&lines);
 }

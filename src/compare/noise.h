@@ -71,7 +71,9 @@ void kg_noise_stats(kg_noise *n, const char *endpoint, const char *pattern,
  * it is hidden now. Times are wall-clock Unix seconds. */
 typedef struct kg_noise_loc_info {
   char *location;      /* owned: a difference's pattern, as counted */
-  uint64_t differed;   /* pairs that differed here */
+  uint64_t differed;   /* pairs that differed here (in a fleet: every
+                          instance's) */
+  uint64_t fleet_differed; /* of which the other instances' */
   double first_seen;   /* when it first differed in a pair */
   double last_seen;    /* when it last did */
   bool noisy;          /* hidden in master-vs-shadow comparisons now */
@@ -80,7 +82,9 @@ typedef struct kg_noise_loc_info {
 typedef struct kg_noise_ep_info {
   char *endpoint;           /* owned */
   uint64_t pairs;           /* noise pairs seen: every location's
-                               denominator */
+                               denominator (in a fleet: every
+                               instance's) */
+  uint64_t fleet_pairs;     /* of which the other instances' */
   double first_seen;        /* first pair */
   double last_seen;         /* latest pair */
   kg_noise_loc_info *locs;  /* owned, sorted by location (strcmp) */
@@ -104,5 +108,29 @@ typedef struct kg_noise_snapshot {
  * kg_noise_snapshot_free. */
 void kg_noise_snapshot_get(kg_noise *n, const char *glob, kg_noise_snapshot *out);
 void kg_noise_snapshot_free(kg_noise_snapshot *s);
+
+/* A fleet's one noise model (issue 15): each instance publishes its own
+ * evidence (pgstore.c) and reads back the others', summed. Counts are
+ * then this instance's plus the others' everywhere above: the same
+ * threshold and min_pairs decide on the sums, locations are as concrete
+ * as ever, and a location only other instances saw differ is hidden here
+ * too once their pairs say so. Only local evidence is ever published, so
+ * nothing is counted twice. */
+typedef struct kg_noise_row {
+  char *endpoint;      /* owned */
+  char *location;      /* owned; NULL: the row counts the endpoint's pairs */
+  uint64_t count;      /* pairs, or pairs that differed at location */
+  double first_seen, last_seen;
+} kg_noise_row;
+
+/* This instance's own evidence, as rows (allocated; free with
+ * kg_noise_rows_free); returns the change counter it was taken at. */
+uint64_t kg_noise_local_rows(kg_noise *n, kg_noise_row **rows, size_t *nrows);
+/* The change counter: it moves with every local pair. */
+uint64_t kg_noise_seq(kg_noise *n);
+void kg_noise_rows_free(kg_noise_row *rows, size_t nrows);
+/* Replaces the other instances' evidence with rows (within the caps) and
+ * logs what becomes noisy through it. */
+void kg_noise_set_fleet(kg_noise *n, const kg_noise_row *rows, size_t nrows);
 
 #endif

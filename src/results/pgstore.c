@@ -30,6 +30,8 @@
 #define KG_PG_FLUSH_MS 2000       /* aggregates written this often */
 #define KG_PG_RETAIN_MS 60000     /* retention applied this often */
 #define KG_PG_KEEP_MINUTES 10     /* unwritten sums kept while the database is away */
+#define KG_PG_NOISE_MS 2000       /* a fleet's noise evidence exchanged this often */
+#define KG_PG_NOISE_CHUNK 1000    /* evidence rows per insert */
 #define KG_PG_BACKOFF_MIN_MS 500
 #define KG_PG_BACKOFF_MAX_MS 30000
 
@@ -66,6 +68,13 @@ static const char kg_pgstore_schema[] =
     " minute bigint NOT NULL, location text NOT NULL, count bigint NOT NULL,"
     " PRIMARY KEY (instance, endpoint, minute, location, part));"
     "CREATE INDEX IF NOT EXISTS agg_locations_minute ON agg_locations (minute, endpoint);"
+    /* learned-noise evidence per instance (noise.h): location '' holds the
+     * endpoint's pairs, any other the pairs that differed there. Added
+     * within version 1: a table a reader of version 1 never looks at. */
+    "CREATE TABLE IF NOT EXISTS noise ("
+    " instance text NOT NULL, endpoint text NOT NULL, location text NOT NULL,"
+    " n bigint NOT NULL, first_seen double precision, last_seen double precision,"
+    " PRIMARY KEY (instance, endpoint, location));"
     "INSERT INTO kagami_meta VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING;"
     "COMMIT;";
 
@@ -123,6 +132,8 @@ typedef struct kg_pgstore {
   size_t queued_bytes;   /* their kept records */
   bool stopping;
   kg_storeagg_sampler sampler; /* equal results kept, under lock */
+  kg_noise *noise;       /* under lock: the run's learned-noise model, shared
+                            with the fleet (NULL: not learning) */
   atomic_uint_fast64_t written;      /* results counted into the database */
   atomic_uint_fast64_t dropped;      /* results lost from the counts */
   atomic_uint_fast64_t rows_dropped; /* kept results not written */
@@ -134,6 +145,8 @@ typedef struct kg_pgstore {
   uint64_t next_try_ms, backoff_ms, last_flush_ms, last_retain_ms;
   uint64_t down_since_ms, dropped_at_down;
   bool ever_connected, down_logged;
+  uint64_t last_noise_ms, noise_sent_seq;
+  bool noise_published;  /* this process's evidence replaced the instance's */
 } kg_pgstore;
 
 static uint64_t kg_pgstore_ms(void) { return kg_now_ns() / 1000000u; }
@@ -518,6 +531,130 @@ static bool kg_pgstore_flush(kg_pgstore *s) {
   return true;
 }
 
+/* --- a fleet's noise model --------------------------------------------------------- */
+
+/* Appends v to a PostgreSQL array literal being built in a ("{" first). */
+static void kg_pgstore_array_add(kg_buf *a, const char *v) {
+  kg_buf_appends(a, a->len > 1 ? ",\"" : "\"");
+  for (const char *p = v; *p; p++) {
+    if (*p == '"' || *p == '\\') kg_buf_append(a, "\\", 1);
+    kg_buf_append(a, p, 1);
+  }
+  kg_buf_appends(a, "\"");
+}
+
+/* Whether s is valid UTF-8 as it is: only such names are published, so
+ * that two locations never merge into one after cleaning (which could let
+ * one's evidence hide the other's differences). */
+static bool kg_pgstore_utf8_exact(const char *s) {
+  kg_buf b = KG_BUF_INIT;
+  size_t n = strlen(s);
+  kg_store_utf8_clean(s, n, &b);
+  bool same = b.len == n && (n == 0 || memcmp(b.data, s, n) == 0);
+  kg_buf_free(&b);
+  return same;
+}
+
+/* Replaces this instance's published evidence with the model's local
+ * rows, in one transaction (the first time in a process, the instance's
+ * earlier rows go: its evidence starts again with the process, as the
+ * local model does). */
+static bool kg_pgstore_noise_publish(kg_pgstore *s, kg_noise *noise) {
+  kg_noise_row *rows;
+  size_t nrows;
+  uint64_t seq = kg_noise_local_rows(noise, &rows, &nrows);
+  bool ok = kg_pgstore_exec(s, "BEGIN");
+  if (ok && !s->noise_published) {
+    const char *p[1] = {s->instance};
+    ok = kg_pgstore_run_sql(s, "DELETE FROM noise WHERE instance = $1", 1, p, NULL, NULL);
+  }
+  kg_buf eps = KG_BUF_INIT, locs = KG_BUF_INIT, ns = KG_BUF_INIT, fs = KG_BUF_INIT,
+         ls = KG_BUF_INIT;
+  for (size_t i = 0; ok && i < nrows;) {
+    kg_buf *cols[5] = {&eps, &locs, &ns, &fs, &ls};
+    for (size_t c = 0; c < 5; c++) {
+      kg_buf_reset(cols[c]);
+      kg_buf_appends(cols[c], "{");
+    }
+    for (size_t k = 0; k < KG_PG_NOISE_CHUNK && i < nrows; i++) {
+      const kg_noise_row *r = &rows[i];
+      if (!kg_pgstore_utf8_exact(r->endpoint) ||
+          (r->location && !kg_pgstore_utf8_exact(r->location)))
+        continue;
+      char num[40];
+      kg_pgstore_array_add(&eps, r->endpoint);
+      kg_pgstore_array_add(&locs, r->location ? r->location : "");
+      snprintf(num, sizeof(num), "%llu", (unsigned long long)r->count);
+      kg_pgstore_array_add(&ns, num);
+      snprintf(num, sizeof(num), "%.3f", r->first_seen);
+      kg_pgstore_array_add(&fs, num);
+      snprintf(num, sizeof(num), "%.3f", r->last_seen);
+      kg_pgstore_array_add(&ls, num);
+      k++;
+    }
+    for (size_t c = 0; c < 5; c++) kg_buf_appends(cols[c], "}");
+    const char *p[6] = {s->instance, eps.data, locs.data, ns.data, fs.data, ls.data};
+    ok = kg_pgstore_run_sql(
+        s,
+        "INSERT INTO noise SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], "
+        "$5::float8[], $6::float8[]) ON CONFLICT (instance, endpoint, location) DO UPDATE "
+        "SET n = EXCLUDED.n, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen",
+        6, p, NULL, NULL);
+  }
+  kg_buf_free(&eps);
+  kg_buf_free(&locs);
+  kg_buf_free(&ns);
+  kg_buf_free(&fs);
+  kg_buf_free(&ls);
+  kg_noise_rows_free(rows, nrows);
+  if (ok) ok = kg_pgstore_exec(s, "COMMIT");
+  else kg_pgstore_exec(s, "ROLLBACK");
+  if (ok) {
+    s->noise_published = true;
+    s->noise_sent_seq = seq;
+  }
+  return ok;
+}
+
+/* Reads the other instances' evidence, summed, into the model. Bounded by
+ * the model's caps (noise.h); beyond them nothing more is learned, as
+ * locally. */
+static bool kg_pgstore_noise_fetch(kg_pgstore *s, kg_noise *noise) {
+  char limit[32];
+  snprintf(limit, sizeof(limit), "%d", KG_NOISE_MAX_TOTAL_PATTERNS + KG_NOISE_MAX_ENDPOINTS);
+  const char *p[2] = {s->instance, limit};
+  PGresult *r = PQexecParams(s->conn,
+                             "SELECT endpoint, location, sum(n), min(first_seen), max(last_seen) "
+                             "FROM noise WHERE instance <> $1 GROUP BY 1, 2 LIMIT $2",
+                             2, NULL, p, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    PQclear(r);
+    return false;
+  }
+  int n = PQntuples(r);
+  kg_noise_row *rows = kg_calloc(n > 0 ? (size_t)n : 1, sizeof(*rows));
+  for (int i = 0; i < n; i++) {
+    const char *loc = PQgetvalue(r, i, 1);
+    rows[i] = (kg_noise_row){.endpoint = kg_strdup(PQgetvalue(r, i, 0)),
+                             .location = loc[0] ? kg_strdup(loc) : NULL,
+                             .count = strtoull(PQgetvalue(r, i, 2), NULL, 10),
+                             .first_seen = strtod(PQgetvalue(r, i, 3), NULL),
+                             .last_seen = strtod(PQgetvalue(r, i, 4), NULL)};
+  }
+  PQclear(r);
+  kg_noise_set_fleet(noise, rows, (size_t)n);
+  kg_noise_rows_free(rows, (size_t)n);
+  return true;
+}
+
+/* Publishes what changed since the last time, then reads the fleet's. */
+static bool kg_pgstore_noise_sync(kg_pgstore *s, kg_noise *noise, bool fetch) {
+  if ((!s->noise_published || kg_noise_seq(noise) != s->noise_sent_seq) &&
+      !kg_pgstore_noise_publish(s, noise))
+    return false;
+  return !fetch || kg_pgstore_noise_fetch(s, noise);
+}
+
 /* Frees one running sum; unwritten counts are lost, and counted. */
 static void kg_pgstore_agg_drop(kg_pgstore *s, kg_pg_agg *a) {
   if (a->dirty && a->s.kind == KG_PG_REQ) s->dropped += a->s.compared - a->written;
@@ -588,6 +725,7 @@ static void *kg_pgstore_run(void *arg) {
       pthread_cond_timedwait(&s->cond, &s->lock, &until);
     }
     kg_pg_batch *list = s->head;
+    kg_noise *noise = s->noise;
     s->head = s->tail = NULL;
     s->queued = 0;
     s->queued_bytes = 0;
@@ -605,6 +743,10 @@ static void *kg_pgstore_run(void *arg) {
     }
     if (s->conn && (stopping || now - s->last_flush_ms >= KG_PG_FLUSH_MS)) {
       if (kg_pgstore_flush(s)) s->last_flush_ms = now;
+      else kg_pgstore_lost(s);
+    }
+    if (s->conn && noise && (stopping || now - s->last_noise_ms >= KG_PG_NOISE_MS)) {
+      if (kg_pgstore_noise_sync(s, noise, !stopping)) s->last_noise_ms = now;
       else kg_pgstore_lost(s);
     }
     if (s->conn && now - s->last_retain_ms >= KG_PG_RETAIN_MS) {
@@ -701,9 +843,17 @@ static void kg_pgstore_metrics(void *state, kg_buf *o) {
                  (int)s->connected);
 }
 
+static void kg_pgstore_share_noise(void *state, kg_noise *noise) {
+  kg_pgstore *s = state;
+  pthread_mutex_lock(&s->lock);
+  s->noise = noise;
+  pthread_mutex_unlock(&s->lock);
+}
+
 const kg_sink_ops kg_pgstore_sink = {
     .open = kg_pgstore_open,
     .write = kg_pgstore_write,
     .close = kg_pgstore_close,
     .metrics = kg_pgstore_metrics,
+    .share_noise = kg_pgstore_share_noise,
 };

@@ -36,6 +36,11 @@ void kg_sinks_metrics(const kg_sinks *s, kg_buf *out) {
     if (s->ops[i]->metrics) s->ops[i]->metrics(s->state[i], out);
 }
 
+void kg_sinks_share_noise(const kg_sinks *s, kg_noise *noise) {
+  for (size_t i = 0; noise && i < s->n; i++)
+    if (s->ops[i]->share_noise) s->ops[i]->share_noise(s->state[i], noise);
+}
+
 void kg_sinks_reopen(const kg_sinks *s) {
   for (size_t i = 0; i < s->n; i++)
     if (s->ops[i]->reopen) s->ops[i]->reopen(s->state[i]);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "common/buf.h"
+#include "compare/noise.h"
 #include "compare/result.h"
 #include "config/config.h"
 
@@ -38,6 +39,10 @@ typedef struct kg_sink_ops {
   /* Optional: appends the sink's own /metrics families (Prometheus text).
    * Any thread; reads counters only. */
   void (*metrics)(void *state, kg_buf *out);
+  /* Optional: the run's learned-noise model (main thread, after open,
+   * before results flow; the model outlives the sink). A fleet's store
+   * shares it with the other instances (noise.h). */
+  void (*share_noise)(void *state, kg_noise *noise);
 } kg_sink_ops;
 
 /* The sinks kagami has, in the order they are opened and written. */
@@ -64,6 +69,8 @@ int kg_sinks_open(const kg_config *cfg, kg_sinks *out, char *err, size_t errlen)
 void kg_sinks_write(const kg_sinks *s, const kg_result *const *results, size_t n);
 /* Appends every open sink's /metrics families to out. */
 void kg_sinks_metrics(const kg_sinks *s, kg_buf *out);
+/* Hands the learned-noise model to every sink that shares it. */
+void kg_sinks_share_noise(const kg_sinks *s, kg_noise *noise);
 /* SIGHUP: every sink reopens what it must. */
 void kg_sinks_reopen(const kg_sinks *s);
 /* Closes every sink and empties s. Call once nothing writes any more. */

@@ -247,6 +247,62 @@ def test_a_slow_database_fills_the_queue_and_drops(pg, make_backend, start_kagam
     assert "connection lost" not in err  # slow is not lost
 
 
+FEED_NOISE = {"$.meta.ts", "$.meta.request_id", "$.items[0].updated_at",
+              "$.items[1].updated_at"}  # what differs between any two /api/feed answers
+
+
+def fetch(k, url):
+    assert k.get(url).status == 200
+    [e] = k.wait_log_url(url)
+    return e
+
+
+def fleet_noise(admin):
+    doc = json.loads(urllib.request.urlopen(
+        "http://127.0.0.1:%d/api/noise" % admin).read().decode())
+    return next((e for e in doc["endpoints"] if "/api/feed" in e["endpoint"]), None)
+
+
+def test_a_fleet_shares_one_noise_model(pg, make_backend, start_kagami):
+    """Noise learned only from instance A's traffic hides the same noise on
+    instance B, which saw no noise pair at all; a real change in the same
+    answer is still reported on B, and B's evidence shows the fleet's part."""
+    db, url = new_db(pg)
+    noise = {"learn": True, "threshold": 0.2, "min_pairs": 10}
+    a = start(make_backend, start_kagami, url, "a", noise=dict(noise, shadow_twice=1.0))
+    admin = free_port()
+    b = start(make_backend, start_kagami, url, "b", admin=admin, noise=noise)
+
+    e = fetch(b, "/api/feed/500")  # nothing learned anywhere yet: reported
+    assert not e["equal"] and {d["where"] for d in e["differences"]} == FEED_NOISE
+
+    for i in range(10):  # ten noise pairs, on A only
+        assert a.get("/api/feed/%d" % i).status == 200
+    a.wait_log(10)
+    deadline = time.monotonic() + 20
+    ep = fleet_noise(admin)
+    while not (ep and ep["suppressed"] == len(FEED_NOISE)):
+        assert time.monotonic() < deadline, ep
+        time.sleep(0.3)
+        ep = fleet_noise(admin)
+    assert ep["pairs"] == ep["fleet_pairs"] == 10  # none of them B's own
+    assert {l["location"] for l in ep["locations"] if l["suppressed"]} == FEED_NOISE
+    assert all(l["fleet_differed"] == l["differed"] for l in ep["locations"])
+
+    e = fetch(b, "/api/feed/501")
+    assert e["equal"] is True and set(e["suppressed"]) == FEED_NOISE, e
+    e = fetch(b, "/api/feed/502?real=1")  # a real change next to the noise
+    assert e["equal"] is False
+    assert [(d["where"], d["master"], d["shadow"]) for d in e["differences"]] == \
+        [("$.price", "120", "125")]
+    assert set(e["suppressed"]) == FEED_NOISE
+    assert b.stop() == 0 and a.stop() == 0
+    assert "from the fleet's 10 pairs" in b.stderr(), b.stderr()[-2000:]
+    # only A had evidence of its own to publish
+    assert pg.psql(db, "SELECT DISTINCT instance FROM noise") == [["a"]]
+    assert pg.scalar(db, "SELECT n FROM noise WHERE location = ''") == "10"
+
+
 def report(*args):
     r = subprocess.run([str(kagami_bin()), "report"] + list(args), capture_output=True,
                        text=True, env=sanitizer_env(), timeout=60)

@@ -152,12 +152,77 @@ static void test_snapshot(void **state) {
   kg_noise_free(n);
 }
 
+static bool hidden(kg_noise *n, const char *ep, const char *pattern) {
+  kg_noise_view v;
+  kg_noise_view_get(n, ep, &v);
+  bool has = kg_noise_view_has(&v, pattern);
+  kg_noise_view_free(&v);
+  return has;
+}
+
+/* A fleet's evidence (issue 15): the other instances' counts add to this
+ * one's under the same rule; only local evidence is published; a second
+ * set replaces the first. */
+static void test_fleet_evidence(void **state) {
+  kg_noise *n = kg_noise_new(0.5, 10);
+  const char *two[] = {"$.ts", "$.rows[0].n"};
+  for (int i = 0; i < 4; i++) kg_noise_observe(n, "GET /a", two, 2);
+  assert_false(hidden(n, "GET /a", "$.ts")); /* 4 pairs < 10 */
+  uint64_t seq = kg_noise_seq(n);
+
+  kg_noise_row fleet[] = {
+      {.endpoint = "GET /a", .count = 8, .first_seen = 100, .last_seen = 200},
+      {.endpoint = "GET /a", .location = "$.ts", .count = 8, .first_seen = 100, .last_seen = 200},
+      {.endpoint = "GET /a", .location = "$.id", .count = 7, .first_seen = 150, .last_seen = 190},
+      {.endpoint = "GET /a", .location = "$.rows[1].n", .count = 1},
+      {.endpoint = "GET /b", .location = "$.x", .count = 9}, /* no pairs row: 0 pairs */
+  };
+  kg_noise_set_fleet(n, fleet, 5);
+  assert_int_equal(kg_noise_seq(n), seq); /* the fleet's evidence is not ours */
+  /* 12 pairs: $.ts differed in 4 + 8, $.id (never seen here) in 7 */
+  assert_true(hidden(n, "GET /a", "$.ts"));
+  assert_true(hidden(n, "GET /a", "$.id"));
+  assert_false(hidden(n, "GET /a", "$.rows[0].n")); /* 4 of 12 < 0.5 */
+  assert_false(hidden(n, "GET /a", "$.rows[1].n")); /* never generalised */
+  assert_false(hidden(n, "GET /b", "$.x"));         /* no pairs behind it */
+  uint64_t pairs, differed;
+  kg_noise_stats(n, "GET /a", "$.id", &pairs, &differed);
+  assert_int_equal(pairs, 12);
+  assert_int_equal(differed, 7);
+
+  kg_noise_snapshot snap;
+  kg_noise_snapshot_get(n, "GET /a", &snap);
+  assert_int_equal(snap.neps, 1);
+  assert_int_equal(snap.eps[0].pairs, 12);
+  assert_int_equal(snap.eps[0].fleet_pairs, 8);
+  assert_true(snap.eps[0].first_seen > 0 && snap.eps[0].first_seen <= 100);
+  kg_noise_snapshot_free(&snap);
+
+  /* published: this instance's own rows only */
+  kg_noise_row *rows;
+  size_t nrows;
+  assert_int_equal(kg_noise_local_rows(n, &rows, &nrows), seq);
+  assert_int_equal(nrows, 3); /* GET /a's pairs, $.ts, $.rows[0].n */
+  for (size_t i = 0; i < nrows; i++) {
+    assert_string_equal(rows[i].endpoint, "GET /a");
+    assert_int_equal(rows[i].count, 4);
+  }
+  kg_noise_rows_free(rows, nrows);
+
+  /* the next read replaces the last: the fleet's part gone, nothing hidden */
+  kg_noise_set_fleet(n, NULL, 0);
+  assert_false(hidden(n, "GET /a", "$.ts"));
+  assert_false(hidden(n, "GET /a", "$.id"));
+  kg_noise_free(n);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_threshold_and_min_pairs),
       cmocka_unit_test(test_agreeing_pairs_dilute),
       cmocka_unit_test(test_bounded),
       cmocka_unit_test(test_snapshot),
+      cmocka_unit_test(test_fleet_evidence),
   };
   return cmocka_run_group_tests_name("noise", tests, NULL, NULL);
 }
