@@ -1,9 +1,11 @@
 /* admin_api.c: the admin listener's JSON API over the results store.
  *
- *   GET /api/endpoints?since=1h&endpoint=GLOB
+ *   GET /api/endpoints?since=1h&endpoint=GLOB&instance=NAME
  *   GET /api/results?endpoint=NAME&differing=1&limit=50&before=ID
  *   GET /api/results/ID
- *   GET /api/timeseries?endpoint=NAME&bucket=60&since=1h
+ *   GET /api/timeseries?endpoint=NAME&bucket=60&since=1h&instance=NAME
+ *   (instance: a fleet's PostgreSQL store, one kagami's part; without it
+ *   the whole fleet)
  *   GET /api/noise?endpoint=GLOB
  *
  * The answers are storeq's JSON as it documents them (storeq.h), except
@@ -39,6 +41,7 @@
 #include "common/common.h"
 #include "common/jsonw.h"
 #include "compare/noise.h"
+#include "results/pgread.h"
 #include "config/parse.h"
 #include "results/storeq.h"
 
@@ -62,7 +65,9 @@ struct kg_admin_job {
                                 callback frees it */
   /* The query. Owned copies: the pool thread reads nothing else. */
   kg_admin_job_kind kind;
-  char *store_path;
+  char *store_path;          /* the SQLite store, or NULL when ... */
+  char *store_url;           /* ... a fleet's PostgreSQL store is read */
+  char *instance;            /* PostgreSQL: one instance's part, or NULL */
   char *name;                /* endpoint, glob or id; may be NULL */
   char *before;              /* results: page below this id, or NULL */
   double since, factor, bucket;
@@ -99,6 +104,8 @@ void kg_admin_api_free(kg_admin_api *api) {
 
 static void kg_admin_job_free(kg_admin_job *job) {
   free(job->store_path);
+  free(job->store_url);
+  free(job->instance);
   free(job->name);
   free(job->before);
   kg_buf_free(&job->resp.body);
@@ -134,7 +141,13 @@ static void kg_admin_job_work(uv_work_t *w) {
   kg_admin_job *job = KG_CONTAINER_OF(w, kg_admin_job, work);
   char err[512];
   kg_storeq *q = NULL;
-  if (kg_storeq_open(job->store_path, &q, err, sizeof(err)) < 0) {
+  /* A fleet's store: what the query needs is copied out of PostgreSQL for
+   * this one answer (pgread.h), from `since` on. */
+  int opened = job->store_url
+                   ? kg_pgread_open(job->store_url, job->instance, job->since, &q, err,
+                                    sizeof(err))
+                   : kg_storeq_open(job->store_path, &q, err, sizeof(err));
+  if (opened < 0) {
     kg_admin_resp_text(&job->resp, 503, err);
     return;
   }
@@ -223,7 +236,9 @@ static kg_admin_job *kg_admin_api_submit(kg_admin_api *api, const kg_admin_job *
   job->api = api;
   job->done = done;
   job->waiter = waiter;
-  job->store_path = kg_strdup(api->ctx->cfg->store_path);
+  const kg_config *cfg = api->ctx->cfg;
+  job->store_path = cfg->store_path ? kg_strdup(cfg->store_path) : NULL;
+  job->store_url = cfg->store_path == NULL && cfg->store_url ? kg_strdup(cfg->store_url) : NULL;
   job->next = NULL;
   job->running = false;
   if (api->tail) api->tail->next = job;
@@ -293,10 +308,20 @@ static bool kg_admin_bool(const char *s, bool *out) {
   return true;
 }
 
-/* Answers 503 in resp when no store is configured. */
-static bool kg_admin_no_store(const kg_admin_api *api, kg_admin_resp *resp) {
-  if (api->ctx->cfg->store_path != NULL) return false;
-  kg_admin_resp_text(resp, 503, "no results store (store = false in the config)");
+/* Answers 503 in resp when no store can answer the job: none is
+ * configured, or it is a fleet's PostgreSQL store and the job wants
+ * results kept one by one (only the aggregates are read from there). */
+static bool kg_admin_no_store(const kg_admin_api *api, const kg_admin_job *job,
+                              kg_admin_resp *resp) {
+  const kg_config *cfg = api->ctx->cfg;
+  if (cfg->store_path != NULL) return false;
+  if (cfg->store_url == NULL) {
+    kg_admin_resp_text(resp, 503, "no results store (store = false in the config)");
+    return true;
+  }
+  if (job->kind == KG_JOB_ENDPOINTS || job->kind == KG_JOB_TIMESERIES) return false;
+  kg_admin_resp_text(resp, 503, "the results kept one by one in a PostgreSQL store are not "
+                     "served here yet: read them with psql (SELECT record FROM results)");
   return true;
 }
 
@@ -308,6 +333,7 @@ static bool kg_admin_api_endpoints(const kg_admin_api *api, const kg_admin_req *
   if (!kg_admin_since(r->query, 0, &job->since, resp)) return false;
   job->kind = KG_JOB_ENDPOINTS;
   job->name = kg_admin_param(r->query, "endpoint");
+  job->instance = kg_admin_param(r->query, "instance");
   job->factor = api->ctx->cfg->latency_regression;
   return true;
 }
@@ -367,6 +393,7 @@ static bool kg_admin_api_timeseries(const kg_admin_req *r, kg_admin_job *job,
   job->kind = KG_JOB_TIMESERIES;
   job->bucket = (double)bucket;
   job->name = kg_admin_param(r->query, "endpoint");
+  job->instance = kg_admin_param(r->query, "instance");
   return true;
 }
 
@@ -463,9 +490,10 @@ kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
     kg_admin_resp_text(resp, 404, "not found");
     ok = false;
   }
-  if (ok && !kg_admin_no_store(api, resp))
+  if (ok && !kg_admin_no_store(api, &proto, resp))
     return kg_admin_api_submit(api, &proto, resp, done, waiter);
   free(proto.name);
   free(proto.before);
+  free(proto.instance);
   return NULL;
 }

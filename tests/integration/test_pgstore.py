@@ -8,6 +8,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -313,14 +314,32 @@ def test_one_report_for_the_fleet(pg, make_backend, start_kagami):
     """kagami report --db URL: the whole fleet's counts, latencies and
     locations, or one instance's with --instance, read from PostgreSQL."""
     db, url = new_db(pg)
-    ks = [start(make_backend, start_kagami, url, name) for name in ("east", "west")]
+    admin = free_port()
+    ks = [start(make_backend, start_kagami, url, "east", admin=admin),
+          start(make_backend, start_kagami, url, "west")]
     for i, k in enumerate(ks):
         traffic(k, 12 + 6 * i, "r%d" % i)
-    for i, k in enumerate(ks):
-        k.wait_log(12 + 6 * i)
+    assert wait_counted(pg, db, "east", 12) == (12, 4)
+    assert wait_counted(pg, db, "west", 18) == (18, 6)
+
+    # the dashboard's API of any instance shows the fleet, or one instance
+    def api(path):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (admin, path)) as r:
+                return r.status, json.loads(r.read().decode())
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+    status, doc = api("/api/endpoints")
+    assert status == 200 and (doc["compared"], doc["differing"]) == (30, 10), doc
+    status, doc = api("/api/endpoints?instance=west&since=1h")
+    assert status == 200 and (doc["compared"], doc["differing"]) == (18, 6), doc
+    status, doc = api("/api/timeseries?bucket=60&since=1h")
+    assert status == 200 and sum(b["compared"] for b in doc["buckets"]) == 30, doc
+    status, text = api("/api/results")
+    assert status == 503 and "psql" in text, text
+
+    for k in ks:
         assert k.stop() == 0
-    want = {n: counted(pg, db, n) for n in ("east", "west")}
-    assert want == {"east": (12, 4), "west": (18, 6)}
 
     r = report("--db", url, "--format", "json")
     assert r.returncode == 0, r.stderr
