@@ -1,8 +1,8 @@
 /* admin_api.c: the admin listener's JSON API over the results store.
  *
  *   GET /api/endpoints?since=1h&endpoint=GLOB&instance=NAME
- *   GET /api/results?endpoint=NAME&differing=1&limit=50&before=ID
- *   GET /api/results/ID
+ *   GET /api/results?endpoint=NAME&differing=1&limit=50&before=ID&instance=NAME
+ *   GET /api/results/ID?instance=NAME
  *   GET /api/timeseries?endpoint=NAME&bucket=60&since=1h&instance=NAME
  *   (instance: a fleet's PostgreSQL store, one kagami's part; without it
  *   the whole fleet)
@@ -143,10 +143,19 @@ static void kg_admin_job_work(uv_work_t *w) {
   kg_storeq *q = NULL;
   /* A fleet's store: what the query needs is copied out of PostgreSQL for
    * this one answer (pgread.h), from `since` on. */
-  int opened = job->store_url
-                   ? kg_pgread_open(job->store_url, job->instance, job->since, &q, err,
-                                    sizeof(err))
-                   : kg_storeq_open(job->store_path, &q, err, sizeof(err));
+  kg_pgread_pick pick = {.instance = job->instance,
+                         .id = job->kind == KG_JOB_RESULT ? job->name : NULL,
+                         .endpoint = job->kind == KG_JOB_RESULTS ? job->name : NULL,
+                         .differing = job->differing,
+                         .limit = job->limit,
+                         .before = job->before};
+  int opened;
+  if (job->store_url == NULL)
+    opened = kg_storeq_open(job->store_path, &q, err, sizeof(err));
+  else if (job->kind == KG_JOB_RESULT || job->kind == KG_JOB_RESULTS)
+    opened = kg_pgread_open_results(job->store_url, &pick, &q, err, sizeof(err));
+  else
+    opened = kg_pgread_open(job->store_url, job->instance, job->since, &q, err, sizeof(err));
   if (opened < 0) {
     kg_admin_resp_text(&job->resp, 503, err);
     return;
@@ -308,20 +317,11 @@ static bool kg_admin_bool(const char *s, bool *out) {
   return true;
 }
 
-/* Answers 503 in resp when no store can answer the job: none is
- * configured, or it is a fleet's PostgreSQL store and the job wants
- * results kept one by one (only the aggregates are read from there). */
-static bool kg_admin_no_store(const kg_admin_api *api, const kg_admin_job *job,
-                              kg_admin_resp *resp) {
+/* Answers 503 in resp when no store is configured. */
+static bool kg_admin_no_store(const kg_admin_api *api, kg_admin_resp *resp) {
   const kg_config *cfg = api->ctx->cfg;
-  if (cfg->store_path != NULL) return false;
-  if (cfg->store_url == NULL) {
-    kg_admin_resp_text(resp, 503, "no results store (store = false in the config)");
-    return true;
-  }
-  if (job->kind == KG_JOB_ENDPOINTS || job->kind == KG_JOB_TIMESERIES) return false;
-  kg_admin_resp_text(resp, 503, "the results kept one by one in a PostgreSQL store are not "
-                     "served here yet: read them with psql (SELECT record FROM results)");
+  if (cfg->store_path != NULL || cfg->store_url != NULL) return false;
+  kg_admin_resp_text(resp, 503, "no results store (store = false in the config)");
   return true;
 }
 
@@ -361,11 +361,12 @@ static bool kg_admin_api_results(const kg_admin_req *r, kg_admin_job *job,
   job->limit = (int)limit;
   job->name = kg_admin_param(r->query, "endpoint");
   job->before = kg_admin_param(r->query, "before");
+  job->instance = kg_admin_param(r->query, "instance");
   return true;
 }
 
-static bool kg_admin_api_result(const char *id_text, kg_admin_job *job,
-                                kg_admin_resp *resp) {
+static bool kg_admin_api_result(const kg_admin_req *r, const char *id_text,
+                                kg_admin_job *job, kg_admin_resp *resp) {
   kg_buf id = KG_BUF_INIT;
   /* One path segment, with a client's percent-escaping undone. */
   if (*id_text == '\0' || strchr(id_text, '/') != NULL ||
@@ -376,6 +377,7 @@ static bool kg_admin_api_result(const char *id_text, kg_admin_job *job,
   }
   job->kind = KG_JOB_RESULT;
   job->name = kg_buf_steal(&id, NULL);
+  job->instance = kg_admin_param(r->query, "instance");
   return true;
 }
 
@@ -484,13 +486,13 @@ kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
   bool ok;
   if (strcmp(p, "endpoints") == 0) ok = kg_admin_api_endpoints(api, req, &proto, resp);
   else if (strcmp(p, "results") == 0) ok = kg_admin_api_results(req, &proto, resp);
-  else if (strncmp(p, "results/", 8) == 0) ok = kg_admin_api_result(p + 8, &proto, resp);
+  else if (strncmp(p, "results/", 8) == 0) ok = kg_admin_api_result(req, p + 8, &proto, resp);
   else if (strcmp(p, "timeseries") == 0) ok = kg_admin_api_timeseries(req, &proto, resp);
   else {
     kg_admin_resp_text(resp, 404, "not found");
     ok = false;
   }
-  if (ok && !kg_admin_no_store(api, &proto, resp))
+  if (ok && !kg_admin_no_store(api, resp))
     return kg_admin_api_submit(api, &proto, resp, done, waiter);
   free(proto.name);
   free(proto.before);

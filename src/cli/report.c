@@ -58,11 +58,14 @@ static const char kg_report_usage[] =
     "matched\n";
 
 static const char kg_show_usage[] =
-    "usage: kagami show ID [--db FILE | --config FILE] [--format text|json]\n"
+    "usage: kagami show ID [--db FILE|URL | --config FILE] [--instance NAME]\n"
+    "                  [--format text|json]\n"
     "\n"
     "One stored result: the request, each backend's status and latency, the\n"
     "differences and the unified diff (coloured on a terminal unless NO_COLOR\n"
-    "is set). JSON includes the stored bodies (text, or base64).\n"
+    "is set). JSON includes the stored bodies (text, or base64). From a\n"
+    "PostgreSQL store (a fleet's; --instance when two kagamis used one ID)\n"
+    "the result is its diff log record: no headers or bodies.\n"
     "\n"
     "exit status: 0 printed, 1 usage or store error, 2 no result with that ID\n";
 
@@ -115,7 +118,7 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
         (r = kg_opt(argc, argv, &i, "--format", &format)) ||
         (!show && (r = kg_opt(argc, argv, &i, "--since", &o->since))) ||
         (!show && (r = kg_opt(argc, argv, &i, "--endpoint", &o->endpoint))) ||
-        (!show && (r = kg_opt(argc, argv, &i, "--instance", &o->instance)))) {
+        (r = kg_opt(argc, argv, &i, "--instance", &o->instance))) {
       if (r < 0) {
         fprintf(stderr, "kagami %s: %s needs a value\n%s", cmd, a, usage);
         return -1;
@@ -166,12 +169,6 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
   }
   if (o->db == NULL) o->db = "kagami.db";
   o->pg = strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0;
-  if (o->pg && show) {
-    /* honest about what is not there yet, and how to look meanwhile */
-    fprintf(stderr, "kagami show: a PostgreSQL store's results are read with psql for now: "
-            "SELECT record FROM results WHERE id = '%s' (README: Running a fleet)\n", o->id);
-    return -1;
-  }
   if (o->instance && !o->pg) {
     fprintf(stderr, "kagami %s: --instance: only a PostgreSQL store holds several "
             "instances\n", cmd);
@@ -530,7 +527,10 @@ int kg_show_main(int argc, char **argv) {
   char err[1024];
   kg_storeq *q = NULL;
   int rc = KG_EXIT_ERROR;
-  if (kg_storeq_open(o.db, &q, err, sizeof(err)) < 0) {
+  kg_pgread_pick pick = {.instance = o.instance, .id = o.id};
+  int opened = o.pg ? kg_pgread_open_results(o.db, &pick, &q, err, sizeof(err))
+                    : kg_storeq_open(o.db, &q, err, sizeof(err));
+  if (opened < 0) {
     fprintf(stderr, "kagami show: %s\n", err);
     goto out;
   }

@@ -2,6 +2,7 @@
  * SQLite database the report's queries read (see pgread.h). */
 #include "results/pgread.h"
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -174,64 +175,270 @@ static void kg_pgread_trim(char *s) {
   while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ')) s[--n] = '\0';
 }
 
+/* Connects to url, checks its schema version and opens an empty in-memory
+ * SQLite database with `schema`, in a transaction. Returns 0, or -1 with
+ * why (everything closed). */
+static int kg_pgread_begin(const char *url, const char *schema, PGconn **pgp, sqlite3 **dbp,
+                           char *why, size_t whylen) {
+  *pgp = NULL;
+  *dbp = NULL;
+  const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+  const char *const vals[] = {url, "10", "kagami report", NULL};
+  PGconn *pg = PQconnectdbParams(keys, vals, 1);
+  sqlite3 *db = NULL;
+  if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+    snprintf(why, whylen, "cannot connect: %s", pg ? PQerrorMessage(pg) : "out of memory");
+    goto fail;
+  }
+  long v = kg_pgread_version(pg, why, whylen);
+  if (v < 0) goto fail;
+  if (v != KG_PGSTORE_SCHEMA_VERSION) {
+    snprintf(why, whylen, "schema version %ld; this kagami reads version %d", v,
+             KG_PGSTORE_SCHEMA_VERSION);
+    goto fail;
+  }
+  if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+          SQLITE_OK ||
+      sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+    snprintf(why, whylen, "an in-memory copy: %s", db ? sqlite3_errmsg(db) : "no memory");
+    goto fail;
+  }
+  *pgp = pg;
+  *dbp = db;
+  return 0;
+fail:
+  sqlite3_close(db);
+  PQfinish(pg);
+  return -1;
+}
+
+/* Ends a copy: commits db and wraps it, or reports why it failed. */
+static int kg_pgread_end(int rc, PGconn *pg, sqlite3 *db, const kg_buf *masked, char *why,
+                         size_t whylen, kg_storeq **out, char *err, size_t errlen) {
+  if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    snprintf(why, whylen, "the copy: %s", sqlite3_errmsg(db));
+    rc = -1;
+  }
+  PQfinish(pg);
+  if (rc == 0) {
+    *out = kg_storeq_adopt(db, masked->data);
+    return 0;
+  }
+  kg_pgread_trim(why);
+  snprintf(err, errlen, "store %s: %s", masked->data, why);
+  sqlite3_close(db);
+  return -1;
+}
+
 int kg_pgread_open(const char *url, const char *instance, double since_ts,
                    kg_storeq **out, char *err, size_t errlen) {
   *out = NULL;
   kg_buf masked = KG_BUF_INIT;
   kg_pgstore_mask(url, &masked);
   char why[512] = "";
+  PGconn *pg = NULL;
   sqlite3 *db = NULL;
-  const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-  const char *const vals[] = {url, "10", "kagami report", NULL};
-  PGconn *pg = PQconnectdbParams(keys, vals, 1);
-  if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
-    snprintf(why, sizeof(why), "cannot connect: %s", pg ? PQerrorMessage(pg) : "out of memory");
-    goto fail;
-  }
-  long v = kg_pgread_version(pg, why, sizeof(why));
-  if (v < 0) goto fail;
-  if (v != KG_PGSTORE_SCHEMA_VERSION) {
-    snprintf(why, sizeof(why), "schema version %ld; this kagami reads version %d", v,
-             KG_PGSTORE_SCHEMA_VERSION);
-    goto fail;
-  }
-  if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-          SQLITE_OK ||
-      sqlite3_exec(db, kg_pgread_schema, NULL, NULL, NULL) != SQLITE_OK ||
-      sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-    snprintf(why, sizeof(why), "an in-memory copy: %s", db ? sqlite3_errmsg(db) : "no memory");
-    goto fail;
-  }
-  /* one snapshot of the store for all three tables */
-  PGresult *r = PQexec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-  bool began = PQresultStatus(r) == PGRES_COMMAND_OK;
-  PQclear(r);
-  if (!began) {
-    snprintf(why, sizeof(why), "%s", PQerrorMessage(pg));
-    goto fail;
+  int rc = kg_pgread_begin(url, kg_pgread_schema, &pg, &db, why, sizeof(why));
+  if (rc == 0) {
+    /* one snapshot of the store for all three tables */
+    PGresult *r = PQexec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      snprintf(why, sizeof(why), "%s", PQerrorMessage(pg));
+      rc = -1;
+    }
+    PQclear(r);
   }
   char first[32];
   snprintf(first, sizeof(first), "%lld",
            since_ts > 0 ? (long long)floor(since_ts / 60.0) : (long long)INT64_MIN);
-  for (size_t i = 0; i < KG_ARRAY_SIZE(kg_pgread_copies); i++) {
-    if (kg_pgread_run(pg, db, &kg_pgread_copies[i], instance, first, why, sizeof(why)) < 0)
-      goto fail;
-  }
-  if (sqlite3_exec(db, kg_pgread_indexes, NULL, NULL, NULL) != SQLITE_OK ||
-      sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+  for (size_t i = 0; rc == 0 && i < KG_ARRAY_SIZE(kg_pgread_copies); i++)
+    rc = kg_pgread_run(pg, db, &kg_pgread_copies[i], instance, first, why, sizeof(why));
+  if (rc == 0 && sqlite3_exec(db, kg_pgread_indexes, NULL, NULL, NULL) != SQLITE_OK) {
     snprintf(why, sizeof(why), "indexing the copy: %s", sqlite3_errmsg(db));
-    goto fail;
+    rc = -1;
   }
-  PQfinish(pg);
-  *out = kg_storeq_adopt(db, masked.data);
+  if (pg == NULL) { /* begin failed: nothing to end */
+    kg_pgread_trim(why);
+    snprintf(err, errlen, "store %s: %s", masked.data, why);
+    kg_buf_free(&masked);
+    return -1;
+  }
+  rc = kg_pgread_end(rc, pg, db, &masked, why, sizeof(why), out, err, errlen);
   kg_buf_free(&masked);
-  return 0;
+  return rc;
+}
 
-fail:
-  kg_pgread_trim(why);
-  snprintf(err, errlen, "store %s: %s", masked.data, why);
-  sqlite3_close(db);
-  PQfinish(pg);
+/* --- results kept one by one --------------------------------------------------------- */
+
+/* store.c's results and backends, the columns storeq reads. */
+static const char kg_pgread_results_schema[] =
+    "CREATE TABLE results(id TEXT, ts REAL, method TEXT, url TEXT, endpoint TEXT, kind TEXT,"
+    " equal INTEGER, truncated INTEGER, request_headers TEXT, differences TEXT,"
+    " header_differences TEXT, suppressed TEXT, diff TEXT, latency_regression TEXT);"
+    "CREATE TABLE backends(result_id TEXT, pos INTEGER, name TEXT, role TEXT, status INTEGER,"
+    " error TEXT, elapsed_ms REAL, bytes INTEGER, equal INTEGER, truncated INTEGER,"
+    " compare_error TEXT, headers TEXT, body BLOB, body_size INTEGER,"
+    " body_truncated INTEGER);"
+    "CREATE INDEX results_id ON results(id);"
+    "CREATE INDEX backends_result ON backends(result_id, pos);";
+
+/* Binds v (a JSON value, NULL or null: SQL NULL) as its compact text. */
+static void kg_pgread_bind_json(sqlite3_stmt *st, int col, const json_t *v) {
+  char *text = v && !json_is_null(v) ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+  if (text) sqlite3_bind_text(st, col, text, -1, free);
+  else sqlite3_bind_null(st, col);
+}
+
+static void kg_pgread_bind_str(sqlite3_stmt *st, int col, const json_t *v) {
+  const char *s = json_string_value(v);
+  if (s) sqlite3_bind_text(st, col, s, -1, SQLITE_TRANSIENT);
+  else sqlite3_bind_null(st, col);
+}
+
+/* The record's differences as store.c keeps them: each with a pattern,
+ * which a JSON or HTML difference's where is (jsondiff.h, htmldiff.h);
+ * the record does not hold a text or header difference's (null). */
+static json_t *kg_pgread_with_patterns(const json_t *list, bool where_is_pattern,
+                                       const char *key) {
+  json_t *out = json_array(), *x;
+  size_t i;
+  json_array_foreach(list, i, x) {
+    if (!json_is_object(x)) continue;
+    json_t *c = json_deep_copy(x);
+    json_t *w = json_object_get(x, key);
+    json_object_set_new(c, "pattern", where_is_pattern && json_is_string(w) ? json_copy(w)
+                                                                           : json_null());
+    json_array_append_new(out, c);
+  }
+  return out;
+}
+
+/* One diff log record into the two tables. Returns false for a record no
+ * kagami writes (it is skipped). */
+static bool kg_pgread_put_result(sqlite3_stmt *ins_r, sqlite3_stmt *ins_b, double ts,
+                                 const char *record) {
+  json_t *r = json_loads(record, 0, NULL);
+  const char *id = json_string_value(json_object_get(r, "id"));
+  json_t *bes = json_object_get(r, "backends");
+  if (id == NULL || !json_is_object(bes)) {
+    json_decref(r);
+    return false;
+  }
+  const char *kind = json_string_value(json_object_get(r, "kind"));
+  bool tree = kind && (strcmp(kind, "json") == 0 || strcmp(kind, "html") == 0);
+  sqlite3_bind_text(ins_r, 1, id, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_double(ins_r, 2, ts);
+  kg_pgread_bind_str(ins_r, 3, json_object_get(r, "method"));
+  kg_pgread_bind_str(ins_r, 4, json_object_get(r, "url"));
+  kg_pgread_bind_str(ins_r, 5, json_object_get(r, "endpoint"));
+  kg_pgread_bind_str(ins_r, 6, json_object_get(r, "kind"));
+  sqlite3_bind_int(ins_r, 7, json_is_true(json_object_get(r, "equal")));
+  sqlite3_bind_int(ins_r, 8, json_is_true(json_object_get(r, "truncated")));
+  sqlite3_bind_null(ins_r, 9); /* request headers: not in a diff log record */
+  json_t *d = kg_pgread_with_patterns(json_object_get(r, "differences"), tree, "where");
+  json_t *h = kg_pgread_with_patterns(json_object_get(r, "header_differences"), false, "name");
+  kg_pgread_bind_json(ins_r, 10, d);
+  kg_pgread_bind_json(ins_r, 11, h);
+  json_decref(d);
+  json_decref(h);
+  kg_pgread_bind_json(ins_r, 12, json_object_get(r, "suppressed"));
+  kg_pgread_bind_str(ins_r, 13, json_object_get(r, "diff"));
+  kg_pgread_bind_json(ins_r, 14, json_object_get(r, "latency_regression"));
+  bool ok = sqlite3_step(ins_r) == SQLITE_DONE;
+  sqlite3_reset(ins_r);
+  const char *name;
+  json_t *b;
+  int pos = 0;
+  json_object_foreach(bes, name, b) {
+    /* the master first, as written; a secondary or repeat says its role */
+    const char *role = json_string_value(json_object_get(b, "role"));
+    sqlite3_bind_text(ins_b, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(ins_b, 2, pos);
+    sqlite3_bind_text(ins_b, 3, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins_b, 4, pos == 0 ? "master" : role ? role : "shadow", -1,
+                      SQLITE_TRANSIENT);
+    json_t *st = json_object_get(b, "status");
+    if (json_is_integer(st)) sqlite3_bind_int64(ins_b, 5, json_integer_value(st));
+    else sqlite3_bind_null(ins_b, 5);
+    kg_pgread_bind_str(ins_b, 6, json_object_get(b, "error"));
+    sqlite3_bind_double(ins_b, 7, json_number_value(json_object_get(b, "elapsed_ms")));
+    json_t *by = json_object_get(b, "bytes");
+    if (json_is_integer(by)) sqlite3_bind_int64(ins_b, 8, json_integer_value(by));
+    else sqlite3_bind_null(ins_b, 8);
+    json_t *eq = json_object_get(b, "equal");
+    if (json_is_boolean(eq)) sqlite3_bind_int(ins_b, 9, json_is_true(eq));
+    else sqlite3_bind_null(ins_b, 9);
+    sqlite3_bind_int(ins_b, 10, json_is_true(json_object_get(b, "truncated")));
+    kg_pgread_bind_str(ins_b, 11, json_object_get(b, "compare_error"));
+    for (int c = 12; c <= 14; c++) sqlite3_bind_null(ins_b, c); /* headers, body */
+    sqlite3_bind_int(ins_b, 15, 0);
+    ok = sqlite3_step(ins_b) == SQLITE_DONE && ok;
+    sqlite3_reset(ins_b);
+    pos++;
+  }
+  json_decref(r);
+  return ok;
+}
+
+int kg_pgread_open_results(const char *url, const kg_pgread_pick *pick, kg_storeq **out,
+                           char *err, size_t errlen) {
+  *out = NULL;
+  kg_buf masked = KG_BUF_INIT;
+  kg_pgstore_mask(url, &masked);
+  char why[512] = "";
+  PGconn *pg = NULL;
+  sqlite3 *db = NULL;
+  if (kg_pgread_begin(url, kg_pgread_results_schema, &pg, &db, why, sizeof(why)) < 0) {
+    kg_pgread_trim(why);
+    snprintf(err, errlen, "store %s: %s", masked.data, why);
+    kg_buf_free(&masked);
+    return -1;
+  }
+  int limit = pick->limit <= 0 ? KG_STOREQ_DEFAULT_RESULTS
+                               : KG_MIN(pick->limit, KG_STOREQ_MAX_RESULTS);
+  char lim[16];
+  snprintf(lim, sizeof(lim), "%d", limit + 1); /* storeq asks one more, for next_before */
+  PGresult *res;
+  if (pick->id) {
+    const char *p[2] = {pick->id, pick->instance};
+    res = PQexecParams(pg,
+                       "SELECT ts, record FROM results WHERE id = $1"
+                       " AND ($2::text IS NULL OR instance = $2) ORDER BY instance LIMIT 1",
+                       2, NULL, p, NULL, NULL, 0);
+  } else {
+    const char *p[5] = {pick->instance, pick->endpoint, pick->differing ? "t" : "f",
+                        pick->before, lim};
+    res = PQexecParams(pg,
+                       "SELECT ts, record FROM results WHERE ($1::text IS NULL OR instance = $1)"
+                       " AND ($2::text IS NULL OR endpoint = $2)"
+                       " AND (NOT $3::boolean OR outcome <> 0)"
+                       " AND ($4::text IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+                       5, NULL, p, NULL, NULL, 0);
+  }
+  int rc = 0;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    snprintf(why, sizeof(why), "%s", PQresultErrorMessage(res));
+    rc = -1;
+  }
+  sqlite3_stmt *ins_r = NULL, *ins_b = NULL;
+  if (rc == 0 &&
+      (sqlite3_prepare_v2(db, "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+                          &ins_r, NULL) != SQLITE_OK ||
+       sqlite3_prepare_v2(db, "INSERT INTO backends VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                          -1, &ins_b, NULL) != SQLITE_OK)) {
+    snprintf(why, sizeof(why), "preparing the copy: %s", sqlite3_errmsg(db));
+    rc = -1;
+  }
+  for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+    /* a record no kagami wrote (a hand-edited row) is left out */
+    (void)kg_pgread_put_result(ins_r, ins_b, strtod(PQgetvalue(res, i, 0), NULL),
+                               PQgetvalue(res, i, 1));
+  }
+  sqlite3_finalize(ins_r);
+  sqlite3_finalize(ins_b);
+  PQclear(res);
+  rc = kg_pgread_end(rc, pg, db, &masked, why, sizeof(why), out, err, errlen);
   kg_buf_free(&masked);
-  return -1;
+  return rc;
 }

@@ -1,4 +1,4 @@
-/* pgread.h: a fleet's PostgreSQL store, read for `kagami report`.
+/* pgread.h: a fleet's PostgreSQL store, read for the report, show and the API.
  *
  * The report's queries (storeq.h) are SQLite's. Rather than write them
  * twice, the reader copies the aggregates it needs out of PostgreSQL
@@ -11,11 +11,17 @@
  * 10,080 minutes of histogram rows, so a narrower --since is the way to
  * a faster report on a big fleet.
  *
- * Results kept one by one (results.record, diff log records) are not
- * copied: `kagami show` and the dashboard read SQLite stores only. */
+ * Results kept one by one are read the same way, a page at a time
+ * (kg_pgread_open_results): the rows asked for are turned from their diff
+ * log records back into store.c's results and backends rows, so that
+ * kg_storeq_results and kg_storeq_result answer as for a SQLite store,
+ * except for what a diff log record does not hold: request headers,
+ * response headers and bodies (null), and the patterns of text and header
+ * differences (null; a JSON or HTML difference's pattern is its where). */
 #ifndef KG_PGREAD_H
 #define KG_PGREAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "results/storeq.h"
@@ -27,5 +33,22 @@
  * with a message in err that names the store with its password masked. */
 int kg_pgread_open(const char *url, const char *instance, double since_ts,
                    kg_storeq **out, char *err, size_t errlen);
+
+/* Which kept results to copy: one (id), or a page as kg_storeq_results
+ * takes it (endpoint NULL: all; only differing ones; at most limit; ids
+ * below before). instance NULL: every instance's. */
+typedef struct kg_pgread_pick {
+  const char *instance;
+  const char *id;
+  const char *endpoint;
+  bool differing;
+  int limit;
+  const char *before;
+} kg_pgread_pick;
+
+/* Like kg_pgread_open, for the kept results pick names; ask the returned
+ * store with the same arguments. */
+int kg_pgread_open_results(const char *url, const kg_pgread_pick *pick, kg_storeq **out,
+                           char *err, size_t errlen);
 
 #endif

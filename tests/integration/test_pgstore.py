@@ -335,8 +335,23 @@ def test_one_report_for_the_fleet(pg, make_backend, start_kagami):
     assert status == 200 and (doc["compared"], doc["differing"]) == (18, 6), doc
     status, doc = api("/api/timeseries?bucket=60&since=1h")
     assert status == 200 and sum(b["compared"] for b in doc["buckets"]) == 30, doc
-    status, text = api("/api/results")
-    assert status == 503 and "psql" in text, text
+    # kept results, from every instance or one, as from a SQLite store
+    status, doc = api("/api/results?differing=1&limit=100")
+    assert status == 200 and len(doc["results"]) == 10, doc
+    status, doc = api("/api/results?differing=1&instance=west&limit=4")
+    assert status == 200 and len(doc["results"]) == 4 and doc["next_before"], doc
+    first = doc["results"][0]
+    assert first["differences"] >= 1 and first["locations"], first
+    assert [b["role"] for b in first["backends"]] == ["master", "shadow"]
+    status, doc = api("/api/results?differing=1&instance=west&limit=4&before=" +
+                      first["id"])
+    assert status == 200 and first["id"] not in [r["id"] for r in doc["results"]]
+    status, one = api("/api/results/%s?instance=west" % first["id"])
+    assert status == 200 and one["id"] == first["id"] and one["equal"] is False, one
+    assert one["differences"] and one["diff"]
+    assert one["backends"][0]["name"] == "production" and one["backends"][0]["body"] is None
+    status, text = api("/api/results/nope")
+    assert status == 404, text
 
     for k in ks:
         assert k.stop() == 0
@@ -361,6 +376,21 @@ def test_one_report_for_the_fleet(pg, make_backend, start_kagami):
     r = report("--db", url, "--instance", "nowhere")
     assert r.returncode == 2 and "from instance nowhere" in r.stdout, r.stdout
 
+    # one kept result, as kagami show prints it
+    rid = pg.scalar(db, "SELECT id FROM results WHERE instance = 'east' AND outcome <> 0 "
+                        "ORDER BY id LIMIT 1")
+    r = subprocess.run([str(kagami_bin()), "show", rid, "--db", url, "--format", "json"],
+                       capture_output=True, text=True, env=sanitizer_env())
+    assert r.returncode == 0, r.stderr
+    one = json.loads(r.stdout)
+    assert one["id"] == rid and one["differences"], one
+    r = subprocess.run([str(kagami_bin()), "show", rid, "--db", url, "--instance", "east"],
+                       capture_output=True, text=True, env=sanitizer_env())
+    assert r.returncode == 0 and rid in r.stdout, r.stderr
+    r = subprocess.run([str(kagami_bin()), "show", rid, "--db", url, "--instance", "west"],
+                       capture_output=True, text=True, env=sanitizer_env())
+    assert r.returncode == 2 and "no result %s" % rid in r.stderr, r.stderr
+
     # a person's table, the url's password masked
     pwurl = url.replace("://%s@" % pgserver.USER, "://%s:hunter2@" % pgserver.USER)
     r = report("--db", pwurl, "--since", "1h")
@@ -381,10 +411,9 @@ def test_report_on_a_database_without_a_store(pg, tmp_path):
     r = report("--db", "postgresql://kagami:pw@127.0.0.1:%d/fleet" % free_port())
     assert r.returncode == 1 and "cannot connect" in r.stderr, r.stderr
     assert "pw@" not in r.stderr
-    # show reads SQLite stores only, and says how to look meanwhile
     r = subprocess.run([str(kagami_bin()), "show", "abc", "--db", url], capture_output=True,
                        text=True, env=sanitizer_env())
-    assert r.returncode == 1 and "SELECT record FROM results WHERE id = 'abc'" in r.stderr
+    assert r.returncode == 1 and "schema version 99" in r.stderr, r.stderr
     # --instance means nothing for a SQLite store
     r = report("--db", str(tmp_path / "k.db"), "--instance", "x")
     assert r.returncode == 1 and "only a PostgreSQL store holds several" in r.stderr
