@@ -146,6 +146,7 @@ bench: deps-test build/kagami build/bench/bench_diff
 	-@/usr/bin/python3 bench/endpoint_memory.py --binary build/kagami
 	@# The PostgreSQL store (issue 15): reported, not a gate.
 	-@/usr/bin/python3 bench/pg_write.py --binary build/kagami
+	-@/usr/bin/python3 bench/pg_report.py --binary build/kagami
 
 # --- fuzzing (clang + libFuzzer) -----------------------------------------
 # The library sources are built once with coverage instrumentation into an
@@ -160,7 +161,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g \
                 -Wno-string-concatenation
 FUZZ_TARGETS := request response config linediff jsondiff jsonfast htmldiff decode textnorm endpoint \
-                compare noise_export
+                compare noise_export pgrecord
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_OBJS    := $(LIBSRCS:%.c=build/fuzz/obj/%.o) $(GEN_SRCS:build/gen/%.c=build/fuzz/obj/gen/%.o)
 # The config target swaps in a sandboxed Lua, a bounded allocator, a

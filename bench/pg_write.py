@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--binary", default=bench.KAGAMI)
     ap.add_argument("--seconds", type=int, default=5)
     args = ap.parse_args()
+    args.binary = os.path.abspath(args.binary)  # the processes run in a temp dir
     if not pgserver.available():
         print("pg_write: skipped, postgresql-15 is not installed")
         return

@@ -381,6 +381,42 @@ static bool kg_pgread_put_result(sqlite3_stmt *ins_r, sqlite3_stmt *ins_b, doubl
   return ok;
 }
 
+/* Puts n records into db's results and backends tables (a record no
+ * kagami writes, e.g. a hand-edited row, is left out). Returns 0, or -1
+ * when SQLite fails. */
+static int kg_pgread_put_all(sqlite3 *db, const char *const *records, const double *ts,
+                             size_t n) {
+  sqlite3_stmt *ins_r = NULL, *ins_b = NULL;
+  int rc = 0;
+  if (sqlite3_prepare_v2(db, "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+                         &ins_r, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "INSERT INTO backends VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+                         &ins_b, NULL) != SQLITE_OK)
+    rc = -1;
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    (void)kg_pgread_put_result(ins_r, ins_b, ts[i], records[i]);
+  sqlite3_finalize(ins_r);
+  sqlite3_finalize(ins_b);
+  return rc;
+}
+
+int kg_pgread_from_records(const char *const *records, const double *ts, size_t n,
+                           const char *label, kg_storeq **out) {
+  *out = NULL;
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+          SQLITE_OK ||
+      sqlite3_exec(db, kg_pgread_results_schema, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+      kg_pgread_put_all(db, records, ts, n) < 0 ||
+      sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    sqlite3_close(db);
+    return -1;
+  }
+  *out = kg_storeq_adopt(db, label);
+  return 0;
+}
+
 int kg_pgread_open_results(const char *url, const kg_pgread_pick *pick, kg_storeq **out,
                            char *err, size_t errlen) {
   *out = NULL;
@@ -421,22 +457,21 @@ int kg_pgread_open_results(const char *url, const kg_pgread_pick *pick, kg_store
     snprintf(why, sizeof(why), "%s", PQresultErrorMessage(res));
     rc = -1;
   }
-  sqlite3_stmt *ins_r = NULL, *ins_b = NULL;
-  if (rc == 0 &&
-      (sqlite3_prepare_v2(db, "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
-                          &ins_r, NULL) != SQLITE_OK ||
-       sqlite3_prepare_v2(db, "INSERT INTO backends VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                          -1, &ins_b, NULL) != SQLITE_OK)) {
-    snprintf(why, sizeof(why), "preparing the copy: %s", sqlite3_errmsg(db));
-    rc = -1;
+  if (rc == 0) {
+    int n = PQntuples(res);
+    const char **recs = kg_calloc(n > 0 ? (size_t)n : 1, sizeof(*recs));
+    double *ts = kg_calloc(n > 0 ? (size_t)n : 1, sizeof(*ts));
+    for (int i = 0; i < n; i++) {
+      ts[i] = strtod(PQgetvalue(res, i, 0), NULL);
+      recs[i] = PQgetvalue(res, i, 1);
+    }
+    if (kg_pgread_put_all(db, recs, ts, (size_t)n) < 0) {
+      snprintf(why, sizeof(why), "copying: %s", sqlite3_errmsg(db));
+      rc = -1;
+    }
+    free(recs);
+    free(ts);
   }
-  for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
-    /* a record no kagami wrote (a hand-edited row) is left out */
-    (void)kg_pgread_put_result(ins_r, ins_b, strtod(PQgetvalue(res, i, 0), NULL),
-                               PQgetvalue(res, i, 1));
-  }
-  sqlite3_finalize(ins_r);
-  sqlite3_finalize(ins_b);
   PQclear(res);
   rc = kg_pgread_end(rc, pg, db, &masked, why, sizeof(why), out, err, errlen);
   kg_buf_free(&masked);

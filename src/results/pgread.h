@@ -51,4 +51,10 @@ typedef struct kg_pgread_pick {
 int kg_pgread_open_results(const char *url, const kg_pgread_pick *pick, kg_storeq **out,
                            char *err, size_t errlen);
 
+/* The same copy from records already at hand (n diff log records with
+ * their arrival times): for tests and the fuzz target. Returns 0, or -1
+ * when SQLite fails. */
+int kg_pgread_from_records(const char *const *records, const double *ts, size_t n,
+                           const char *label, kg_storeq **out);
+
 #endif
