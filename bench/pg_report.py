@@ -3,7 +3,7 @@
 --db postgresql://...` takes on a day of a fleet. Part of `make bench`;
 reported, not a gate.
 
-A real PostgreSQL 15 (tests/integration/pgserver.py) in a temp dir; one
+A real PostgreSQL 15 (pg_write.fixture: tests/integration/pgserver.py); one
 kagami writes a second of real traffic into it (so the schema and the
 latency histograms are kagami's own), then SQL multiplies those rows into
 a synthetic fleet: INSTANCES instances x ENDPOINTS endpoints x 2 backends
@@ -18,14 +18,12 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
 import run as bench  # noqa: E402
-import pgserver  # noqa: E402
 import pg_write  # noqa: E402
 
 
@@ -76,34 +74,25 @@ def main():
     ap.add_argument("--minutes", type=int, default=1440)
     args = ap.parse_args()
     args.binary = os.path.abspath(args.binary)  # the processes run in a temp dir
-    if not pgserver.available():
-        print("pg_report: skipped, postgresql-15 is not installed")
-        return
-    tmp = tempfile.mkdtemp(prefix="kagami-pgreport-")
-    os.chmod(tmp, 0o777)
-    mport, sport = bench.free_port(), bench.free_port()
-    try:
-        bench.start_nginx(tmp, "master", 1, pg_write.nginx_body(mport, "master"), mport)
-        bench.start_nginx(tmp, "shadow", 1, pg_write.nginx_body(sport, "shadow"), sport)
-        with pgserver.PgServer() as pg:
-            url = pg.create_database("fleet")
-            pg_write.run_kagami(tmp, args.binary, "writer", mport, sport, '"%s"' % url, 1)
-            t0 = time.monotonic()
-            synthesize(pg, "fleet", args.instances, args.endpoints, args.minutes)
-            made = time.monotonic() - t0
-            rows = int(pg.scalar("fleet", "SELECT count(*) FROM agg_backends"))
-            size = int(pg.scalar("fleet", "SELECT pg_database_size('fleet')"))
-            print("fleet report from PostgreSQL: %d instances x %d endpoints x 2 backends x "
-                  "%d minutes (%d histogram rows, database %.0f MiB, made in %.0f s)"
-                  % (args.instances, args.endpoints, args.minutes, rows, size / 2 ** 20, made))
-            for label, extra in (("last hour, whole fleet", ["--since", "1h"]),
-                                 ("whole day, whole fleet", ["--since", "%dm" % args.minutes]),
-                                 ("whole day, one instance", ["--since", "%dm" % args.minutes,
-                                                              "--instance", "i1"])):
-                secs, n = timed_report(args.binary, url, *extra)
-                print("  %-26s %7.2f s  (%d endpoints)" % (label, secs, n))
-    finally:
-        bench.stop_all()
+    with pg_write.fixture("pg_report", "fleet") as fx:
+        if fx is None:
+            return
+        tmp, mport, sport, pg, url = fx
+        pg_write.run_kagami(tmp, args.binary, "writer", mport, sport, '"%s"' % url, 1)
+        t0 = time.monotonic()
+        synthesize(pg, "fleet", args.instances, args.endpoints, args.minutes)
+        made = time.monotonic() - t0
+        rows = int(pg.scalar("fleet", "SELECT count(*) FROM agg_backends"))
+        size = int(pg.scalar("fleet", "SELECT pg_database_size('fleet')"))
+        print("fleet report from PostgreSQL: %d instances x %d endpoints x 2 backends x "
+              "%d minutes (%d histogram rows, database %.0f MiB, made in %.0f s)"
+              % (args.instances, args.endpoints, args.minutes, rows, size / 2 ** 20, made))
+        for label, extra in (("last hour, whole fleet", ["--since", "1h"]),
+                             ("whole day, whole fleet", ["--since", "%dm" % args.minutes]),
+                             ("whole day, one instance", ["--since", "%dm" % args.minutes,
+                                                          "--instance", "i1"])):
+            secs, n = timed_report(args.binary, url, *extra)
+            print("  %-26s %7.2f s  (%d endpoints)" % (label, secs, n))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ the database's size.
 usage: bench/pg_write.py [--binary build/kagami] [--seconds 5]
 """
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -80,48 +81,60 @@ def run_kagami(tmp, binary, name, mport, sport, store, seconds):
     return reqs, cpu, stats, k.stderr_text()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=bench.KAGAMI)
-    ap.add_argument("--seconds", type=int, default=5)
-    args = ap.parse_args()
-    args.binary = os.path.abspath(args.binary)  # the processes run in a temp dir
+@contextlib.contextmanager
+def fixture(name, db):
+    """A temp dir, the two nginx backends and a PostgreSQL with database
+    db: yields (tmp, master port, shadow port, server, url), or None when
+    PostgreSQL is not installed (said on stdout)."""
     if not pgserver.available():
-        print("pg_write: skipped, postgresql-15 is not installed")
+        print("%s: skipped, postgresql-15 is not installed" % name)
+        yield None
         return
-    tmp = tempfile.mkdtemp(prefix="kagami-pgbench-")
+    tmp = tempfile.mkdtemp(prefix="kagami-%s-" % name)
     os.chmod(tmp, 0o777)
     mport, sport = bench.free_port(), bench.free_port()
     try:
         bench.start_nginx(tmp, "master", 1, nginx_body(mport, "master"), mport)
         bench.start_nginx(tmp, "shadow", 1, nginx_body(sport, "shadow"), sport)
         with pgserver.PgServer() as pg:
-            url = pg.create_database("bench")
-            rows = {}
-            for name, store in (("nostore", "false"), ("pg", '"%s"' % url)):
-                rows[name] = run_kagami(tmp, args.binary, name, mport, sport, store,
-                                        args.seconds)
-            counted = int(pg.scalar("bench", "SELECT coalesce(sum(compared), 0) FROM agg_requests"))
-            kept = int(pg.scalar("bench", "SELECT count(*) FROM results"))
-            size = int(pg.scalar("bench", "SELECT pg_database_size('bench')"))
-            empty = int(pg.scalar("postgres", "SELECT pg_database_size('template1')"))
-            print("PostgreSQL store (1 worker, wrk -t1 -c32 -d%ds, 20 endpoints, 1 in 20 "
-                  "differing):" % args.seconds)
-            for name in ("nostore", "pg"):
-                reqs, cpu, _, _ = rows[name]
-                print("  %-22s %8.0f req/s  %6.1f us CPU per request" % (
-                    "store = false" if name == "nostore" else "store = postgresql",
-                    reqs / args.seconds, cpu * 1e6 / max(1, reqs)))
-            cost = (rows["pg"][1] * 1e6 / max(1, rows["pg"][0])
-                    - rows["nostore"][1] * 1e6 / max(1, rows["nostore"][0]))
-            compared = rows["pg"][2].get("compared") if rows["pg"][2] else None
-            print("  the store's CPU per compared result (difference): %.1f us" % cost)
-            print("  results counted in PostgreSQL %d of %s compared; %d kept one by one"
-                  % (counted, compared, kept))
-            print("  database size %.1f MiB (an empty one: %.1f MiB)"
-                  % (size / 2 ** 20, empty / 2 ** 20))
+            yield tmp, mport, sport, pg, pg.create_database(db)
     finally:
         bench.stop_all()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=bench.KAGAMI)
+    ap.add_argument("--seconds", type=int, default=5)
+    args = ap.parse_args()
+    args.binary = os.path.abspath(args.binary)  # the processes run in a temp dir
+    with fixture("pg_write", "bench") as fx:
+        if fx is None:
+            return
+        tmp, mport, sport, pg, url = fx
+        rows = {}
+        for name, store in (("nostore", "false"), ("pg", '"%s"' % url)):
+            rows[name] = run_kagami(tmp, args.binary, name, mport, sport, store,
+                                    args.seconds)
+        counted = int(pg.scalar("bench", "SELECT coalesce(sum(compared), 0) FROM agg_requests"))
+        kept = int(pg.scalar("bench", "SELECT count(*) FROM results"))
+        size = int(pg.scalar("bench", "SELECT pg_database_size('bench')"))
+        empty = int(pg.scalar("postgres", "SELECT pg_database_size('template1')"))
+        print("PostgreSQL store (1 worker, wrk -t1 -c32 -d%ds, 20 endpoints, 1 in 20 "
+              "differing):" % args.seconds)
+        for name in ("nostore", "pg"):
+            reqs, cpu, _, _ = rows[name]
+            print("  %-22s %8.0f req/s  %6.1f us CPU per request" % (
+                "store = false" if name == "nostore" else "store = postgresql",
+                reqs / args.seconds, cpu * 1e6 / max(1, reqs)))
+        cost = (rows["pg"][1] * 1e6 / max(1, rows["pg"][0])
+                - rows["nostore"][1] * 1e6 / max(1, rows["nostore"][0]))
+        compared = rows["pg"][2].get("compared") if rows["pg"][2] else None
+        print("  the store's CPU per compared result (difference): %.1f us" % cost)
+        print("  results counted in PostgreSQL %d of %s compared; %d kept one by one"
+              % (counted, compared, kept))
+        print("  database size %.1f MiB (an empty one: %.1f MiB)"
+              % (size / 2 ** 20, empty / 2 ** 20))
 
 
 if __name__ == "__main__":
