@@ -155,7 +155,11 @@ static void kg_admin_job_work(uv_work_t *w) {
   else if (job->kind == KG_JOB_RESULT || job->kind == KG_JOB_RESULTS)
     opened = kg_pgread_open_results(job->store_url, &pick, &q, err, sizeof(err));
   else
-    opened = kg_pgread_open(job->store_url, job->instance, job->since, &q, err, sizeof(err));
+    /* a time series in buckets under an hour reads minutes throughout */
+    opened = kg_pgread_open(job->store_url, job->instance, job->since,
+                            job->kind == KG_JOB_TIMESERIES && (long long)job->bucket % 3600
+                                ? KG_PGREAD_MINUTES : 0,
+                            &q, err, sizeof(err));
   if (opened < 0) {
     kg_admin_resp_text(&job->resp, 503, err);
     return;

@@ -352,7 +352,7 @@ int kg_report_main(int argc, char **argv) {
   char err[1024];
   kg_storeq *q = NULL;
   int rc = KG_EXIT_ERROR;
-  int opened = o.pg ? kg_pgread_open(o.db, o.instance, since, &q, err, sizeof(err))
+  int opened = o.pg ? kg_pgread_open(o.db, o.instance, since, 0, &q, err, sizeof(err))
                     : kg_storeq_open(o.db, &q, err, sizeof(err));
   if (opened < 0) {
     fprintf(stderr, "kagami report: %s\n", err);

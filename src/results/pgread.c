@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "results/pgstore.h"
+#include "results/storeagg.h"
 
 /* store.c's aggregate tables, without their keys: several instances'
  * rows share an endpoint, minute and backend here, and every query sums
@@ -42,49 +44,62 @@ static const char kg_pgread_indexes[] =
     "CREATE INDEX agg_locations_e ON agg_locations(endpoint, minute);"
     "CREATE INDEX agg_locations_he ON agg_locations_hour(endpoint, hour);";
 
-/* One copy: a PostgreSQL query (parameters $1 instance or NULL, $2 first
- * minute) and the two SQLite inserts its rows feed, minute then hour.
- * The row's second column is the minute; the hour insert gets it / 60. */
+/* What the report reads (storeq.c, kg_q_bind_split): minute rows for the
+ * minutes of its first hour, hour rows for every whole hour after; the
+ * time series with buckets under an hour reads minute rows throughout.
+ * So minute rows are copied from the first minute up to `limit` only, and
+ * every row also goes into its hour's row, summed here rather than in
+ * SQLite: a day of a fleet is then endpoints x backends x 24 hour rows,
+ * not one per instance and minute. */
+
+/* One copy. Parameters: $1 instance or NULL, $2 the first minute, and for
+ * minute rows $3 the minute they stop at. */
 typedef struct kg_pgread_copy {
   const char *select;
-  const char *insert_minute, *insert_hour;
-  int ncols;
+  const char *insert;
+  int ncols, nparams;
   int blob_col; /* bytea column, or -1 */
 } kg_pgread_copy;
 
+#define KG_PGREAD_WHERE " WHERE ($1::text IS NULL OR instance = $1) AND minute >= $2"
+
 static const kg_pgread_copy kg_pgread_copies[] = {
     {"SELECT endpoint, minute, sum(compared), sum(differing), sum(errors),"
-     " min(first_ts), max(last_ts) FROM agg_requests"
-     " WHERE ($1::text IS NULL OR instance = $1) AND minute >= $2 GROUP BY 1, 2",
-     "INSERT INTO agg_requests VALUES (?, ?, ?, ?, ?, ?, ?)",
-     "INSERT INTO agg_requests_hour VALUES (?, ?, ?, ?, ?, ?, ?)", 7, -1},
+     " min(first_ts), max(last_ts) FROM agg_requests" KG_PGREAD_WHERE
+     " AND minute < $3 GROUP BY 1, 2",
+     "INSERT INTO agg_requests VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 3, -1},
+    {"SELECT endpoint, floor(minute / 60.0)::bigint, sum(compared), sum(differing),"
+     " sum(errors), min(first_ts), max(last_ts) FROM agg_requests" KG_PGREAD_WHERE
+     " GROUP BY 1, 2",
+     "INSERT INTO agg_requests_hour VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 2, -1},
     {"SELECT endpoint, minute, backend, role, pos, errors, latency FROM agg_backends"
-     " WHERE ($1::text IS NULL OR instance = $1) AND minute >= $2",
-     "INSERT INTO agg_backends VALUES (?, ?, ?, ?, ?, ?, ?)",
-     "INSERT INTO agg_backends_hour VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 6},
-    {"SELECT endpoint, minute, location, sum(count) FROM agg_locations"
-     " WHERE ($1::text IS NULL OR instance = $1) AND minute >= $2 GROUP BY 1, 2, 3",
-     "INSERT INTO agg_locations VALUES (?, ?, ?, ?)",
-     "INSERT INTO agg_locations_hour VALUES (?, ?, ?, ?)", 4, -1},
+     KG_PGREAD_WHERE " AND minute < $3",
+     "INSERT INTO agg_backends VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 3, 6},
+    {"SELECT endpoint, minute, location, sum(count) FROM agg_locations" KG_PGREAD_WHERE
+     " AND minute < $3 GROUP BY 1, 2, 3",
+     "INSERT INTO agg_locations VALUES (?, ?, ?, ?)", 4, 3, -1},
+    {"SELECT endpoint, floor(minute / 60.0)::bigint, location, sum(count) FROM agg_locations"
+     KG_PGREAD_WHERE " GROUP BY 1, 2, 3",
+     "INSERT INTO agg_locations_hour VALUES (?, ?, ?, ?)", 4, 2, -1},
 };
+
+/* The latency histograms per endpoint, backend and hour: PostgreSQL cannot
+ * merge kagami's blobs, so the rows stream in, sorted, and are merged
+ * here. */
+static const char kg_pgread_backends_hours[] =
+    "SELECT endpoint, backend, floor(minute / 60.0)::bigint, role, pos, errors, latency"
+    " FROM agg_backends" KG_PGREAD_WHERE " ORDER BY 1, 2, 3";
 
 static long long kg_pgread_hour(long long minute) {
   return minute >= 0 ? minute / 60 : -((-minute + 59) / 60);
 }
 
-/* Binds column c of row r of res to parameter c + 1 of st; column 1 (the
- * minute) as the hour when hour is true. A bytea arrives as text ("\x..."
- * hex) and is decoded. Returns false on a value no writer produces. */
-static bool kg_pgread_bind(sqlite3_stmt *st, const PGresult *res, int c, bool blob,
-                           bool hour) {
+/* Binds column c of the row in res to parameter c + 1 of st. A bytea
+ * arrives as text ("\x..." hex) and is decoded. Returns false on a value
+ * no writer produces. */
+static bool kg_pgread_bind(sqlite3_stmt *st, const PGresult *res, int c, bool blob) {
   if (PQgetisnull(res, 0, c)) return sqlite3_bind_null(st, c + 1) == SQLITE_OK;
   const char *v = PQgetvalue(res, 0, c);
-  if (c == 1) {
-    char *end;
-    long long m = strtoll(v, &end, 10);
-    if (*end != '\0') return false;
-    return sqlite3_bind_int64(st, c + 1, hour ? kg_pgread_hour(m) : m) == SQLITE_OK;
-  }
   if (blob) {
     size_t n = 0;
     unsigned char *b = PQunescapeBytea((const unsigned char *)v, &n);
@@ -97,22 +112,16 @@ static bool kg_pgread_bind(sqlite3_stmt *st, const PGresult *res, int c, bool bl
   return sqlite3_bind_text(st, c + 1, v, -1, SQLITE_TRANSIENT) == SQLITE_OK;
 }
 
-/* Streams one query's rows (libpq's single-row mode: memory stays one row
- * whatever the fleet's size) into its two tables. */
-static int kg_pgread_run(PGconn *pg, sqlite3 *db, const kg_pgread_copy *cp,
-                         const char *instance, const char *first_minute, char *err,
-                         size_t errlen) {
-  sqlite3_stmt *ins[2] = {NULL, NULL};
-  if (sqlite3_prepare_v2(db, cp->insert_minute, -1, &ins[0], NULL) != SQLITE_OK ||
-      sqlite3_prepare_v2(db, cp->insert_hour, -1, &ins[1], NULL) != SQLITE_OK) {
-    snprintf(err, errlen, "preparing the copy: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(ins[0]);
-    sqlite3_finalize(ins[1]);
-    return -1;
-  }
-  const char *params[2] = {instance, first_minute};
+/* Runs select with params in libpq's single-row mode (memory stays one
+ * row whatever the fleet's size), calling row for each; row returns false
+ * to fail the copy (message in err). */
+typedef bool (*kg_pgread_row_fn)(void *ctx, const PGresult *row, char *err, size_t errlen);
+
+static int kg_pgread_stream(PGconn *pg, const char *select, int nparams,
+                            const char *const *params, int ncols, int binary,
+                            kg_pgread_row_fn row, void *ctx, char *err, size_t errlen) {
   int rc = 0;
-  if (!PQsendQueryParams(pg, cp->select, 2, NULL, params, NULL, NULL, 0) ||
+  if (!PQsendQueryParams(pg, select, nparams, NULL, params, NULL, NULL, binary) ||
       !PQsetSingleRowMode(pg)) {
     snprintf(err, errlen, "%s", PQerrorMessage(pg));
     rc = -1;
@@ -121,22 +130,11 @@ static int kg_pgread_run(PGconn *pg, sqlite3 *db, const kg_pgread_copy *cp,
   while ((res = PQgetResult(pg)) != NULL) {
     ExecStatusType s = PQresultStatus(res);
     if (rc == 0 && s == PGRES_SINGLE_TUPLE) {
-      if (PQnfields(res) != cp->ncols) {
+      if (PQnfields(res) != ncols) {
         snprintf(err, errlen, "unexpected columns in the store's tables");
         rc = -1;
-      }
-      for (int h = 0; h < 2 && rc == 0; h++) {
-        for (int c = 0; c < cp->ncols && rc == 0; c++) {
-          if (!kg_pgread_bind(ins[h], res, c, c == cp->blob_col, h == 1)) {
-            snprintf(err, errlen, "a value no kagami writes, in the store's tables");
-            rc = -1;
-          }
-        }
-        if (rc == 0 && sqlite3_step(ins[h]) != SQLITE_DONE) {
-          snprintf(err, errlen, "copying: %s", sqlite3_errmsg(db));
-          rc = -1;
-        }
-        sqlite3_reset(ins[h]);
+      } else if (!row(ctx, res, err, errlen)) {
+        rc = -1;
       }
     } else if (rc == 0 && s != PGRES_TUPLES_OK) {
       snprintf(err, errlen, "%s", PQresultErrorMessage(res));
@@ -144,8 +142,146 @@ static int kg_pgread_run(PGconn *pg, sqlite3 *db, const kg_pgread_copy *cp,
     }
     PQclear(res); /* every result is read to the end, even after a failure */
   }
-  sqlite3_finalize(ins[0]);
-  sqlite3_finalize(ins[1]);
+  return rc;
+}
+
+typedef struct kg_pgread_insert {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  const kg_pgread_copy *cp;
+} kg_pgread_insert;
+
+static bool kg_pgread_insert_row(void *ctx, const PGresult *res, char *err, size_t errlen) {
+  kg_pgread_insert *in = ctx;
+  bool ok = true;
+  for (int c = 0; c < in->cp->ncols && ok; c++)
+    ok = kg_pgread_bind(in->st, res, c, c == in->cp->blob_col);
+  if (!ok) snprintf(err, errlen, "a value no kagami writes, in the store's tables");
+  else if (sqlite3_step(in->st) != SQLITE_DONE) {
+    snprintf(err, errlen, "copying: %s", sqlite3_errmsg(in->db));
+    ok = false;
+  }
+  sqlite3_reset(in->st);
+  return ok;
+}
+
+static int kg_pgread_run(PGconn *pg, sqlite3 *db, const kg_pgread_copy *cp,
+                         const char *const *params, char *err, size_t errlen) {
+  kg_pgread_insert in = {.db = db, .cp = cp};
+  if (sqlite3_prepare_v2(db, cp->insert, -1, &in.st, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "preparing the copy: %s", sqlite3_errmsg(db));
+    return -1;
+  }
+  int rc = kg_pgread_stream(pg, cp->select, cp->nparams, params, cp->ncols, 0,
+                            kg_pgread_insert_row, &in, err, errlen);
+  sqlite3_finalize(in.st);
+  return rc;
+}
+
+/* The endpoint, backend and hour whose rows are streaming in (they come
+ * sorted: one histogram in memory whatever the fleet's size). */
+typedef struct kg_pgread_groups {
+  sqlite3 *db;
+  sqlite3_stmt *ins;  /* INSERT INTO agg_backends_hour */
+  kg_buf key;         /* endpoint \0 backend \0 hour of the current group */
+  bool open;
+  long long hour, pos, errors;
+  bool master;        /* some row says master: the report's rule */
+  kg_hist *hist;      /* owned: the group's latencies */
+  kg_buf blob;
+} kg_pgread_groups;
+
+/* Writes the current group's row. */
+static bool kg_pgread_group_flush(kg_pgread_groups *gs, char *err, size_t errlen) {
+  if (!gs->open) return true;
+  gs->open = false;
+  const char *ep = gs->key.data, *be = ep + strlen(ep) + 1;
+  kg_buf_reset(&gs->blob);
+  kg_storeagg_hist_encode(gs->hist, &gs->blob);
+  sqlite3_stmt *st = gs->ins;
+  sqlite3_bind_text(st, 1, ep, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, gs->hour);
+  sqlite3_bind_text(st, 3, be, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, gs->master ? "master" : "shadow", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, gs->pos);
+  sqlite3_bind_int64(st, 6, gs->errors);
+  sqlite3_bind_blob(st, 7, gs->blob.data, (int)gs->blob.len, SQLITE_STATIC);
+  bool ok = sqlite3_step(st) == SQLITE_DONE;
+  if (!ok) snprintf(err, errlen, "copying: %s", sqlite3_errmsg(gs->db));
+  sqlite3_reset(st);
+  return ok;
+}
+
+/* A whole number in binary format (network order, 2, 4 or 8 bytes), or
+ * false for anything else. */
+static bool kg_pgread_int(const PGresult *res, int col, long long *out) {
+  const unsigned char *p = (const unsigned char *)PQgetvalue(res, 0, col);
+  int n = PQgetlength(res, 0, col);
+  if (PQgetisnull(res, 0, col) || (n != 2 && n != 4 && n != 8)) return false;
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+  if (n < 8 && (p[0] & 0x80)) v |= ~(uint64_t)0 << (8 * n); /* sign */
+  *out = (long long)v;
+  return true;
+}
+
+/* One row in binary format (no hex to decode: histograms are most of what
+ * a day of a fleet sends). */
+static bool kg_pgread_group_row(void *ctx, const PGresult *res, char *err, size_t errlen) {
+  kg_pgread_groups *gs = ctx;
+  const char *ep = PQgetvalue(res, 0, 0), *be = PQgetvalue(res, 0, 1);
+  long long hour, pos, errors;
+  if (PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1) || PQgetisnull(res, 0, 6) ||
+      !kg_pgread_int(res, 2, &hour) || !kg_pgread_int(res, 4, &pos) ||
+      !kg_pgread_int(res, 5, &errors)) {
+    snprintf(err, errlen, "a value no kagami writes, in the store's tables");
+    return false;
+  }
+  /* libpq ends every value with a NUL, text in binary format too */
+  size_t le = strlen(ep), lb = strlen(be);
+  bool same = gs->open && gs->hour == hour && gs->key.len == le + lb + 2 &&
+              memcmp(gs->key.data, ep, le + 1) == 0 &&
+              memcmp(gs->key.data + le + 1, be, lb + 1) == 0;
+  if (!same) {
+    if (!kg_pgread_group_flush(gs, err, errlen)) return false;
+    kg_buf_reset(&gs->key);
+    kg_buf_append(&gs->key, ep, le + 1);
+    kg_buf_append(&gs->key, be, lb + 1);
+    kg_hist_reset(gs->hist);
+    gs->open = true;
+    gs->hour = hour;
+    gs->pos = LLONG_MAX;
+    gs->errors = 0;
+    gs->master = false;
+  }
+  gs->master |= strcmp(PQgetvalue(res, 0, 3), "master") == 0;
+  if (pos < gs->pos) gs->pos = pos;
+  gs->errors += errors;
+  /* a blob that is not one is skipped, as the report skips it */
+  (void)kg_storeagg_hist_merge(gs->hist, PQgetvalue(res, 0, 6),
+                               (size_t)PQgetlength(res, 0, 6));
+  return true;
+}
+
+/* Streams every backend row from the first minute on into one row per
+ * endpoint, backend and hour. */
+static int kg_pgread_backend_hours(PGconn *pg, sqlite3 *db, const char *const *params,
+                                   char *err, size_t errlen) {
+  kg_pgread_groups gs = {.db = db, .key = KG_BUF_INIT, .blob = KG_BUF_INIT};
+  if (sqlite3_prepare_v2(db, "INSERT INTO agg_backends_hour VALUES (?, ?, ?, ?, ?, ?, ?)", -1,
+                         &gs.ins, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "preparing the copy: %s", sqlite3_errmsg(db));
+    return -1;
+  }
+  gs.hist = kg_malloc(sizeof(*gs.hist));
+  kg_hist_init(gs.hist);
+  int rc = kg_pgread_stream(pg, kg_pgread_backends_hours, 2, params, 7, 1,
+                            kg_pgread_group_row, &gs, err, errlen);
+  if (rc == 0 && !kg_pgread_group_flush(&gs, err, errlen)) rc = -1;
+  sqlite3_finalize(gs.ins);
+  free(gs.hist);
+  kg_buf_free(&gs.key);
+  kg_buf_free(&gs.blob);
   return rc;
 }
 
@@ -231,7 +367,7 @@ static int kg_pgread_end(int rc, PGconn *pg, sqlite3 *db, const kg_buf *masked, 
   return -1;
 }
 
-int kg_pgread_open(const char *url, const char *instance, double since_ts,
+int kg_pgread_open(const char *url, const char *instance, double since_ts, unsigned flags,
                    kg_storeq **out, char *err, size_t errlen) {
   *out = NULL;
   kg_buf masked = KG_BUF_INIT;
@@ -249,11 +385,18 @@ int kg_pgread_open(const char *url, const char *instance, double since_ts,
     }
     PQclear(r);
   }
-  char first[32];
-  snprintf(first, sizeof(first), "%lld",
-           since_ts > 0 ? (long long)floor(since_ts / 60.0) : (long long)INT64_MIN);
+  /* the range as the report splits it (storeq.c, kg_q_bind_split) */
+  long long m0 = since_ts > 0 ? (long long)floor(since_ts / 60.0) : LLONG_MIN;
+  long long limit = (flags & KG_PGREAD_MINUTES) ? LLONG_MAX
+                    : m0 == LLONG_MIN          ? LLONG_MIN
+                                               : (kg_pgread_hour(m0) + 1) * 60;
+  char first[32], upto[32];
+  snprintf(first, sizeof(first), "%lld", m0);
+  snprintf(upto, sizeof(upto), "%lld", limit);
+  const char *params[3] = {instance, first, upto};
   for (size_t i = 0; rc == 0 && i < KG_ARRAY_SIZE(kg_pgread_copies); i++)
-    rc = kg_pgread_run(pg, db, &kg_pgread_copies[i], instance, first, why, sizeof(why));
+    rc = kg_pgread_run(pg, db, &kg_pgread_copies[i], params, why, sizeof(why));
+  if (rc == 0) rc = kg_pgread_backend_hours(pg, db, params, why, sizeof(why));
   if (rc == 0 && sqlite3_exec(db, kg_pgread_indexes, NULL, NULL, NULL) != SQLITE_OK) {
     snprintf(why, sizeof(why), "indexing the copy: %s", sqlite3_errmsg(db));
     rc = -1;

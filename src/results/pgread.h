@@ -3,13 +3,14 @@
  * The report's queries (storeq.h) are SQLite's. Rather than write them
  * twice, the reader copies the aggregates it needs out of PostgreSQL
  * into an in-memory SQLite database of store.c's aggregate tables and
- * hands that to kg_storeq_adopt: counts and locations summed over the
- * instances by PostgreSQL (one row per endpoint and minute), latency
- * histograms row by row (they are merged by the report, as from one
- * store). What is read is bounded by `since` and, optionally, one
- * instance; a week of a fleet is endpoints x backends x instances x
- * 10,080 minutes of histogram rows, so a narrower --since is the way to
- * a faster report on a big fleet.
+ * hands that to kg_storeq_adopt: minute rows only where the query reads
+ * minutes, hour rows otherwise; counts and locations summed over the
+ * instances by PostgreSQL, latency histograms merged here per endpoint,
+ * backend and hour as they stream in (PostgreSQL cannot merge kagami's
+ * blobs). What is read is bounded by `since` and, optionally, one
+ * instance; PostgreSQL still scans every minute row of the period (a week
+ * of a fleet is endpoints x backends x instances x 10,080 histogram rows),
+ * so a narrower --since is the way to a faster report on a big fleet.
  *
  * Results kept one by one are read the same way, a page at a time
  * (kg_pgread_open_results): the rows asked for are turned from their diff
@@ -31,7 +32,10 @@
  * KG_PGSTORE_SCHEMA_VERSION, and copies the aggregates from since_ts on
  * (0: all) of instance (NULL: every instance). Returns 0 and *out, or -1
  * with a message in err that names the store with its password masked. */
-int kg_pgread_open(const char *url, const char *instance, double since_ts,
+#define KG_PGREAD_MINUTES 1u /* minute rows for the whole range (a time series
+                                 with buckets under an hour), not only for
+                                 the first hour's minutes (the report) */
+int kg_pgread_open(const char *url, const char *instance, double since_ts, unsigned flags,
                    kg_storeq **out, char *err, size_t errlen);
 
 /* Which kept results to copy: one (id), or a page as kg_storeq_results
