@@ -164,6 +164,22 @@ def test_repeat_to_the_shadow_learns_noise_without_a_secondary(
     assert set(e["suppressed"]) == API_NOISE
 
 
+def test_the_repeat_waits_for_the_shadows_answer(make_backend, start_kagami):
+    """The second copy reaches the shadow after the first one's answer, not
+    with it: sent together they were served in the same millisecond, and a
+    millisecond timestamp, which differs between master and shadow, was
+    rarely learned as noise."""
+    production = make_backend("production")
+    newdb = make_backend("newdb", variant="newdb", delay=0.3)
+    k = start_kagami([production, newdb],
+                     options={"noise": dict(NOISE, shadow_twice=1.0)})
+    [e] = run(k, ["/api/feed/7"])
+    first, repeat = sorted(newdb.received(), key=lambda r: r.at)
+    assert repeat.at - first.at >= 0.3, (first.at, repeat.at)
+    roles = sorted(b.get("role", "") for b in e["backends"].values())
+    assert roles == ["", "", "repeat"], e["backends"]
+
+
 def test_noise_below_min_pairs_is_not_suppressed(make_backend, start_kagami):
     _, _, _, k = with_secondary(make_backend, start_kagami,
                                 noise=dict(NOISE, min_pairs=50))
