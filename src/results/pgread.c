@@ -1,5 +1,6 @@
-/* pgread.c: copies a PostgreSQL store's aggregates into an in-memory
- * SQLite database the report's queries read (see pgread.h). */
+/* pgread.c: copies what a query needs of a PostgreSQL store (aggregates,
+ * or a page of kept results) into an in-memory SQLite database that
+ * storeq.c's queries read (see pgread.h). */
 #include "results/pgread.h"
 
 #include <jansson.h>
@@ -18,10 +19,8 @@
 #include "results/storeagg.h"
 
 /* store.c's aggregate tables, without their keys: several instances'
- * rows share an endpoint, minute and backend here, and every query sums
- * or merges over rows anyway. Each row goes in twice, under its minute
- * and its hour, as the writer's rollup would have it: the report reads
- * the minutes of its first hour and whole hours after. */
+ * rows may share an endpoint, minute and backend here, and every query
+ * sums or merges over rows anyway. */
 static const char kg_pgread_schema[] =
     "CREATE TABLE agg_requests(endpoint TEXT, minute INTEGER, compared INTEGER,"
     " differing INTEGER, errors INTEGER, first_ts REAL, last_ts REAL);"
@@ -377,7 +376,7 @@ int kg_pgread_open(const char *url, const char *instance, double since_ts, unsig
   sqlite3 *db = NULL;
   int rc = kg_pgread_begin(url, kg_pgread_schema, &pg, &db, why, sizeof(why));
   if (rc == 0) {
-    /* one snapshot of the store for all three tables */
+    /* one snapshot of the store for every query below */
     PGresult *r = PQexec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
       snprintf(why, sizeof(why), "%s", PQerrorMessage(pg));
