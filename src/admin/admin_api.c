@@ -157,7 +157,8 @@ static void kg_admin_job_work(uv_work_t *w) {
   else
     /* a time series in buckets under an hour reads minutes throughout */
     opened = kg_pgread_open(job->store_url, job->instance, job->since,
-                            job->kind == KG_JOB_TIMESERIES && (long long)job->bucket % 3600
+                            job->kind == KG_JOB_TIMESERIES &&
+                                    !kg_storeq_timeseries_hourly(job->bucket)
                                 ? KG_PGREAD_MINUTES : 0,
                             &q, err, sizeof(err));
   if (opened < 0) {

@@ -779,6 +779,16 @@ typedef struct kg_q_ts_args {
   double bucket, since;
 } kg_q_ts_args;
 
+/* Minutes per time bucket: bucket seconds rounded up to whole minutes. */
+static long long kg_q_bucket_minutes(double bucket) {
+  double bm = ceil(bucket / 60.0);
+  return bm < 1 ? 1 : bm > 1e9 ? 1000000000LL : (long long)bm;
+}
+
+bool kg_storeq_timeseries_hourly(double bucket_seconds) {
+  return kg_q_bucket_minutes(bucket_seconds) % 60 == 0;
+}
+
 /* One time bucket while rows are read. */
 typedef struct kg_q_slot {
   long long compared, differing, errors;
@@ -810,13 +820,12 @@ static json_t *kg_q_timeseries(kg_storeq *q, void *arg) {
   kg_hist_init(m);
   kg_hist_init(sh);
   const size_t nslots = KG_STOREQ_MAX_BUCKETS;
-  double bm = ceil(a->bucket / 60.0); /* minutes per bucket */
-  long long per = bm < 1 ? 1 : bm > 1e9 ? 1000000000LL : (long long)bm;
+  long long per = kg_q_bucket_minutes(a->bucket);
   double bucket = (double)per * 60.0;
   long long lo = 0, since = kg_q_minute(a->since);
   /* Buckets of whole hours read the hourly aggregates (60 times fewer
    * rows); since then starts at its hour. */
-  bool hourly = per % 60 == 0;
+  bool hourly = kg_storeq_timeseries_hourly(a->bucket);
   if (hourly && since != LLONG_MIN) since = (since >= 0 ? since / 60 : -((-since + 59) / 60)) * 60;
   char sql[400];
   const char *grain = hourly ? "hour * 60" : "minute";

@@ -164,5 +164,8 @@ json_t *kg_storeq_result(kg_storeq *q, const char *id);
  * minute. Shadow percentiles pool every shadow. */
 json_t *kg_storeq_timeseries(kg_storeq *q, const char *endpoint,
                              double bucket_seconds, double since_ts);
+/* Whether a time series in buckets of bucket_seconds reads the hourly
+ * aggregates (whole hours) rather than the minute ones. */
+bool kg_storeq_timeseries_hourly(double bucket_seconds);
 
 #endif
