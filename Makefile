@@ -161,7 +161,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g \
                 -Wno-string-concatenation
 FUZZ_TARGETS := request response config linediff jsondiff jsonfast htmldiff decode textnorm endpoint \
-                compare noise_export pgrecord
+                compare noise_export pgrecord htmlfast
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_OBJS    := $(LIBSRCS:%.c=build/fuzz/obj/%.o) $(GEN_SRCS:build/gen/%.c=build/fuzz/obj/gen/%.o)
 # The config target swaps in a sandboxed Lua, a bounded allocator, a

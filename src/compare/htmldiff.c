@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "compare/htmlfast.h"
 #include "compare/linediff.h"
 #include "compare/xmlarena.h"
 
@@ -122,6 +123,13 @@ static bool kg_htmldiff_is_binary_byte(unsigned char c) {
          (c >= 0x1C && c <= 0x1F);
 }
 
+bool kg_htmldiff_looks_binary(const char *s, size_t len) {
+  const unsigned char *u = (const unsigned char *)s;
+  for (size_t k = 0; k < KG_MIN(len, (size_t)HD_SNIFF_LEN); k++)
+    if (kg_htmldiff_is_binary_byte(u[k])) return true;
+  return false;
+}
+
 static bool kg_htmldiff_has_tag(const char *s, size_t len) {
   const char *p = s, *end = s + len;
   while ((p = memchr(p, '<', (size_t)(end - p))) != NULL && p + 1 < end) {
@@ -143,8 +151,7 @@ static int kg_htmldiff_parse(const char *s, size_t len, const char *enc, hd_doc 
     size_t i = len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF ? 3 : 0;
     while (i < len && kg_htmldiff_is_ws(u[i])) i++;
     if (i == len) return 0; /* empty document */
-    for (size_t k = 0; k < KG_MIN(len, (size_t)HD_SNIFF_LEN); k++)
-      if (kg_htmldiff_is_binary_byte(u[k])) return -1;
+    if (kg_htmldiff_looks_binary(s, len)) return -1;
     if (!kg_htmldiff_has_tag(s, len)) return -1;
   }
   if (len > INT_MAX) return -1;
@@ -1014,6 +1021,12 @@ void kg_htmldiff_global_init(void) {
 
 int kg_htmldiff(const char *a, size_t alen, const char *b, size_t blen,
                 const kg_htmldiff_opts *o, kg_diffs *out, kg_buf *unified) {
+  if (kg_htmlfast(a, alen, b, blen, o, out) == 0) return 0;
+  return kg_htmldiff_tree(a, alen, b, blen, o, out, unified);
+}
+
+int kg_htmldiff_tree(const char *a, size_t alen, const char *b, size_t blen,
+                     const kg_htmldiff_opts *o, kg_diffs *out, kg_buf *unified) {
   static const kg_htmldiff_opts none = {0};
   if (o == NULL) o = &none;
   hd_doc da = {0}, db = {0};

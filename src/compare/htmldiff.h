@@ -41,6 +41,7 @@
 #ifndef KG_HTMLDIFF_H
 #define KG_HTMLDIFF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/buf.h"
@@ -96,6 +97,15 @@ typedef struct kg_htmldiff_opts {
  * hide nothing (validate them with kg_htmldiff_check_xpath at load time). */
 int kg_htmldiff(const char *a, size_t alen, const char *b, size_t blen,
                 const kg_htmldiff_opts *o, kg_diffs *out, kg_buf *unified);
+
+/* kg_htmldiff without its fast path (htmlfast.h): always the two trees.
+ * For tests that hold the fast path to this answer. */
+int kg_htmldiff_tree(const char *a, size_t alen, const char *b, size_t blen,
+                     const kg_htmldiff_opts *o, kg_diffs *out, kg_buf *unified);
+
+/* True when the first 1445 bytes of s hold a WHATWG "binary data byte"
+ * (see kg_htmldiff): the body is then not compared as HTML. */
+bool kg_htmldiff_looks_binary(const char *s, size_t len);
 
 /* Validates an ignore expression for the config loader: it must compile
  * and, evaluated on an empty document, yield a node-set. Returns 0, or -1

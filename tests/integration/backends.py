@@ -198,7 +198,8 @@ def page_body(variant, flags):
     """The HTML of /page: the hidden authenticity_token is random per
     response (unless quiet=1); the price in the second <p> of the second
     <div> is the real field. A non-default variant spells the same document
-    differently: attribute order, whitespace, entity spelling, comments.
+    differently: attribute order, whitespace, entity spelling, comments,
+    unless same=1 (one template, as two builds of one app render it).
     With notags=1 the "page" has no tag at all (not HTML)."""
     if flags.get("notags") == "1":
         real = not is_default(variant) and flags.get("real") == "1"
@@ -208,7 +209,7 @@ def page_body(variant, flags):
     shadow = not is_default(variant)
     price = API_REAL_PRICE if shadow and flags.get("real") == "1" \
         else API_PRICE
-    if not shadow:
+    if not shadow or flags.get("same") == "1":
         html = ('<!DOCTYPE html>\n<html><head><title>Shop</title></head>'
                 '<body>\n<div id="nav"><a href="/" class="home">Home</a>'
                 '</div>\n<div class="content"><p>Tea &amp; cakes</p>'

@@ -179,6 +179,26 @@ def test_html_xpath_rule_hides_the_csrf_token_and_keeps_the_real_change(
     assert e["suppressed"] == []
 
 
+def test_html_one_template_noise_only_and_a_real_change(make_backend,
+                                                         start_kagami):
+    """Both backends render one template (the usual case, which the
+    lockstep fast path decides without building trees): only the token
+    differs, and the rule hides it; a changed price beside it is still
+    located exactly."""
+    rules = [{"endpoint": "GET /page", "ignore_xpath": [TOKEN_XPATH]}]
+    _, _, k = start(make_backend, start_kagami, {"rules": rules})
+    e = get_entry(k, "/page?same=1")
+    assert (e["kind"], e["equal"], e["differences"], e["diff"]) == \
+        ("html", True, [], ""), e
+    assert e["suppressed"] == [TOKEN_XPATH]
+
+    e = get_entry(k, "/page?same=1&real=1")
+    assert e["equal"] is False
+    assert body_diffs(e) == [("newdb", backends.PAGE_PRICE_XPATH,
+                              "Price: 120", "Price: 125")]
+    assert e["suppressed"] == [TOKEN_XPATH]
+
+
 # --- point 5: regex replacements on text -----------------------------------
 def test_text_regex_replacement_hides_the_token_line(make_backend,
                                                      start_kagami):
