@@ -7,10 +7,12 @@
  *   (instance: a fleet's PostgreSQL store, one kagami's part; without it
  *   the whole fleet)
  *   GET /api/noise?endpoint=GLOB
+ *   GET /api/instances
  *
  * The answers are storeq's JSON as it documents them (storeq.h), except
  * /api/noise, which reads the learned-noise model in memory (see
- * kg_admin_api_noise).
+ * kg_admin_api_noise), and /api/instances, which tells the dashboard what
+ * it looks at (kg_admin_api_instances).
  *
  * The loop thread only checks the parameters; the query runs as a job on
  * libuv's thread pool, so that a slow one (a report over a full store)
@@ -53,6 +55,7 @@ typedef enum kg_admin_job_kind {
   KG_JOB_RESULTS,
   KG_JOB_RESULT,
   KG_JOB_TIMESERIES,
+  KG_JOB_INSTANCES,
 } kg_admin_job_kind;
 
 struct kg_admin_job {
@@ -72,6 +75,7 @@ struct kg_admin_job {
   char *before;              /* results: page below this id, or NULL */
   double since, factor, bucket;
   bool differing;
+  bool live;                 /* instances: a proxy runs in this process */
   int limit;
   /* The answer, written by the pool thread, read after it. */
   kg_admin_resp resp;
@@ -137,10 +141,32 @@ static void kg_admin_job_json(kg_admin_job *job, kg_storeq *q, json_t *j) {
   free(text);
 }
 
+/* The /api/instances answer: {"store": "postgresql" | "sqlite" | null,
+ * "live": bool, "instances": [names]}. The names are a fleet's (NULL: an
+ * SQLite store or none, which hold one instance, unnamed). */
+static void kg_admin_instances_json(kg_admin_resp *resp, const char *store, bool live,
+                                    json_t *names) {
+  json_t *j = json_pack("{s:s?, s:b, s:o}", "store", store, "live", live, "instances",
+                        names ? names : json_array());
+  char *text = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  resp->status = 200;
+  resp->content_type = "application/json";
+  kg_buf_reset(&resp->body);
+  kg_buf_appendf(&resp->body, "%s\n", text ? text : "{}");
+  free(text);
+}
+
 static void kg_admin_job_work(uv_work_t *w) {
   kg_admin_job *job = KG_CONTAINER_OF(w, kg_admin_job, work);
   char err[512];
   kg_storeq *q = NULL;
+  if (job->kind == KG_JOB_INSTANCES) { /* queued for a PostgreSQL store only */
+    json_t *names = kg_pgread_instances(job->store_url, err, sizeof(err));
+    if (names == NULL) kg_admin_resp_text(&job->resp, 503, err);
+    else kg_admin_instances_json(&job->resp, "postgresql", job->live, names);
+    return;
+  }
   /* A fleet's store: what the query needs is copied out of PostgreSQL for
    * this one answer (pgread.h), from `since` on. */
   kg_pgread_pick pick = {.instance = job->instance,
@@ -178,6 +204,8 @@ static void kg_admin_job_work(uv_work_t *w) {
     break;
   case KG_JOB_TIMESERIES:
     j = kg_storeq_timeseries(q, job->name, job->bucket, job->since);
+    break;
+  case KG_JOB_INSTANCES: /* answered before the store is opened */
     break;
   }
   kg_admin_job_json(job, q, j);
@@ -456,6 +484,11 @@ static void kg_admin_api_noise_ep(const kg_noise_ep_info *e, kg_buf *o) {
 static kg_admin_job *kg_admin_api_noise(const kg_admin_api *api, const kg_admin_req *r,
                                         kg_admin_resp *resp) {
   const kg_config *cfg = api->ctx->cfg;
+  if (api->ctx->store_only) {
+    kg_admin_resp_text(resp, 501, "learned noise lives in the memory of the running proxies: "
+                                  "ask one (kagami noise --admin URL)");
+    return NULL;
+  }
   char *glob = kg_admin_param(r->query, "endpoint");
   kg_noise_snapshot s = {.threshold = cfg->noise_threshold,
                          .min_pairs = cfg->noise_min_pairs};
@@ -478,6 +511,22 @@ static kg_admin_job *kg_admin_api_noise(const kg_admin_api *api, const kg_admin_
   return NULL;
 }
 
+/* GET /api/instances: what the dashboard looks at. An SQLite store (or
+ * none) is answered here at once; a fleet's names come from PostgreSQL,
+ * in a job. */
+static bool kg_admin_api_instances(const kg_admin_api *api, kg_admin_job *job,
+                                   kg_admin_resp *resp) {
+  const kg_config *cfg = api->ctx->cfg;
+  bool live = !api->ctx->store_only;
+  if (cfg->store_path != NULL || cfg->store_url == NULL) {
+    kg_admin_instances_json(resp, cfg->store_path ? "sqlite" : NULL, live, NULL);
+    return false;
+  }
+  job->kind = KG_JOB_INSTANCES;
+  job->live = live;
+  return true;
+}
+
 kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
                                   kg_admin_resp *resp, kg_admin_job_done done,
                                   void *waiter) {
@@ -493,6 +542,7 @@ kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
   else if (strcmp(p, "results") == 0) ok = kg_admin_api_results(req, &proto, resp);
   else if (strncmp(p, "results/", 8) == 0) ok = kg_admin_api_result(req, p + 8, &proto, resp);
   else if (strcmp(p, "timeseries") == 0) ok = kg_admin_api_timeseries(req, &proto, resp);
+  else if (strcmp(p, "instances") == 0) ok = kg_admin_api_instances(api, &proto, resp);
   else {
     kg_admin_resp_text(resp, 404, "not found");
     ok = false;
