@@ -241,7 +241,7 @@ def command_page(kagami, version):
     out += [".SH COMMANDS"] + roff_pre(commands)
     if notes.strip():
         out += [".PP", roff_text(" ".join(notes.split()))]
-    for cmd in ("report", "show", "replay"):
+    for cmd in ("report", "show", "admin", "replay"):
         out += [".SS kagami %s" % cmd] + roff_pre(helptext(cmd, "--help"))
     return "\n".join(out) + "\n" + COMMAND_PAGE_TAIL
 
