@@ -44,7 +44,7 @@ static const char kg_admin_cli_usage[] =
     "store. Every answer reads the store as it is then, so the dashboard\n"
     "follows what the proxies write. What only a running proxy knows (its\n"
     "counters, its learned noise) is not here: /metrics has the build only,\n"
-    "/api/noise answers 501. SIGINT or SIGTERM stop it.\n"
+    "/api/noise answers 501. SIGINT or SIGTERM stop it; SIGHUP is ignored.\n"
     "\n"
     "  --db FILE|URL      a SQLite store, or a PostgreSQL url\n"
     "                     (postgresql://user@host/db; the password from\n"
@@ -72,7 +72,7 @@ typedef struct kg_admin_cli {
   kg_config *cfg;           /* owned: loaded from --config, or made here */
   kg_admin_ctx ctx;
   uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
 } kg_admin_cli;
 
 /* Returns -1 after a message on stderr, 0 when parsed, 1 when help was
@@ -221,6 +221,14 @@ static void kg_admin_cli_on_signal(uv_signal_t *s, int signum) {
   kg_admin_stop(&c->ctx);
   uv_close((uv_handle_t *)&c->sigint, NULL);
   uv_close((uv_handle_t *)&c->sigterm, NULL);
+  uv_close((uv_handle_t *)&c->sighup, NULL);
+}
+
+/* SIGHUP would end the process by default, and a service manager's
+ * reload sends it: there is nothing to re-read (every answer reads the
+ * store afresh), so it is only noted. */
+static void kg_admin_cli_on_sighup(uv_signal_t *s, int signum) {
+  kg_log_info("received SIGHUP: nothing to reload (every answer reads the store as it is)");
 }
 
 static void kg_admin_cli_log_start(const kg_config *cfg) {
@@ -249,6 +257,8 @@ static int kg_admin_cli_serve(kg_admin_cli *c) {
     c->sigint.data = c->sigterm.data = c;
     uv_signal_start(&c->sigint, kg_admin_cli_on_signal, SIGINT);
     uv_signal_start(&c->sigterm, kg_admin_cli_on_signal, SIGTERM);
+    uv_signal_init(&c->loop, &c->sighup);
+    uv_signal_start(&c->sighup, kg_admin_cli_on_sighup, SIGHUP);
     kg_admin_cli_log_start(c->cfg);
   }
   uv_run(&c->loop, UV_RUN_DEFAULT); /* on failure: the listener's close callback */

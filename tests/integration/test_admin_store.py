@@ -137,6 +137,9 @@ def test_admin_serves_a_fleet_from_postgresql_read_only(pg, make_backend, start_
     status, body = a.get("/api/noise")
     assert status == 501 and "running proxies" in body
     assert a.get("/api/endpoints?since=yesterday")[0] == 400
+    a.proc.send_signal(signal.SIGHUP)  # a service manager's reload: nothing to do
+    time.sleep(0.3)
+    assert a.get("/healthz")[0] == 200 and "nothing to reload" in a.stderr()
 
     # fresh: what the fleet writes next shows in the next answer
     traffic(west, 6, "w2")
