@@ -101,12 +101,18 @@ def test_admin_serves_a_fleet_from_postgresql_read_only(pg, make_backend, start_
     fleet and each instance, the results, the dashboard; it follows what
     they write next, and it never writes itself."""
     db, url = new_db(pg)
-    east = start(make_backend, start_kagami, url, "east")
+    proxy_admin = free_port()
+    east = start(make_backend, start_kagami, url, "east", admin=proxy_admin)
     west = start(make_backend, start_kagami, url, "west")
     traffic(east, 12, "e")
     traffic(west, 18, "w")
     assert wait_counted(pg, db, "east", 12) == (12, 4)
     assert wait_counted(pg, db, "west", 18) == (18, 6)
+
+    # a proxy's own admin listener names the fleet too, and is live
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/instances" % proxy_admin) as r:
+        assert json.loads(r.read()) == {"store": "postgresql", "live": True,
+                                        "instances": ["east", "west"]}
 
     # the url (a password's place) from the environment, not argv
     a = Admin(tmp_path, ["--db-env", "KG_TEST_STORE"], env={"KG_TEST_STORE": url})
