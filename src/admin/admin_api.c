@@ -28,6 +28,11 @@
  * wait their turn in order, and beyond that a request is answered 503
  * with Retry-After at once rather than queued without bound.
  *
+ * Under `kagami admin` on a fleet's store, an answer also serves the same
+ * request for KG_ADMIN_API_CACHE_MS (admin_cache.c): many dashboards
+ * polling one kagami admin then share each copy out of PostgreSQL,
+ * and none sees data older than that.
+ *
  * Ownership: a job belongs to the API. Its waiter (an admin connection)
  * gets the answer through done() on the loop thread, once, unless it
  * detaches first because it is closing; a detached job that is still
@@ -49,6 +54,9 @@
 
 #define KG_ADMIN_API_RUNNING 2
 #define KG_ADMIN_API_QUEUED 8
+/* kagami admin on a fleet's store: an answer serves the same question for
+ * this long (admin_cache.c), under the dashboard's 3 s poll period. */
+#define KG_ADMIN_API_CACHE_MS 2000
 
 typedef enum kg_admin_job_kind {
   KG_JOB_ENDPOINTS,
@@ -73,6 +81,7 @@ struct kg_admin_job {
   char *instance;            /* PostgreSQL: one instance's part, or NULL */
   char *name;                /* endpoint, glob or id; may be NULL */
   char *before;              /* results: page below this id, or NULL */
+  char *cache_key;           /* the request, when its answer is cached */
   double since, factor, bucket;
   bool differing;
   bool live;                 /* instances: a proxy runs in this process */
@@ -88,13 +97,22 @@ struct kg_admin_api {
   kg_admin_job *queue, *tail; /* waiting jobs, oldest first */
   int queued, running;
   bool closing;              /* kg_admin_api_free was called */
+  kg_admin_cache *cache;     /* kagami admin on PostgreSQL, else NULL */
 };
 
 kg_admin_api *kg_admin_api_new(uv_loop_t *loop, const kg_admin_ctx *ctx) {
   kg_admin_api *api = kg_calloc(1, sizeof(*api));
   api->loop = loop;
   api->ctx = ctx;
+  /* A proxy's admin answers afresh, as before: its few users see their
+   * own traffic at once. */
+  if (ctx->store_only && ctx->cfg->store_url) api->cache = kg_admin_cache_new(KG_ADMIN_API_CACHE_MS);
   return api;
+}
+
+static void kg_admin_api_destroy(kg_admin_api *api) {
+  kg_admin_cache_free(api->cache);
+  free(api);
 }
 
 void kg_admin_api_free(kg_admin_api *api) {
@@ -103,7 +121,7 @@ void kg_admin_api_free(kg_admin_api *api) {
    * and a detached waiting job is freed at once: only running jobs can
    * be left, and the last one to end frees the API. */
   api->closing = true;
-  if (api->running == 0 && api->queue == NULL) free(api);
+  if (api->running == 0 && api->queue == NULL) kg_admin_api_destroy(api);
 }
 
 static void kg_admin_job_free(kg_admin_job *job) {
@@ -112,6 +130,7 @@ static void kg_admin_job_free(kg_admin_job *job) {
   free(job->instance);
   free(job->name);
   free(job->before);
+  free(job->cache_key);
   kg_buf_free(&job->resp.body);
   free(job);
 }
@@ -237,12 +256,14 @@ static void kg_admin_job_after(uv_work_t *w, int status) {
   kg_admin_api *api = job->api;
   api->running--;
   if (status < 0) kg_admin_resp_text(&job->resp, 503, "cancelled");
+  if (job->cache_key && !api->closing)
+    kg_admin_cache_put(api->cache, uv_now(api->loop), job->cache_key, &job->resp);
   /* Jobs that waited go first: the waiter may start a new one from
    * done() (its next pipelined request), which must queue behind them. */
   if (!api->closing) kg_admin_api_pump(api);
   if (job->done) job->done(job->waiter, &job->resp);
   kg_admin_job_free(job);
-  if (api->closing && api->running == 0 && api->queue == NULL) free(api);
+  if (api->closing && api->running == 0 && api->queue == NULL) kg_admin_api_destroy(api);
 }
 
 void kg_admin_job_detach(kg_admin_job *job) {
@@ -527,6 +548,22 @@ static bool kg_admin_api_instances(const kg_admin_api *api, kg_admin_job *job,
   return true;
 }
 
+/* With a cache: answers in resp from it (true), or marks the job to fill
+ * it (false). The key is the request as sent: the same question asked
+ * within the cache's period, whatever its relative `since`. */
+static bool kg_admin_api_cached(kg_admin_api *api, const kg_admin_req *req,
+                                kg_admin_job *job, kg_admin_resp *resp) {
+  if (api->cache == NULL) return false;
+  kg_buf key = KG_BUF_INIT;
+  kg_buf_appendf(&key, "%s?%s", req->path, req->query);
+  if (kg_admin_cache_get(api->cache, uv_now(api->loop), key.data, resp)) {
+    kg_buf_free(&key);
+    return true;
+  }
+  job->cache_key = kg_buf_steal(&key, NULL);
+  return false;
+}
+
 kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
                                   kg_admin_resp *resp, kg_admin_job_done done,
                                   void *waiter) {
@@ -547,10 +584,11 @@ kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
     kg_admin_resp_text(resp, 404, "not found");
     ok = false;
   }
-  if (ok && !kg_admin_no_store(api, resp))
+  if (ok && !kg_admin_no_store(api, resp) && !kg_admin_api_cached(api, req, &proto, resp))
     return kg_admin_api_submit(api, &proto, resp, done, waiter);
   free(proto.name);
   free(proto.before);
   free(proto.instance);
+  free(proto.cache_key);
   return NULL;
 }
