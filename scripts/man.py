@@ -201,6 +201,10 @@ directory.
 .TP
 .B NO_COLOR
 Turns off colour in \\fBkagami show\\fR.
+.TP
+.B KAGAMI_ADMIN_TOKEN
+The admin token \\fBkagami noise\\fR sends, and \\fBkagami admin\\fR requires
+when no \\fB\\-\\-token\\-file\\fR is given.
 .SH FILES
 .TP
 .I /etc/kagami/kagami.lua
@@ -215,6 +219,8 @@ Its diff log (LogsDirectory=kagami), rotated by logrotate.
 \\fBrun\\fR and \\fBcheck\\fR exit 0, or 1 with a message on standard error.
 \\fBreport\\fR and \\fBshow\\fR exit 0 when they printed, 1 on a usage or
 store error, 2 when nothing matched.
+\\fBadmin\\fR exits 0 after SIGINT or SIGTERM, or 1 when its options, its
+store or its address are unusable.
 .SH SEE ALSO
 \\fBkagami.lua\\fR(5), \\fBsystemctl\\fR(1), \\fBsystemd.exec\\fR(5)
 """
@@ -241,7 +247,7 @@ def command_page(kagami, version):
     out += [".SH COMMANDS"] + roff_pre(commands)
     if notes.strip():
         out += [".PP", roff_text(" ".join(notes.split()))]
-    for cmd in ("report", "show", "replay"):
+    for cmd in ("report", "show", "admin", "replay"):
         out += [".SS kagami %s" % cmd] + roff_pre(helptext(cmd, "--help"))
     return "\n".join(out) + "\n" + COMMAND_PAGE_TAIL
 

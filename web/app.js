@@ -9,13 +9,17 @@
  *                       or one
  * Data: /metrics (totals), /api/endpoints, /api/timeseries, /api/results,
  * /api/results/ID, /api/noise, polled every few seconds while the tab is
- * visible.
+ * visible; /api/instances now and then: on a fleet's store it names the
+ * instances (the header's select adds ?instance=NAME to the store's
+ * queries), and under `kagami admin --db` it says no proxy runs here (no
+ * live counters, no learned noise: the totals come from the store).
  * Everything from the API is put in the page as text (textContent), never
  * as markup. */
 "use strict";
 
 (() => {
   const POLL_MS = 3000;
+  const INSTANCES_MS = 60000;  /* instances come and go rarely */
   /* name, seconds back (0: everything), chart bucket seconds */
   const RANGES = [
     ["15m", 900, 15], ["1h", 3600, 60], ["6h", 21600, 300],
@@ -27,6 +31,9 @@
   const state = {
     range: sessionStorage.getItem("kagami.range") || "1h",
     token: sessionStorage.getItem("kagami.token") || "",
+    instance: sessionStorage.getItem("kagami.instance") || "", /* "": the whole fleet */
+    info: null,               /* last /api/instances answer */
+    infoAt: 0,                /* when it came (performance.now()) */
     route: { view: "overview", endpoint: null, id: null },
     onlyDiffering: true,
     endpoints: null,          /* last /api/endpoints answer */
@@ -139,6 +146,13 @@
     return text;
   }
 
+  /* A store query scoped to the instance chosen in the header (a fleet's
+   * store only; the whole fleet when none is). */
+  function scoped(path) {
+    if (!state.instance) return path;
+    return path + (path.includes("?") ? "&" : "?") + "instance=" + encodeURIComponent(state.instance);
+  }
+
   /* Fetches JSON for a panel; null when the answer is the same text as last
    * time (nothing to redraw), unless force. */
   async function getJSON(path, key, force) {
@@ -186,6 +200,30 @@
     return out;
   }
 
+  function card(label, value, sub, alert) {
+    return h("div", { class: "card" + (alert ? " alert" : "") },
+      h("div", { class: "label", text: label }),
+      h("div", { class: "value", text: value }),
+      h("div", { class: "sub", text: sub || "\u00a0" }));
+  }
+
+  /* Without a proxy (kagami admin --db) there are no live counters: the
+   * totals are the store's, over the time range (and instance) shown. */
+  function renderStoreCards(data) {
+    const [name, since] = rangeInfo();
+    const scope = (since ? "in the last " + name : "in the store") +
+      (state.instance ? " · " + state.instance : "");
+    const names = state.info ? state.info.instances : [];
+    $("cards").replaceChildren(
+      card("Compared", fmtInt(data.compared), scope),
+      card("Differing", fmtInt(data.differing), data.compared ? fmtPct(data.differing / data.compared) + " of compared" : "", data.differing > 0),
+      card("Failed", fmtInt(data.errors), "master or shadow failed", data.errors > 0),
+      card("Endpoints", fmtInt(data.endpoints.length), scope),
+      names.length ? card("Instances", fmtInt(names.length), "writing to this store") : null);
+  }
+
+  function isLive() { return !state.info || state.info.live; }
+
   async function refreshCards() {
     const text = await get("/metrics");
     const samples = parseMetrics(text);
@@ -199,11 +237,6 @@
     const compared = one("kagami_compared_total");
     const differing = one("kagami_differing_total");
     const dropped = one("kagami_dropped_total") + one("kagami_results_dropped_total");
-    const card = (label, value, sub, alert) =>
-      h("div", { class: "card" + (alert ? " alert" : "") },
-        h("div", { class: "label", text: label }),
-        h("div", { class: "value", text: value }),
-        h("div", { class: "sub", text: sub || "\u00a0" }));
     $("cards").replaceChildren(
       card("Requests", fmtInt(one("kagami_requests_total")), fmtInt(one("kagami_shadowed_total")) + " shadowed"),
       card("Compared", fmtInt(compared), "since kagami started"),
@@ -285,10 +318,11 @@
   async function refreshEndpoints(force) {
     const [, since] = rangeInfo();
     const q = since ? "?since=" + since + "s" : "";
-    const data = await getJSON("/api/endpoints" + q, "endpoints", force);
+    const data = await getJSON(scoped("/api/endpoints" + q), "endpoints", force);
     if (!data) return;
     state.endpoints = data;
     renderEndpoints();
+    if (!isLive()) renderStoreCards(data);
   }
 
   /* --- results list -------------------------------------------------------- */
@@ -338,7 +372,7 @@
     if (state.onlyDiffering) p.set("differing", "1");
     p.set("limit", "25");
     if (before) p.set("before", before);
-    return "/api/results?" + p.toString();
+    return scoped("/api/results?" + p.toString());
   }
 
   async function refreshResults(force) {
@@ -551,7 +585,7 @@
     const [, since, bucket] = rangeInfo();
     const p = new URLSearchParams({ bucket: String(bucket), since: since ? since + "s" : "all" });
     if (state.route.endpoint) p.set("endpoint", state.route.endpoint);
-    const data = await getJSON("/api/timeseries?" + p.toString(), "series", force);
+    const data = await getJSON(scoped("/api/timeseries?" + p.toString()), "series", force);
     $("chart-scope").replaceChildren(state.route.endpoint
       ? h("span", null, state.route.endpoint, " · ", h("a", { href: "#/", text: "all endpoints" }))
       : "all endpoints");
@@ -1012,7 +1046,7 @@
   async function refreshResult() {
     const id = state.route.id;
     try {
-      state.result = await getJSON("/api/results/" + encodeURIComponent(id), null, true);
+      state.result = await getJSON(scoped("/api/results/" + encodeURIComponent(id)), null, true);
     } catch (e) {
       if (e.status === 404) {
         $("result-title").textContent = "No result " + id;
@@ -1115,6 +1149,34 @@
     if (data) renderNoise(data);
   }
 
+  /* --- instances (/api/instances) ----------------------------------------- */
+
+  /* The header's select: shown only on a fleet's store, which names its
+   * instances; an instance no longer there falls back to the whole fleet. */
+  function renderInstances() {
+    const info = state.info;
+    const names = info ? info.instances : [];
+    const pick = $("instance");
+    if (state.instance && !names.includes(state.instance)) {
+      state.instance = "";
+      sessionStorage.removeItem("kagami.instance");
+      state.seen = {};
+    }
+    pick.hidden = names.length === 0;
+    pick.replaceChildren(h("option", { value: "", text: "All instances" }),
+      ...names.map((n) => h("option", { value: n, text: n })));
+    pick.value = state.instance;
+    $("noise-link").hidden = !isLive();
+  }
+
+  async function refreshInstances() {
+    if (state.info && performance.now() - state.infoAt < INSTANCES_MS) return;
+    const text = await get("/api/instances");
+    state.info = JSON.parse(text);
+    state.infoAt = performance.now();
+    renderInstances();
+  }
+
   /* --- routing and polling ----------------------------------------------- */
 
   function parseRoute() {
@@ -1129,18 +1191,22 @@
     if (state.inflight && !force) return;
     state.inflight = true;
     try {
-      const jobs = [refreshCards()];
+      /* First: whether to ask for live counters, and for which instance. */
+      const first = await Promise.allSettled([refreshInstances()]);
+      const jobs = [];
+      if (isLive()) jobs.push(refreshCards());
       if (state.route.view === "overview") jobs.push(refreshEndpoints(force), refreshSeries(force), refreshResults(force));
       else if (state.route.view === "noise") jobs.push(refreshNoise(force));
       else if (force) jobs.push(refreshResult());
-      const outcomes = await Promise.allSettled(jobs);
+      const outcomes = first.concat(await Promise.allSettled(jobs));
       const failed = outcomes.filter((o) => o.status === "rejected").map((o) => o.reason);
       if (failed.some((e) => e instanceof AuthError)) { askToken(); return; }
       const storeErr = failed.find((e) => e.status === 503);
       banner(storeErr ? "Results store: " + storeErr.message : "");
       const other = failed.find((e) => e.status !== 503);
       if (other) setStatus("error", other.message);
-      else setStatus("live", "live · updated " + new Date().toLocaleTimeString([], { hour12: false }));
+      else setStatus("live", (isLive() ? "live" : "store") + " · updated " +
+        new Date().toLocaleTimeString([], { hour12: false }));
     } finally {
       state.inflight = false;
     }
@@ -1183,6 +1249,14 @@
       state.onlyDiffering = e.target.checked;
       state.olderLoaded = false;
       refreshResults(true).catch(() => {});
+    });
+    $("instance").addEventListener("change", (e) => {
+      state.instance = e.target.value;
+      if (state.instance) sessionStorage.setItem("kagami.instance", state.instance);
+      else sessionStorage.removeItem("kagami.instance");
+      state.seen = {};
+      state.olderLoaded = false;
+      refresh(true);
     });
     $("results-more").addEventListener("click", () => loadOlder().catch((e) => setStatus("error", e.message)));
     $("shadow-pick").addEventListener("change", (e) => { state.shadow = e.target.value; renderResult(); });

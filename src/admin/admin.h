@@ -15,6 +15,8 @@
  *   /api/results/ID
  *   /api/timeseries          ?endpoint=&bucket=60&since=1h
  *   /api/noise               ?endpoint=GLOB: learned noise and its evidence
+ *   /api/instances           which store, whether a proxy runs here, and a
+ *                            fleet's instance names (for ?instance=NAME)
  *   / and its assets         the dashboard, embedded in the binary
  * With admin_token set, /metrics and /api/ need "Authorization: Bearer
  * TOKEN". The dashboard's files hold no data, so they are served without
@@ -23,6 +25,7 @@
 #ifndef KG_ADMIN_H
 #define KG_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -43,6 +46,10 @@ typedef struct kg_admin_ctx {
   kg_admin *admin;        /* set by kg_admin_start, cleared by kg_admin_stop */
   kg_noise *noise;        /* learned noise, or NULL when not learning */
   const struct kg_sinks *sinks; /* their own /metrics (PostgreSQL store), or NULL */
+  bool store_only;        /* `kagami admin --db`: no proxy in this process
+                             (no workers, epstats, noise or sinks); only
+                             the store's answers are served, /metrics has
+                             nothing but the build, /api/noise says 501 */
 } kg_admin_ctx;
 
 /* Binds and listens on ctx->cfg->admin with handles on `loop` (the main

@@ -7,10 +7,12 @@
  *   (instance: a fleet's PostgreSQL store, one kagami's part; without it
  *   the whole fleet)
  *   GET /api/noise?endpoint=GLOB
+ *   GET /api/instances
  *
  * The answers are storeq's JSON as it documents them (storeq.h), except
  * /api/noise, which reads the learned-noise model in memory (see
- * kg_admin_api_noise).
+ * kg_admin_api_noise), and /api/instances, which tells the dashboard what
+ * it looks at (kg_admin_api_instances).
  *
  * The loop thread only checks the parameters; the query runs as a job on
  * libuv's thread pool, so that a slow one (a report over a full store)
@@ -25,6 +27,11 @@
  * KG_ADMIN_API_RUNNING jobs run at once; up to KG_ADMIN_API_QUEUED more
  * wait their turn in order, and beyond that a request is answered 503
  * with Retry-After at once rather than queued without bound.
+ *
+ * Under `kagami admin` on a fleet's store, an answer also serves the same
+ * request for KG_ADMIN_API_CACHE_MS (admin_cache.c): many dashboards
+ * polling one kagami admin then share each copy out of PostgreSQL,
+ * and none sees data older than that.
  *
  * Ownership: a job belongs to the API. Its waiter (an admin connection)
  * gets the answer through done() on the loop thread, once, unless it
@@ -47,12 +54,16 @@
 
 #define KG_ADMIN_API_RUNNING 2
 #define KG_ADMIN_API_QUEUED 8
+/* kagami admin on a fleet's store: an answer serves the same question for
+ * this long (admin_cache.c), under the dashboard's 3 s poll period. */
+#define KG_ADMIN_API_CACHE_MS 2000
 
 typedef enum kg_admin_job_kind {
   KG_JOB_ENDPOINTS,
   KG_JOB_RESULTS,
   KG_JOB_RESULT,
   KG_JOB_TIMESERIES,
+  KG_JOB_INSTANCES,
 } kg_admin_job_kind;
 
 struct kg_admin_job {
@@ -70,8 +81,10 @@ struct kg_admin_job {
   char *instance;            /* PostgreSQL: one instance's part, or NULL */
   char *name;                /* endpoint, glob or id; may be NULL */
   char *before;              /* results: page below this id, or NULL */
+  char *cache_key;           /* the request, when its answer is cached */
   double since, factor, bucket;
   bool differing;
+  bool live;                 /* instances: a proxy runs in this process */
   int limit;
   /* The answer, written by the pool thread, read after it. */
   kg_admin_resp resp;
@@ -84,13 +97,22 @@ struct kg_admin_api {
   kg_admin_job *queue, *tail; /* waiting jobs, oldest first */
   int queued, running;
   bool closing;              /* kg_admin_api_free was called */
+  kg_admin_cache *cache;     /* kagami admin on PostgreSQL, else NULL */
 };
 
 kg_admin_api *kg_admin_api_new(uv_loop_t *loop, const kg_admin_ctx *ctx) {
   kg_admin_api *api = kg_calloc(1, sizeof(*api));
   api->loop = loop;
   api->ctx = ctx;
+  /* A proxy's admin answers afresh, as before: its few users see their
+   * own traffic at once. */
+  if (ctx->store_only && ctx->cfg->store_url) api->cache = kg_admin_cache_new(KG_ADMIN_API_CACHE_MS);
   return api;
+}
+
+static void kg_admin_api_destroy(kg_admin_api *api) {
+  kg_admin_cache_free(api->cache);
+  free(api);
 }
 
 void kg_admin_api_free(kg_admin_api *api) {
@@ -99,7 +121,7 @@ void kg_admin_api_free(kg_admin_api *api) {
    * and a detached waiting job is freed at once: only running jobs can
    * be left, and the last one to end frees the API. */
   api->closing = true;
-  if (api->running == 0 && api->queue == NULL) free(api);
+  if (api->running == 0 && api->queue == NULL) kg_admin_api_destroy(api);
 }
 
 static void kg_admin_job_free(kg_admin_job *job) {
@@ -108,6 +130,7 @@ static void kg_admin_job_free(kg_admin_job *job) {
   free(job->instance);
   free(job->name);
   free(job->before);
+  free(job->cache_key);
   kg_buf_free(&job->resp.body);
   free(job);
 }
@@ -137,10 +160,32 @@ static void kg_admin_job_json(kg_admin_job *job, kg_storeq *q, json_t *j) {
   free(text);
 }
 
+/* The /api/instances answer: {"store": "postgresql" | "sqlite" | null,
+ * "live": bool, "instances": [names]}. The names are a fleet's (NULL: an
+ * SQLite store or none, which hold one instance, unnamed). */
+static void kg_admin_instances_json(kg_admin_resp *resp, const char *store, bool live,
+                                    json_t *names) {
+  json_t *j = json_pack("{s:s?, s:b, s:o}", "store", store, "live", live, "instances",
+                        names ? names : json_array());
+  char *text = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  resp->status = 200;
+  resp->content_type = "application/json";
+  kg_buf_reset(&resp->body);
+  kg_buf_appendf(&resp->body, "%s\n", text ? text : "{}");
+  free(text);
+}
+
 static void kg_admin_job_work(uv_work_t *w) {
   kg_admin_job *job = KG_CONTAINER_OF(w, kg_admin_job, work);
   char err[512];
   kg_storeq *q = NULL;
+  if (job->kind == KG_JOB_INSTANCES) { /* queued for a PostgreSQL store only */
+    json_t *names = kg_pgread_instances(job->store_url, err, sizeof(err));
+    if (names == NULL) kg_admin_resp_text(&job->resp, 503, err);
+    else kg_admin_instances_json(&job->resp, "postgresql", job->live, names);
+    return;
+  }
   /* A fleet's store: what the query needs is copied out of PostgreSQL for
    * this one answer (pgread.h), from `since` on. */
   kg_pgread_pick pick = {.instance = job->instance,
@@ -179,6 +224,8 @@ static void kg_admin_job_work(uv_work_t *w) {
   case KG_JOB_TIMESERIES:
     j = kg_storeq_timeseries(q, job->name, job->bucket, job->since);
     break;
+  case KG_JOB_INSTANCES: /* answered before the store is opened */
+    break;
   }
   kg_admin_job_json(job, q, j);
   kg_storeq_close(q);
@@ -209,12 +256,14 @@ static void kg_admin_job_after(uv_work_t *w, int status) {
   kg_admin_api *api = job->api;
   api->running--;
   if (status < 0) kg_admin_resp_text(&job->resp, 503, "cancelled");
+  if (job->cache_key && !api->closing)
+    kg_admin_cache_put(api->cache, uv_now(api->loop), job->cache_key, &job->resp);
   /* Jobs that waited go first: the waiter may start a new one from
    * done() (its next pipelined request), which must queue behind them. */
   if (!api->closing) kg_admin_api_pump(api);
   if (job->done) job->done(job->waiter, &job->resp);
   kg_admin_job_free(job);
-  if (api->closing && api->running == 0 && api->queue == NULL) free(api);
+  if (api->closing && api->running == 0 && api->queue == NULL) kg_admin_api_destroy(api);
 }
 
 void kg_admin_job_detach(kg_admin_job *job) {
@@ -456,6 +505,11 @@ static void kg_admin_api_noise_ep(const kg_noise_ep_info *e, kg_buf *o) {
 static kg_admin_job *kg_admin_api_noise(const kg_admin_api *api, const kg_admin_req *r,
                                         kg_admin_resp *resp) {
   const kg_config *cfg = api->ctx->cfg;
+  if (api->ctx->store_only) {
+    kg_admin_resp_text(resp, 501, "learned noise lives in the memory of the running proxies: "
+                                  "ask one (kagami noise --admin URL)");
+    return NULL;
+  }
   char *glob = kg_admin_param(r->query, "endpoint");
   kg_noise_snapshot s = {.threshold = cfg->noise_threshold,
                          .min_pairs = cfg->noise_min_pairs};
@@ -478,6 +532,38 @@ static kg_admin_job *kg_admin_api_noise(const kg_admin_api *api, const kg_admin_
   return NULL;
 }
 
+/* GET /api/instances: what the dashboard looks at. An SQLite store (or
+ * none) is answered here at once; a fleet's names come from PostgreSQL,
+ * in a job. */
+static bool kg_admin_api_instances(const kg_admin_api *api, kg_admin_job *job,
+                                   kg_admin_resp *resp) {
+  const kg_config *cfg = api->ctx->cfg;
+  bool live = !api->ctx->store_only;
+  if (cfg->store_path != NULL || cfg->store_url == NULL) {
+    kg_admin_instances_json(resp, cfg->store_path ? "sqlite" : NULL, live, NULL);
+    return false;
+  }
+  job->kind = KG_JOB_INSTANCES;
+  job->live = live;
+  return true;
+}
+
+/* With a cache: answers in resp from it (true), or marks the job to fill
+ * it (false). The key is the request as sent: the same question asked
+ * within the cache's period, whatever its relative `since`. */
+static bool kg_admin_api_cached(kg_admin_api *api, const kg_admin_req *req,
+                                kg_admin_job *job, kg_admin_resp *resp) {
+  if (api->cache == NULL) return false;
+  kg_buf key = KG_BUF_INIT;
+  kg_buf_appendf(&key, "%s?%s", req->path, req->query);
+  if (kg_admin_cache_get(api->cache, uv_now(api->loop), key.data, resp)) {
+    kg_buf_free(&key);
+    return true;
+  }
+  job->cache_key = kg_buf_steal(&key, NULL);
+  return false;
+}
+
 kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
                                   kg_admin_resp *resp, kg_admin_job_done done,
                                   void *waiter) {
@@ -493,14 +579,16 @@ kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
   else if (strcmp(p, "results") == 0) ok = kg_admin_api_results(req, &proto, resp);
   else if (strncmp(p, "results/", 8) == 0) ok = kg_admin_api_result(req, p + 8, &proto, resp);
   else if (strcmp(p, "timeseries") == 0) ok = kg_admin_api_timeseries(req, &proto, resp);
+  else if (strcmp(p, "instances") == 0) ok = kg_admin_api_instances(api, &proto, resp);
   else {
     kg_admin_resp_text(resp, 404, "not found");
     ok = false;
   }
-  if (ok && !kg_admin_no_store(api, resp))
+  if (ok && !kg_admin_no_store(api, resp) && !kg_admin_api_cached(api, req, &proto, resp))
     return kg_admin_api_submit(api, &proto, resp, done, waiter);
   free(proto.name);
   free(proto.before);
   free(proto.instance);
+  free(proto.cache_key);
   return NULL;
 }

@@ -3,6 +3,7 @@
  *   admin.c          listener, connections, routing, token, static files
  *   admin_metrics.c  the Prometheus exposition
  *   admin_api.c      the JSON API over the results store
+ *   admin_cache.c    its answers from a fleet's store, kept for a moment
  *
  * A handler gets a parsed request and fills a response; admin.c frames it
  * (status line, Content-Length, security headers, keep-alive), so handlers
@@ -87,5 +88,18 @@ kg_admin_job *kg_admin_api_handle(kg_admin_api *api, const kg_admin_req *req,
  * called, and the job is freed when it can be (at once if it has not
  * started). The job pointer is invalid afterwards. */
 void kg_admin_job_detach(kg_admin_job *job);
+
+/* A fleet store's recent answers (admin_cache.c), by request (path and
+ * query as sent), each for ttl_ms; loop thread only. get fills resp (a
+ * 200) and returns true when the key was answered less than ttl_ms
+ * before now_ms; put keeps a 200 answer (not a too big one), replacing
+ * the oldest when full. */
+typedef struct kg_admin_cache kg_admin_cache;
+kg_admin_cache *kg_admin_cache_new(uint64_t ttl_ms);
+void kg_admin_cache_free(kg_admin_cache *c);  /* NULL is fine */
+bool kg_admin_cache_get(kg_admin_cache *c, uint64_t now_ms, const char *key,
+                        kg_admin_resp *resp);
+void kg_admin_cache_put(kg_admin_cache *c, uint64_t now_ms, const char *key,
+                        const kg_admin_resp *resp);
 
 #endif

@@ -123,6 +123,9 @@ void kg_admin_metrics(const kg_admin_ctx *ctx, kg_buf *o) {
 
   kg_prom_family(o, "kagami_build_info", "gauge", "The running kagami's version.");
   kg_buf_appendf(o, "kagami_build_info{version=\"%s\"} 1\n", KG_VERSION);
+  /* No proxy here: its counters are the proxies' own to expose, and zeros
+   * would read as a fleet that does nothing. */
+  if (ctx->store_only) return;
   kg_prom_family(o, "kagami_backend_info", "gauge",
                  "Configured backends and their roles.");
   for (size_t i = 0; i < cfg->nbackends; i++) {

@@ -1,4 +1,5 @@
-/* main.c: the command line: run, check, --version, --help. */
+/* main.c: the command line: run, check, --version, --help, and the
+ * other subcommands handed to their own files. */
 #include <libgen.h>
 #include <malloc.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "traffic/record.h"
 #include "proxy/hooks.h"
 #include "common/log.h"
+#include "cli/admin_cli.h"
 #include "cli/noise_cli.h"
 #include "cli/notify.h"
 #include "cli/replay_cli.h"
@@ -47,6 +49,11 @@ static const char kg_usage[] =
     "        [--export]\n"
     "                     what a running kagami learned as noise, with the\n"
     "                     evidence; --export prints it as config rules\n"
+    "  admin (--db FILE|URL | --db-env NAME | --db-file PATH | --config FILE)\n"
+    "        [--listen ADDR] [--token-file FILE]\n"
+    "                     serve the dashboard and the read-only API from a\n"
+    "                     store (a fleet's PostgreSQL store, or a SQLite file)\n"
+    "                     without proxying; `kagami admin --help` tells more\n"
     "  replay FILE --target http://host:port [--rate N/s | --speed 2x] [--compare]\n"
     "                     send recorded traffic (a WARC recording, a URL list or an\n"
     "                     nginx log) to a target; `kagami replay --help` tells more\n"
@@ -492,6 +499,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "show") == 0) return kg_show_main(argc - 2, argv + 2);
   if (strcmp(cmd, "replay") == 0) return kg_replay_cli_main(argc - 2, argv + 2);
   if (strcmp(cmd, "noise") == 0) return kg_noise_cli_main(argc - 2, argv + 2);
+  if (strcmp(cmd, "admin") == 0) return kg_admin_cli_main(argc - 2, argv + 2);
   fprintf(stderr, "kagami: unknown %s '%s'\n%s",
           cmd[0] == '-' ? "option" : "command", cmd, kg_usage);
   return 1;

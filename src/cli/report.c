@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cliopt.h"
 #include "common/buf.h"
 #include "common/common.h"
 #include "config/config.h"
@@ -23,8 +24,6 @@
 #define KG_EXIT_ERROR 1
 #define KG_EXIT_EMPTY 2
 
-/* The config's default latency_regression, used when no --config says. */
-#define KG_REPORT_DEFAULT_FACTOR 1.5
 #define KG_REPORT_MAX_NAME 60   /* endpoint column width cap */
 #define KG_REPORT_MAX_LOC 100   /* a location printed at most this long */
 
@@ -84,22 +83,6 @@ typedef struct kg_report_opts {
   kg_config *cfg;        /* owned when --config was given */
 } kg_report_opts;
 
-/* Accepts "--opt VALUE" and "--opt=VALUE". Returns 1 when argv[*i] is
- * `name` (with *val set and *i advanced), 0 when it is not, -1 when its
- * value is missing. */
-static int kg_opt(int argc, char **argv, int *i, const char *name, const char **val) {
-  size_t n = strlen(name);
-  if (strncmp(argv[*i], name, n) != 0) return 0;
-  if (argv[*i][n] == '=') {
-    *val = argv[*i] + n + 1;
-    return 1;
-  }
-  if (argv[*i][n] != '\0') return 0;
-  if (*i + 1 >= argc) return -1;
-  *val = argv[++*i];
-  return 1;
-}
-
 /* Parses argv for `cmd` ("report" or "show"). Returns -1 after a message
  * on stderr, 0 when parsed, 1 when help was printed. */
 static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts *o) {
@@ -113,12 +96,12 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
       fputs(usage, stdout);
       return 1;
     }
-    if ((r = kg_opt(argc, argv, &i, "--db", &o->db)) ||
-        (r = kg_opt(argc, argv, &i, "--config", &o->config)) ||
-        (r = kg_opt(argc, argv, &i, "--format", &format)) ||
-        (!show && (r = kg_opt(argc, argv, &i, "--since", &o->since))) ||
-        (!show && (r = kg_opt(argc, argv, &i, "--endpoint", &o->endpoint))) ||
-        (r = kg_opt(argc, argv, &i, "--instance", &o->instance))) {
+    if ((r = kg_cli_opt(argc, argv, &i, "--db", &o->db)) ||
+        (r = kg_cli_opt(argc, argv, &i, "--config", &o->config)) ||
+        (r = kg_cli_opt(argc, argv, &i, "--format", &format)) ||
+        (!show && (r = kg_cli_opt(argc, argv, &i, "--since", &o->since))) ||
+        (!show && (r = kg_cli_opt(argc, argv, &i, "--endpoint", &o->endpoint))) ||
+        (r = kg_cli_opt(argc, argv, &i, "--instance", &o->instance))) {
       if (r < 0) {
         fprintf(stderr, "kagami %s: %s needs a value\n%s", cmd, a, usage);
         return -1;
@@ -151,7 +134,7 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
             "2h or 7d, got '%s'\n", cmd, o->since);
     return -1;
   }
-  o->factor = KG_REPORT_DEFAULT_FACTOR;
+  o->factor = KG_CONFIG_DEFAULT_LATENCY_REGRESSION;
   if (o->config) {
     char err[1024];
     if (kg_config_load(o->config, &o->cfg, err, sizeof(err)) < 0) {
@@ -168,7 +151,7 @@ static int kg_report_args(const char *cmd, int argc, char **argv, kg_report_opts
     if (o->db == NULL) o->db = o->cfg->store_path;
   }
   if (o->db == NULL) o->db = "kagami.db";
-  o->pg = strncmp(o->db, "postgresql://", 13) == 0 || strncmp(o->db, "postgres://", 11) == 0;
+  o->pg = kg_config_is_pg_url(o->db);
   if (o->instance && !o->pg) {
     fprintf(stderr, "kagami %s: --instance: only a PostgreSQL store holds several "
             "instances\n", cmd);

@@ -169,6 +169,24 @@ int kg_config_lua_run(lua_State *L, const char *path);
 void kg_config_lua_message(const char *msg, const char *path,
                            struct kg_buf *out);
 
+/* latency_regression when the config does not say, and for the readers of
+ * a store that have no config (`kagami report --db`, `kagami admin --db`). */
+#define KG_CONFIG_DEFAULT_LATENCY_REGRESSION 1.5
+
+/* A store given as a PostgreSQL url (postgresql:// or postgres://) rather
+ * than an SQLite file path. */
+bool kg_config_is_pg_url(const char *s);
+
+/* A secret kept out of argv and config files (a store url with its
+ * password, a token): the value of the environment variable env_name when
+ * it is given, else the first line of the file file_path. Returns an owned
+ * string, or NULL with why in err ("environment variable X is not set",
+ * "PATH: No such file or directory", "PATH is empty"). The same for the
+ * store key's url_env / url_file and the command line's --db-env /
+ * --db-file / --token-file. */
+char *kg_config_read_secret(const char *env_name, const char *file_path, char *err,
+                            size_t errlen);
+
 /* Index of the backend called `name`, or -1. */
 int kg_config_backend_index(const kg_config *cfg, const char *name);
 

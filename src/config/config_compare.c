@@ -194,7 +194,8 @@ const kg_cfg_key kg_cfg_compare_keys[] = {
     {"endpoints", KG_CFG_CUSTOM, .read = kg_cfg_endpoints},
     {"max_per_endpoint_per_s", KG_CFG_NUMBER, KG_AT(max_per_endpoint_per_s),
      .bound = 0},
-    {"latency_regression", KG_CFG_NUMBER, KG_AT(latency_regression), .def = 1.5,
+    {"latency_regression", KG_CFG_NUMBER, KG_AT(latency_regression),
+     .def = KG_CONFIG_DEFAULT_LATENCY_REGRESSION,
      .bound = 1},
     {"max_endpoints", KG_CFG_INT, KG_AT(max_endpoints), .def = 1000, /* KG_EPSTATS_MAX */
      .bound = 1000000},

@@ -31,8 +31,32 @@ static char *kg_cfg_default_store(const char *def) {
   return path;
 }
 
-static bool kg_cfg_is_pg_url(const char *s) {
+bool kg_config_is_pg_url(const char *s) {
   return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
+}
+
+char *kg_config_read_secret(const char *env_name, const char *file_path, char *err,
+                            size_t errlen) {
+  if (env_name != NULL) {
+    const char *v = getenv(env_name);
+    if (v != NULL && *v != '\0') return kg_strdup(v);
+    snprintf(err, errlen, "environment variable %s is not set", env_name);
+    return NULL;
+  }
+  FILE *f = fopen(file_path, "r");
+  if (f == NULL) {
+    snprintf(err, errlen, "%s: %s", file_path, strerror(errno));
+    return NULL;
+  }
+  char line[4096];
+  if (fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
+  fclose(f);
+  line[strcspn(line, "\r\n")] = '\0';
+  if (line[0] == '\0') {
+    snprintf(err, errlen, "%s is empty", file_path);
+    return NULL;
+  }
+  return kg_strdup(line);
 }
 
 /* The url of store = { url_env = NAME } or { url_file = PATH }: forms that
@@ -42,35 +66,22 @@ static bool kg_cfg_is_pg_url(const char *s) {
 static char *kg_cfg_store_url(kg_cfg_ctx *c, int idx, const char *kp) {
   static const char *const keys[] = {"url_env", "url_file"};
   lua_State *L = c->L;
-  char d[128];
+  char d[128], why[4200];
   if (kg_cfg_check_keys(c, idx, kp, keys, KG_ARRAY_SIZE(keys)) != 0) return NULL;
   int top = lua_gettop(L);
   char *url = NULL;
   if (kg_cfg_rawfield(L, idx, "url_env") == LUA_TSTRING) {
-    const char *name = lua_tostring(L, -1), *v = getenv(name);
-    if (v == NULL || *v == '\0')
-      kg_cfg_fail(c, kp, "url_env: environment variable %s is not set", name);
-    else
-      url = kg_strdup(v);
+    url = kg_config_read_secret(lua_tostring(L, -1), NULL, why, sizeof(why));
+    if (url == NULL) kg_cfg_fail(c, kp, "url_env: %s", why);
   } else if (kg_cfg_rawfield(L, idx, "url_file") == LUA_TSTRING) {
-    const char *path = lua_tostring(L, -1);
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    if (f == NULL) {
-      kg_cfg_fail(c, kp, "url_file: %s: %s", path, strerror(errno));
-    } else {
-      if (fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
-      fclose(f);
-      line[strcspn(line, "\r\n")] = '\0';
-      if (line[0] == '\0') kg_cfg_fail(c, kp, "url_file: %s is empty", path);
-      else url = kg_strdup(line);
-    }
+    url = kg_config_read_secret(NULL, lua_tostring(L, -1), why, sizeof(why));
+    if (url == NULL) kg_cfg_fail(c, kp, "url_file: %s", why);
   } else {
     kg_cfg_fail(c, kp, "expected { url_env = \"NAME\" } or { url_file = \"PATH\" }, got %s",
                 kg_cfg_describe(L, idx, d, sizeof(d)));
   }
   lua_settop(L, top);
-  if (url != NULL && !kg_cfg_is_pg_url(url)) {
+  if (url != NULL && !kg_config_is_pg_url(url)) {
     kg_cfg_fail(c, kp, "expected a postgresql:// url in %s",
                 lua_type(L, idx) == LUA_TTABLE ? "url_env / url_file" : "it");
     free(url);
@@ -92,7 +103,7 @@ static int kg_cfg_store(kg_cfg_ctx *c, int idx, const kg_cfg_key *k,
     cfg->store_path = kg_cfg_default_store(k->def_str);
   } else if (ty == LUA_TSTRING && lua_rawlen(L, idx) > 0) {
     const char *s = lua_tostring(L, idx);
-    if (kg_cfg_is_pg_url(s)) cfg->store_url = kg_strdup(s);
+    if (kg_config_is_pg_url(s)) cfg->store_url = kg_strdup(s);
     else cfg->store_path = kg_strdup(s);
   } else if (ty == LUA_TTABLE) {
     cfg->store_url = kg_cfg_store_url(c, idx, kp);

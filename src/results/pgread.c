@@ -310,42 +310,54 @@ static void kg_pgread_trim(char *s) {
   while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ')) s[--n] = '\0';
 }
 
-/* Connects to url, checks its schema version and opens an empty in-memory
- * SQLite database with `schema`, in a transaction. Returns 0, or -1 with
- * why (everything closed). */
+/* Connects to url and checks its schema version. Returns the connection,
+ * or NULL with why. Every transaction on it is read-only (PostgreSQL
+ * refuses a write): readers of a fleet's store, the report and `kagami
+ * admin --db` among them, never change it. */
+static PGconn *kg_pgread_connect(const char *url, char *why, size_t whylen) {
+  const char *const keys[] = {"dbname", "connect_timeout", "application_name", "options",
+                              NULL};
+  const char *const vals[] = {url, "10", "kagami report",
+                              "-c default_transaction_read_only=on", NULL};
+  PGconn *pg = PQconnectdbParams(keys, vals, 1);
+  if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+    snprintf(why, whylen, "cannot connect: %s", pg ? PQerrorMessage(pg) : "out of memory");
+    PQfinish(pg);
+    return NULL;
+  }
+  long v = kg_pgread_version(pg, why, whylen);
+  if (v >= 0 && v != KG_PGSTORE_SCHEMA_VERSION)
+    snprintf(why, whylen, "schema version %ld; this kagami reads version %d", v,
+             KG_PGSTORE_SCHEMA_VERSION);
+  if (v != KG_PGSTORE_SCHEMA_VERSION) {
+    PQfinish(pg);
+    return NULL;
+  }
+  return pg;
+}
+
+/* Connects to url (kg_pgread_connect) and opens an empty in-memory SQLite
+ * database with `schema`, in a transaction. Returns 0, or -1 with why
+ * (everything closed). */
 static int kg_pgread_begin(const char *url, const char *schema, PGconn **pgp, sqlite3 **dbp,
                            char *why, size_t whylen) {
   *pgp = NULL;
   *dbp = NULL;
-  const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-  const char *const vals[] = {url, "10", "kagami report", NULL};
-  PGconn *pg = PQconnectdbParams(keys, vals, 1);
+  PGconn *pg = kg_pgread_connect(url, why, whylen);
   sqlite3 *db = NULL;
-  if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
-    snprintf(why, whylen, "cannot connect: %s", pg ? PQerrorMessage(pg) : "out of memory");
-    goto fail;
-  }
-  long v = kg_pgread_version(pg, why, whylen);
-  if (v < 0) goto fail;
-  if (v != KG_PGSTORE_SCHEMA_VERSION) {
-    snprintf(why, whylen, "schema version %ld; this kagami reads version %d", v,
-             KG_PGSTORE_SCHEMA_VERSION);
-    goto fail;
-  }
+  if (pg == NULL) return -1;
   if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
           SQLITE_OK ||
       sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK ||
       sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
     snprintf(why, whylen, "an in-memory copy: %s", db ? sqlite3_errmsg(db) : "no memory");
-    goto fail;
+    sqlite3_close(db);
+    PQfinish(pg);
+    return -1;
   }
   *pgp = pg;
   *dbp = db;
   return 0;
-fail:
-  sqlite3_close(db);
-  PQfinish(pg);
-  return -1;
 }
 
 /* Ends a copy: commits db and wraps it, or reports why it failed. */
@@ -618,4 +630,46 @@ int kg_pgread_open_results(const char *url, const kg_pgread_pick *pick, kg_store
   rc = kg_pgread_end(rc, pg, db, &masked, why, sizeof(why), out, err, errlen);
   kg_buf_free(&masked);
   return rc;
+}
+
+/* --- the fleet's instances ------------------------------------------------------------ */
+
+/* Every instance with aggregates in the store, in name order. DISTINCT
+ * over agg_requests would read every row of it; this walks its primary
+ * key (which starts with the instance) one name at a time instead, so it
+ * costs an index probe per instance whatever the store's size. */
+static const char kg_pgread_instances_sql[] =
+    "WITH RECURSIVE i(name) AS ("
+    " SELECT min(instance) FROM agg_requests"
+    " UNION ALL"
+    " SELECT (SELECT min(instance) FROM agg_requests WHERE instance > i.name)"
+    " FROM i WHERE i.name IS NOT NULL)"
+    " SELECT name FROM i WHERE name IS NOT NULL LIMIT $1";
+
+json_t *kg_pgread_instances(const char *url, char *err, size_t errlen) {
+  kg_buf masked = KG_BUF_INIT;
+  kg_pgstore_mask(url, &masked);
+  char why[512] = "", lim[16];
+  json_t *names = NULL;
+  PGconn *pg = kg_pgread_connect(url, why, sizeof(why));
+  if (pg != NULL) {
+    snprintf(lim, sizeof(lim), "%d", KG_PGREAD_MAX_INSTANCES);
+    const char *p[1] = {lim};
+    PGresult *r = PQexecParams(pg, kg_pgread_instances_sql, 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+      names = json_array();
+      for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(names, json_string(PQgetvalue(r, i, 0)));
+    } else {
+      snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    PQfinish(pg);
+  }
+  if (names == NULL) {
+    kg_pgread_trim(why);
+    snprintf(err, errlen, "store %s: %s", masked.data, why);
+  }
+  kg_buf_free(&masked);
+  return names;
 }

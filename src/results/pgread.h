@@ -61,4 +61,12 @@ int kg_pgread_open_results(const char *url, const kg_pgread_pick *pick, kg_store
 int kg_pgread_from_records(const char *const *records, const double *ts, size_t n,
                            const char *label, kg_storeq **out);
 
+/* The names of the instances that wrote aggregates to the store at url
+ * (at most KG_PGREAD_MAX_INSTANCES, in name order), as a JSON array of
+ * strings, or NULL with a message in err (password masked) when the store
+ * cannot be read. Also the cheapest check that url is a kagami store this
+ * build reads. */
+#define KG_PGREAD_MAX_INSTANCES 1000
+json_t *kg_pgread_instances(const char *url, char *err, size_t errlen);
+
 #endif

@@ -13,6 +13,11 @@
 //   cd tests/browser && npm ci && KAGAMI_BIN=../../build/asan/kagami npm test
 //   (or `make browser-test` from the top)
 //
+// A second test starts a real PostgreSQL (tests/integration/pgserver.py,
+// skipped without postgresql-15), two kagami instances writing to it and
+// `kagami admin --db-env` serving their store without a proxy, and checks
+// the header's instance choice scopes every store query.
+//
 // Fails on any page error, console error (a CSP violation shows as one),
 // failed request, or sanitizer report in kagami's stderr.
 
@@ -67,6 +72,43 @@ async function fetchText(url, headers) {
   return { status: r.status, text: await r.text() };
 }
 
+/* A config for kagami in front of the example shop's two variants; extra:
+ * more keys, as Lua lines. */
+function shopConfig(listen, prodPort, newdbPort, extra) {
+  return `-- written by tests/browser/dashboard.test.mjs
+return {
+  listen = "127.0.0.1:${listen}",
+  backends = {
+    production = { url = "http://127.0.0.1:${prodPort}", master = true },
+    newdb      = { url = "http://127.0.0.1:${newdbPort}" },
+  },
+${extra}}
+`;
+}
+
+/* kagami's environment: sanitizers that report and stop. */
+function kagamiEnv(extra) {
+  return {
+    ...process.env,
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS || "detect_leaks=1:abort_on_error=0:halt_on_error=1",
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || "print_stacktrace=1:halt_on_error=1",
+    ...extra,
+  };
+}
+
+/* Debian's Chromium, headless, with a profile of its own. */
+function launchBrowser() {
+  const userData = fs.mkdtempSync(path.join(os.tmpdir(), "kagami-chromium-"));
+  return chromium.launchPersistentContext(userData, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1360, height: 900 },
+    deviceScaleFactor: 1,
+  });
+}
+
 /* Everything the test started, stopped in reverse order at the end. */
 const procs = [];
 
@@ -91,25 +133,13 @@ test("dashboard: endpoint table, differing results, side-by-side view", async (t
   start("python3", [app, "--port", String(prodPort), "--variant", "production"]);
   start("python3", [app, "--port", String(newdbPort), "--variant", "newdb"]);
   const config = path.join(work, "kagami.lua");
-  fs.writeFileSync(config, `-- written by tests/browser/dashboard.test.mjs
-return {
-  listen = "127.0.0.1:${listen}",
-  backends = {
-    production = { url = "http://127.0.0.1:${prodPort}", master = true },
-    newdb      = { url = "http://127.0.0.1:${newdbPort}" },
-  },
-  store = "${path.join(work, "kagami.db")}",
+  fs.writeFileSync(config, shopConfig(listen, prodPort, newdbPort, `  store = "${path.join(work, "kagami.db")}",
   admin = ${adminPort},
   admin_token = "${TOKEN}",
   noise = { learn = true, shadow_twice = 1.0, min_pairs = 3 },
   rules = { { endpoint = "GET /api/names", unordered = { "$.names" } } },
-}
-`);
-  const env = {
-    ...process.env,
-    ASAN_OPTIONS: process.env.ASAN_OPTIONS || "detect_leaks=1:abort_on_error=0:halt_on_error=1",
-    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || "print_stacktrace=1:halt_on_error=1",
-  };
+`));
+  const env = kagamiEnv();
   const kagami = start(KAGAMI, ["run", config], { cwd: work, env });
   const admin = `http://127.0.0.1:${adminPort}`;
   const proxy = `http://127.0.0.1:${listen}`;
@@ -141,15 +171,7 @@ return {
       return r.status === 200 && JSON.parse(r.text).results.length > 0;
     });
 
-    const userData = fs.mkdtempSync(path.join(os.tmpdir(), "kagami-chromium-"));
-    browser = await chromium.launchPersistentContext(userData, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      viewport: { width: 1360, height: 900 },
-      deviceScaleFactor: 1,
-    });
+    browser = await launchBrowser();
     const page = browser.pages()[0] || (await browser.newPage());
     const problems = [];
     page.on("pageerror", (e) => problems.push("page error: " + e.message));
@@ -184,6 +206,8 @@ return {
 
       await page.waitForSelector("#cards .card");
       await page.waitForFunction(() => document.querySelector("#status").classList.contains("live"));
+      // One SQLite store is one instance: nothing to choose.
+      assert.ok(await page.isHidden("#instance"), "no instance choice on a SQLite store");
       await page.waitForSelector("#results tbody tr");
       await sleep(300); // let the chart settle before the picture
       await page.screenshot({ path: path.join(SHOTS, "dashboard-overview.png"), fullPage: true });
@@ -318,6 +342,146 @@ return {
     const found = SANITIZER.filter((m) => kagami.out.includes(m));
     if (rc !== 0 || found.length) console.error(kagami.out.slice(-6000));
     assert.equal(rc, 0, "kagami's exit status");
+    assert.deepEqual(found, [], "sanitizer reports in kagami's stderr");
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
+
+/* A real PostgreSQL 15 for the length of a test, started by the
+ * integration tests' helper; resolves to a fresh database's url. */
+function startPostgres() {
+  const helper = path.join(ROOT, "tests", "integration");
+  const code = `import sys
+sys.path.insert(0, ${JSON.stringify(helper)})
+import pgserver
+if not pgserver.available():
+    print("unavailable", flush=True)
+    sys.exit(0)
+with pgserver.PgServer() as s:
+    print(s.create_database("fleet"), flush=True)
+    sys.stdin.read()
+`;
+  const p = start("python3", ["-u", "-c", code], { stdio: ["pipe", "pipe", "pipe"] });
+  return p;
+}
+
+test("kagami admin on a fleet's store: the instance choice scopes the dashboard", async (t) => {
+  assert.ok(fs.existsSync(KAGAMI), KAGAMI + " not built (make build/asan/kagami)");
+  const pg = startPostgres();
+  const url = await waitFor("PostgreSQL", async () => {
+    const line = pg.out.split("\n").find((l) => l === "unavailable" || l.startsWith("postgresql://"));
+    if (!line && pg.exitCode !== null) throw new Error("pgserver exited: " + pg.out);
+    return line;
+  }, 60000);
+  if (url === "unavailable") {
+    t.skip("postgresql-15 is not installed");
+    return;
+  }
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "kagami-browser-fleet-"));
+  const [prodPort, newdbPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const app = path.join(ROOT, "examples", "app.py");
+  start("python3", [app, "--port", String(prodPort), "--variant", "production"]);
+  start("python3", [app, "--port", String(newdbPort), "--variant", "newdb"]);
+  const env = kagamiEnv({ KG_FLEET_STORE: url });
+  const kagamis = [];
+  const proxies = {};
+  for (const name of ["east", "west"]) {
+    const listen = await freePort();
+    const config = path.join(work, name + ".lua");
+    fs.writeFileSync(config, shopConfig(listen, prodPort, newdbPort,
+      `  store = { url_env = "KG_FLEET_STORE" },
+  instance = "${name}",
+`));
+    kagamis.push(start(KAGAMI, ["run", config], { cwd: work, env }));
+    proxies[name] = `http://127.0.0.1:${listen}`;
+  }
+  const admin = `http://127.0.0.1:${adminPort}`;
+  let adminProc = null;
+  let browser = null;
+  try {
+    for (const port of [prodPort, newdbPort])
+      await waitFor("the shop on " + port, async () => (await fetchText(`http://127.0.0.1:${port}/`)).status === 200);
+    // east sees the JSON API and /about, west product pages
+    const sent = { east: ["/api/products", "/api/products", "/api/products", "/about", "/about"],
+      west: ["/products/4", "/products/4", "/products/1"] };
+    for (const [name, paths] of Object.entries(sent))
+      for (const p of paths)
+        await waitFor("kagami " + name, async () => { await (await fetch(proxies[name] + p)).arrayBuffer(); return true; });
+    adminProc = start(KAGAMI, ["admin", "--db-env", "KG_FLEET_STORE", "--listen", String(adminPort)],
+      { cwd: work, env });
+    await waitFor("kagami admin", async () => (await fetchText(admin + "/healthz")).status === 200);
+    await waitFor("both instances' counts in the store", async () =>
+      JSON.parse((await fetchText(admin + "/api/endpoints")).text).compared === 8);
+
+    browser = await launchBrowser();
+    const page = browser.pages()[0] || (await browser.newPage());
+    const problems = [];
+    const asked = [];
+    page.on("pageerror", (e) => problems.push("page error: " + e.message));
+    page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
+    let reloading = false; /* a reload aborts the polls in flight: not a problem */
+    page.on("requestfailed", (r) => {
+      if (!(reloading && r.failure()?.errorText === "net::ERR_ABORTED"))
+        problems.push("request failed: " + r.url() + " " + r.failure()?.errorText);
+    });
+    page.on("request", (r) => asked.push(r.url()));
+    const rowsShown = () => page.$$eval("#endpoints tbody tr", (trs) => trs.map((tr) => tr.dataset.endpoint).sort());
+
+    await t.test("the whole fleet, with a choice of instance", async () => {
+      await page.goto(admin + "/");
+      await page.waitForSelector("#instance:not([hidden])");
+      const options = await page.$$eval("#instance option", (os) => os.map((o) => o.textContent));
+      assert.deepEqual(options, ["All instances", "east", "west"]);
+      await page.waitForFunction(() => document.querySelectorAll("#endpoints tbody tr").length === 3);
+      assert.deepEqual(await rowsShown(), ["GET /about", "GET /api/products", "GET /products/:id"]);
+      // no proxy here: the totals are the store's, and no learned noise
+      const cards = await page.$$eval("#cards .card .label", (ls) => ls.map((l) => l.textContent));
+      assert.deepEqual(cards.slice(0, 2), ["Compared", "Differing"]);
+      assert.equal(await page.textContent("#cards .card .value"), "8");
+      assert.ok(await page.isHidden("#noise-link"), "no learned noise without a proxy");
+      assert.ok(!asked.some((u) => u.endsWith("/metrics")), "no live counters asked for");
+      await page.screenshot({ path: path.join(SHOTS, "dashboard-fleet.png"), fullPage: true });
+    });
+
+    await t.test("one instance: every store query says which", async () => {
+      asked.length = 0;
+      await page.selectOption("#instance", "west");
+      await page.waitForFunction(() => {
+        const eps = [...document.querySelectorAll("#endpoints tbody tr")].map((tr) => tr.dataset.endpoint);
+        return eps.length === 1 && eps[0] === "GET /products/:id";
+      });
+      assert.equal(await page.textContent("#cards .card .value"), "3");
+      for (const kind of ["/api/endpoints", "/api/timeseries", "/api/results"]) {
+        const urls = asked.filter((u) => u.includes(kind));
+        assert.ok(urls.length && urls.every((u) => new URL(u).searchParams.get("instance") === "west"),
+          kind + ": " + JSON.stringify(urls));
+      }
+      // the choice survives a reload, and "All instances" goes back to the fleet
+      reloading = true;
+      await page.reload();
+      await page.waitForFunction(() => document.querySelector("#instance").value === "west");
+      reloading = false;
+      await page.selectOption("#instance", "");
+      await page.waitForFunction(() => document.querySelectorAll("#endpoints tbody tr").length === 3);
+    });
+
+    assert.deepEqual(problems, [], "the page reported problems");
+  } finally {
+    if (browser) await browser.close();
+    const stopped = [adminProc, ...kagamis].filter(Boolean);
+    for (const p of stopped) p.kill("SIGTERM");
+    let timer;
+    const rcs = await Promise.race([Promise.all(stopped.map((p) => p.exited)),
+      new Promise((resolve) => { timer = setTimeout(() => resolve("timeout"), 20000); })]);
+    clearTimeout(timer);
+    pg.stdin.end();
+    await Promise.race([pg.exited, sleep(30000)]);
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    const found = stopped.flatMap((p) => SANITIZER.filter((m) => p.out.includes(m)));
+    if (rcs === "timeout" || rcs.some((rc) => rc !== 0) || found.length)
+      for (const p of stopped) console.error(p.out.slice(-4000));
+    assert.notEqual(rcs, "timeout", "kagami exited");
+    assert.deepEqual(rcs, stopped.map(() => 0), "exit statuses");
     assert.deepEqual(found, [], "sanitizer reports in kagami's stderr");
     fs.rmSync(work, { recursive: true, force: true });
   }

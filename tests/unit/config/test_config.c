@@ -1,5 +1,5 @@
-/* test_config.c: kg_config_load and kg_config_locate (kg_addr_parse is in
- * test_parse.c).
+/* test_config.c: kg_config_load, kg_config_locate and kg_config_read_secret
+ * (kg_addr_parse is in test_parse.c).
  *
  * Configs are written to temp files; error messages are compared whole,
  * line numbers included, because "FILE:LINE: keypath: message" is the
@@ -657,6 +657,36 @@ static void test_tls_config(void **state) {
                ":2: listen: unknown key 'tsl'");
 }
 
+/* kg_config_read_secret: an environment variable, else a file's first
+ * line (a trailing CR LF dropped); what is unset, missing or empty says so. */
+static void test_read_secret(void **state) {
+  (void)state;
+  char err[256] = "";
+  setenv("KG_TEST_SECRET", "postgresql://k:pw@db/x", 1);
+  char *v = kg_config_read_secret("KG_TEST_SECRET", NULL, err, sizeof(err));
+  assert_string_equal(v, "postgresql://k:pw@db/x");
+  free(v);
+  setenv("KG_TEST_SECRET", "", 1);
+  assert_null(kg_config_read_secret("KG_TEST_SECRET", NULL, err, sizeof(err)));
+  assert_string_equal(err, "environment variable KG_TEST_SECRET is not set");
+  unsetenv("KG_TEST_SECRET");
+  char *path = write_tmp("s3cret\r\nsecond line\n");
+  v = kg_config_read_secret(NULL, path, err, sizeof(err));
+  assert_string_equal(v, "s3cret");
+  free(v);
+  FILE *f = fopen(path, "w");
+  fclose(f);
+  assert_null(kg_config_read_secret(NULL, path, err, sizeof(err)));
+  char want[300];
+  snprintf(want, sizeof(want), "%s is empty", path);
+  assert_string_equal(err, want);
+  unlink(path);
+  assert_null(kg_config_read_secret(NULL, path, err, sizeof(err)));
+  snprintf(want, sizeof(want), "%s: No such file or directory", path);
+  assert_string_equal(err, want);
+  free(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_when_minimal),
@@ -680,6 +710,7 @@ int main(void) {
       cmocka_unit_test(test_not_a_table),
       cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_locate),
+      cmocka_unit_test(test_read_secret),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
