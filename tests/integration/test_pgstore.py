@@ -149,7 +149,7 @@ def test_instances_starting_at_once_create_the_schema_once(pg, make_backend,
     for k in ks:
         assert k.stop() == 0
         assert "cannot connect" not in k.stderr()
-    assert pg.psql(db, "SELECT key, value FROM kagami_meta") == [["schema_version", "1"]]
+    assert pg.psql(db, "SELECT key, value FROM kagami_meta") == [["schema_version", "2"]]
 
 
 def test_database_away_at_start(make_backend, start_kagami):
@@ -407,7 +407,7 @@ def test_report_on_a_database_without_a_store(pg, tmp_path):
     pg.psql(db, "CREATE TABLE kagami_meta (key text PRIMARY KEY, value text NOT NULL);"
                 "INSERT INTO kagami_meta VALUES ('schema_version', '99')")
     r = report("--db", url)
-    assert r.returncode == 1 and "schema version 99; this kagami reads version 1" in r.stderr
+    assert r.returncode == 1 and "schema version 99; this kagami reads version 2" in r.stderr
     r = report("--db", "postgresql://kagami:pw@127.0.0.1:%d/fleet" % free_port())
     assert r.returncode == 1 and "cannot connect" in r.stderr, r.stderr
     assert "pw@" not in r.stderr
