@@ -191,8 +191,10 @@ static bool kg_pgrollup_exec(PGconn *c, const char *sql, char *err, size_t errle
   return ok;
 }
 
-int kg_pgrollup_migrate(PGconn *conn, uint64_t *minute_rows, char *err, size_t errlen) {
+int kg_pgrollup_migrate(PGconn *conn, uint64_t *minute_rows, uint64_t *bad_blobs, char *err,
+                        size_t errlen) {
   *minute_rows = 0;
+  *bad_blobs = 0;
   for (size_t i = 0; i < KG_ARRAY_SIZE(kg_pgrollup_sums); i++)
     if (!kg_pgrollup_exec(conn, kg_pgrollup_sums[i], err, errlen)) return -1;
   if (!kg_pgrollup_exec(conn, kg_pgrollup_cursor, err, errlen)) return -1;
@@ -220,6 +222,7 @@ int kg_pgrollup_migrate(PGconn *conn, uint64_t *minute_rows, char *err, size_t e
     if (n < KG_PGROLLUP_FETCH) break;
   }
   if (rc == 0 && !kg_pgrollup_finish(&r)) rc = -1;
+  *bad_blobs = r.bad_blobs;
   kg_pgrollup_free(&r);
   if (rc == 0 && !kg_pgrollup_exec(conn, "CLOSE kg_rollup", err, errlen)) rc = -1;
   return rc;

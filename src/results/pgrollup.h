@@ -78,9 +78,11 @@ void kg_pgrollup_free(kg_pgrollup *r);
  * tables): fills the hour tables from every minute row. Counts and
  * locations are summed by PostgreSQL; histograms stream through a cursor
  * KG_PGROLLUP_FETCH rows at a time, merged here. Sets *minute_rows to the
- * histogram rows read. Returns 0, or -1 with the reason in err (the
- * caller rolls back: the store stays at version 1). */
+ * histogram rows read and *bad_blobs to those whose histogram was not one
+ * (left out, as the report leaves them out). Returns 0, or -1 with the
+ * reason in err (the caller rolls back: the store stays at version 1). */
 #define KG_PGROLLUP_FETCH 5000
-int kg_pgrollup_migrate(PGconn *conn, uint64_t *minute_rows, char *err, size_t errlen);
+int kg_pgrollup_migrate(PGconn *conn, uint64_t *minute_rows, uint64_t *bad_blobs, char *err,
+                        size_t errlen);
 
 #endif

@@ -400,9 +400,9 @@ static bool kg_pgstore_schema_up(kg_pgstore *s, char *why, size_t whylen) {
   PQclear(r);
   bool ok = true;
   if (v == 1) {
-    uint64_t t0 = kg_pgstore_ms(), rows = 0;
+    uint64_t t0 = kg_pgstore_ms(), rows = 0, bad = 0;
     char err[160] = "";
-    ok = kg_pgrollup_migrate(s->conn, &rows, err, sizeof(err)) == 0 &&
+    ok = kg_pgrollup_migrate(s->conn, &rows, &bad, err, sizeof(err)) == 0 &&
          kg_pgstore_exec(s, "UPDATE kagami_meta SET value = '2' WHERE key = 'schema_version'");
     if (!ok) {
       if (err[0] == '\0') snprintf(err, sizeof(err), "%s", PQerrorMessage(s->conn));
@@ -410,7 +410,8 @@ static bool kg_pgstore_schema_up(kg_pgstore *s, char *why, size_t whylen) {
       snprintf(why, whylen, "upgrading the schema from version 1: %s", err);
     } else {
       kg_log_info("store %s: schema upgraded from version 1 to 2, hour rows built from %llu "
-                  "minute histograms in %.1f s", s->masked, (unsigned long long)rows,
+                  "minute histograms (%llu of them damaged, left out) in %.1f s", s->masked,
+                  (unsigned long long)rows, (unsigned long long)bad,
                   (double)(kg_pgstore_ms() - t0) / 1e3);
     }
   } else if (v != KG_PG_SCHEMA_VERSION) {
