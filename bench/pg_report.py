@@ -120,8 +120,11 @@ def main():
         print("fleet report from PostgreSQL: %d instances x %d endpoints x 2 backends x "
               "%d minutes (%d histogram rows, database %.0f MiB, made in %.0f s)"
               % (args.instances, args.endpoints, args.minutes, rows, size / 2 ** 20, made))
-        print("  upgrade to schema version 2: %d hour rows built in %.1f s"
-              % (hours, upgraded))
+        hsize = int(pg.scalar("fleet", "SELECT pg_total_relation_size('agg_requests_hour')"
+                                       " + pg_total_relation_size('agg_backends_hour')"
+                                       " + pg_total_relation_size('agg_locations_hour')"))
+        print("  upgrade to schema version 2: %d hour rows of histograms built in %.1f s "
+              "(hour tables %.1f MiB)" % (hours, upgraded, hsize / 2 ** 20))
         for label, extra in (("last hour, whole fleet", ["--since", "1h"]),
                              ("whole day, whole fleet", ["--since", "%dm" % args.minutes]),
                              ("whole day, one instance", ["--since", "%dm" % args.minutes,
