@@ -7,15 +7,17 @@ A real PostgreSQL 15 (pg_write.fixture: tests/integration/pgserver.py); one
 kagami writes a second of real traffic into it (so the schema and the
 latency histograms are kagami's own), then SQL multiplies those rows into
 a synthetic fleet: INSTANCES instances x ENDPOINTS endpoints x 2 backends
-x MINUTES minutes, one differing location per endpoint and minute. The
-report is then timed over the last hour, the whole day, and the day of one
-instance.
+x MINUTES minutes, one differing location per endpoint and minute, as a
+store of schema version 1 (minute rows only). A kagami started on it then
+upgrades it to version 2, building the hour rows (timed), and the report
+is timed over the last hour, the whole day, and the day of one instance.
 
 usage: bench/pg_report.py [--binary build/kagami] [--instances 10]
                           [--endpoints 50] [--minutes 1440]
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -50,10 +52,39 @@ INSERT INTO agg_locations
   SELECT 'i' || i, 'p', 'GET /ep' || e || '/page', m, '$.items[' || (m %% 5) || '].price', 3
   FROM generate_series(1, %(i)d) i, generate_series(1, %(e)d) e,
        generate_series(%(f)d, %(n)d) m;
+UPDATE kagami_meta SET value = '1' WHERE key = 'schema_version';
+DROP TABLE agg_requests_hour, agg_backends_hour, agg_locations_hour;
 COMMIT;
 ANALYZE;
 """ % {"i": instances, "e": endpoints, "f": first, "n": now_min, "blob": blob}
     pg.psql(db, sql)
+
+
+def upgrade(tmp, binary, pg, db, url, mport, sport):
+    """Starts a kagami on the version-1 store and waits for its upgrade;
+    returns the seconds it took, as kagami logs them."""
+    conf = os.path.join(tmp, "upgrade.lua")
+    with open(conf, "w") as f:
+        f.write("""return {
+  listen = "127.0.0.1:%d",
+  backends = { production = { url = "http://127.0.0.1:%d", master = true },
+               newdb = { url = "http://127.0.0.1:%d" } },
+  store = "%s",
+  instance = "upgrader",
+}
+""" % (bench.free_port(), mport, sport, url))
+    k = bench.Proc("upgrade", [binary, "run", conf], tmp)
+    deadline = time.monotonic() + 3600
+    while "connected, writing as instance" not in k.stderr_text():
+        if not k.alive() or time.monotonic() > deadline:
+            raise RuntimeError("the upgrade failed: %s" % k.stderr_text()[-2000:])
+        time.sleep(0.5)
+    k.stop()
+    m = re.search(r"schema upgraded from version 1 to 2, .* in ([0-9.]+) s", k.stderr_text())
+    if m is None:
+        raise RuntimeError("no upgrade: %s" % k.stderr_text()[-2000:])
+    pg.psql(db, "ANALYZE")
+    return float(m.group(1))
 
 
 def timed_report(binary, url, *args):
@@ -82,11 +113,18 @@ def main():
         t0 = time.monotonic()
         synthesize(pg, "fleet", args.instances, args.endpoints, args.minutes)
         made = time.monotonic() - t0
+        upgraded = upgrade(tmp, args.binary, pg, "fleet", url, mport, sport)
         rows = int(pg.scalar("fleet", "SELECT count(*) FROM agg_backends"))
+        hours = int(pg.scalar("fleet", "SELECT count(*) FROM agg_backends_hour"))
         size = int(pg.scalar("fleet", "SELECT pg_database_size('fleet')"))
         print("fleet report from PostgreSQL: %d instances x %d endpoints x 2 backends x "
               "%d minutes (%d histogram rows, database %.0f MiB, made in %.0f s)"
               % (args.instances, args.endpoints, args.minutes, rows, size / 2 ** 20, made))
+        hsize = int(pg.scalar("fleet", "SELECT pg_total_relation_size('agg_requests_hour')"
+                                       " + pg_total_relation_size('agg_backends_hour')"
+                                       " + pg_total_relation_size('agg_locations_hour')"))
+        print("  upgrade to schema version 2: %d hour rows of histograms built in %.1f s "
+              "(hour tables %.1f MiB)" % (hours, upgraded, hsize / 2 ** 20))
         for label, extra in (("last hour, whole fleet", ["--since", "1h"]),
                              ("whole day, whole fleet", ["--since", "%dm" % args.minutes]),
                              ("whole day, one instance", ["--since", "%dm" % args.minutes,

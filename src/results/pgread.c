@@ -47,47 +47,51 @@ static const char kg_pgread_indexes[] =
  * minutes of its first hour, hour rows for every whole hour after; the
  * time series with buckets under an hour reads minute rows throughout.
  * So minute rows are copied from the first minute up to `limit` only, and
- * every row also goes into its hour's row, summed here rather than in
- * SQLite: a day of a fleet is then endpoints x backends x 24 hour rows,
- * not one per instance and minute. */
+ * hour rows, which the writers keep (pgrollup.h), from the first minute's
+ * hour on, whole (as a SQLite store has them), summed over instances and
+ * parts here rather than in SQLite: a day of a fleet is then endpoints x
+ * backends x 24 hour rows in the copy, from endpoints x backends x
+ * instances x 24 in PostgreSQL, not one per instance and minute. */
 
 /* One copy. Parameters: $1 instance or NULL, $2 the first minute, and for
- * minute rows $3 the minute they stop at. */
+ * minute rows $3 the minute they stop at; for hour rows (hourly) $2 is the
+ * first hour. */
 typedef struct kg_pgread_copy {
   const char *select;
   const char *insert;
   int ncols, nparams;
   int blob_col; /* bytea column, or -1 */
+  bool hourly;
 } kg_pgread_copy;
 
 #define KG_PGREAD_WHERE " WHERE ($1::text IS NULL OR instance = $1) AND minute >= $2"
+#define KG_PGREAD_WHERE_HOUR " WHERE ($1::text IS NULL OR instance = $1) AND hour >= $2"
 
 static const kg_pgread_copy kg_pgread_copies[] = {
     {"SELECT endpoint, minute, sum(compared), sum(differing), sum(errors),"
      " min(first_ts), max(last_ts) FROM agg_requests" KG_PGREAD_WHERE
      " AND minute < $3 GROUP BY 1, 2",
-     "INSERT INTO agg_requests VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 3, -1},
-    {"SELECT endpoint, floor(minute / 60.0)::bigint, sum(compared), sum(differing),"
-     " sum(errors), min(first_ts), max(last_ts) FROM agg_requests" KG_PGREAD_WHERE
-     " GROUP BY 1, 2",
-     "INSERT INTO agg_requests_hour VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 2, -1},
+     "INSERT INTO agg_requests VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 3, -1, false},
+    {"SELECT endpoint, hour, sum(compared), sum(differing), sum(errors), min(first_ts),"
+     " max(last_ts) FROM agg_requests_hour" KG_PGREAD_WHERE_HOUR " GROUP BY 1, 2",
+     "INSERT INTO agg_requests_hour VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 2, -1, true},
     {"SELECT endpoint, minute, backend, role, pos, errors, latency FROM agg_backends"
      KG_PGREAD_WHERE " AND minute < $3",
-     "INSERT INTO agg_backends VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 3, 6},
+     "INSERT INTO agg_backends VALUES (?, ?, ?, ?, ?, ?, ?)", 7, 3, 6, false},
     {"SELECT endpoint, minute, location, sum(count) FROM agg_locations" KG_PGREAD_WHERE
      " AND minute < $3 GROUP BY 1, 2, 3",
-     "INSERT INTO agg_locations VALUES (?, ?, ?, ?)", 4, 3, -1},
-    {"SELECT endpoint, floor(minute / 60.0)::bigint, location, sum(count) FROM agg_locations"
-     KG_PGREAD_WHERE " GROUP BY 1, 2, 3",
-     "INSERT INTO agg_locations_hour VALUES (?, ?, ?, ?)", 4, 2, -1},
+     "INSERT INTO agg_locations VALUES (?, ?, ?, ?)", 4, 3, -1, false},
+    {"SELECT endpoint, hour, location, sum(count) FROM agg_locations_hour"
+     KG_PGREAD_WHERE_HOUR " GROUP BY 1, 2, 3",
+     "INSERT INTO agg_locations_hour VALUES (?, ?, ?, ?)", 4, 2, -1, true},
 };
 
 /* The latency histograms per endpoint, backend and hour: PostgreSQL cannot
- * merge kagami's blobs, so the rows stream in, sorted, and are merged
- * here. */
+ * merge kagami's blobs, so the hour rows of every instance and part
+ * stream in, sorted, and are merged here. */
 static const char kg_pgread_backends_hours[] =
-    "SELECT endpoint, backend, floor(minute / 60.0)::bigint, role, pos, errors, latency"
-    " FROM agg_backends" KG_PGREAD_WHERE " ORDER BY 1, 2, 3";
+    "SELECT endpoint, backend, hour, role, pos, errors, latency"
+    " FROM agg_backends_hour" KG_PGREAD_WHERE_HOUR " ORDER BY 1, 2, 3";
 
 static long long kg_pgread_hour(long long minute) {
   return minute >= 0 ? minute / 60 : -((-minute + 59) / 60);
@@ -262,7 +266,7 @@ static bool kg_pgread_group_row(void *ctx, const PGresult *res, char *err, size_
   return true;
 }
 
-/* Streams every backend row from the first minute on into one row per
+/* Streams every backend hour row from the first hour on into one row per
  * endpoint, backend and hour. */
 static int kg_pgread_backend_hours(PGconn *pg, sqlite3 *db, const char *const *params,
                                    char *err, size_t errlen) {
@@ -326,7 +330,10 @@ static PGconn *kg_pgread_connect(const char *url, char *why, size_t whylen) {
     return NULL;
   }
   long v = kg_pgread_version(pg, why, whylen);
-  if (v >= 0 && v != KG_PGSTORE_SCHEMA_VERSION)
+  if (v >= 0 && v < KG_PGSTORE_SCHEMA_VERSION)
+    snprintf(why, whylen, "schema version %ld; this kagami reads version %d (a kagami of "
+             "this version writing to it upgrades it)", v, KG_PGSTORE_SCHEMA_VERSION);
+  else if (v > KG_PGSTORE_SCHEMA_VERSION)
     snprintf(why, whylen, "schema version %ld; this kagami reads version %d", v,
              KG_PGSTORE_SCHEMA_VERSION);
   if (v != KG_PGSTORE_SCHEMA_VERSION) {
@@ -401,13 +408,17 @@ int kg_pgread_open(const char *url, const char *instance, double since_ts, unsig
   long long limit = (flags & KG_PGREAD_MINUTES) ? LLONG_MAX
                     : m0 == LLONG_MIN          ? LLONG_MIN
                                                : (kg_pgread_hour(m0) + 1) * 60;
-  char first[32], upto[32];
+  long long h0 = m0 == LLONG_MIN ? LLONG_MIN : kg_pgread_hour(m0);
+  char first[32], upto[32], hfirst[32];
   snprintf(first, sizeof(first), "%lld", m0);
   snprintf(upto, sizeof(upto), "%lld", limit);
+  snprintf(hfirst, sizeof(hfirst), "%lld", h0);
   const char *params[3] = {instance, first, upto};
+  const char *hparams[2] = {instance, hfirst};
   for (size_t i = 0; rc == 0 && i < KG_ARRAY_SIZE(kg_pgread_copies); i++)
-    rc = kg_pgread_run(pg, db, &kg_pgread_copies[i], params, why, sizeof(why));
-  if (rc == 0) rc = kg_pgread_backend_hours(pg, db, params, why, sizeof(why));
+    rc = kg_pgread_run(pg, db, &kg_pgread_copies[i],
+                       kg_pgread_copies[i].hourly ? hparams : params, why, sizeof(why));
+  if (rc == 0) rc = kg_pgread_backend_hours(pg, db, hparams, why, sizeof(why));
   if (rc == 0 && sqlite3_exec(db, kg_pgread_indexes, NULL, NULL, NULL) != SQLITE_OK) {
     snprintf(why, sizeof(why), "indexing the copy: %s", sqlite3_errmsg(db));
     rc = -1;

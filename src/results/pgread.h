@@ -4,13 +4,13 @@
  * twice, the reader copies the aggregates it needs out of PostgreSQL
  * into an in-memory SQLite database of store.c's aggregate tables and
  * hands that to kg_storeq_adopt: minute rows only where the query reads
- * minutes, hour rows otherwise; counts and locations summed over the
- * instances by PostgreSQL, latency histograms merged here per endpoint,
- * backend and hour as they stream in (PostgreSQL cannot merge kagami's
- * blobs). What is read is bounded by `since` and, optionally, one
- * instance; PostgreSQL still scans every minute row of the period (a week
- * of a fleet is endpoints x backends x instances x 10,080 histogram rows),
- * so a narrower --since is the way to a faster report on a big fleet.
+ * minutes, and the hour rows the writers keep (pgrollup.h) otherwise;
+ * counts and locations summed over the instances and their processes by
+ * PostgreSQL, latency histograms merged here per endpoint, backend and
+ * hour as they stream in (PostgreSQL cannot merge kagami's blobs). What is
+ * read is bounded by `since` and, optionally, one instance: a week of a
+ * fleet is endpoints x backends x instances x 168 hour rows of histograms,
+ * plus the minutes of its first hour.
  *
  * Results kept one by one are read the same way, a page at a time
  * (kg_pgread_open_results): the rows asked for are turned from their diff

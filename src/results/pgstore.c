@@ -16,6 +16,7 @@
 #include "common/common.h"
 #include "common/log.h"
 #include "results/difflog.h"
+#include "results/pgrollup.h"
 #include "results/store.h"
 #include "results/storeagg.h"
 
@@ -36,7 +37,8 @@
 #define KG_PG_BACKOFF_MAX_MS 30000
 
 /* The schema, created once per database under an advisory lock (every
- * instance of a fleet may start at once). Every table starts its key with
+ * instance of a fleet may start at once), in a transaction the caller
+ * ends (kg_pgstore_schema_up). Every table starts its key with
  * the instance, so instances never write the same row; `part` tells apart
  * the processes of one instance over time (a restart in mid-minute writes
  * a row of its own instead of replacing the earlier process's). Readers
@@ -75,8 +77,28 @@ static const char kg_pgstore_schema[] =
     " instance text NOT NULL, endpoint text NOT NULL, location text NOT NULL,"
     " n bigint NOT NULL, first_seen double precision, last_seen double precision,"
     " PRIMARY KEY (instance, endpoint, location));"
-    "INSERT INTO kagami_meta VALUES ('schema_version', '1') ON CONFLICT (key) DO NOTHING;"
-    "COMMIT;";
+    /* version 2: the same sums per hour (pgrollup.h), which each process
+     * keeps up to date for its own minute rows as it writes them */
+    "CREATE TABLE IF NOT EXISTS agg_requests_hour ("
+    " instance text NOT NULL, part text NOT NULL, endpoint text NOT NULL,"
+    " hour bigint NOT NULL, compared bigint NOT NULL, differing bigint NOT NULL,"
+    " errors bigint NOT NULL, first_ts double precision, last_ts double precision,"
+    " PRIMARY KEY (instance, endpoint, hour, part));"
+    "CREATE INDEX IF NOT EXISTS agg_requests_hour_hour ON agg_requests_hour (hour, endpoint);"
+    "CREATE TABLE IF NOT EXISTS agg_backends_hour ("
+    " instance text NOT NULL, part text NOT NULL, endpoint text NOT NULL,"
+    " hour bigint NOT NULL, backend text NOT NULL, role text NOT NULL,"
+    " pos integer NOT NULL, errors bigint NOT NULL, latency bytea NOT NULL,"
+    " PRIMARY KEY (instance, endpoint, hour, backend, part));"
+    "CREATE INDEX IF NOT EXISTS agg_backends_hour_hour ON agg_backends_hour (hour, endpoint);"
+    "CREATE TABLE IF NOT EXISTS agg_locations_hour ("
+    " instance text NOT NULL, part text NOT NULL, endpoint text NOT NULL,"
+    " hour bigint NOT NULL, location text NOT NULL, count bigint NOT NULL,"
+    " PRIMARY KEY (instance, endpoint, hour, location, part));"
+    "CREATE INDEX IF NOT EXISTS agg_locations_hour_hour ON agg_locations_hour (hour, endpoint);"
+    /* a new store starts at version 2; one of version 1 keeps its '1' here
+     * and is migrated by kg_pgstore_schema_up in the same transaction */
+    "INSERT INTO kagami_meta VALUES ('schema_version', '2') ON CONFLICT (key) DO NOTHING;";
 
 enum { KG_PG_REQ, KG_PG_BE, KG_PG_LOC };
 
@@ -141,7 +163,12 @@ typedef struct kg_pgstore {
   atomic_int connected;
   /* writer thread only */
   PGconn *conn;
-  kg_pg_agg *aggs;
+  kg_pg_agg *aggs;       /* minute sums */
+  kg_pg_agg *base;       /* hour base_hour's sums of its minutes evicted from
+                            aggs, as written (kg_pgstore_hours) */
+  int64_t base_hour;
+  int64_t horizon;       /* minutes below it have left aggs (INT64_MIN: none) */
+  bool rebase;           /* base is to be read back from the database */
   uint64_t next_try_ms, backoff_ms, last_flush_ms, last_retain_ms;
   uint64_t down_since_ms, dropped_at_down;
   bool ever_connected, down_logged;
@@ -360,6 +387,42 @@ static void kg_pgstore_lost(kg_pgstore *s) {
               "results dropped until it is back", s->masked, why, KG_PG_KEEP_MINUTES);
 }
 
+/* Creates the schema, or upgrades it from version 1 (pgrollup.h), in one
+ * transaction under the schema's advisory lock: instances starting at
+ * once wait for the first, which migrates, and then find version 2. A
+ * failed migration rolls back and leaves the store at version 1 (the
+ * connection is then retried like any other failure). */
+static bool kg_pgstore_schema_up(kg_pgstore *s, char *why, size_t whylen) {
+  if (!kg_pgstore_exec(s, kg_pgstore_schema)) return false;
+  PGresult *r = PQexec(s->conn, "SELECT value FROM kagami_meta WHERE key = 'schema_version'");
+  long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+               ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+  PQclear(r);
+  bool ok = true;
+  if (v == 1) {
+    uint64_t t0 = kg_pgstore_ms(), rows = 0, bad = 0;
+    char err[160] = "";
+    ok = kg_pgrollup_migrate(s->conn, &rows, &bad, err, sizeof(err)) == 0 &&
+         kg_pgstore_exec(s, "UPDATE kagami_meta SET value = '2' WHERE key = 'schema_version'");
+    if (!ok) {
+      if (err[0] == '\0') snprintf(err, sizeof(err), "%s", PQerrorMessage(s->conn));
+      err[strcspn(err, "\n")] = '\0';
+      snprintf(why, whylen, "upgrading the schema from version 1: %s", err);
+    } else {
+      kg_log_info("store %s: schema upgraded from version 1 to 2, hour rows built from %llu "
+                  "minute histograms (%llu of them damaged, left out) in %.1f s", s->masked,
+                  (unsigned long long)rows, (unsigned long long)bad,
+                  (double)(kg_pgstore_ms() - t0) / 1e3);
+    }
+  } else if (v != KG_PG_SCHEMA_VERSION) {
+    snprintf(why, whylen, "schema version %ld, this kagami knows %d", v, KG_PG_SCHEMA_VERSION);
+    ok = false;
+  }
+  if (ok) return kg_pgstore_exec(s, "COMMIT");
+  kg_pgstore_exec(s, "ROLLBACK");
+  return false;
+}
+
 /* Connects and makes sure the schema is there. */
 static void kg_pgstore_connect(kg_pgstore *s) {
   const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
@@ -369,18 +432,7 @@ static void kg_pgstore_connect(kg_pgstore *s) {
   bool ok = c && PQstatus(c) == CONNECTION_OK;
   if (ok) {
     s->conn = c;
-    ok = kg_pgstore_exec(s, kg_pgstore_schema);
-    if (ok) {
-      PGresult *r = PQexec(c, "SELECT value FROM kagami_meta WHERE key = 'schema_version'");
-      long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
-                   ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : -1;
-      PQclear(r);
-      if (v != KG_PG_SCHEMA_VERSION) {
-        snprintf(why, sizeof(why), "schema version %ld, this kagami knows %d", v,
-                 KG_PG_SCHEMA_VERSION);
-        ok = false;
-      }
-    }
+    ok = kg_pgstore_schema_up(s, why, sizeof(why));
     if (!ok && why[0] == '\0') kg_pgstore_why(c, why, sizeof(why));
     if (!ok) s->conn = NULL;
   } else {
@@ -411,31 +463,26 @@ static void kg_pgstore_connect(kg_pgstore *s) {
   s->ever_connected = true;
   s->down_logged = false;
   s->backoff_ms = 0;
-  /* everything in memory goes out again on this connection */
+  /* everything in memory goes out again on this connection, with its hour
+   * rows, over the evicted minutes' sums as the database has them */
   for (kg_pg_agg *a = s->aggs; a; a = a->hh.next) a->dirty = true;
+  s->rebase = true;
 }
 
-/* Adds one batch sum into the running sums. */
-static void kg_pgstore_merge(kg_pgstore *s, kg_pg_sum *x) {
-  char *key = NULL;
-  size_t kl = (size_t)snprintf(NULL, 0, "%d\x1f%lld\x1f%s\x1f%s", x->kind,
-                               (long long)x->minute, x->endpoint, x->name);
-  key = kg_malloc(kl + 1);
-  snprintf(key, kl + 1, "%d\x1f%lld\x1f%s\x1f%s", x->kind, (long long)x->minute,
-           x->endpoint, x->name);
-  kg_pg_agg *a = NULL;
-  HASH_FIND(hh, s->aggs, key, kl, a);
-  if (a == NULL) {
-    a = kg_calloc(1, sizeof(*a));
-    a->key = key;
-    a->s = *x; /* takes its strings and blob */
-    *x = (kg_pg_sum){0};
-    a->dirty = true;
-    HASH_ADD_KEYPTR(hh, s->aggs, a->key, kl, a);
-    return;
-  }
-  free(key);
-  kg_pg_sum *t = &a->s;
+/* The hash key of a sum: its kind, minute or hour (slot), endpoint and
+ * name. Owned; its length in *len. */
+static char *kg_pgstore_key(const kg_pg_sum *x, int64_t slot, size_t *len) {
+  size_t kl = (size_t)snprintf(NULL, 0, "%d\x1f%lld\x1f%s\x1f%s", x->kind, (long long)slot,
+                               x->endpoint, x->name);
+  char *key = kg_malloc(kl + 1);
+  snprintf(key, kl + 1, "%d\x1f%lld\x1f%s\x1f%s", x->kind, (long long)slot, x->endpoint,
+           x->name);
+  *len = kl;
+  return key;
+}
+
+/* Adds x into t (same key). */
+static void kg_pgstore_sum_add(kg_pg_sum *t, const kg_pg_sum *x) {
   if (t->compared == 0 || x->first_ts < t->first_ts) t->first_ts = x->first_ts;
   if (x->last_ts > t->last_ts) t->last_ts = x->last_ts;
   t->compared += x->compared;
@@ -444,6 +491,7 @@ static void kg_pgstore_merge(kg_pgstore *s, kg_pg_sum *x) {
   t->count += x->count;
   if (x->pos < t->pos) t->pos = x->pos;
   if (x->kind == KG_PG_BE) {
+    if (x->role && strcmp(x->role, "master") == 0) t->role = "master";
     kg_buf merged = KG_BUF_INIT;
     if (kg_storeagg_blob_merge(t->blob.data, t->blob.len, x->blob.data, x->blob.len,
                                &merged) == 0) {
@@ -453,7 +501,162 @@ static void kg_pgstore_merge(kg_pgstore *s, kg_pg_sum *x) {
       kg_buf_free(&merged);
     }
   }
+}
+
+/* The entry of table for x's key at slot; when there is none, a new one
+ * that takes x's strings and blob (take) or starts empty. */
+static kg_pg_agg *kg_pgstore_entry(kg_pg_agg **table, kg_pg_sum *x, int64_t slot, bool take,
+                                   bool *created) {
+  size_t kl;
+  char *key = kg_pgstore_key(x, slot, &kl);
+  kg_pg_agg *a = NULL;
+  HASH_FIND(hh, *table, key, kl, a);
+  *created = a == NULL;
+  if (a != NULL) {
+    free(key);
+    return a;
+  }
+  a = kg_calloc(1, sizeof(*a));
+  a->key = key;
+  if (take) {
+    a->s = *x;
+    *x = (kg_pg_sum){0};
+  } else {
+    a->s = (kg_pg_sum){.kind = x->kind, .endpoint = kg_strdup(x->endpoint),
+                       .name = kg_strdup(x->name), .role = x->role ? "shadow" : NULL,
+                       .pos = INT64_MAX, .blob = KG_BUF_INIT};
+  }
+  a->s.minute = slot;
+  HASH_ADD_KEYPTR(hh, *table, a->key, kl, a);
+  return a;
+}
+
+/* Adds one batch sum into the running sums. A sum of a minute already
+ * evicted (a result that took over KG_PG_KEEP_MINUTES) is dropped: its
+ * row would replace the minute's written one with a part of it. */
+static void kg_pgstore_merge(kg_pgstore *s, kg_pg_sum *x) {
+  if (x->minute < s->horizon) {
+    if (x->kind == KG_PG_REQ) s->dropped += x->compared;
+    return;
+  }
+  bool created;
+  kg_pg_agg *a = kg_pgstore_entry(&s->aggs, x, x->minute, true, &created);
+  if (!created) kg_pgstore_sum_add(&a->s, x);
   a->dirty = true;
+}
+
+/* --- hour rows (pgrollup.h) ---------------------------------------------------------- */
+
+/* Frees a table of sums. */
+static void kg_pgstore_table_free(kg_pg_agg **table) {
+  kg_pg_agg *a, *tmp;
+  HASH_ITER(hh, *table, a, tmp) {
+    HASH_DEL(*table, a);
+    kg_pgstore_sum_free(&a->s);
+    free(a->key);
+    free(a);
+  }
+}
+
+/* The hour rows this flush writes: for every key with a minute changed
+ * since the last flush, its hour's sum over this process's minute rows,
+ * which are the minutes in memory (written in the same transaction) plus
+ * those evicted (s->base, as they were written). The hour rows and the
+ * minute rows then always agree, in whichever transaction last
+ * committed. */
+static kg_pg_agg *kg_pgstore_hours(kg_pgstore *s) {
+  kg_pg_agg *hours = NULL;
+  bool created;
+  for (kg_pg_agg *a = s->aggs; a; a = a->hh.next)
+    if (a->dirty) kg_pgstore_entry(&hours, &a->s, kg_pgrollup_hour(a->s.minute), false, &created);
+  if (hours == NULL) return NULL;
+  for (kg_pg_agg *a = s->aggs; a; a = a->hh.next) {
+    size_t kl;
+    char *key = kg_pgstore_key(&a->s, kg_pgrollup_hour(a->s.minute), &kl);
+    kg_pg_agg *h = NULL;
+    HASH_FIND(hh, hours, key, kl, h);
+    free(key);
+    if (h) kg_pgstore_sum_add(&h->s, &a->s);
+  }
+  for (kg_pg_agg *b = s->base; b; b = b->hh.next) {
+    kg_pg_agg *h = NULL;
+    HASH_FIND(hh, hours, b->key, strlen(b->key), h);
+    if (h) kg_pgstore_sum_add(&h->s, &b->s);
+  }
+  return hours;
+}
+
+/* A minute sum leaving memory: one of base_hour goes into s->base as it
+ * was written; one with unwritten counts makes s->base unknown (its
+ * written row is an older sum), to be read back from the database. */
+static void kg_pgstore_to_base(kg_pgstore *s, kg_pg_agg *a) {
+  if (kg_pgrollup_hour(a->s.minute) != s->base_hour) return;
+  if (a->dirty) {
+    s->rebase = true;
+    return;
+  }
+  bool created;
+  kg_pg_agg *b = kg_pgstore_entry(&s->base, &a->s, s->base_hour, false, &created);
+  kg_pgstore_sum_add(&b->s, &a->s);
+}
+
+/* Text value c of row i of r as a number. */
+static uint64_t kg_pgstore_u64(const PGresult *r, int i, int c) {
+  return strtoull(PQgetvalue(r, i, c), NULL, 10);
+}
+
+/* Reads s->base back from this process's minute rows of base_hour below
+ * the horizon (after a reconnect, or when counts of it were dropped): so
+ * the hour rows stay the sums of the minute rows whatever was lost. */
+static bool kg_pgstore_rebase(kg_pgstore *s) {
+  kg_pgstore_table_free(&s->base);
+  if (s->horizon == INT64_MIN) return true;
+  static const char *const sql[] = {
+      "SELECT endpoint, '', compared, differing, errors, first_ts, last_ts FROM agg_requests"
+      " WHERE instance = $1 AND part = $2 AND minute >= $3 AND minute < $4",
+      "SELECT endpoint, backend, role, pos, errors, latency FROM agg_backends"
+      " WHERE instance = $1 AND part = $2 AND minute >= $3 AND minute < $4",
+      "SELECT endpoint, location, count FROM agg_locations"
+      " WHERE instance = $1 AND part = $2 AND minute >= $3 AND minute < $4",
+  };
+  char from[24], upto[24];
+  snprintf(from, sizeof(from), "%lld", (long long)s->base_hour * 60);
+  snprintf(upto, sizeof(upto), "%lld", (long long)s->horizon);
+  const char *p[4] = {s->instance, s->part, from, upto};
+  for (int kind = KG_PG_REQ; kind <= KG_PG_LOC; kind++) {
+    PGresult *r = PQexecParams(s->conn, sql[kind], 4, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      PQclear(r);
+      return false;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+      kg_pg_sum x = {.kind = kind, .endpoint = PQgetvalue(r, i, 0), .name = PQgetvalue(r, i, 1),
+                     .blob = KG_BUF_INIT};
+      if (kind == KG_PG_REQ) {
+        x.compared = kg_pgstore_u64(r, i, 2);
+        x.differing = kg_pgstore_u64(r, i, 3);
+        x.errors = kg_pgstore_u64(r, i, 4);
+        x.first_ts = strtod(PQgetvalue(r, i, 5), NULL);
+        x.last_ts = strtod(PQgetvalue(r, i, 6), NULL);
+      } else if (kind == KG_PG_BE) {
+        x.role = strcmp(PQgetvalue(r, i, 2), "master") == 0 ? "master" : "shadow";
+        x.pos = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+        x.errors = kg_pgstore_u64(r, i, 4);
+        size_t n = 0;
+        unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 5), &n);
+        if (b) kg_buf_append(&x.blob, b, n); /* a damaged one merges as nothing */
+        PQfreemem(b);
+      } else {
+        x.count = kg_pgstore_u64(r, i, 2);
+      }
+      bool created;
+      kg_pg_agg *b = kg_pgstore_entry(&s->base, &x, s->base_hour, false, &created);
+      kg_pgstore_sum_add(&b->s, &x);
+      kg_buf_free(&x.blob);
+    }
+    PQclear(r);
+  }
+  return true;
 }
 
 static bool kg_pgstore_insert_rows(kg_pgstore *s, const kg_pg_batch *b) {
@@ -472,8 +675,15 @@ static bool kg_pgstore_insert_rows(kg_pgstore *s, const kg_pg_batch *b) {
   return true;
 }
 
-/* One aggregate row, replacing what this process wrote for its key. */
-static bool kg_pgstore_put_agg(kg_pgstore *s, const kg_pg_sum *x) {
+#define KG_PG_REQ_SET                                                                 \
+  "compared = EXCLUDED.compared, differing = EXCLUDED.differing, errors = EXCLUDED.errors, " \
+  "first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts"
+#define KG_PG_BE_SET \
+  "errors = EXCLUDED.errors, latency = EXCLUDED.latency, pos = EXCLUDED.pos, role = EXCLUDED.role"
+
+/* One aggregate row, replacing what this process wrote for its key: a
+ * minute row, or (hour) an hour row, whose x->minute is the hour. */
+static bool kg_pgstore_put_agg(kg_pgstore *s, const kg_pg_sum *x, bool hour) {
   char m[24], a1[24], a2[24], a3[24], f1[40], f2[40];
   snprintf(m, sizeof(m), "%lld", (long long)x->minute);
   if (x->kind == KG_PG_REQ) {
@@ -484,10 +694,12 @@ static bool kg_pgstore_put_agg(kg_pgstore *s, const kg_pg_sum *x) {
     snprintf(f2, sizeof(f2), "%.3f", x->last_ts);
     const char *p[9] = {s->instance, s->part, x->endpoint, m, a1, a2, a3, f1, f2};
     return kg_pgstore_run_sql(s,
-                              "INSERT INTO agg_requests VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-                              "ON CONFLICT (instance, endpoint, minute, part) DO UPDATE SET compared = "
-                              "EXCLUDED.compared, differing = EXCLUDED.differing, errors = "
-                              "EXCLUDED.errors, first_ts = EXCLUDED.first_ts, last_ts = EXCLUDED.last_ts",
+                              hour ? "INSERT INTO agg_requests_hour VALUES ($1, $2, $3, $4, $5, "
+                                     "$6, $7, $8, $9) ON CONFLICT (instance, endpoint, hour, part) "
+                                     "DO UPDATE SET " KG_PG_REQ_SET
+                                   : "INSERT INTO agg_requests VALUES ($1, $2, $3, $4, $5, $6, "
+                                     "$7, $8, $9) ON CONFLICT (instance, endpoint, minute, part) "
+                                     "DO UPDATE SET " KG_PG_REQ_SET,
                               9, p, NULL, NULL);
   }
   if (x->kind == KG_PG_BE) {
@@ -498,28 +710,41 @@ static bool kg_pgstore_put_agg(kg_pgstore *s, const kg_pg_sum *x) {
     int lens[9] = {0, 0, 0, 0, 0, 0, 0, 0, (int)x->blob.len};
     int fmts[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
     return kg_pgstore_run_sql(s,
-                              "INSERT INTO agg_backends VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-                              "ON CONFLICT (instance, endpoint, minute, backend, part) DO UPDATE SET "
-                              "errors = EXCLUDED.errors, latency = EXCLUDED.latency, pos = EXCLUDED.pos",
+                              hour ? "INSERT INTO agg_backends_hour VALUES ($1, $2, $3, $4, $5, "
+                                     "$6, $7, $8, $9) ON CONFLICT (instance, endpoint, hour, "
+                                     "backend, part) DO UPDATE SET " KG_PG_BE_SET
+                                   : "INSERT INTO agg_backends VALUES ($1, $2, $3, $4, $5, $6, "
+                                     "$7, $8, $9) ON CONFLICT (instance, endpoint, minute, "
+                                     "backend, part) DO UPDATE SET " KG_PG_BE_SET,
                               9, p, lens, fmts);
   }
   snprintf(a1, sizeof(a1), "%llu", (unsigned long long)x->count);
   const char *p[6] = {s->instance, s->part, x->endpoint, m, x->name, a1};
   return kg_pgstore_run_sql(s,
-                            "INSERT INTO agg_locations VALUES ($1, $2, $3, $4, $5, $6) "
-                            "ON CONFLICT (instance, endpoint, minute, location, part) DO UPDATE SET "
-                            "count = EXCLUDED.count",
+                            hour ? "INSERT INTO agg_locations_hour VALUES ($1, $2, $3, $4, $5, $6)"
+                                   " ON CONFLICT (instance, endpoint, hour, location, part) DO "
+                                   "UPDATE SET count = EXCLUDED.count"
+                                 : "INSERT INTO agg_locations VALUES ($1, $2, $3, $4, $5, $6)"
+                                   " ON CONFLICT (instance, endpoint, minute, location, part) DO "
+                                   "UPDATE SET count = EXCLUDED.count",
                             6, p, NULL, NULL);
 }
 
-/* Writes every dirty sum in one transaction. */
+/* Writes every dirty sum, and the hour rows they are in, in one
+ * transaction. */
 static bool kg_pgstore_flush(kg_pgstore *s) {
-  if (!kg_pgstore_exec(s, "BEGIN")) return false;
-  for (kg_pg_agg *a = s->aggs; a; a = a->hh.next)
-    if (a->dirty && !kg_pgstore_put_agg(s, &a->s)) {
-      kg_pgstore_exec(s, "ROLLBACK");
-      return false;
-    }
+  if (s->rebase && !kg_pgstore_rebase(s)) return false;
+  s->rebase = false;
+  kg_pg_agg *hours = kg_pgstore_hours(s);
+  bool ok = kg_pgstore_exec(s, "BEGIN");
+  for (kg_pg_agg *a = s->aggs; ok && a; a = a->hh.next)
+    if (a->dirty) ok = kg_pgstore_put_agg(s, &a->s, false);
+  for (kg_pg_agg *h = hours; ok && h; h = h->hh.next) ok = kg_pgstore_put_agg(s, &h->s, true);
+  kg_pgstore_table_free(&hours);
+  if (!ok) {
+    kg_pgstore_exec(s, "ROLLBACK");
+    return false;
+  }
   if (!kg_pgstore_exec(s, "COMMIT")) return false;
   for (kg_pg_agg *a = s->aggs; a; a = a->hh.next) {
     if (a->dirty && a->s.kind == KG_PG_REQ) {
@@ -671,10 +896,20 @@ static void kg_pgstore_agg_drop(kg_pgstore *s, kg_pg_agg *a) {
  * counts in the minute its request arrived, and a request lasts at most
  * a few backend timeouts. */
 static void kg_pgstore_evict(kg_pgstore *s) {
-  int64_t now_min = (int64_t)(time(NULL) / 60);
+  int64_t horizon = (int64_t)(time(NULL) / 60) - KG_PG_KEEP_MINUTES;
+  if (horizon <= s->horizon) return;
+  s->horizon = horizon;
+  if (kg_pgrollup_hour(horizon) != s->base_hour) {
+    /* the hours before are wholly written (or lost) */
+    kg_pgstore_table_free(&s->base);
+    s->base_hour = kg_pgrollup_hour(horizon);
+  }
   kg_pg_agg *a, *tmp;
   HASH_ITER(hh, s->aggs, a, tmp) {
-    if (a->s.minute < now_min - KG_PG_KEEP_MINUTES) kg_pgstore_agg_drop(s, a);
+    if (a->s.minute < horizon) {
+      kg_pgstore_to_base(s, a);
+      kg_pgstore_agg_drop(s, a);
+    }
   }
 }
 
@@ -685,13 +920,18 @@ static bool kg_pgstore_retain(kg_pgstore *s) {
       "DELETE FROM agg_requests WHERE instance = $1 AND minute < $2",
       "DELETE FROM agg_backends WHERE instance = $1 AND minute < $2",
       "DELETE FROM agg_locations WHERE instance = $1 AND minute < $2",
+      /* hours whose every minute is gone */
+      "DELETE FROM agg_requests_hour WHERE instance = $1 AND hour < $2",
+      "DELETE FROM agg_backends_hour WHERE instance = $1 AND hour < $2",
+      "DELETE FROM agg_locations_hour WHERE instance = $1 AND hour < $2",
   };
-  char cut[40], cutm[32];
+  char cut[40], cutm[32], cuth[32];
   double t = (double)time(NULL) - s->max_days * 86400;
   snprintf(cut, sizeof(cut), "%.3f", t);
   snprintf(cutm, sizeof(cutm), "%lld", (long long)(t / 60));
+  snprintf(cuth, sizeof(cuth), "%lld", (long long)kg_pgrollup_hour((int64_t)(t / 60)));
   for (size_t i = 0; i < KG_ARRAY_SIZE(sql); i++) {
-    const char *p[2] = {s->instance, i == 0 ? cut : cutm};
+    const char *p[2] = {s->instance, i == 0 ? cut : i < 4 ? cutm : cuth};
     if (!kg_pgstore_run_sql(s, sql[i], 2, p, NULL, NULL)) return false;
   }
   return true;
@@ -759,6 +999,7 @@ static void *kg_pgstore_run(void *arg) {
   /* what could not be written at the end is lost */
   kg_pg_agg *a, *tmp;
   HASH_ITER(hh, s->aggs, a, tmp) kg_pgstore_agg_drop(s, a);
+  kg_pgstore_table_free(&s->base);
   return NULL;
 }
 
@@ -787,6 +1028,8 @@ static int kg_pgstore_open(const kg_config *cfg, void **state, char *err, size_t
            (long)getpid());
   s->keep_equal_minute = cfg->store_keep_equal_per_minute;
   s->max_days = cfg->store_max_days;
+  s->horizon = INT64_MIN;
+  s->base_hour = INT64_MIN;
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cond, NULL);
   int r = pthread_create(&s->thread, NULL, kg_pgstore_run, s);

@@ -15,8 +15,8 @@
  * only sums its batch and queues the sums, bounded (past the bound the
  * batch is dropped and counted); one writer thread of its own talks to
  * the database: rows of kept results as they come, the aggregates every
- * 2 seconds (each instance and process replaces its own rows: no
- * contention, no read-modify-write). When the database is away the
+ * 2 seconds, with the hour rows they are in (pgrollup.h; each instance
+ * and process replaces its own rows: no contention, no read-modify-write). When the database is away the
  * results of the outage are dropped and counted, the writer retries with
  * back-off (0.5 s doubling to 30 s), and one line is logged per state
  * change. The schema is created (and upgraded) by kagami itself, in one
@@ -32,7 +32,7 @@
 
 /* The schema this build writes (table kagami_meta, key schema_version);
  * readers (pgread.h) refuse any other. */
-#define KG_PGSTORE_SCHEMA_VERSION 1
+#define KG_PGSTORE_SCHEMA_VERSION 2
 
 /* Appends url to out with any password replaced by "***" (in the
  * user:password@ part and in a password= parameter). */
