@@ -113,7 +113,7 @@ typedef struct hd_report {
 
 /* --- sniffing and parsing ------------------------------------------------- */
 
-static bool kg_htmldiff_is_ws(unsigned char c) {
+bool kg_htmldiff_is_ws(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
 }
 

@@ -103,6 +103,10 @@ int kg_htmldiff(const char *a, size_t alen, const char *b, size_t blen,
 int kg_htmldiff_tree(const char *a, size_t alen, const char *b, size_t blen,
                      const kg_htmldiff_opts *o, kg_diffs *out, kg_buf *unified);
 
+/* HTML whitespace (space, tab, LF, FF, CR): what the canonical text
+ * collapses into one space. */
+bool kg_htmldiff_is_ws(unsigned char c);
+
 /* True when the first 1445 bytes of s hold a WHATWG "binary data byte"
  * (see kg_htmldiff): the body is then not compared as HTML. */
 bool kg_htmldiff_looks_binary(const char *s, size_t len);

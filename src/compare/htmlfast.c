@@ -117,11 +117,6 @@ static bool hf_is_blank(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* What the canonical text collapses (htmldiff.c's kg_htmldiff_is_ws). */
-static bool hf_is_ws(unsigned char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';
-}
-
 /* htmlParseHTMLName: a letter, '_', ':' or '.', then those, digits and
  * '-'. */
 static bool hf_is_name_char(unsigned char c) {
@@ -133,27 +128,8 @@ static bool hf_is_name_start(unsigned char c) {
   return hf_is_letter(c) || c == '_' || c == ':' || c == '.';
 }
 
-/* Compares an HTML name (any case) with a lower-case one. */
-static bool hf_name_is(hf_span name, const char *lower) {
-  size_t n = strlen(lower);
-  if (name.n != n) return false;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)(name.p[i] | (hf_is_letter((unsigned char)name.p[i]) ? 0x20 : 0)) !=
-        (unsigned char)lower[i])
-      return false;
-  return true;
-}
-
-static bool hf_span_is(hf_span name, hf_span lower) {
-  if (name.n != lower.n) return false;
-  for (size_t i = 0; i < name.n; i++) {
-    unsigned char c = (unsigned char)name.p[i];
-    if (hf_is_letter(c)) c |= 0x20;
-    if (c != (unsigned char)lower.p[i]) return false;
-  }
-  return true;
-}
-
+/* Compares two HTML names, case-blind as libxml2 reads them (it lowers
+ * every name). */
 static bool hf_same_name(hf_span x, hf_span y) {
   if (x.n != y.n) return false;
   for (size_t i = 0; i < x.n; i++) {
@@ -349,7 +325,7 @@ static bool hf_is_plain(hf_span s) {
 
 static bool hf_is_blank_text(hf_span s) {
   for (size_t i = 0; i < s.n; i++)
-    if (!hf_is_ws((unsigned char)s.p[i])) return false;
+    if (!kg_htmldiff_is_ws((unsigned char)s.p[i])) return false;
   return true;
 }
 
@@ -358,17 +334,17 @@ static bool hf_is_blank_text(hf_span s) {
 static bool hf_same_text(hf_span x, hf_span y) {
   size_t i = 0, j = 0;
   for (;;) {
-    while (i < x.n && hf_is_ws((unsigned char)x.p[i])) i++;
-    while (j < y.n && hf_is_ws((unsigned char)y.p[j])) j++;
+    while (i < x.n && kg_htmldiff_is_ws((unsigned char)x.p[i])) i++;
+    while (j < y.n && kg_htmldiff_is_ws((unsigned char)y.p[j])) j++;
     if (i == x.n || j == y.n) return i == x.n && j == y.n;
     /* one word each */
-    while (i < x.n && j < y.n && !hf_is_ws((unsigned char)x.p[i]) &&
-           !hf_is_ws((unsigned char)y.p[j])) {
+    while (i < x.n && j < y.n && !kg_htmldiff_is_ws((unsigned char)x.p[i]) &&
+           !kg_htmldiff_is_ws((unsigned char)y.p[j])) {
       if (x.p[i] != y.p[j]) return false;
       i++, j++;
     }
-    bool xe = i == x.n || hf_is_ws((unsigned char)x.p[i]);
-    bool ye = j == y.n || hf_is_ws((unsigned char)y.p[j]);
+    bool xe = i == x.n || kg_htmldiff_is_ws((unsigned char)x.p[i]);
+    bool ye = j == y.n || kg_htmldiff_is_ws((unsigned char)y.p[j]);
     if (xe != ye) return false;
   }
 }
@@ -545,7 +521,7 @@ static void hf_next(const char *s, size_t len, size_t pos, hf_span raw, hf_tok *
         return;
       t->kind = HF_COMMENT;
       t->end = (size_t)(close - s) + 3;
-    } else if (len - pos >= 10 && hf_name_is((hf_span){s + pos + 2, 7}, "doctype")) {
+    } else if (len - pos >= 10 && hf_same_name((hf_span){s + pos + 2, 7}, (hf_span){"doctype", 7})) {
       const char *close = memchr(s + pos, '>', len - pos);
       if (close == NULL) return;
       for (const char *q = s + pos + 2; q < close; q++)
@@ -595,7 +571,7 @@ typedef struct hf_state {
 
 static const hf_attr *hf_find_attr(const hf_tok *t, hf_span lower) {
   for (size_t i = 0; i < t->nattrs; i++)
-    if (hf_span_is(t->attrs[i].name, lower)) return &t->attrs[i];
+    if (hf_same_name(t->attrs[i].name, lower)) return &t->attrs[i];
   return NULL;
 }
 
@@ -610,7 +586,7 @@ static bool hf_has_duplicates(const hf_tok *t) {
 /* Does e's element test hold for start tag t? -1: cannot say. */
 static int hf_tag_matches(const hf_expr *e, const hf_tok *t) {
   if (e->sel == HF_SEL_NONE) return 0;
-  if (e->tag.n > 0 && !hf_span_is(t->name, e->tag)) return 0;
+  if (e->tag.n > 0 && !hf_same_name(t->name, e->tag)) return 0;
   if (e->pattr.n == 0) return 1;
   const hf_attr *at = hf_find_attr(t, e->pattr);
   if (at == NULL) return 0;
@@ -636,7 +612,7 @@ static bool hf_hide(hf_state *st, const hf_tok *ta, const hf_tok *tb, hf_span at
     for (size_t i = 0; i < st->nex; i++) {
       const hf_expr *e = &st->ex[i];
       if (e->sel != (pass == 0 ? node : HF_SEL_ELEM)) continue;
-      if (e->sel == HF_SEL_ATTR && !hf_span_is(attr, e->attr)) continue; /* any case */
+      if (e->sel == HF_SEL_ATTR && !hf_same_name(attr, e->attr)) continue; /* any case */
       int ma = hf_tag_matches(e, ta), mb = hf_tag_matches(e, tb);
       if (ma < 0 || mb < 0 || ma != mb) return false;
       if (ma) hit[i] = any = true;
@@ -757,12 +733,14 @@ static bool hf_sniff_ok(const char *s, size_t len) {
   return !kg_htmldiff_looks_binary(s, len) && len <= INT_MAX;
 }
 
-/* Past an odd token nothing is certain: only a byte-equal rest is. */
-static int hf_rest_equal(const char *a, size_t alen, size_t pa, const char *b,
-                         size_t blen, size_t pb, bool rooted) {
+/* Past an odd token nothing is certain: decided only when the rest of the
+ * pages is byte-equal (and a root element was seen). */
+static int hf_finish_if_rest_equal(const hf_state *st, const kg_htmldiff_opts *o,
+                                   kg_diffs *out, const char *a, size_t alen, size_t pa,
+                                   const char *b, size_t blen, size_t pb, bool rooted) {
   if (!rooted || alen - pa != blen - pb || memcmp(a + pa, b + pb, alen - pa) != 0)
     return KG_HTMLFAST_FALLBACK;
-  return 0;
+  return hf_finish(st, o, out);
 }
 
 /* Reads the ignore expressions; false when one is outside the subset. */
@@ -813,8 +791,7 @@ int kg_htmlfast(const char *a, size_t alen, const char *b, size_t blen,
     if (x->kind == HF_ODD ||
         (x->kind == HF_START &&
          ((x->elem->flags & HF_E_SPECIAL) || !hf_declared_charset_ok(x))))
-      return hf_rest_equal(a, alen, pa, b, blen, pb, rooted) == 0 ? hf_finish(&st, o, out)
-                                                                  : KG_HTMLFAST_FALLBACK;
+      return hf_finish_if_rest_equal(&st, o, out, a, alen, pa, b, blen, pb, rooted);
     size_t n = x->end - pa + x->term, next_b;
     bool same = n <= blen - pb && memcmp(a + pa, b + pb, n) == 0 &&
                 (x->term > 0 || pb + n == blen ||
@@ -867,8 +844,7 @@ int kg_htmlfast(const char *a, size_t alen, const char *b, size_t blen,
       hf_tok *end = &ta[cur];
       hf_next(a, alen, pa, (hf_span){NULL, 0}, end);
       if (end->kind != HF_END || !hf_same_name(end->name, was_raw))
-        return hf_rest_equal(a, alen, pa, b, blen, pb, rooted) == 0 ? hf_finish(&st, o, out)
-                                                                    : KG_HTMLFAST_FALLBACK;
+        return hf_finish_if_rest_equal(&st, o, out, a, alen, pa, b, blen, pb, rooted);
     }
   }
   if (!rooted) return KG_HTMLFAST_FALLBACK;
