@@ -323,6 +323,29 @@ static void test_deep_nesting(void **state) {
   free(a);
 }
 
+/* An object with more keys than the reader's stack room, differing in an
+ * ignored key after them: decided; the same with one key twice (jansson
+ * keeps the last, so the tree differ must decide). */
+static void test_many_keys(void **state) {
+  (void)state;
+  const char *ign[] = {"$.obj.ts"};
+  kg_jsondiff_opts o = {ign, 1, NULL, 0, NULL};
+  for (int dup = 0; dup < 2; dup++) {
+    kg_buf a = KG_BUF_INIT, b = KG_BUF_INIT;
+    kg_buf_appends(&a, "{\"obj\":{");
+    kg_buf_appends(&b, "{\"obj\":{");
+    for (int i = 0; i < 200; i++) {
+      kg_buf_appendf(&a, "\"k%d\":%d,", dup && i == 150 ? 3 : i, i);
+      kg_buf_appendf(&b, "\"k%d\":%d,", dup && i == 150 ? 3 : i, i);
+    }
+    kg_buf_appends(&a, "\"ts\":1}}");
+    kg_buf_appends(&b, "\"ts\":2}}");
+    expect(a.data, b.data, &o, dup ? KG_JSONFAST_FALLBACK : 0, 0, 0, 1);
+    kg_buf_free(&a);
+    kg_buf_free(&b);
+  }
+}
+
 static void test_out_not_empty(void **state) {
   (void)state;
   kg_diffs d = {0};
@@ -346,6 +369,7 @@ int main(void) {
       cmocka_unit_test(test_unordered_falls_back),
       cmocka_unit_test(test_invalid_json),
       cmocka_unit_test(test_deep_nesting),
+      cmocka_unit_test(test_many_keys),
       cmocka_unit_test(test_out_not_empty),
   };
   return cmocka_run_group_tests_name("jsonfast", tests, NULL, NULL);
