@@ -314,6 +314,31 @@ def group_cpu_seconds(pid):
     return total / CLK_TCK
 
 
+def thread_cpu_seconds(pid):
+    """utime+stime of pid's threads by the names kagami gives them (see
+    kg_thread_name): "loop" (kg-worker-N: proxying, both backend legs,
+    handing results over), "pool" (kg-pool: comparing, the diff log) and
+    "other" (the main thread, store writers, pool threads that have not
+    compared yet; all of nginx). Seconds."""
+    out = {"loop": 0.0, "pool": 0.0, "other": 0.0}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue  # the thread ended
+        comm = text[text.find("(") + 1:text.rfind(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        group = ("loop" if comm.startswith("kg-worker") else
+                 "pool" if comm == "kg-pool" else "other")
+        out[group] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 # --- content and configs --------------------------------------------------
 
 def make_pages(www):
@@ -665,6 +690,7 @@ def wrk(tmp, port, path, conns, duration, cpu_pid=None, budget_pids=None):
             f"http://127.0.0.1:{port}{path}"]
     budget_pids = budget_pids or {}
     cpu0 = group_cpu_seconds(cpu_pid) if cpu_pid else None
+    thr0 = thread_cpu_seconds(cpu_pid) if cpu_pid else None
     others0 = {k: group_cpu_seconds(p) for k, p in budget_pids.items()}
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0, t0 = machine_busy_seconds(), time.monotonic()
@@ -674,6 +700,7 @@ def wrk(tmp, port, path, conns, duration, cpu_pid=None, budget_pids=None):
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     others1 = {k: group_cpu_seconds(p) for k, p in budget_pids.items()}
     cpu1 = group_cpu_seconds(cpu_pid) if cpu_pid else None
+    thr1 = thread_cpu_seconds(cpu_pid) if cpu_pid else None
     m = re.search(r"^BENCHJSON (\{.*\})$", r.stdout, re.M)
     if r.returncode != 0 or not m:
         raise HarnessError(f"wrk failed ({r.returncode}): {' '.join(argv)}\n{r.stdout}\n{r.stderr}")
@@ -693,6 +720,10 @@ def wrk(tmp, port, path, conns, duration, cpu_pid=None, budget_pids=None):
     }
     if cpu0 is not None and d["requests"]:
         res["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / d["requests"]
+        # kagami's split between its event loops and its comparing pool
+        if thr1["loop"] > 0:
+            for k in ("loop", "pool"):
+                res[f"{k}_us_per_req"] = (thr1[k] - thr0[k]) * 1e6 / d["requests"]
     if budget_pids and d["requests"]:
         n = d["requests"]
         wrk_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
@@ -723,7 +754,8 @@ def summarize(rounds):
         return None
     out = {k: median_of(rounds, k) for k in
            ("rps", "p50_ms", "p90_ms", "p99_ms", "cpu_us_per_req", "mb_per_s",
-            "wrk_us_per_req", "master_us_per_req", "shadow_us_per_req", "machine_busy")}
+            "wrk_us_per_req", "master_us_per_req", "shadow_us_per_req", "machine_busy",
+            "loop_us_per_req", "pool_us_per_req")}
     out["errors"] = sum(r["errors"] for r in rounds)
     if all("diff_records" in r for r in rounds):
         # share of the timed requests that reached the diff log: below 1
@@ -751,6 +783,10 @@ def mirror_budget(res):
             "others_us_per_req": others,
             "proxy_budget_us": ncpu * 1e6 / target - others,
             "kagami_used_us": d.get("cpu_us_per_req"),
+            # what kagami's event loops spent (proxying, both legs) before
+            # any comparison: the floor of a comparing kagami
+            "kagami_loop_us": d.get("loop_us_per_req"),
+            "kagami_pool_us": d.get("pool_us_per_req"),
             "nginx_proxy_used_us": b.get("cpu_us_per_req")}
 
 
@@ -1140,12 +1176,20 @@ def print_report(res):
                 f"{fmt(row['setups'][key].get('shadow_us_per_req'), '.0f')} "
                 f"{fmt(row['setups'][key].get('machine_busy') and row['setups'][key]['machine_busy'] * 100, '.0f')}%"
                 for key, _ in SETUPS if row["setups"].get(key)))
+            split = [(key, row["setups"][key]) for key, _ in SETUPS
+                     if row["setups"].get(key) and row["setups"][key].get("loop_us_per_req")]
+            if split:
+                p(f"{'':14s} kagami cpu us/req on its event loop / comparing pool: " + "   ".join(
+                    f"{key} {fmt(v['loop_us_per_req'], '.1f')}/{fmt(v.get('pool_us_per_req'), '.1f')}"
+                    for key, v in split))
             mb = row.get("mirror_budget")
             if mb:
                 p(f"{'':14s} for d >= 0.8x b ({mb['target_rps']:.0f} req/s) a mirroring proxy "
                   f"could spend {mb['proxy_budget_us']:.1f} us/req here (wrk and backends take "
                   f"{mb['others_us_per_req']:.1f} of {mb['cpu_us_per_req_available']:.1f}); "
-                  f"kagami spent {fmt(mb['kagami_used_us'], '.1f')}, nginx proxying alone "
+                  f"kagami spent {fmt(mb['kagami_used_us'], '.1f')} (event loop "
+                  f"{fmt(mb.get('kagami_loop_us'), '.1f')}, comparing pool "
+                  f"{fmt(mb.get('kagami_pool_us'), '.1f')}), nginx proxying alone "
                   f"{fmt(mb['nginx_proxy_used_us'], '.1f')}")
             st = row.get("store")
             if st:

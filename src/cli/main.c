@@ -209,6 +209,9 @@ static void kg_main_on_sighup(uv_signal_t *s, int signum) {
 
 static void kg_worker_thread(void *arg) {
   kg_worker *w = arg;
+  char name[16];
+  snprintf(name, sizeof(name), "kg-worker-%d", w->id);
+  kg_thread_name(name);
   kg_worker_run(w);
   atomic_store(&w->exited, true);
   uv_async_send(w->exit_async);

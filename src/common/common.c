@@ -1,6 +1,7 @@
 /* common.c: allocation wrappers and tiny helpers shared by every module. */
 #include "common/common.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,4 +74,10 @@ uint64_t kg_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void kg_thread_name(const char *name) {
+  char n[16];
+  snprintf(n, sizeof(n), "%s", name); /* the kernel keeps 15 bytes */
+  pthread_setname_np(pthread_self(), n);
 }

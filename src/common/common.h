@@ -55,4 +55,10 @@ bool kg_read_digits(const char **p, int n, int *out);
 /* Monotonic clock in nanoseconds (for elapsed times). */
 uint64_t kg_now_ns(void);
 
+/* Names the calling thread (at most 15 bytes are kept), so that `top -H`,
+ * perf and /proc/PID/task/TID/comm tell the threads apart: kg-worker-N
+ * (event loops), kg-pool (thread pool threads, from their first
+ * comparison), kg-store, kg-pgstore, kg-record. */
+void kg_thread_name(const char *name);
+
 #endif

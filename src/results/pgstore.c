@@ -952,6 +952,7 @@ static void kg_pgstore_apply(kg_pgstore *s, kg_pg_batch *list) {
 
 static void *kg_pgstore_run(void *arg) {
   kg_pgstore *s = arg;
+  kg_thread_name("kg-pgstore");
   for (;;) {
     pthread_mutex_lock(&s->lock);
     if (s->head == NULL && !s->stopping) {

@@ -1440,6 +1440,7 @@ int kg_store_maintain(kg_store *s) { return kg_store_txn(s, NULL, 0, true); }
  * (traffic stopped): readers see every request within about a second. */
 static void *kg_store_flusher(void *arg) {
   kg_store *s = arg;
+  kg_thread_name("kg-store");
   pthread_mutex_lock(&s->lock);
   while (!s->closing) {
     struct timespec until;

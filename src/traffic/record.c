@@ -394,6 +394,7 @@ static void kg_recorder_write(kg_recorder *r, kg_record_item *it, kg_buf *b) {
  * takes. */
 static void *kg_recorder_thread(void *arg) {
   kg_recorder *r = arg;
+  kg_thread_name("kg-record");
   kg_record_item *batch[KG_RECORD_QUEUE_ITEMS];
   kg_buf b = KG_BUF_INIT;
   pthread_mutex_lock(&r->lock);

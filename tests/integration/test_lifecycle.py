@@ -2,6 +2,7 @@
 responses, flush the diff log and exit 0; log lines at start and stop name
 the listen address and the backends."""
 
+import os
 import signal
 import socket
 import threading
@@ -116,3 +117,28 @@ def test_several_workers_serve_and_stop_cleanly(make_backend, start_kagami):
             assert c.request("GET", "/binary").body == backends.binary_body()
     assert k.stop() == 0
     assert len(k.log_entries()) == 24
+
+
+def thread_names(pid):
+    names = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            names.append(f.read().strip())
+    return names
+
+
+def test_threads_are_named_for_top_and_perf(make_backend, start_kagami):
+    """Each thread says what it does (top -H, ps -L, perf; the bench splits
+    kagami's CPU by these names)."""
+    production = make_backend("production")
+    newdb = make_backend("newdb")
+    k = start_kagami([production, newdb], options={"workers": 2})
+    for _ in range(8):
+        with k.connect() as c:
+            assert c.request("GET", "/text/2").body == backends.text_body(2)
+    k.wait_log(8)
+    names = thread_names(k.proc.pid)
+    assert names.count("kg-worker-0") == 1 and names.count("kg-worker-1") == 1, names
+    assert "kg-pool" in names, names  # a pool thread that compared
+    assert "kg-store" in names, names  # the default store's writer
+    assert k.stop() == 0
