@@ -12,13 +12,14 @@ batching.
 
 Needs valgrind (apt-get install valgrind), besides what make bench needs.
 
-usage: bench/instructions.py [--requests N] [--sample S] BINARY [BINARY...]
+usage: bench/instructions.py [--requests N] [--sample S] [--page PAGE] BINARY [BINARY...]
    e.g. bench/instructions.py /tmp/old/build/kagami build/kagami
-        (--sample 0: pure proxy; 1: every request mirrored and compared)
+        (--sample 0: pure proxy; 1: every request mirrored and compared;
+        --page api.json: the noisy JSON answer, with bench/run.py's rules)
 """
 import argparse
+import http.client
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -30,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (bench/run.py: pages, nginx, kagami configs)
 
 
-def instructions(binary, sample, n):
+def instructions(binary, sample, n, page="small.html"):
     tmp = tempfile.mkdtemp(prefix="kagami-ir-")
     os.chmod(tmp, 0o755)
     www = os.path.join(tmp, "www")
@@ -38,7 +39,8 @@ def instructions(binary, sample, n):
     run.STORE_SUPPORTED = True
     mp, sp, port = run.free_port(), run.free_port(), run.free_port()
     backends = [run.start_backend(tmp, "master", mp, www), run.start_backend(tmp, "shadow", sp, www)]
-    conf = run.kagami_config(tmp, "k", port, 1, mp, sp, sample)
+    # the rules name only the noisy pages' endpoints
+    conf = run.kagami_config(tmp, "k", port, 1, mp, sp, sample, extra=run.NOISE_RULES)
     out = os.path.join(tmp, "callgrind.out")
     p = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, binary,
                           "run", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -49,21 +51,14 @@ def instructions(binary, sample, n):
                 break
             except OSError:
                 time.sleep(0.1)
-        c = socket.create_connection(("127.0.0.1", port))
-        req, buf = b"GET /small.html HTTP/1.1\r\nHost: bench\r\n\r\n", b""
+        # http.client: the noisy pages come chunked (nginx's sub_filter)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for _ in range(n):
-            c.sendall(req)
-            while True:
-                h = buf.find(b"\r\n\r\n")
-                if h >= 0:
-                    length = int(re.search(rb"(?i)content-length: *(\d+)", buf[:h]).group(1))
-                    if len(buf) >= h + 4 + length:
-                        buf = buf[h + 4 + length:]
-                        break
-                data = c.recv(65536)
-                if not data:
-                    raise SystemExit("kagami closed the connection")
-                buf += data
+            c.request("GET", "/" + page, headers={"Host": "bench"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise SystemExit(f"kagami answered {r.status}")
         c.close()
         time.sleep(2)  # the last comparisons and diff log lines
     finally:
@@ -84,13 +79,15 @@ def main():
     ap.add_argument("binaries", nargs="+")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--sample", type=float, default=1.0)
+    ap.add_argument("--page", default="small.html",
+                    help="a page of bench/run.py's (small.html, api.json, noisy.html, ...)")
     a = ap.parse_args()
     first = None
     for b in a.binaries:
-        ir = instructions(b, a.sample, a.requests)
+        ir = instructions(b, a.sample, a.requests, a.page)
         first = first or ir
         print(f"{b}: {ir:,.0f} instructions per request (sample {a.sample}, "
-              f"{a.requests} requests){'' if ir == first else f', {ir / first:.3f}x the first'}")
+              f"{a.requests} requests of /{a.page}){'' if ir == first else f', {ir / first:.3f}x the first'}")
 
 
 if __name__ == "__main__":
