@@ -2,6 +2,7 @@
  * other subcommands handed to their own files. */
 #include <libgen.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +98,23 @@ typedef struct kg_main {
   uv_async_t exit_async;   /* a worker's loop ended */
   kg_admin_ctx admin;      /* what the admin listener reads; admin.admin
                               is set while it runs (on this loop) */
+  uv_work_t pool_start;    /* the thread pool's first job (see below) */
   bool stopping;
 } kg_main;
+
+static void kg_main_pool_noop(uv_work_t *req) { (void)req; }
+
+/* libuv makes its thread pool's threads at the pool's first job, and a
+ * new thread takes the name of the thread that made it: make them here,
+ * under their own name, rather than in whichever worker compares first
+ * (where they would pass for that worker's event loop in top -H). */
+static void kg_main_start_pool(kg_main *m) {
+  char own[16];
+  bool named = pthread_getname_np(pthread_self(), own, sizeof(own)) == 0;
+  kg_thread_name("kg-pool");
+  uv_queue_work(&m->loop, &m->pool_start, kg_main_pool_noop, NULL);
+  if (named) kg_thread_name(own);
+}
 
 /* Tells the service manager (if any) our state; a message it cannot get
  * is logged, not fatal: kagami serves either way. */
@@ -408,6 +424,7 @@ static int kg_main_run(const char *path) {
   uv_signal_start(&m.sighup, kg_main_on_sighup, SIGHUP);
   uv_async_init(&m.loop, &m.exit_async, kg_main_on_worker_exit);
   m.exit_async.data = &m;
+  kg_main_start_pool(&m);
   for (int i = 0; i < m.nworkers; i++) {
     m.workers[i].exit_async = &m.exit_async;
     uv_thread_create(&m.workers[i].thread, kg_worker_thread, &m.workers[i]);

@@ -57,8 +57,9 @@ uint64_t kg_now_ns(void);
 
 /* Names the calling thread (at most 15 bytes are kept), so that `top -H`,
  * perf and /proc/PID/task/TID/comm tell the threads apart: kg-worker-N
- * (event loops), kg-pool (thread pool threads, from their first
- * comparison), kg-store, kg-pgstore, kg-record. */
+ * (event loops), kg-pool (the thread pool: comparisons, store batches,
+ * API queries), kg-store, kg-pgstore, kg-record. A new thread starts with
+ * its maker's name. */
 void kg_thread_name(const char *name);
 
 #endif

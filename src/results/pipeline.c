@@ -28,12 +28,6 @@ void kg_pipeline_init(kg_pipeline *p, uv_loop_t *loop, const kg_pipeline_ops *op
  * sinks at once (one diff log write, one store transaction). */
 static void kg_pipeline_work(uv_work_t *req) {
   kg_pipeline_batch *b = KG_CONTAINER_OF(req, kg_pipeline_batch, work);
-  /* libuv makes the pool's threads: they get their name on first use */
-  static _Thread_local bool named;
-  if (!named) {
-    kg_thread_name("kg-pool");
-    named = true;
-  }
   const kg_pipeline *p = b->p;
   kg_result *results = kg_calloc(b->n, sizeof(kg_result));
   const kg_result **ptrs = kg_calloc(b->n, sizeof(kg_result *));
