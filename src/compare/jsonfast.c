@@ -146,8 +146,9 @@ static void kg_jsonfast_side_free(kg_jsonfast_side *s) {
   if (s->keys != s->keys_inline) free(s->keys);
 }
 
-/* Resizes a stack of `size`-byte items from `old` to `cap` items: the
- * first move off the caller's inline array copies it to the heap. */
+/* Resizes a stack of `size`-byte items to `cap` items, keeping the first
+ * `old`: the first move off the caller's inline array copies them to the
+ * heap. */
 static void *kg_jsonfast_regrow(void *p, const void *inline_p, size_t old, size_t cap,
                                 size_t size) {
   if (p != inline_p) return kg_realloc(p, cap * size);
@@ -843,16 +844,16 @@ static bool kg_jsonfast_same_event(kg_jsonfast_walk *w, const kg_jsonfast_tok *t
 static void kg_jsonfast_fork(kg_jsonfast_walk *w, const kg_jsonfast_snap *snap,
                              const char *a0) {
   kg_jsonfast_side *a = &w->a, *b = &w->b;
+  /* (b's own levels and keys are replaced: nothing of them to keep) */
   if (b->cap < a->cap) {
-    b->lv = kg_jsonfast_regrow(b->lv, b->lv_inline, b->cap, a->cap, sizeof(*b->lv));
+    b->lv = kg_jsonfast_regrow(b->lv, b->lv_inline, 0, a->cap, sizeof(*b->lv));
     b->cap = a->cap;
   }
   memcpy(b->lv, a->lv, snap->depth * sizeof(*b->lv));
   b->lv[snap->depth] = snap->top;
   b->depth = snap->depth;
   if (b->capkeys < snap->nkeys) {
-    b->keys = kg_jsonfast_regrow(b->keys, b->keys_inline, b->capkeys, a->capkeys,
-                                 sizeof(*b->keys));
+    b->keys = kg_jsonfast_regrow(b->keys, b->keys_inline, 0, a->capkeys, sizeof(*b->keys));
     b->capkeys = a->capkeys;
   }
   if (snap->nkeys) memcpy(b->keys, a->keys, snap->nkeys * sizeof(*b->keys));
