@@ -127,7 +127,7 @@ bool kg_htmldiff_looks_binary(const char *s, size_t len) {
   const unsigned char *u = (const unsigned char *)s;
   for (size_t k = 0; k < KG_MIN(len, (size_t)HD_SNIFF_LEN); k++)
     if (kg_htmldiff_is_binary_byte(u[k])) return true;
-  return false;
+  return len > HD_SNIFF_LEN && memchr(s + HD_SNIFF_LEN, '\0', len - HD_SNIFF_LEN) != NULL;
 }
 
 static bool kg_htmldiff_has_tag(const char *s, size_t len) {
@@ -141,8 +141,31 @@ static bool kg_htmldiff_has_tag(const char *s, size_t len) {
   return false;
 }
 
+/* libxml2's generic error channel, as it was (see below). */
+typedef struct hd_generic {
+  xmlGenericErrorFunc fn;
+  void *ctx;
+} hd_generic;
+static hd_generic kg_htmldiff_generic_redirect(xmlGenericErrorFunc fn, void *ctx);
+static void kg_htmldiff_generic_restore(hd_generic saved);
+
+/* While a page is parsed, libxml2's generic error channel says only that
+ * its reading went wrong (a charset conversion failed, an I/O error): the
+ * parser's own complaints about the markup are off (HTML_PARSE_NOERROR). */
+static void kg_htmldiff_generic_flag(void *ctx, const char *msg, ...) {
+  (void)msg;
+  *(bool *)ctx = true;
+}
+
 /* Parses s into d->doc per the rules in htmldiff.h. Returns 0 (d->doc may
- * be NULL: empty body) or -1 when s is not HTML. */
+ * be NULL: empty body) or -1 when s is not HTML, or not HTML that libxml2
+ * reads to its end. libxml2 2.9 ends a document, without an error we
+ * could tell from others, at a NUL byte where a token starts (one inside
+ * an attribute value does it) and where a charset conversion fails: the
+ * rest of the page is then missing from the tree, and comparing such trees
+ * would hide any difference in that rest. A page with a NUL byte anywhere
+ * is not HTML here (kg_htmldiff_looks_binary), and neither is one whose
+ * reading libxml2 reports as failed: both are compared as text. */
 static int kg_htmldiff_parse(const char *s, size_t len, const char *enc, hd_doc *d) {
   const unsigned char *u = (const unsigned char *)s;
   bool utf16 = len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) ||
@@ -155,9 +178,12 @@ static int kg_htmldiff_parse(const char *s, size_t len, const char *enc, hd_doc 
     if (!kg_htmldiff_has_tag(s, len)) return -1;
   }
   if (len > INT_MAX) return -1;
+  bool failed = false;
+  hd_generic saved = kg_htmldiff_generic_redirect(kg_htmldiff_generic_flag, &failed);
   d->doc = htmlReadMemory(s, (int)len, NULL, enc, HD_PARSE_OPTS);
+  kg_htmldiff_generic_restore(saved);
   if (d->doc == NULL) return -1;
-  if (xmlDocGetRootElement(d->doc) == NULL) {
+  if (failed || xmlDocGetRootElement(d->doc) == NULL) {
     xmlFreeDoc(d->doc);
     d->doc = NULL;
     return -1;
@@ -463,11 +489,6 @@ static void kg_htmldiff_xpath_silence(void *ud, xmlErrorPtr e) {}
  * generic error channel, which is per thread. It is pointed at us while we
  * evaluate and restored right after, so nothing reaches stderr from the
  * thread pool and nothing else on the thread is affected. */
-typedef struct hd_generic {
-  xmlGenericErrorFunc fn;
-  void *ctx;
-} hd_generic;
-
 static hd_generic kg_htmldiff_generic_redirect(xmlGenericErrorFunc fn, void *ctx) {
   hd_generic saved = {xmlGenericError, xmlGenericErrorContext};
   xmlSetGenericErrorFunc(ctx, fn);

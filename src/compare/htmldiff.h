@@ -86,10 +86,12 @@ typedef struct kg_htmldiff_opts {
  * out and unified are then untouched and the caller should fall back to a
  * plain line diff. Not HTML means: binary (a NUL or other control byte,
  * other than whitespace and ESC, in the first 1445 bytes, as the WHATWG
- * MIME sniffing rule says; UTF-16 bodies with a BOM are exempt); no tag at
- * all ("<" followed by a letter, "!", "/" or "?"), e.g. plain text or JSON;
- * more than INT_MAX bytes; or no root element after parsing (a body of
- * comments only). An empty or whitespace-only body is an empty document,
+ * MIME sniffing rule says; UTF-16 bodies with a BOM are exempt), or a NUL
+ * byte anywhere; no tag at all ("<" followed by a letter, "!", "/" or
+ * "?"), e.g. plain text or JSON; more than INT_MAX bytes; no root element
+ * after parsing (a body of comments only); or a page libxml2 did not read
+ * to its end (it reported a failed charset conversion): a difference in
+ * the part it left out would otherwise be hidden. An empty or whitespace-only body is an empty document,
  * not an error: two of them are equal, and against a page every node of
  * the page differs.
  *
@@ -108,7 +110,9 @@ int kg_htmldiff_tree(const char *a, size_t alen, const char *b, size_t blen,
 bool kg_htmldiff_is_ws(unsigned char c);
 
 /* True when the first 1445 bytes of s hold a WHATWG "binary data byte"
- * (see kg_htmldiff): the body is then not compared as HTML. */
+ * (see kg_htmldiff), or s holds a NUL byte anywhere (libxml2 2.9 ends a
+ * document at one where a token starts, and the rest of the page would
+ * be compared by no one): the body is then not compared as HTML. */
 bool kg_htmldiff_looks_binary(const char *s, size_t len);
 
 /* Validates an ignore expression for the config loader: it must compile

@@ -706,9 +706,8 @@ static bool hf_charset_ok(const char *cs, size_t n) {
   return false;
 }
 
-/* A charset a start tag declares: may it be read here? */
-static bool hf_declared_charset_ok(const hf_tok *t) {
-  if (!(t->elem->flags & HF_E_META)) return true;
+/* The charset a meta start tag declares, if any: may it be read here? */
+static bool hf_meta_charset_ok(const hf_tok *t) {
   const hf_attr *cs = hf_find_attr(t, (hf_span){"charset", 7});
   const hf_attr *ct = hf_find_attr(t, (hf_span){"content", 7});
   hf_span v = cs ? cs->val : ct && hf_find_attr(t, (hf_span){"http-equiv", 10}) ? ct->val
@@ -722,6 +721,32 @@ static bool hf_declared_charset_ok(const hf_tok *t) {
     v = (hf_span){p, (size_t)(v.p + v.n - p)};
   }
   return hf_charset_ok(v.p, v.n);
+}
+
+/* A charset a start tag declares: may it be read here? */
+static bool hf_declared_charset_ok(const hf_tok *t) {
+  return !(t->elem->flags & HF_E_META) || hf_meta_charset_ok(t);
+}
+
+/* Past an odd token the page is not read token by token, but a meta tag
+ * there can still switch libxml2 to a charset whose conversion may fail
+ * (the tree differ then does not compare the page as HTML). Every "<meta"
+ * in s from pos on, whatever its context, must read as a meta start tag
+ * declaring no charset or one read here. */
+static bool hf_rest_charsets_ok(const char *s, size_t len, size_t pos) {
+  static const hf_span meta = {"meta", 4};
+  const char *p = s + pos, *end = s + len;
+  while ((p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+    if (end - p > 4 && hf_same_name((hf_span){p + 1, 4}, meta)) {
+      hf_tok t;
+      hf_next(s, len, (size_t)(p - s), (hf_span){NULL, 0}, &t);
+      if (t.kind == HF_ODD) return false;
+      if (t.kind == HF_START && hf_same_name(t.name, meta) && !hf_meta_charset_ok(&t))
+        return false;
+    }
+    p++;
+  }
+  return true;
 }
 
 /* The tree differ's "is it HTML at all" (htmldiff.c) for what the walk
@@ -738,7 +763,8 @@ static bool hf_sniff_ok(const char *s, size_t len) {
 static int hf_finish_if_rest_equal(const hf_state *st, const kg_htmldiff_opts *o,
                                    kg_diffs *out, const char *a, size_t alen, size_t pa,
                                    const char *b, size_t blen, size_t pb, bool rooted) {
-  if (!rooted || alen - pa != blen - pb || memcmp(a + pa, b + pb, alen - pa) != 0)
+  if (!rooted || alen - pa != blen - pb || memcmp(a + pa, b + pb, alen - pa) != 0 ||
+      !hf_rest_charsets_ok(a, alen, pa))
     return KG_HTMLFAST_FALLBACK;
   return hf_finish(st, o, out);
 }
