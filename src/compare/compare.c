@@ -190,12 +190,28 @@ static char *kg_charset(const char *ctype) {
   return n ? kg_strndup(p, n) : NULL;
 }
 
+/* U+2400 SYMBOL FOR NULL: how a NUL byte of a text line is shown. */
+#define KG_NUL_SHOWN "\xe2\x90\x80"
+
+/* Appends p[0..n) with each NUL byte shown as KG_NUL_SHOWN: from here on a
+ * value or a noise key is a C string (the differences list, the store), and
+ * a NUL would cut it short where the two sides may still differ. */
+static void kg_append_shown(kg_buf *b, const char *p, size_t n) {
+  const char *nul;
+  while (n > 0 && (nul = memchr(p, '\0', n)) != NULL) {
+    kg_buf_append(b, p, (size_t)(nul - p));
+    kg_buf_appends(b, KG_NUL_SHOWN);
+    n -= (size_t)(nul - p) + 1;
+    p = nul + 1;
+  }
+  kg_buf_append(b, p, n);
+}
+
 /* Shortened copy of a value for the differences list. */
 static char *kg_shorten(const char *p, size_t n) {
-  if (n <= KG_MAX_VALUE_BYTES) return kg_strndup(p, n);
   kg_buf b = KG_BUF_INIT;
-  kg_buf_append(&b, p, KG_MAX_VALUE_BYTES);
-  kg_buf_appendf(&b, "... (%zu bytes)", n);
+  kg_append_shown(&b, p, KG_MIN(n, (size_t)KG_MAX_VALUE_BYTES));
+  if (n > KG_MAX_VALUE_BYTES) kg_buf_appendf(&b, "... (%zu bytes)", n);
   return kg_buf_steal(&b, NULL);
 }
 
@@ -217,7 +233,10 @@ static void kg_text_shape(const char *line, size_t len, kg_buf *out) {
   for (size_t i = 0; i < len && out->len - start < 100; i++) {
     bool digit = isdigit((unsigned char)line[i]);
     if (digit && out->len > start && out->data[out->len - 1] == '#') continue;
-    kg_buf_append(out, digit ? "#" : line + i, 1);
+    if (digit)
+      kg_buf_append(out, "#", 1);
+    else
+      kg_append_shown(out, line + i, 1);
   }
 }
 
@@ -255,14 +274,16 @@ static void kg_text_run(const kg_line *del, size_t nd, const kg_line *add,
 }
 
 /* Text: the unified diff's changed lines become differences located by the
- * master's line numbers. */
-static void kg_text_differences(const char *unified, kg_diffs *out) {
+ * master's line numbers. The diff holds the lines' bytes as they are, NUL
+ * bytes included: read by length, never as a C string. */
+static void kg_text_differences(const char *unified, size_t ulen, kg_diffs *out) {
   size_t cap = 64, nd = 0, na = 0;
   kg_line *del = kg_malloc(cap * sizeof(kg_line)), *add = kg_malloc(cap * sizeof(kg_line));
   long a_line = 0;
-  for (const char *line = unified; *line;) {
-    const char *end = strchr(line, '\n');
-    size_t len = end ? (size_t)(end - line) : strlen(line);
+  const char *uend = unified + ulen;
+  for (const char *line = unified; line < uend;) {
+    const char *end = memchr(line, '\n', (size_t)(uend - line));
+    size_t len = end ? (size_t)(end - line) : (size_t)(uend - line);
     char c = line[0];
     bool header = (c == '-' && len >= 3 && strncmp(line, "---", 3) == 0 && a_line == 0) ||
                   (c == '+' && len >= 3 && strncmp(line, "+++", 3) == 0 && a_line == 0);
@@ -331,11 +352,22 @@ static void kg_compare_text(const kg_differ_input *in, kg_pair_result *out) {
   kg_normalise_text(o, in->a, in->alen, &na, &used);
   kg_normalise_text(o, in->b, in->blen, &nb, &used);
   kg_note_replacements(o, used, &out->body);
-  kg_linediff_opts lo = {.a_label = in->a_label, .b_label = in->b_label, .context = 3,
-                         .max_output = KG_MAX_DIFF_BYTES};
-  kg_linediff(na.data ? na.data : "", na.len, nb.data ? nb.data : "", nb.len, &lo,
-              &out->diff);
-  if (out->diff.len) kg_text_differences(out->diff.data, &out->body);
+  /* The differences come from the whole diff: a diff cut at its cap may
+   * end before its first changed line (a 300 KB line of context), and a
+   * change it does not show must still count. What is kept to show is cut
+   * at the cap, made again only when the whole one is longer. */
+  kg_linediff_opts lo = {.a_label = in->a_label, .b_label = in->b_label, .context = 3};
+  const char *pa = na.data ? na.data : "", *pb = nb.data ? nb.data : "";
+  kg_buf whole = KG_BUF_INIT;
+  kg_linediff(pa, na.len, pb, nb.len, &lo, &whole);
+  if (whole.len) kg_text_differences(whole.data, whole.len, &out->body);
+  if (whole.len <= KG_MAX_DIFF_BYTES) {
+    kg_buf_append(&out->diff, whole.data, whole.len);
+  } else {
+    lo.max_output = KG_MAX_DIFF_BYTES;
+    kg_linediff(pa, na.len, pb, nb.len, &lo, &out->diff);
+  }
+  kg_buf_free(&whole);
   kg_buf_free(&na);
   kg_buf_free(&nb);
 }

@@ -200,7 +200,9 @@ def page_body(variant, flags):
     <div> is the real field. A non-default variant spells the same document
     differently: attribute order, whitespace, entity spelling, comments,
     unless same=1 (one template, as two builds of one app render it).
-    With notags=1 the "page" has no tag at all (not HTML)."""
+    With notags=1 the "page" has no tag at all (not HTML). With nul=1 a NUL
+    byte sits in an attribute value before the content, past the first
+    1445 bytes: libxml2 2.9 stops reading the page there."""
     if flags.get("notags") == "1":
         real = not is_default(variant) and flags.get("real") == "1"
         return b"maintenance\nprice %d\nback soon\n" % (
@@ -228,6 +230,10 @@ def page_body(variant, flags):
                 'type="hidden">\n        <input type="text" name="q">\n'
                 '      </form>\n    </div>\n  </body>\n</html>\n'
                 % (price, token))
+    if flags.get("nul") == "1":
+        html = html.replace('<div class="content">',
+                            '<div class="pad">%s</div><div data-x="5\0">x</div>\n'
+                            '<div class="content">' % ("tea " * 400), 1)
     return html.encode()
 
 
