@@ -452,7 +452,8 @@ static void kg_exchange_run_hook(kg_exchange *ex) {
                           .ndifferences = nd,
                           .suppressed = (const char *const *)ex->suppressed,
                           .nsuppressed = ex->nsuppressed,
-                          .diff = unified.data ? unified.data : ""};
+                          .diff = unified.data ? unified.data : "",
+                          .diff_len = unified.len};
     result = &rv;
     kg_hooks_backends_finished(ex->w->hooks, &v, ex->views, ex->nlegs, result);
     kg_buf_free(&unified);

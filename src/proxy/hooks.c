@@ -203,7 +203,10 @@ static void push_result(lua_State *L, const kg_result_view *r) {
   lua_setfield(L, -2, "equal");
   kg_hooks_set_opt_string(L, "kind", r->kind);
   kg_hooks_set_opt_string(L, "endpoint", r->endpoint);
-  kg_hooks_set_opt_string(L, "diff", r->diff);
+  if (r->diff != NULL) { /* by length: a NUL byte of a body must not end it */
+    lua_pushlstring(L, r->diff, r->diff_len);
+    lua_setfield(L, -2, "diff");
+  }
   lua_createtable(L, (int)KG_MIN(r->ndifferences, (size_t)INT32_MAX), 0);
   for (size_t i = 0; i < r->ndifferences; i++) {
     const kg_hook_difference *d = &r->differences[i];

@@ -38,7 +38,9 @@ typedef struct kg_result_view {
   size_t ndifferences;
   const char *const *suppressed;        /* noise patterns that were hidden */
   size_t nsuppressed;
-  const char *diff;                     /* unified diff text */
+  const char *diff;                     /* unified diff text, diff_len bytes
+                                           (a body's NUL bytes included) */
+  size_t diff_len;
 } kg_result_view;
 
 /* Creates the hooks of `cfg` for one worker. Returns 0 or -1 with a message

@@ -155,6 +155,29 @@ def test_on_backends_finished_sees_a_failed_shadow(make_backend, start_kagami,
     assert rows["newdb"][3] in ("nil", "0")
 
 
+def test_on_backends_finished_gets_the_whole_diff(make_backend, start_kagami,
+                                                  tmp_path):
+    """result.diff is passed by length: a NUL byte in a body (a page compared
+    as text) does not end it before the changed price."""
+    out = tmp_path / "diff.bin"
+    hooks = """
+  on_backends_finished = function(backends, req, responses, result)
+    local f = assert(io.open(%s, "wb"))
+    f:write(result.diff, "\\n--end--\\n")
+    f:close()
+  end,
+""" % ('"%s"' % out)
+    _, _, k = start(make_backend, start_kagami, hooks)
+    assert k.get("/page?same=1&quiet=1&nul=1&real=1").status == 200
+    deadline = time.monotonic() + 5
+    while not (out.exists() and out.read_bytes().endswith(b"--end--\n")):
+        assert time.monotonic() < deadline, "the hook wrote nothing"
+        time.sleep(0.05)
+    diff = out.read_bytes()
+    assert b"\0" in diff  # the context line with the NUL byte
+    assert b"<p>Price: %d</p>" % backends.API_REAL_PRICE in diff, diff[-300:]
+
+
 # --- failing hooks ------------------------------------------------------------
 FAILING = {
     "select_backends": """
