@@ -354,19 +354,13 @@ static void kg_compare_text(const kg_differ_input *in, kg_pair_result *out) {
   kg_note_replacements(o, used, &out->body);
   /* The differences come from the whole diff: a diff cut at its cap may
    * end before its first changed line (a 300 KB line of context), and a
-   * change it does not show must still count. What is kept to show is cut
-   * at the cap, made again only when the whole one is longer. */
+   * change it does not show must still count. */
   kg_linediff_opts lo = {.a_label = in->a_label, .b_label = in->b_label, .context = 3};
   const char *pa = na.data ? na.data : "", *pb = nb.data ? nb.data : "";
   kg_buf whole = KG_BUF_INIT;
   kg_linediff(pa, na.len, pb, nb.len, &lo, &whole);
   if (whole.len) kg_text_differences(whole.data, whole.len, &out->body);
-  if (whole.len <= KG_MAX_DIFF_BYTES) {
-    kg_buf_append(&out->diff, whole.data, whole.len);
-  } else {
-    lo.max_output = KG_MAX_DIFF_BYTES;
-    kg_linediff(pa, na.len, pb, nb.len, &lo, &out->diff);
-  }
+  kg_linediff_keep(pa, na.len, pb, nb.len, &lo, &whole, KG_MAX_DIFF_BYTES, &out->diff);
   kg_buf_free(&whole);
   kg_buf_free(&na);
   kg_buf_free(&nb);

@@ -141,13 +141,25 @@ static bool kg_htmldiff_has_tag(const char *s, size_t len) {
   return false;
 }
 
-/* libxml2's generic error channel, as it was (see below). */
+/* libxml2's generic error channel, which is per thread, as it was. Some
+ * errors go only there: a failed charset conversion while a page is read,
+ * a few XPath evaluation errors (an unknown function). It is pointed at us
+ * while we parse or evaluate and restored right after, so nothing reaches
+ * stderr from the thread pool and nothing else on the thread is affected. */
 typedef struct hd_generic {
   xmlGenericErrorFunc fn;
   void *ctx;
 } hd_generic;
-static hd_generic kg_htmldiff_generic_redirect(xmlGenericErrorFunc fn, void *ctx);
-static void kg_htmldiff_generic_restore(hd_generic saved);
+
+static hd_generic kg_htmldiff_generic_redirect(xmlGenericErrorFunc fn, void *ctx) {
+  hd_generic saved = {xmlGenericError, xmlGenericErrorContext};
+  xmlSetGenericErrorFunc(ctx, fn);
+  return saved;
+}
+
+static void kg_htmldiff_generic_restore(hd_generic saved) {
+  xmlSetGenericErrorFunc(saved.ctx, saved.fn);
+}
 
 /* While a page is parsed, libxml2's generic error channel says only that
  * its reading went wrong (a charset conversion failed, an I/O error): the
@@ -484,20 +496,6 @@ static void kg_htmldiff_canonicalise(hd_doc *d) {
 /* --- ignore expressions --------------------------------------------------- */
 
 static void kg_htmldiff_xpath_silence(void *ud, xmlErrorPtr e) {}
-
-/* A few XPath evaluation errors (an unknown function) go only to libxml2's
- * generic error channel, which is per thread. It is pointed at us while we
- * evaluate and restored right after, so nothing reaches stderr from the
- * thread pool and nothing else on the thread is affected. */
-static hd_generic kg_htmldiff_generic_redirect(xmlGenericErrorFunc fn, void *ctx) {
-  hd_generic saved = {xmlGenericError, xmlGenericErrorContext};
-  xmlSetGenericErrorFunc(ctx, fn);
-  return saved;
-}
-
-static void kg_htmldiff_generic_restore(hd_generic saved) {
-  xmlSetGenericErrorFunc(saved.ctx, saved.fn);
-}
 
 static void kg_htmldiff_generic_silence(void *ctx, const char *msg, ...) {}
 
@@ -1020,15 +1018,8 @@ static void kg_htmldiff_compare(const hd_doc *a, const hd_doc *b,
   free(rp.r);
   free(rp.ad);
 
-  /* Capping is linediff's job; only a diff that is over the cap pays for a
-   * second run. */
-  if (o->max_output == 0 || ud.len <= o->max_output) {
-    kg_buf_append(unified, ud.data, ud.len);
-  } else {
-    lo.max_output = o->max_output;
-    kg_linediff(a->text.data, a->text.len, b->text.data, b->text.len, &lo,
-                unified);
-  }
+  kg_linediff_keep(a->text.data, a->text.len, b->text.data, b->text.len, &lo, &ud,
+                   o->max_output, unified);
   kg_buf_free(&ud);
 }
 

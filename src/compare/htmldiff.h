@@ -91,9 +91,9 @@ typedef struct kg_htmldiff_opts {
  * "?"), e.g. plain text or JSON; more than INT_MAX bytes; no root element
  * after parsing (a body of comments only); or a page libxml2 did not read
  * to its end (it reported a failed charset conversion): a difference in
- * the part it left out would otherwise be hidden. An empty or whitespace-only body is an empty document,
- * not an error: two of them are equal, and against a page every node of
- * the page differs.
+ * the part it left out would otherwise be hidden. An empty or
+ * whitespace-only body is an empty document, not an error: two of them
+ * are equal, and against a page every node of the page differs.
  *
  * Ignore expressions that fail to compile or evaluate, or select no nodes,
  * hide nothing (validate them with kg_htmldiff_check_xpath at load time). */

@@ -623,3 +623,16 @@ size_t kg_linediff(const char *a, size_t alen, const char *b, size_t blen,
   kg_linediff_side_free(&sb);
   return changed;
 }
+
+void kg_linediff_keep(const char *a, size_t alen, const char *b, size_t blen,
+                      const kg_linediff_opts *opts, const kg_buf *whole, size_t cap,
+                      kg_buf *out) {
+  if (whole->len == 0) return;
+  if (cap == 0 || whole->len <= cap) {
+    kg_buf_append(out, whole->data, whole->len);
+    return;
+  }
+  kg_linediff_opts capped = opts ? *opts : (kg_linediff_opts){0};
+  capped.max_output = cap;
+  kg_linediff(a, alen, b, blen, &capped, out);
+}

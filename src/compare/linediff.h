@@ -26,4 +26,12 @@ typedef struct kg_linediff_opts {
 size_t kg_linediff(const char *a, size_t alen, const char *b, size_t blen,
                    const kg_linediff_opts *opts, kg_buf *out);
 
+/* For callers that read every change off the whole diff and keep a copy
+ * to show: appends to out what kg_linediff with max_output = cap would,
+ * given whole, the diff of the same inputs and opts made without a cap.
+ * Only a whole diff longer than cap is made again (capped). cap 0: all. */
+void kg_linediff_keep(const char *a, size_t alen, const char *b, size_t blen,
+                      const kg_linediff_opts *opts, const kg_buf *whole, size_t cap,
+                      kg_buf *out);
+
 #endif

@@ -274,6 +274,32 @@ static void test_crlf_vs_lf(void **state) {
   expect_diff("a\r\n", "a\n", 3, 2, "--- a\n+++ b\n@@ -1 +1 @@\n-a\r\n+a\n");
 }
 
+/* kg_linediff_keep gives what a capped kg_linediff gives, from the whole
+ * diff: a copy when it fits, a capped run when not, nothing when equal. */
+static void test_keep(void **state) {
+  (void)state;
+  static const char a[] = "one\ntwo\nthree\nfour\n", b[] = "one\nTWO\nthree\nFOUR\n";
+  kg_linediff_opts o = {.a_label = "a", .b_label = "b", .context = 3};
+  kg_buf whole = KG_BUF_INIT, kept = KG_BUF_INIT, direct = KG_BUF_INIT;
+  kg_linediff(a, sizeof a - 1, b, sizeof b - 1, &o, &whole);
+  for (size_t cap = 0; cap <= whole.len + 1; cap++) {
+    kg_buf_reset(&kept);
+    kg_buf_reset(&direct);
+    kg_linediff_keep(a, sizeof a - 1, b, sizeof b - 1, &o, &whole, cap, &kept);
+    kg_linediff_opts capped = o;
+    capped.max_output = cap;
+    kg_linediff(a, sizeof a - 1, b, sizeof b - 1, &capped, &direct);
+    assert_int_equal(kept.len, direct.len);
+    assert_memory_equal(kept.data, direct.data, kept.len);
+  }
+  kg_buf empty = KG_BUF_INIT;
+  kg_linediff_keep(a, sizeof a - 1, a, sizeof a - 1, &o, &empty, 8, &kept);
+  assert_int_equal(kept.len, direct.len); /* nothing appended */
+  kg_buf_free(&whole);
+  kg_buf_free(&kept);
+  kg_buf_free(&direct);
+}
+
 static void test_nul_bytes(void **state) {
   (void)state;
   static const char a[] = "x\0y\nsame\nab\0c\n";
@@ -531,6 +557,7 @@ int main(void) {
       cmocka_unit_test(test_no_trailing_newline),
       cmocka_unit_test(test_crlf_vs_lf),
       cmocka_unit_test(test_nul_bytes),
+      cmocka_unit_test(test_keep),
       cmocka_unit_test(test_slides_like_gnu),
       cmocka_unit_test(test_defaults_and_append),
       cmocka_unit_test(test_random_small),
